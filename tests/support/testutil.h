@@ -1,0 +1,54 @@
+/*
+ * Shared helpers for vigil's cmocka tests: loopback socket pairs, a
+ * monotonic clock, a fake clock, and "run the loop until a condition holds
+ * or a deadline passes" so no test sleeps a fixed time.
+ */
+#ifndef VIGIL_TESTUTIL_H
+#define VIGIL_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+struct ev_loop;
+
+/* Monotonic wall time in ms (CLOCK_MONOTONIC). */
+uint64_t vt_now_ms(void);
+
+/* A fake clock for vigil_hub_options.clock: returns *(uint64_t *)data. */
+uint64_t vt_fake_clock(void *data);
+
+/* Connected TCP pair on 127.0.0.1 with an ephemeral port. Both blocking.
+ * Returns 0 or -1. */
+int vt_tcp_pair(int *server_fd, int *client_fd);
+/* Same on ::1; returns -1 when IPv6 loopback is unavailable. */
+int vt_tcp_pair6(int *server_fd, int *client_fd);
+
+/* Blocking connect to 127.0.0.1:port; returns fd or -1. */
+int vt_connect_loopback(uint16_t port);
+
+/* Runs the loop until pred(arg) returns non-zero or timeout_ms passes.
+ * Returns 1 if pred became true, 0 on timeout. pred may be NULL (just run
+ * for timeout_ms). */
+int vt_run_until(struct ev_loop *loop, int (*pred)(void *), void *arg,
+                 uint32_t timeout_ms);
+
+/* Non-blocking read of everything available into buf; returns bytes read,
+ * 0 on EOF seen (sets *eof), -1 on error (errno). */
+long vt_read_avail(int fd, void *buf, size_t cap, int *eof);
+
+/* Kernel TCP state of fd via TCP_INFO, or -1. */
+int vt_tcp_state(int fd);
+
+/* Count of fds open in this process (for leak checks). */
+int vt_open_fd_count(void);
+
+/* 1 if this process may create network namespaces (CAP_NET_ADMIN). */
+int vt_have_net_admin(void);
+
+/* Prints "SKIP: <why>" and exits 77 (ctest SKIP_RETURN_CODE). */
+void vt_skip(const char *why) __attribute__((noreturn));
+
+#endif

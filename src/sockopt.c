@@ -1,0 +1,287 @@
+/*
+ * Socket options, TCP_INFO and fd classification.
+ *
+ * The public helpers here work on any TCP socket the host owns, connected
+ * or not: keepalive options set on a listening socket are inherited by the
+ * sockets it accepts, and TCP_INFO on a reset socket (state CLOSE, no peer
+ * any more) is exactly the evidence a post-mortem wants. So they accept
+ * VIGIL_ENOTCONN from the classifier and refuse only what is not TCP.
+ */
+#include "sockopt.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The kernel's own header, not <netinet/tcp.h>: glibc's struct tcp_info
+ * stops at tcpi_total_retrans and lacks tcpi_notsent_bytes. */
+#include <linux/tcp.h>
+
+int vigil__err_from_errno(int e) {
+  switch (e) {
+  case EBADF: return VIGIL_EBADF;
+  case ENOTSOCK: return VIGIL_ENOTSOCK;
+  case ENOTCONN: return VIGIL_ENOTCONN;
+  case ENOMEM:
+  case ENOBUFS: return VIGIL_ENOMEM;
+  case EPERM:
+  case EACCES: return VIGIL_EPERM;
+  case ENOPROTOOPT:
+  case EOPNOTSUPP: return VIGIL_ENOTSUP;
+  default: return VIGIL_ESYS;
+  }
+}
+
+/* getsockopt() of one int option; VIGIL_OK or a mapped error. */
+static int get_int(int fd, int level, int name, int *out) {
+  socklen_t len = sizeof *out;
+  *out = 0;
+  if (getsockopt(fd, level, name, out, &len) < 0)
+    return vigil__err_from_errno(errno);
+  return VIGIL_OK;
+}
+
+/* setsockopt() of one int option; VIGIL_OK or a mapped error. */
+static int set_int(int fd, int level, int name, int value) {
+  if (setsockopt(fd, level, name, &value, sizeof value) < 0)
+    return vigil__err_from_errno(errno);
+  return VIGIL_OK;
+}
+
+int vigil__sock_classify(int fd) {
+  if (fd < 0) {
+    errno = EBADF;
+    return VIGIL_EBADF;
+  }
+  if (fcntl(fd, F_GETFD) < 0) return vigil__err_from_errno(errno);
+
+  int type, domain, proto, rc;
+  rc = get_int(fd, SOL_SOCKET, SO_TYPE, &type);
+  if (rc != VIGIL_OK) return rc; /* ENOTSOCK for pipes and files */
+  if (type != SOCK_STREAM) return VIGIL_ENOTTCP;
+  rc = get_int(fd, SOL_SOCKET, SO_DOMAIN, &domain);
+  if (rc != VIGIL_OK) return rc;
+  if (domain != AF_INET && domain != AF_INET6) return VIGIL_ENOTTCP;
+  /* MPTCP sockets are AF_INET stream sockets too, but TCP_INFO and the
+   * TCP_* options do not mean the same there. */
+  rc = get_int(fd, SOL_SOCKET, SO_PROTOCOL, &proto);
+  if (rc != VIGIL_OK) return rc;
+  if (proto != IPPROTO_TCP) return VIGIL_ENOTTCP;
+
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+    return vigil__err_from_errno(errno);
+  return VIGIL_OK;
+}
+
+/* Classifies fd for the public helpers: a TCP socket with or without a
+ * peer is fine (see the file comment). */
+static int require_tcp(int fd) {
+  int rc = vigil__sock_classify(fd);
+  return rc == VIGIL_ENOTCONN ? VIGIL_OK : rc;
+}
+
+int vigil__sock_set_nonblock(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return vigil__err_from_errno(errno);
+  if (flags & O_NONBLOCK) return VIGIL_OK;
+  if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    return vigil__err_from_errno(errno);
+  return VIGIL_OK;
+}
+
+/*
+ * A zero linger time makes close() discard unsent data and send RST
+ * instead of FIN. The socket is then gone at once: no FIN_WAIT1 waiting on
+ * a peer that will never ACK (the orphan a blackholed peer leaves behind
+ * with a normal close), and no TIME_WAIT on our side. Use it only for peers
+ * already known dead or misbehaving.
+ */
+int vigil__sock_set_abort_linger(int fd) {
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
+    return vigil__err_from_errno(errno);
+  return VIGIL_OK;
+}
+
+/* Writes "?" into buf (when there is room) so log lines never show
+ * garbage for an unknown peer. */
+static void mark_unknown(char *buf, size_t len) {
+  if (!buf || len == 0) return;
+  if (len >= 2) {
+    buf[0] = '?';
+    buf[1] = '\0';
+  } else {
+    buf[0] = '\0';
+  }
+}
+
+int vigil__sockaddr_format(const struct sockaddr *sa, char *buf, size_t len) {
+  if (!buf || len == 0) return VIGIL_EINVAL;
+  if (!sa) {
+    mark_unknown(buf, len);
+    return VIGIL_EINVAL;
+  }
+
+  char host[INET6_ADDRSTRLEN];
+  int n;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    n = snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    unsigned port = ntohs(in6->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      /* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; show
+       * them the way an IPv4 listener would. */
+      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof host);
+      n = snprintf(buf, len, "%s:%u", host, port);
+    } else {
+      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+      if (in6->sin6_scope_id != 0)
+        n = snprintf(buf, len, "[%s%%%u]:%u", host,
+                     (unsigned)in6->sin6_scope_id, port);
+      else
+        n = snprintf(buf, len, "[%s]:%u", host, port);
+    }
+  } else {
+    mark_unknown(buf, len);
+    return VIGIL_EADDR;
+  }
+  if (n < 0) {
+    mark_unknown(buf, len);
+    return VIGIL_ESYS;
+  }
+  return (size_t)n >= len ? VIGIL_EOVERFLOW : VIGIL_OK;
+}
+
+int vigil__sock_peer_string(int fd, char *buf, size_t len) {
+  if (!buf || len == 0) return VIGIL_EINVAL;
+  struct sockaddr_storage ss;
+  socklen_t sslen = sizeof ss;
+  memset(&ss, 0, sizeof ss);
+  if (getpeername(fd, (struct sockaddr *)&ss, &sslen) < 0) {
+    int e = errno;
+    mark_unknown(buf, len);
+    errno = e;
+    return vigil__err_from_errno(e);
+  }
+  return vigil__sockaddr_format((const struct sockaddr *)&ss, buf, len);
+}
+
+int vigil__sock_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return errno;
+  return err;
+}
+
+/* ---- public helpers ---------------------------------------------------- */
+
+int vigil_socket_apply_policy(int fd, const vigil_policy *p) {
+  if (!p || vigil_policy_validate(p, NULL, 0) != VIGIL_OK)
+    return VIGIL_EINVAL;
+  int rc = require_tcp(fd);
+  if (rc != VIGIL_OK) return rc;
+
+  rc = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, p->keepalive ? 1 : 0);
+  if (rc != VIGIL_OK) return rc;
+  if (p->keepalive) {
+    rc = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, p->keepalive_idle_s);
+    if (rc == VIGIL_OK)
+      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, p->keepalive_intvl_s);
+    if (rc == VIGIL_OK)
+      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, p->keepalive_cnt);
+    if (rc != VIGIL_OK) return rc;
+  }
+
+  /* Written even when 0: a per-connection override that turns the user
+   * timeout off must undo a value an earlier policy set. */
+  rc = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT,
+               (int)vigil_policy_user_timeout(p));
+  if (rc != VIGIL_OK) return rc;
+
+  /* Same for TCP_LINGER2: the kernel reads 0 as "use tcp_fin_timeout",
+   * which is what fin_wait2_s = 0 means, so writing it restores the
+   * default after an override. */
+  return set_int(fd, IPPROTO_TCP, TCP_LINGER2, p->fin_wait2_s);
+}
+
+int vigil_socket_get_opts(int fd, vigil_sockopts *out) {
+  if (!out) return VIGIL_EINVAL;
+  memset(out, 0, sizeof *out);
+  int rc = require_tcp(fd);
+  if (rc != VIGIL_OK) return rc;
+
+  int ut = 0;
+  if ((rc = get_int(fd, SOL_SOCKET, SO_KEEPALIVE, &out->keepalive)) ||
+      (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, &out->keepalive_idle_s)) ||
+      (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL,
+                    &out->keepalive_intvl_s)) ||
+      (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPCNT, &out->keepalive_cnt)) ||
+      (rc = get_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut)) ||
+      (rc = get_int(fd, IPPROTO_TCP, TCP_LINGER2, &out->fin_wait2_s)) ||
+      (rc = get_int(fd, IPPROTO_TCP, TCP_NODELAY, &out->nodelay)))
+    return rc;
+  out->keepalive = out->keepalive != 0;
+  out->nodelay = out->nodelay != 0;
+  out->user_timeout_ms = ut > 0 ? (uint32_t)ut : 0;
+  return VIGIL_OK;
+}
+
+int vigil_socket_tcp_info(int fd, vigil_tcp_info *out) {
+  if (!out) return VIGIL_EINVAL;
+  memset(out, 0, sizeof *out);
+  int rc = require_tcp(fd);
+  if (rc != VIGIL_OK) return rc;
+
+  /* Zeroed first: an older kernel copies a shorter struct, and the fields
+   * it does not know then read as 0. */
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  memset(&ti, 0, sizeof ti);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+    return vigil__err_from_errno(errno);
+
+  out->state = ti.tcpi_state;
+  out->rtt_us = ti.tcpi_rtt;
+  out->rttvar_us = ti.tcpi_rttvar;
+  out->rto_us = ti.tcpi_rto;
+  out->unacked = ti.tcpi_unacked;
+  out->retransmits = ti.tcpi_retransmits;
+  out->total_retrans = ti.tcpi_total_retrans;
+  out->backoff = ti.tcpi_backoff;
+  out->probes = ti.tcpi_probes;
+  out->last_data_sent_ms = ti.tcpi_last_data_sent;
+  out->last_data_recv_ms = ti.tcpi_last_data_recv;
+  out->last_ack_recv_ms = ti.tcpi_last_ack_recv;
+  out->snd_cwnd = ti.tcpi_snd_cwnd;
+  out->notsent_bytes = ti.tcpi_notsent_bytes;
+  return VIGIL_OK;
+}
+
+const char *vigil_tcp_state_name(int state) {
+  static const char *const names[VIGIL_TCP_STATE__COUNT] = {
+      [VIGIL_TCP_ESTABLISHED] = "ESTABLISHED",
+      [VIGIL_TCP_SYN_SENT] = "SYN_SENT",
+      [VIGIL_TCP_SYN_RECV] = "SYN_RECV",
+      [VIGIL_TCP_FIN_WAIT1] = "FIN_WAIT1",
+      [VIGIL_TCP_FIN_WAIT2] = "FIN_WAIT2",
+      [VIGIL_TCP_TIME_WAIT] = "TIME_WAIT",
+      [VIGIL_TCP_CLOSE] = "CLOSE",
+      [VIGIL_TCP_CLOSE_WAIT] = "CLOSE_WAIT",
+      [VIGIL_TCP_LAST_ACK] = "LAST_ACK",
+      [VIGIL_TCP_LISTEN] = "LISTEN",
+      [VIGIL_TCP_CLOSING] = "CLOSING",
+      [VIGIL_TCP_NEW_SYN_RECV] = "NEW_SYN_RECV",
+  };
+  if (state <= 0 || state >= VIGIL_TCP_STATE__COUNT) return "UNKNOWN";
+  return names[state];
+}

@@ -1,0 +1,65 @@
+/*
+ * Socket helpers shared by the hub, conn, listener and client (internal).
+ *
+ * Every function returns a vigil_err. When a system call fails for a
+ * reason with no dedicated code the result is VIGIL_ESYS and errno is left
+ * as the call set it, so callers can log it.
+ */
+#ifndef VIGIL_SOCKOPT_H
+#define VIGIL_SOCKOPT_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "vigil.h"
+
+/*
+ * Room for any peer string vigil__sockaddr_format() produces, NUL included:
+ * "[" + 45 (longest IPv6 text, INET6_ADDRSTRLEN - 1) + "%" + 10 (scope id)
+ * + "]:" + 5 (port) + NUL = 65, rounded up.
+ */
+#define VIGIL__PEER_STRLEN 72
+
+/*
+ * What kind of fd this is, checked in this order:
+ *   VIGIL_EBADF     fd is not open (fcntl F_GETFD fails)
+ *   VIGIL_ENOTSOCK  not a socket (pipe, file...)
+ *   VIGIL_ENOTTCP   a socket, but not AF_INET/AF_INET6 + SOCK_STREAM +
+ *                   IPPROTO_TCP (UDP, unix, MPTCP...)
+ *   VIGIL_ENOTCONN  TCP, but no peer (unconnected, listening, or reset)
+ *   VIGIL_OK        a connected TCP stream socket
+ * VIGIL_ESYS (errno set) if a probe fails for another reason.
+ */
+int vigil__sock_classify(int fd);
+
+/* Sets O_NONBLOCK, keeping the other status flags. */
+int vigil__sock_set_nonblock(int fd);
+
+/* SO_LINGER {on, 0 s}: the next close() sends RST instead of FIN. */
+int vigil__sock_set_abort_linger(int fd);
+
+/*
+ * "127.0.0.1:5000", "[::1]:5000", "[fe80::1%2]:5000" (numeric scope id).
+ * IPv4-mapped IPv6 addresses print as IPv4, since that is what the peer
+ * actually is. Always NUL-terminates buf when len > 0.
+ * Returns VIGIL_OK, VIGIL_EINVAL (NULL arguments or len 0), VIGIL_EADDR
+ * (not AF_INET/AF_INET6; buf gets "?") or VIGIL_EOVERFLOW (buf too small;
+ * it holds the truncated text).
+ */
+int vigil__sockaddr_format(const struct sockaddr *sa, char *buf, size_t len);
+
+/* The peer address of fd (getpeername) formatted as above. On failure
+ * buf gets "?" and the result is VIGIL_EBADF, VIGIL_ENOTSOCK,
+ * VIGIL_ENOTCONN, VIGIL_EINVAL or VIGIL_ESYS. */
+int vigil__sock_peer_string(int fd, char *buf, size_t len);
+
+/* The pending socket error (SO_ERROR, which reading clears) as a positive
+ * errno value, 0 if none; if getsockopt itself fails, its errno. */
+int vigil__sock_error(int fd);
+
+/* Maps an errno value to a vigil_err: EBADF, ENOTSOCK, ENOTCONN, ENOMEM,
+ * EPERM/EACCES, ENOPROTOOPT/EOPNOTSUPP (-> VIGIL_ENOTSUP) get their own
+ * codes; everything else is VIGIL_ESYS. */
+int vigil__err_from_errno(int e);
+
+#endif

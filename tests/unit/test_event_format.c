@@ -1,0 +1,925 @@
+/*
+ * vigil_event_format: exact lines for every event type in logfmt and JSON,
+ * escaping of hostile strings, snprintf-style truncation, and bad input.
+ *
+ * Every JSON line is checked by a strict RFC 8259 parser below (including
+ * UTF-8 well-formedness and duplicate keys), and every logfmt line by a
+ * small logfmt parser, so a formatter change that breaks parseability fails
+ * even where no exact line is pinned.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "vigil.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* 1795251600123 ms = 2026-11-21T09:00:00.123Z (1795251600 s is 20778
+ * days + 32400 s after the epoch; day 20778 is 2026-11-21). */
+#define TS 1795251600123ull
+#define TSL "ts=2026-11-21T09:00:00.123Z"
+#define TSJ "{\"ts\":\"2026-11-21T09:00:00.123Z\""
+#define BASE .ts_ms = TS, .conn_id = 7, .peer = "127.0.0.1:5000"
+#define CPL " conn=7 peer=127.0.0.1:5000"
+#define CPJ ",\"conn\":7,\"peer\":\"127.0.0.1:5000\""
+
+/* ======================================================================== */
+/* Strict JSON checker                                                      */
+/* ======================================================================== */
+
+typedef struct jp {
+  const char *s;
+  size_t pos, len;
+} jp;
+
+/* Decodes one UTF-8 sequence at s (n bytes left); returns its length or 0
+ * if ill-formed (overlong, surrogate, > U+10FFFF, cut, bad continuation).
+ * Written from the code point side, independently of the formatter. */
+static size_t utf8_check(const unsigned char *s, size_t n) {
+  unsigned cp;
+  size_t len;
+  if (s[0] < 0x80)
+    return 1;
+  if ((s[0] & 0xe0) == 0xc0) {
+    len = 2;
+    cp = s[0] & 0x1f;
+  } else if ((s[0] & 0xf0) == 0xe0) {
+    len = 3;
+    cp = s[0] & 0x0f;
+  } else if ((s[0] & 0xf8) == 0xf0) {
+    len = 4;
+    cp = s[0] & 0x07;
+  } else {
+    return 0;
+  }
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  static const unsigned min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
+static int jp_hex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static void jp_ws(jp *p) {
+  while (p->pos < p->len && strchr(" \t\r\n", p->s[p->pos]) != NULL)
+    p->pos++;
+}
+
+/* Parses a string; decodes it into out (cap bytes, may be NULL). Only
+ * \u escapes below U+0080 and U+FFFD are decoded (all the formatter may
+ * emit); others are accepted but decoded as '?'. Returns 0 or -1. */
+static int jp_string(jp *p, char *out, size_t cap) {
+  size_t o = 0;
+#define JP_OUT(ch)                                                           \
+  do {                                                                       \
+    if (out && o + 1 < cap) out[o] = (char)(ch);                             \
+    o++;                                                                     \
+  } while (0)
+  if (p->pos >= p->len || p->s[p->pos] != '"')
+    return -1;
+  p->pos++;
+  while (p->pos < p->len) {
+    unsigned char c = (unsigned char)p->s[p->pos];
+    if (c == '"') {
+      p->pos++;
+      if (out && cap) out[o < cap ? o : cap - 1] = '\0';
+      return 0;
+    }
+    if (c < 0x20)
+      return -1; /* raw control characters are not allowed */
+    if (c == '\\') {
+      if (p->pos + 1 >= p->len)
+        return -1;
+      char e = p->s[p->pos + 1];
+      static const char esc[] = "\"\\/bfnrt", dec[] = "\"\\/\b\f\n\r\t";
+      const char *m = strchr(esc, e);
+      if (e != '\0' && m != NULL) {
+        JP_OUT(dec[m - esc]);
+        p->pos += 2;
+      } else if (e == 'u') {
+        unsigned cp = 0;
+        if (p->pos + 6 > p->len)
+          return -1;
+        for (int i = 2; i < 6; i++) {
+          int h = jp_hex(p->s[p->pos + i]);
+          if (h < 0)
+            return -1;
+          cp = cp * 16 + (unsigned)h;
+        }
+        if (cp < 0x80) {
+          JP_OUT(cp);
+        } else if (cp == 0xfffd) {
+          JP_OUT(0xef);
+          JP_OUT(0xbf);
+          JP_OUT(0xbd);
+        } else {
+          JP_OUT('?');
+        }
+        p->pos += 6;
+      } else {
+        return -1;
+      }
+      continue;
+    }
+    size_t n = utf8_check((const unsigned char *)p->s + p->pos,
+                          p->len - p->pos);
+    if (n == 0)
+      return -1;
+    for (size_t i = 0; i < n; i++)
+      JP_OUT(p->s[p->pos + i]);
+    p->pos += n;
+  }
+  return -1;
+#undef JP_OUT
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int jp_number(jp *p) {
+  const char *s = p->s;
+  size_t i = p->pos;
+  if (i < p->len && s[i] == '-') i++;
+  if (i < p->len && s[i] == '0') {
+    i++;
+  } else if (i < p->len && s[i] >= '1' && s[i] <= '9') {
+    while (i < p->len && s[i] >= '0' && s[i] <= '9') i++;
+  } else {
+    return -1;
+  }
+  if (i < p->len && s[i] == '.') {
+    size_t d = ++i;
+    while (i < p->len && s[i] >= '0' && s[i] <= '9') i++;
+    if (i == d) return -1;
+  }
+  if (i < p->len && (s[i] == 'e' || s[i] == 'E')) {
+    i++;
+    if (i < p->len && (s[i] == '+' || s[i] == '-')) i++;
+    size_t d = i;
+    while (i < p->len && s[i] >= '0' && s[i] <= '9') i++;
+    if (i == d) return -1;
+  }
+  p->pos = i;
+  return 0;
+}
+
+static int jp_value(jp *p, int depth);
+
+/* Object with unique keys. */
+static int jp_object(jp *p, int depth) {
+  char keys[64][48];
+  size_t nkeys = 0;
+  p->pos++; /* '{' */
+  jp_ws(p);
+  if (p->pos < p->len && p->s[p->pos] == '}') {
+    p->pos++;
+    return 0;
+  }
+  for (;;) {
+    char key[48];
+    jp_ws(p);
+    if (jp_string(p, key, sizeof key) != 0)
+      return -1;
+    for (size_t i = 0; i < nkeys; i++)
+      if (strcmp(keys[i], key) == 0)
+        return -1; /* duplicate key */
+    if (nkeys < N(keys))
+      strcpy(keys[nkeys++], key);
+    jp_ws(p);
+    if (p->pos >= p->len || p->s[p->pos] != ':')
+      return -1;
+    p->pos++;
+    if (jp_value(p, depth + 1) != 0)
+      return -1;
+    jp_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == ',') {
+      p->pos++;
+      continue;
+    }
+    if (p->pos < p->len && p->s[p->pos] == '}') {
+      p->pos++;
+      return 0;
+    }
+    return -1;
+  }
+}
+
+static int jp_array(jp *p, int depth) {
+  p->pos++; /* '[' */
+  jp_ws(p);
+  if (p->pos < p->len && p->s[p->pos] == ']') {
+    p->pos++;
+    return 0;
+  }
+  for (;;) {
+    if (jp_value(p, depth + 1) != 0)
+      return -1;
+    jp_ws(p);
+    if (p->pos < p->len && p->s[p->pos] == ',') {
+      p->pos++;
+      continue;
+    }
+    if (p->pos < p->len && p->s[p->pos] == ']') {
+      p->pos++;
+      return 0;
+    }
+    return -1;
+  }
+}
+
+static int jp_literal(jp *p, const char *lit) {
+  size_t n = strlen(lit);
+  if (p->len - p->pos < n || memcmp(p->s + p->pos, lit, n) != 0)
+    return -1;
+  p->pos += n;
+  return 0;
+}
+
+static int jp_value(jp *p, int depth) {
+  if (depth > 32)
+    return -1;
+  jp_ws(p);
+  if (p->pos >= p->len)
+    return -1;
+  switch (p->s[p->pos]) {
+  case '{': return jp_object(p, depth);
+  case '[': return jp_array(p, depth);
+  case '"': return jp_string(p, NULL, 0);
+  case 't': return jp_literal(p, "true");
+  case 'f': return jp_literal(p, "false");
+  case 'n': return jp_literal(p, "null");
+  default: return jp_number(p);
+  }
+}
+
+/* 1 if s is exactly one valid JSON object and nothing else. */
+static int json_valid_object(const char *s) {
+  jp p = {s, 0, strlen(s)};
+  jp_ws(&p);
+  if (p.pos >= p.len || s[p.pos] != '{')
+    return 0;
+  if (jp_value(&p, 0) != 0)
+    return 0;
+  jp_ws(&p);
+  return p.pos == p.len;
+}
+
+/* Decoded value of top-level string field key in a valid JSON object, into
+ * out; 0 if found. Our lines have no nesting, so a flat scan suffices. */
+static int json_get_string(const char *s, const char *key, char *out,
+                           size_t cap) {
+  jp p = {s, 1, strlen(s)};
+  for (;;) {
+    char k[48];
+    jp_ws(&p);
+    if (jp_string(&p, k, sizeof k) != 0)
+      return -1;
+    jp_ws(&p);
+    p.pos++; /* ':' */
+    jp_ws(&p);
+    if (strcmp(k, key) == 0)
+      return jp_string(&p, out, cap);
+    if (jp_value(&p, 1) != 0)
+      return -1;
+    jp_ws(&p);
+    if (p.pos >= p.len || s[p.pos] != ',')
+      return -1;
+    p.pos++;
+  }
+}
+
+/* ======================================================================== */
+/* logfmt checker                                                           */
+/* ======================================================================== */
+
+/*
+ * Parses a logfmt line: key=value pairs separated by single spaces, keys
+ * [a-z0-9_]+ and unique, values bare (no space, '=', '"', '\\', control or
+ * DEL) or quoted with \" \\ \n \r \t \u00XX escapes. If want_key is
+ * non-NULL its decoded value is stored in out. Returns 0 if well-formed.
+ */
+static int logfmt_parse(const char *line, const char *want_key, char *out,
+                        size_t cap) {
+  char keys[64][48];
+  size_t nkeys = 0;
+  const char *p = line;
+  if (*p == '\0')
+    return -1;
+  for (;;) {
+    char key[48];
+    size_t k = 0, o = 0;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') {
+      if (k + 1 >= sizeof key) return -1;
+      key[k++] = *p++;
+    }
+    key[k] = '\0';
+    if (k == 0 || *p++ != '=')
+      return -1;
+    for (size_t i = 0; i < nkeys; i++)
+      if (strcmp(keys[i], key) == 0)
+        return -1;
+    if (nkeys < N(keys))
+      strcpy(keys[nkeys++], key);
+    int want = want_key != NULL && strcmp(key, want_key) == 0;
+#define LF_OUT(ch)                                                           \
+  do {                                                                       \
+    if (want && o + 1 < cap) out[o] = (char)(ch);                            \
+    o++;                                                                     \
+  } while (0)
+    if (*p == '"') {
+      p++;
+      while (*p != '"') {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\0' || c < 0x20 || c == 0x7f)
+          return -1;
+        if (c == '\\') {
+          static const char esc[] = "\"\\nrt", dec[] = "\"\\\n\r\t";
+          const char *m = strchr(esc, p[1]);
+          if (p[1] != '\0' && m != NULL) {
+            LF_OUT(dec[m - esc]);
+            p += 2;
+          } else if (p[1] == 'u' && p[2] == '0' && p[3] == '0' &&
+                     jp_hex(p[4]) >= 0 && jp_hex(p[5]) >= 0) {
+            LF_OUT(jp_hex(p[4]) * 16 + jp_hex(p[5]));
+            p += 6;
+          } else {
+            return -1;
+          }
+        } else {
+          LF_OUT(c);
+          p++;
+        }
+      }
+      p++;
+    } else {
+      if (*p == '\0' || *p == ' ')
+        return -1; /* an empty value must be quoted */
+      while (*p != '\0' && *p != ' ') {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f || c == '=' || c == '"' || c == '\\')
+          return -1;
+        LF_OUT(c);
+        p++;
+      }
+    }
+#undef LF_OUT
+    if (want && cap)
+      out[o < cap ? o : cap - 1] = '\0';
+    if (*p == '\0')
+      return 0;
+    if (*p++ != ' ')
+      return -1;
+  }
+}
+
+/* ======================================================================== */
+/* Exact lines per event type                                               */
+/* ======================================================================== */
+
+static const vigil_sockopts so_default = {
+    .keepalive = 1, .keepalive_idle_s = 60, .keepalive_intvl_s = 10,
+    .keepalive_cnt = 6, .user_timeout_ms = 120000, .fin_wait2_s = 60,
+    .nodelay = 1};
+
+static const vigil_tcp_info ti_stuck = {
+    .state = VIGIL_TCP_ESTABLISHED, .rtt_us = 250, .rttvar_us = 125,
+    .rto_us = 204000, .unacked = 3, .retransmits = 5, .total_retrans = 9,
+    .backoff = 4, .probes = 0, .last_data_sent_ms = 29500,
+    .last_data_recv_ms = 30005, .last_ack_recv_ms = 29000, .snd_cwnd = 1,
+    .notsent_bytes = 0};
+
+static const vigil_tcp_info ti_close_wait = {
+    .state = VIGIL_TCP_CLOSE_WAIT, .rtt_us = 40, .rttvar_us = 20,
+    .probes = 2, .last_data_recv_ms = 7, .last_ack_recv_ms = 8};
+
+static const uint32_t census_counts[VIGIL_TCP_STATE__COUNT] = {
+    [0] = 1, /* not a kernel state: keyed state_0 */
+    [VIGIL_TCP_ESTABLISHED] = 5,
+    [VIGIL_TCP_TIME_WAIT] = 7,
+    [VIGIL_TCP_CLOSE_WAIT] = 2,
+    [VIGIL_TCP_LISTEN] = 1,
+    [VIGIL_TCP_NEW_SYN_RECV] = 4294967295u,
+};
+
+static const uint32_t census_zero[VIGIL_TCP_STATE__COUNT] = {0};
+
+struct line_case {
+  const char *label;
+  vigil_event ev;
+  const char *logfmt;
+  const char *json;
+};
+
+static const struct line_case line_cases[] = {
+    {"open with sockopts",
+     {.type = VIGIL_EV_OPEN, BASE, .sockopts = &so_default,
+      .tls_resumed = -1},
+     TSL " event=open" CPL " keepalive=1 keepalive_idle_s=60"
+         " keepalive_intvl_s=10 keepalive_cnt=6 user_timeout_ms=120000"
+         " fin_wait2_s=60 nodelay=1",
+     TSJ ",\"event\":\"open\"" CPJ ",\"keepalive\":1,\"keepalive_idle_s\":60,"
+         "\"keepalive_intvl_s\":10,\"keepalive_cnt\":6,"
+         "\"user_timeout_ms\":120000,\"fin_wait2_s\":60,\"nodelay\":1}"},
+    /* A zero-initialised event has tls_resumed 0: not a TLS conn. */
+    {"open zero-initialised",
+     {.type = VIGIL_EV_OPEN, .ts_ms = TS, .conn_id = 1},
+     TSL " event=open conn=1",
+     TSJ ",\"event\":\"open\",\"conn\":1}"},
+    {"open tls resumed",
+     {.type = VIGIL_EV_OPEN, BASE, .tls_resumed = 1},
+     TSL " event=open" CPL " tls_resumed=1",
+     TSJ ",\"event\":\"open\"" CPJ ",\"tls_resumed\":1}"},
+    {"open tls full handshake",
+     {.type = VIGIL_EV_OPEN, BASE, .tls_resumed = 0, .detail = "tls"},
+     TSL " event=open" CPL " tls_resumed=0 detail=tls",
+     TSJ ",\"event\":\"open\"" CPJ ",\"tls_resumed\":0,\"detail\":\"tls\"}"},
+    {"open tls n/a",
+     {.type = VIGIL_EV_OPEN, BASE, .tls_resumed = -1, .detail = "tls"},
+     TSL " event=open" CPL " detail=tls",
+     TSJ ",\"event\":\"open\"" CPJ ",\"detail\":\"tls\"}"},
+    {"ping_due",
+     {.type = VIGIL_EV_PING_DUE, BASE, .last_tx_ms = 15000,
+      .last_rx_ms = 3, .age_ms = 99},
+     TSL " event=ping_due" CPL " last_tx_ms=15000",
+     TSJ ",\"event\":\"ping_due\"" CPJ ",\"last_tx_ms\":15000}"},
+    {"ping_due never sent, extreme",
+     {.type = VIGIL_EV_PING_DUE, BASE, .last_tx_ms = INT64_MIN},
+     TSL " event=ping_due" CPL " last_tx_ms=-9223372036854775808",
+     TSJ ",\"event\":\"ping_due\"" CPJ
+         ",\"last_tx_ms\":-9223372036854775808}"},
+    {"idle read, never received",
+     {.type = VIGIL_EV_IDLE, BASE, .identity = "dev-42",
+      .idle_kind = VIGIL_IDLE_READ, .last_rx_ms = -1, .last_tx_ms = 5},
+     TSL " event=idle" CPL " identity=dev-42 idle=read last_rx_ms=-1"
+         " last_tx_ms=5",
+     TSJ ",\"event\":\"idle\"" CPJ ",\"identity\":\"dev-42\",\"idle\":\"read\","
+         "\"last_rx_ms\":-1,\"last_tx_ms\":5}"},
+    {"idle all",
+     {.type = VIGIL_EV_IDLE, BASE, .idle_kind = VIGIL_IDLE_ALL,
+      .last_rx_ms = 60000, .last_tx_ms = 60001},
+     TSL " event=idle" CPL " idle=all last_rx_ms=60000 last_tx_ms=60001",
+     TSJ ",\"event\":\"idle\"" CPJ ",\"idle\":\"all\",\"last_rx_ms\":60000,"
+         "\"last_tx_ms\":60001}"},
+    {"dead with tcp_info",
+     {.type = VIGIL_EV_DEAD, BASE, .reason = VIGIL_REASON_HEARTBEAT_TIMEOUT,
+      .age_ms = 30012, .last_rx_ms = 30005, .last_tx_ms = 12,
+      .tcp_info = &ti_stuck},
+     TSL " event=dead" CPL " reason=heartbeat_timeout age_ms=30012"
+         " last_rx_ms=30005 last_tx_ms=12 tcp_state=ESTABLISHED rtt_us=250"
+         " rttvar_us=125 unacked=3 retransmits=5 backoff=4 probes=0"
+         " last_data_recv_ms=30005 last_ack_recv_ms=29000",
+     TSJ ",\"event\":\"dead\"" CPJ ",\"reason\":\"heartbeat_timeout\","
+         "\"age_ms\":30012,\"last_rx_ms\":30005,\"last_tx_ms\":12,"
+         "\"tcp_state\":\"ESTABLISHED\",\"rtt_us\":250,\"rttvar_us\":125,"
+         "\"unacked\":3,\"retransmits\":5,\"backoff\":4,\"probes\":0,"
+         "\"last_data_recv_ms\":30005,\"last_ack_recv_ms\":29000}"},
+    {"dead without tcp_info",
+     {.type = VIGIL_EV_DEAD, BASE, .reason = VIGIL_REASON_USER_TIMEOUT,
+      .age_ms = 900000, .last_rx_ms = 899000, .last_tx_ms = -1},
+     TSL " event=dead" CPL " reason=user_timeout age_ms=900000"
+         " last_rx_ms=899000 last_tx_ms=-1",
+     TSJ ",\"event\":\"dead\"" CPJ ",\"reason\":\"user_timeout\","
+         "\"age_ms\":900000,\"last_rx_ms\":899000,\"last_tx_ms\":-1}"},
+    {"suspect with all evidence",
+     {.type = VIGIL_EV_SUSPECT, BASE, .age_ms = 20000, .last_rx_ms = 15000,
+      .last_tx_ms = 10, .tcp_info = &ti_stuck,
+      .evidence = VIGIL_SUSPECT_UNACKED_RETRANS | VIGIL_SUSPECT_PROBES |
+                  VIGIL_SUSPECT_ACK_SILENCE},
+     TSL " event=suspect" CPL " age_ms=20000 last_rx_ms=15000 last_tx_ms=10"
+         " tcp_state=ESTABLISHED rtt_us=250 rttvar_us=125 unacked=3"
+         " retransmits=5 backoff=4 probes=0 last_data_recv_ms=30005"
+         " last_ack_recv_ms=29000"
+         " evidence=unacked_retrans,probes,ack_silence",
+     TSJ ",\"event\":\"suspect\"" CPJ ",\"age_ms\":20000,"
+         "\"last_rx_ms\":15000,\"last_tx_ms\":10,"
+         "\"tcp_state\":\"ESTABLISHED\",\"rtt_us\":250,\"rttvar_us\":125,"
+         "\"unacked\":3,\"retransmits\":5,\"backoff\":4,\"probes\":0,"
+         "\"last_data_recv_ms\":30005,\"last_ack_recv_ms\":29000,"
+         "\"evidence\":\"unacked_retrans,probes,ack_silence\"}"},
+    {"suspect probes and an unknown bit",
+     {.type = VIGIL_EV_SUSPECT, BASE, .age_ms = 1, .last_rx_ms = 2,
+      .last_tx_ms = 3, .tcp_info = &ti_close_wait,
+      .evidence = VIGIL_SUSPECT_PROBES | 0x10u},
+     TSL " event=suspect" CPL " age_ms=1 last_rx_ms=2 last_tx_ms=3"
+         " tcp_state=CLOSE_WAIT rtt_us=40 rttvar_us=20 unacked=0"
+         " retransmits=0 backoff=0 probes=2 last_data_recv_ms=7"
+         " last_ack_recv_ms=8 evidence=probes,0x10",
+     TSJ ",\"event\":\"suspect\"" CPJ ",\"age_ms\":1,\"last_rx_ms\":2,"
+         "\"last_tx_ms\":3,\"tcp_state\":\"CLOSE_WAIT\",\"rtt_us\":40,"
+         "\"rttvar_us\":20,\"unacked\":0,\"retransmits\":0,\"backoff\":0,"
+         "\"probes\":2,\"last_data_recv_ms\":7,\"last_ack_recv_ms\":8,"
+         "\"evidence\":\"probes,0x10\"}"},
+    {"suspect without tcp_info or evidence",
+     {.type = VIGIL_EV_SUSPECT, BASE, .age_ms = 5, .last_rx_ms = 4,
+      .last_tx_ms = 3},
+     TSL " event=suspect" CPL " age_ms=5 last_rx_ms=4 last_tx_ms=3",
+     TSJ ",\"event\":\"suspect\"" CPJ ",\"age_ms\":5,\"last_rx_ms\":4,"
+         "\"last_tx_ms\":3}"},
+    {"peer_fin",
+     {.type = VIGIL_EV_PEER_FIN, BASE, .age_ms = 100, .last_rx_ms = 0,
+      .last_tx_ms = 50},
+     TSL " event=peer_fin" CPL " age_ms=100 last_rx_ms=0 last_tx_ms=50",
+     TSJ ",\"event\":\"peer_fin\"" CPJ ",\"age_ms\":100,\"last_rx_ms\":0,"
+         "\"last_tx_ms\":50}"},
+    {"draining",
+     {.type = VIGIL_EV_DRAINING, BASE, .age_ms = 5000, .last_rx_ms = 10,
+      .last_tx_ms = 0},
+     TSL " event=draining" CPL " age_ms=5000 last_rx_ms=10 last_tx_ms=0",
+     TSJ ",\"event\":\"draining\"" CPJ ",\"age_ms\":5000,\"last_rx_ms\":10,"
+         "\"last_tx_ms\":0}"},
+    /* The line from the format's documentation, byte for byte. */
+    {"close heartbeat_timeout",
+     {.type = VIGIL_EV_CLOSE, BASE, .reason = VIGIL_REASON_HEARTBEAT_TIMEOUT,
+      .age_ms = 30012, .last_rx_ms = 30005, .last_tx_ms = 12,
+      .bytes_in = 10, .bytes_out = 20},
+     "ts=2026-11-21T09:00:00.123Z event=close conn=7 peer=127.0.0.1:5000"
+     " reason=heartbeat_timeout age_ms=30012 last_rx_ms=30005 last_tx_ms=12"
+     " bytes_in=10 bytes_out=20",
+     "{\"ts\":\"2026-11-21T09:00:00.123Z\",\"event\":\"close\",\"conn\":7,"
+     "\"peer\":\"127.0.0.1:5000\",\"reason\":\"heartbeat_timeout\","
+     "\"age_ms\":30012,\"last_rx_ms\":30005,\"last_tx_ms\":12,"
+     "\"bytes_in\":10,\"bytes_out\":20}"},
+    {"close with cause, errno, truncated, detail",
+     {.type = VIGIL_EV_CLOSE, BASE, .identity = "dev-42",
+      .reason = VIGIL_REASON_DRAIN_TIMEOUT,
+      .cause = VIGIL_REASON_IDLE_TIMEOUT, .age_ms = 65000,
+      .last_rx_ms = 60000, .last_tx_ms = 5000, .bytes_in = UINT64_MAX,
+      .bytes_out = 0, .sys_errno = ETIMEDOUT, .truncated = 1,
+      .detail = "no close_notify"},
+     TSL " event=close" CPL " identity=dev-42 reason=drain_timeout"
+         " cause=idle_timeout age_ms=65000 last_rx_ms=60000"
+         " last_tx_ms=5000 bytes_in=18446744073709551615 bytes_out=0"
+         " errno=110 errno_name=ETIMEDOUT truncated=1"
+         " detail=\"no close_notify\"",
+     TSJ ",\"event\":\"close\"" CPJ ",\"identity\":\"dev-42\","
+         "\"reason\":\"drain_timeout\",\"cause\":\"idle_timeout\","
+         "\"age_ms\":65000,\"last_rx_ms\":60000,\"last_tx_ms\":5000,"
+         "\"bytes_in\":18446744073709551615,\"bytes_out\":0,"
+         "\"errno\":110,\"errno_name\":\"ETIMEDOUT\",\"truncated\":1,"
+         "\"detail\":\"no close_notify\"}"},
+    {"close io_error",
+     {.type = VIGIL_EV_CLOSE, BASE, .reason = VIGIL_REASON_IO_ERROR,
+      .age_ms = 1, .last_rx_ms = -1, .last_tx_ms = -1,
+      .sys_errno = ECONNRESET},
+     TSL " event=close" CPL " reason=io_error age_ms=1 last_rx_ms=-1"
+         " last_tx_ms=-1 bytes_in=0 bytes_out=0 errno=104"
+         " errno_name=ECONNRESET",
+     TSJ ",\"event\":\"close\"" CPJ ",\"reason\":\"io_error\",\"age_ms\":1,"
+         "\"last_rx_ms\":-1,\"last_tx_ms\":-1,\"bytes_in\":0,\"bytes_out\":0,"
+         "\"errno\":104,\"errno_name\":\"ECONNRESET\"}"},
+    {"close with out-of-range reason",
+     {.type = VIGIL_EV_CLOSE, BASE, .reason = (vigil_reason)99},
+     TSL " event=close" CPL " reason=unknown age_ms=0 last_rx_ms=0"
+         " last_tx_ms=0 bytes_in=0 bytes_out=0",
+     TSJ ",\"event\":\"close\"" CPJ ",\"reason\":\"unknown\",\"age_ms\":0,"
+         "\"last_rx_ms\":0,\"last_tx_ms\":0,\"bytes_in\":0,\"bytes_out\":0}"},
+    {"accept_paused",
+     {.type = VIGIL_EV_ACCEPT_PAUSED, .ts_ms = TS, .sys_errno = EMFILE,
+      .retry_ms = 50},
+     TSL " event=accept_paused errno=24 errno_name=EMFILE retry_ms=50",
+     TSJ ",\"event\":\"accept_paused\",\"errno\":24,"
+         "\"errno_name\":\"EMFILE\",\"retry_ms\":50}"},
+    {"accept_resumed",
+     {.type = VIGIL_EV_ACCEPT_RESUMED, .ts_ms = TS, .retry_ms = 50},
+     TSL " event=accept_resumed",
+     TSJ ",\"event\":\"accept_resumed\"}"},
+    {"ready",
+     {.type = VIGIL_EV_READY, BASE, .age_ms = 42, .last_rx_ms = 1},
+     TSL " event=ready" CPL " age_ms=42",
+     TSJ ",\"event\":\"ready\"" CPJ ",\"age_ms\":42}"},
+    {"takeover",
+     {.type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
+      .peer = "[::1]:40000", .identity = "dev-42", .other_conn_id = 7},
+     TSL " event=takeover conn=9 peer=[::1]:40000 identity=dev-42"
+         " other_conn=7",
+     TSJ ",\"event\":\"takeover\",\"conn\":9,\"peer\":\"[::1]:40000\","
+         "\"identity\":\"dev-42\",\"other_conn\":7}"},
+    {"flapping",
+     {.type = VIGIL_EV_FLAPPING, .ts_ms = TS, .identity = "dev-42",
+      .count = 15, .detail = "banned 300000 ms"},
+     TSL " event=flapping identity=dev-42 count=15"
+         " detail=\"banned 300000 ms\"",
+     TSJ ",\"event\":\"flapping\",\"identity\":\"dev-42\",\"count\":15,"
+         "\"detail\":\"banned 300000 ms\"}"},
+    {"census",
+     {.type = VIGIL_EV_CENSUS, .ts_ms = TS, .state_counts = census_counts},
+     TSL " event=census state_0=1 established=5 time_wait=7 close_wait=2"
+         " listen=1 new_syn_recv=4294967295",
+     TSJ ",\"event\":\"census\",\"state_0\":1,\"established\":5,"
+         "\"time_wait\":7,\"close_wait\":2,\"listen\":1,"
+         "\"new_syn_recv\":4294967295}"},
+    {"census all zero",
+     {.type = VIGIL_EV_CENSUS, .ts_ms = TS, .state_counts = census_zero},
+     TSL " event=census", TSJ ",\"event\":\"census\"}"},
+    {"census without counts",
+     {.type = VIGIL_EV_CENSUS, .ts_ms = TS},
+     TSL " event=census", TSJ ",\"event\":\"census\"}"},
+    {"ghosts",
+     {.type = VIGIL_EV_GHOSTS, .ts_ms = TS, .count = 12},
+     TSL " event=ghosts count=12",
+     TSJ ",\"event\":\"ghosts\",\"count\":12}"},
+    {"shutdown",
+     {.type = VIGIL_EV_SHUTDOWN, .ts_ms = TS, .detail = "started"},
+     TSL " event=shutdown detail=started",
+     TSJ ",\"event\":\"shutdown\",\"detail\":\"started\"}"},
+    {"client",
+     {.type = VIGIL_EV_CLIENT, .ts_ms = TS, .peer = "127.0.0.1:9000",
+      .detail = "backoff_ms=1600"},
+     TSL " event=client peer=127.0.0.1:9000 detail=\"backoff_ms=1600\"",
+     TSJ ",\"event\":\"client\",\"peer\":\"127.0.0.1:9000\","
+         "\"detail\":\"backoff_ms=1600\"}"},
+    {"unknown event type",
+     {.type = (vigil_event_type)0, BASE, .reason = VIGIL_REASON_SHUTDOWN,
+      .age_ms = 3},
+     TSL " event=unknown" CPL, TSJ ",\"event\":\"unknown\"" CPJ "}"},
+    {"epoch",
+     {.type = VIGIL_EV_SHUTDOWN},
+     "ts=1970-01-01T00:00:00.000Z event=shutdown",
+     "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"event\":\"shutdown\"}"},
+    /* 951782400000 ms = 2000-02-29T00:00:00Z; +86399999 ms is its last ms. */
+    {"leap day",
+     {.type = VIGIL_EV_SHUTDOWN, .ts_ms = 951782400000ull + 86399999ull},
+     "ts=2000-02-29T23:59:59.999Z event=shutdown",
+     "{\"ts\":\"2000-02-29T23:59:59.999Z\",\"event\":\"shutdown\"}"},
+    {"clock past year 9999 is clamped",
+     {.type = VIGIL_EV_SHUTDOWN, .ts_ms = UINT64_MAX},
+     "ts=9999-12-31T23:59:59.999Z event=shutdown",
+     "{\"ts\":\"9999-12-31T23:59:59.999Z\",\"event\":\"shutdown\"}"},
+};
+
+/* Formats ev into a fresh heap buffer of exactly the measured size. */
+static char *format_alloc(const vigil_event *ev, vigil_log_format fmt) {
+  int n = vigil_event_format(ev, fmt, NULL, 0);
+  assert_true(n > 0);
+  char *buf = malloc((size_t)n + 1);
+  assert_non_null(buf);
+  assert_int_equal(vigil_event_format(ev, fmt, buf, (size_t)n + 1), n);
+  assert_int_equal(strlen(buf), (size_t)n);
+  return buf;
+}
+
+static void test_exact_lines(void **state) {
+  (void)state;
+  for (size_t i = 0; i < N(line_cases); i++) {
+    const struct line_case *c = &line_cases[i];
+    char *l = format_alloc(&c->ev, VIGIL_LOG_LOGFMT);
+    char *j = format_alloc(&c->ev, VIGIL_LOG_JSON);
+    if (strcmp(l, c->logfmt) != 0)
+      fail_msg("%s (logfmt):\n got  %s\n want %s", c->label, l, c->logfmt);
+    if (strcmp(j, c->json) != 0)
+      fail_msg("%s (json):\n got  %s\n want %s", c->label, j, c->json);
+    if (logfmt_parse(l, NULL, NULL, 0) != 0)
+      fail_msg("%s: not valid logfmt: %s", c->label, l);
+    if (!json_valid_object(j))
+      fail_msg("%s: not valid JSON: %s", c->label, j);
+    assert_null(strchr(l, '\n'));
+    assert_null(strchr(j, '\n'));
+    free(l);
+    free(j);
+  }
+}
+
+/* Every event type has a case above in both formats. */
+static void test_every_type_covered(void **state) {
+  (void)state;
+  for (int t = 1; t < VIGIL_EV__COUNT; t++) {
+    int found = 0;
+    for (size_t i = 0; i < N(line_cases); i++)
+      found |= (int)line_cases[i].ev.type == t;
+    if (!found)
+      fail_msg("event type %d (%s) has no exact-line case", t,
+               vigil_event_name((vigil_event_type)t));
+  }
+}
+
+/* ======================================================================== */
+/* Escaping                                                                 */
+/* ======================================================================== */
+
+struct escape_case {
+  const char *label;
+  const char *in;
+  const char *logfmt; /* rendered value */
+  const char *json;   /* rendered value */
+  const char *json_decoded; /* what a JSON parser reads back; NULL = in */
+};
+
+static const struct escape_case escape_cases[] = {
+    {"plain", "abc,def:ghi/1", "abc,def:ghi/1", "\"abc,def:ghi/1\"", NULL},
+    {"empty", "", "\"\"", "\"\"", NULL},
+    {"space", "a b", "\"a b\"", "\"a b\"", NULL},
+    {"quote", "say \"hi\"", "\"say \\\"hi\\\"\"", "\"say \\\"hi\\\"\"",
+     NULL},
+    {"backslash", "C:\\dir", "\"C:\\\\dir\"", "\"C:\\\\dir\"", NULL},
+    {"equals", "k=v", "\"k=v\"", "\"k=v\"", NULL},
+    {"newline", "line1\nline2", "\"line1\\nline2\"", "\"line1\\nline2\"",
+     NULL},
+    {"cr", "a\rb", "\"a\\rb\"", "\"a\\rb\"", NULL},
+    {"tab", "a\tb", "\"a\\tb\"", "\"a\\tb\"", NULL},
+    {"backspace formfeed", "\b\f", "\"\\u0008\\u000c\"", "\"\\b\\f\"", NULL},
+    {"ctrl-a", "x\x01y", "\"x\\u0001y\"", "\"x\\u0001y\"", NULL},
+    {"escape byte", "\x1b[0m", "\"\\u001b[0m\"", "\"\\u001b[0m\"", NULL},
+    {"del", "x\x7fy", "\"x\\u007fy\"", "\"x\\u007fy\"", NULL},
+    {"utf-8 e-acute", "caf\xc3\xa9", "caf\xc3\xa9", "\"caf\xc3\xa9\"", NULL},
+    {"utf-8 4-byte", "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80",
+     "\"\xf0\x9f\x98\x80\"", NULL},
+    {"utf-8 with space", "\xc3\xa9 \xc3\xa9", "\"\xc3\xa9 \xc3\xa9\"",
+     "\"\xc3\xa9 \xc3\xa9\"", NULL},
+    {"invalid 0xff", "a\xff" "b", "a\xff" "b", "\"a\\ufffdb\"",
+     "a\xef\xbf\xbd" "b"},
+    {"stray continuation", "\x80", "\x80", "\"\\ufffd\"", "\xef\xbf\xbd"},
+    {"overlong slash", "\xc0\xaf", "\xc0\xaf", "\"\\ufffd\\ufffd\"",
+     "\xef\xbf\xbd\xef\xbf\xbd"},
+    {"overlong 3-byte", "\xe0\x80\xaf", "\xe0\x80\xaf",
+     "\"\\ufffd\\ufffd\\ufffd\"", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    {"surrogate", "\xed\xa0\x80", "\xed\xa0\x80",
+     "\"\\ufffd\\ufffd\\ufffd\"", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    {"above U+10FFFF", "\xf4\x90\x80\x80", "\xf4\x90\x80\x80",
+     "\"\\ufffd\\ufffd\\ufffd\\ufffd\"",
+     "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+    {"cut sequence at end", "ok\xe2\x82", "ok\xe2\x82",
+     "\"ok\\ufffd\\ufffd\"", "ok\xef\xbf\xbd\xef\xbf\xbd"},
+    {"cut sequence before ascii", "\xe2\x82z", "\xe2\x82z",
+     "\"\\ufffd\\ufffdz\"", "\xef\xbf\xbd\xef\xbf\xbdz"},
+    {"everything", "a b=\"c\\\n\t\x01\x7f\xc3\xa9",
+     "\"a b=\\\"c\\\\\\n\\t\\u0001\\u007f\xc3\xa9\"",
+     "\"a b=\\\"c\\\\\\n\\t\\u0001\\u007f\xc3\xa9\"", NULL},
+};
+
+/* Puts the odd string in peer, identity and detail of a close event and
+ * checks each rendering, parseability and the decoded round trip. */
+static void test_escaping(void **state) {
+  (void)state;
+  for (size_t i = 0; i < N(escape_cases); i++) {
+    const struct escape_case *c = &escape_cases[i];
+    vigil_event ev = {.type = VIGIL_EV_CLOSE, .ts_ms = TS, .conn_id = 3,
+                      .peer = c->in, .identity = c->in,
+                      .reason = VIGIL_REASON_PROTOCOL_ERROR,
+                      .detail = c->in};
+    char want[1024], got_val[256];
+
+    snprintf(want, sizeof want,
+             TSL " event=close conn=3 peer=%s identity=%s"
+                 " reason=protocol_error age_ms=0 last_rx_ms=0"
+                 " last_tx_ms=0 bytes_in=0 bytes_out=0 detail=%s",
+             c->logfmt, c->logfmt, c->logfmt);
+    char *l = format_alloc(&ev, VIGIL_LOG_LOGFMT);
+    if (strcmp(l, want) != 0)
+      fail_msg("%s (logfmt):\n got  %s\n want %s", c->label, l, want);
+    if (logfmt_parse(l, "detail", got_val, sizeof got_val) != 0)
+      fail_msg("%s: not valid logfmt: %s", c->label, l);
+    assert_string_equal(got_val, c->in); /* logfmt is lossless */
+
+    snprintf(want, sizeof want,
+             TSJ ",\"event\":\"close\",\"conn\":3,\"peer\":%s,"
+                 "\"identity\":%s,\"reason\":\"protocol_error\","
+                 "\"age_ms\":0,\"last_rx_ms\":0,\"last_tx_ms\":0,"
+                 "\"bytes_in\":0,\"bytes_out\":0,\"detail\":%s}",
+             c->json, c->json, c->json);
+    char *j = format_alloc(&ev, VIGIL_LOG_JSON);
+    if (strcmp(j, want) != 0)
+      fail_msg("%s (json):\n got  %s\n want %s", c->label, j, want);
+    if (!json_valid_object(j))
+      fail_msg("%s: not valid JSON: %s", c->label, j);
+    assert_int_equal(json_get_string(j, "identity", got_val, sizeof got_val),
+                     0);
+    assert_string_equal(got_val, c->json_decoded ? c->json_decoded : c->in);
+    free(l);
+    free(j);
+  }
+}
+
+/* The checkers themselves must reject what they are there to catch. */
+static void test_checkers_reject_bad_lines(void **state) {
+  (void)state;
+  static const char *bad_json[] = {
+      "", "{", "{\"a\":1,}", "{\"a\":01}", "{\"a\":1}x", "{\"a\":\"\x01\"}",
+      "{\"a\":\"\xff\"}", "{\"a\":\"\\x\"}", "{\"a\":1,\"a\":2}",
+      "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":-}", "{\"a\":1.}", "[1]",
+      "{\"a\":\"\\u12\"}", "{a:1}",
+  };
+  for (size_t i = 0; i < N(bad_json); i++)
+    if (json_valid_object(bad_json[i]))
+      fail_msg("JSON checker accepted: %s", bad_json[i]);
+  assert_true(json_valid_object(
+      "{\"a\":[1,-0.5e+3,true,false,null,{}],\"b\":\"\\u00e9\\/\"}"));
+
+  static const char *bad_logfmt[] = {
+      "", "a", "a=", "a=b c", "a=b  c=d", "a=b a=c", "a=\"b", "a=b\"c",
+      "A=b", "a=\"\\q\"", "a=b\tc=d",
+  };
+  for (size_t i = 0; i < N(bad_logfmt); i++)
+    if (logfmt_parse(bad_logfmt[i], NULL, NULL, 0) == 0)
+      fail_msg("logfmt checker accepted: %s", bad_logfmt[i]);
+  assert_int_equal(logfmt_parse("a=1 b=\"x y\" c=\"\"", NULL, NULL, 0), 0);
+}
+
+/* ======================================================================== */
+/* Truncation and bad input                                                 */
+/* ======================================================================== */
+
+/* For every buflen from 0 to full+1: the return value is the full length,
+ * the output is NUL-terminated, is a prefix of the full line, and nothing
+ * past buflen is touched. */
+static void check_truncation(const vigil_event *ev, vigil_log_format fmt) {
+  char *full = format_alloc(ev, fmt);
+  size_t n = strlen(full);
+  char *buf = malloc(n + 8);
+  assert_non_null(buf);
+  for (size_t cap = 0; cap <= n + 1; cap++) {
+    memset(buf, 'X', n + 8);
+    int r = vigil_event_format(ev, fmt, buf, cap);
+    assert_int_equal(r, (int)n);
+    for (size_t k = cap; k < n + 8; k++)
+      assert_int_equal(buf[k], 'X');
+    if (cap == 0)
+      continue;
+    size_t stored = cap - 1 < n ? cap - 1 : n;
+    assert_int_equal(buf[stored], '\0');
+    assert_memory_equal(buf, full, stored);
+  }
+  /* buf NULL measures whatever buflen claims. */
+  assert_int_equal(vigil_event_format(ev, fmt, NULL, 0), (int)n);
+  assert_int_equal(vigil_event_format(ev, fmt, NULL, 4096), (int)n);
+  free(buf);
+  free(full);
+}
+
+static void test_truncation(void **state) {
+  (void)state;
+  for (size_t i = 0; i < N(line_cases); i++) {
+    check_truncation(&line_cases[i].ev, VIGIL_LOG_LOGFMT);
+    check_truncation(&line_cases[i].ev, VIGIL_LOG_JSON);
+  }
+  /* Escapes and multi-byte sequences straddle every cut point too. */
+  vigil_event ev = {.type = VIGIL_EV_CLIENT, .ts_ms = TS,
+                    .detail = "a \"b\"\n\x01\xc3\xa9\xff\\"};
+  check_truncation(&ev, VIGIL_LOG_LOGFMT);
+  check_truncation(&ev, VIGIL_LOG_JSON);
+}
+
+/* A long detail is rendered in full: no internal fixed-size limit. */
+static void test_long_detail(void **state) {
+  (void)state;
+  size_t len = 100000;
+  char *detail = malloc(len + 1);
+  assert_non_null(detail);
+  memset(detail, 'd', len);
+  detail[len] = '\0';
+  vigil_event ev = {.type = VIGIL_EV_SHUTDOWN, .ts_ms = TS, .detail = detail};
+  int n = vigil_event_format(&ev, VIGIL_LOG_LOGFMT, NULL, 0);
+  assert_int_equal(n, (int)(strlen(TSL " event=shutdown detail=") + len));
+  char *line = format_alloc(&ev, VIGIL_LOG_JSON);
+  assert_true(json_valid_object(line));
+  free(line);
+  free(detail);
+}
+
+/* NULL event or unknown format: VIGIL_EINVAL (-1) and an empty string. */
+static void test_bad_input(void **state) {
+  (void)state;
+  char buf[16];
+  memset(buf, 'X', sizeof buf);
+  assert_int_equal(vigil_event_format(NULL, VIGIL_LOG_LOGFMT, buf, sizeof buf),
+                   VIGIL_EINVAL);
+  assert_int_equal(buf[0], '\0');
+  assert_int_equal(buf[1], 'X');
+  assert_int_equal(vigil_event_format(NULL, VIGIL_LOG_JSON, NULL, 0),
+                   VIGIL_EINVAL);
+
+  vigil_event ev = {.type = VIGIL_EV_SHUTDOWN, .ts_ms = TS};
+  memset(buf, 'X', sizeof buf);
+  assert_int_equal(
+      vigil_event_format(&ev, (vigil_log_format)7, buf, sizeof buf),
+      VIGIL_EINVAL);
+  assert_int_equal(buf[0], '\0');
+  assert_int_equal(vigil_event_format(&ev, (vigil_log_format)-1, NULL, 0),
+                   VIGIL_EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_checkers_reject_bad_lines),
+      cmocka_unit_test(test_exact_lines),
+      cmocka_unit_test(test_every_type_covered),
+      cmocka_unit_test(test_escaping),
+      cmocka_unit_test(test_truncation),
+      cmocka_unit_test(test_long_detail),
+      cmocka_unit_test(test_bad_input),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

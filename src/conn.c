@@ -1,0 +1,467 @@
+/*
+ * Connections: adoption, accessors, activity, sending and the read path.
+ * The close state machine lives in conn_close.c.
+ *
+ * Invariant: a live conn has exactly one wheel node, armed at the earliest
+ * deadline computed when it was last evaluated. Activity only stores a
+ * timestamp and clears "already reported" bits, which can only move
+ * deadlines later, so a node armed too early simply re-evaluates and
+ * re-arms. State changes that create an earlier deadline (peer FIN, close,
+ * policy change) call vigil__conn_schedule.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sockopt.h"
+
+void vigil_adopt_options_init(vigil_adopt_options *o) {
+  memset(o, 0, sizeof *o);
+}
+
+static uint64_t now_of(vigil_conn *c) { return c->hub->now_ms; }
+
+/* Stores the peer address compactly; IPv4-mapped IPv6 becomes IPv4. */
+static void store_peer(vigil_conn *c, int fd) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  memset(&c->peer, 0, sizeof c->peer);
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) return;
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+    c->peer.family = AF_INET;
+    c->peer.port = ntohs(a->sin_port);
+    memcpy(c->peer.addr, &a->sin_addr, 4);
+  } else if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+    c->peer.port = ntohs(a->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+      c->peer.family = AF_INET;
+      memcpy(c->peer.addr, a->sin6_addr.s6_addr + 12, 4);
+    } else {
+      c->peer.family = AF_INET6;
+      memcpy(c->peer.addr, &a->sin6_addr, 16);
+    }
+  }
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void emit_open(vigil_conn *c) {
+  vigil_hub *hub = c->hub;
+  if (!vigil__hub_wants_events(hub)) return;
+  vigil_sockopts so;
+  vigil_event ev;
+  vigil__event_init(&ev, VIGIL_EV_OPEN, hub, c);
+  if (vigil_socket_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
+  vigil__event_send(hub, &ev);
+}
+
+int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
+                vigil_conn **out) {
+  if (out) *out = NULL;
+  if (!hub || hub->free_requested) return VIGIL_EINVAL;
+  int rc = vigil__sock_classify(fd);
+  if (rc != VIGIL_OK) return rc;
+  vigil_adopt_options defaults;
+  if (!opts) {
+    vigil_adopt_options_init(&defaults);
+    opts = &defaults;
+  }
+  vigil_conn *c = calloc(1, sizeof *c);
+  if (!c) return VIGIL_ENOMEM;
+  c->policy = &hub->policy;
+  if (opts->policy) {
+    if (vigil_policy_validate(opts->policy, NULL, 0) != VIGIL_OK) {
+      free(c);
+      return VIGIL_EINVAL;
+    }
+    vigil_policy *own = malloc(sizeof *own);
+    if (!own) {
+      free(c);
+      return VIGIL_ENOMEM;
+    }
+    *own = *opts->policy;
+    c->policy = own;
+    c->flags |= VIGIL__F_OWN_POLICY;
+  }
+  c->cb = vigil__hub_intern_cb(hub, opts->callbacks);
+  if (!c->cb || vigil__hub_add_conn(hub, c) != VIGIL_OK) {
+    if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
+    free(c);
+    return VIGIL_ENOMEM;
+  }
+  rc = vigil__sock_set_nonblock(fd);
+  if (rc == VIGIL_OK) rc = vigil_socket_apply_policy(fd, c->policy);
+  if (rc != VIGIL_OK) {
+    vigil__hub_remove_conn(hub, c);
+    if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
+    free(c);
+    return rc;
+  }
+  vigil__hub_enter(hub);
+  uint64_t now = vigil__hub_clock(hub);
+  c->hub = hub;
+  c->id = hub->next_conn_id++;
+  c->user_data = opts->user_data;
+  c->t.adopted = c->t.last_rx = c->t.last_tx = c->t.state_since = now;
+  c->state = c->policy->handshake_timeout_ms ? VIGIL_CONN_HANDSHAKE
+                                             : VIGIL_CONN_OPEN;
+  if (opts->watch_only) c->flags |= VIGIL__F_WATCH_ONLY;
+  store_peer(c, fd);
+  vigil__wheel_node_init(&c->wnode);
+  ev_io_init(&c->io, io_cb, fd, 0);
+  hub->stats.opened++;
+  vigil__conn_update_io(c);
+  vigil__conn_schedule(c);
+  if (out) *out = c;
+  emit_open(c);
+  vigil__hub_leave(hub);
+  return VIGIL_OK;
+}
+
+void vigil__conn_free(vigil_conn *c) {
+  if (c->io.fd >= 0) { /* watch-only conns close after on_close */
+    close(c->io.fd);
+    c->io.fd = -1;
+  }
+  if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
+  if (c->ext) {
+    free(c->ext->identity);
+    free(c->ext);
+  }
+  free(c);
+}
+
+vigil__conn_ext *vigil__conn_ext_get(vigil_conn *c) {
+  if (!c->ext) c->ext = calloc(1, sizeof *c->ext);
+  return c->ext;
+}
+
+/* Starts, stops or changes the io watcher to match what the state needs. */
+void vigil__conn_update_io(vigil_conn *c) {
+  int want = 0;
+  vigil_conn_state s = vigil__state(c);
+  if (!(c->flags & VIGIL__F_WATCH_ONLY) && s != VIGIL_CONN_CLOSED) {
+    if (!(c->flags & VIGIL__F_PEER_FIN) && s != VIGIL_CONN_CLOSE_WAIT)
+      want |= EV_READ;
+    if (c->queued > 0) want |= EV_WRITE;
+  }
+  int have = ev_is_active(&c->io) ? (c->io.events & (EV_READ | EV_WRITE)) : 0;
+  if (want == have) return;
+  ev_io_stop(c->hub->loop, &c->io);
+  if (!want) return;
+  ev_io_set(&c->io, c->io.fd, want);
+  ev_io_start(c->hub->loop, &c->io);
+}
+
+void vigil__conn_schedule(vigil_conn *c) {
+  vigil_hub *hub = c->hub;
+  if (c->state == VIGIL_CONN_CLOSED) return;
+  uint64_t next;
+  unsigned due = vigil__deadline_eval(c->policy, vigil__state(c), c->quiet,
+                                      &c->t, hub->now_ms, &next);
+  if (due) next = hub->now_ms; /* handle on the next tick */
+  if (next == VIGIL__NEVER) {
+    vigil__wheel_remove(&hub->wheel, &c->wnode);
+    return;
+  }
+  vigil__wheel_insert(&hub->wheel, &c->wnode, next);
+  /* Only wake the timer when this deadline is earlier than its plan:
+   * a libev heap operation per schedule would defeat the wheel. */
+  if (!ev_is_active(&hub->tick) || next < hub->armed_at)
+    vigil__hub_rearm(hub);
+}
+
+/* Reports a non-terminal deadline; returns 0 if the conn closed. */
+static int report_idle(vigil_conn *c, vigil_idle_kind kind) {
+  vigil_hub *hub = c->hub;
+  if (c->policy->idle_action == VIGIL_IDLE_CLOSE) {
+    vigil__conn_close(c, VIGIL_REASON_IDLE_TIMEOUT, VIGIL__CLOSE_GRACEFUL);
+    return 0;
+  }
+  if (vigil__hub_wants_events(hub)) {
+    vigil_event ev;
+    vigil__event_init(&ev, VIGIL_EV_IDLE, hub, c);
+    ev.idle_kind = kind;
+    vigil__event_send(hub, &ev);
+  }
+  if (c->cb->on_idle && c->state != VIGIL_CONN_CLOSED)
+    c->cb->on_idle(c, kind, c->user_data);
+  return c->state == VIGIL_CONN_OPEN;
+}
+
+void vigil__conn_ask_ping(vigil_conn *c) {
+  vigil_hub *hub = c->hub;
+  c->quiet |= VIGIL__QUIET_PING;
+  if (vigil__hub_wants_events(hub)) {
+    vigil_event ev;
+    vigil__event_init(&ev, VIGIL_EV_PING_DUE, hub, c);
+    vigil__event_send(hub, &ev);
+  }
+  if (c->cb->on_ping_due && c->state != VIGIL_CONN_CLOSED)
+    c->cb->on_ping_due(c, c->user_data);
+}
+
+static void check_deadlines(vigil_conn *c) {
+  vigil_hub *hub = c->hub;
+  uint64_t next;
+  unsigned due = vigil__deadline_eval(c->policy, vigil__state(c), c->quiet,
+                                      &c->t, hub->now_ms, &next);
+  if (due & VIGIL__DUE_TERMINAL) {
+    vigil__conn_deadline_close(c, due);
+    vigil__conn_schedule(c);
+    return;
+  }
+  if (due & VIGIL__DUE_PING) {
+    vigil__conn_ask_ping(c);
+    if (c->state != VIGIL_CONN_OPEN) goto out;
+  }
+  if (due & VIGIL__DUE_SUSPECT) {
+    vigil__conn_suspect_check(c);
+    if (c->state != VIGIL_CONN_OPEN) goto out;
+  }
+  static const struct {
+    unsigned due, quiet;
+    vigil_idle_kind kind;
+  } idle[] = {
+      {VIGIL__DUE_IDLE_R, VIGIL__QUIET_IDLE_R, VIGIL_IDLE_READ},
+      {VIGIL__DUE_IDLE_W, VIGIL__QUIET_IDLE_W, VIGIL_IDLE_WRITE},
+      {VIGIL__DUE_IDLE_A, VIGIL__QUIET_IDLE_A, VIGIL_IDLE_ALL},
+  };
+  for (size_t i = 0; i < sizeof idle / sizeof idle[0]; i++) {
+    if (!(due & idle[i].due)) continue;
+    c->quiet |= idle[i].quiet;
+    if (!report_idle(c, idle[i].kind)) goto out;
+  }
+out:
+  vigil__conn_schedule(c);
+}
+
+void vigil__conn_on_deadline(vigil__wheel_node *n, void *ctx) {
+  vigil_hub *hub = ctx;
+  if (hub->free_requested) return;
+  check_deadlines(vigil__container_of(n, vigil_conn, wnode));
+}
+
+static void note_rx(vigil_conn *c, size_t n) {
+  c->t.last_rx = now_of(c);
+  c->quiet &= (uint8_t)~VIGIL__QUIET_RX_MASK;
+  c->bytes_in += n;
+  c->hub->stats.bytes_in += n;
+}
+
+static void note_tx(vigil_conn *c, size_t n) {
+  c->t.last_tx = now_of(c);
+  c->quiet &= (uint8_t)~VIGIL__QUIET_TX_MASK;
+  c->bytes_out += n;
+  c->hub->stats.bytes_out += n;
+}
+
+void vigil__conn_io_failed(vigil_conn *c, int err) {
+  c->sys_errno = err;
+  switch (err) {
+  case ECONNRESET:
+  case EPIPE:
+    vigil__conn_close(c, VIGIL_REASON_PEER_RESET, VIGIL__CLOSE_NOW);
+    return;
+  case ETIMEDOUT: {
+    /* The kernel gave up: keepalive probes or TCP_USER_TIMEOUT. */
+    vigil_reason r = vigil__timedout_reason(c);
+    vigil__conn_report_dead(c, r);
+    vigil__conn_close(c, r, VIGIL__CLOSE_NOW);
+    return;
+  }
+  default:
+    vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_NOW);
+  }
+}
+
+int vigil__conn_flush(vigil_conn *c) {
+  long w = vigil__outq_write(c);
+  if (w < 0) {
+    vigil__conn_io_failed(c, errno);
+    return -1;
+  }
+  if (w > 0) note_tx(c, (size_t)w);
+  if (c->queued == 0 && c->state == VIGIL_CONN_FLUSHING) {
+    vigil__conn_flushed(c);
+    return c->state == VIGIL_CONN_CLOSED ? -1 : 0;
+  }
+  vigil__conn_update_io(c);
+  return 0;
+}
+
+static void handle_readable(vigil_conn *c) {
+  vigil_hub *hub = c->hub;
+  for (int i = 0; i < VIGIL__READS_PER_EVENT; i++) {
+    ssize_t n = recv(c->io.fd, hub->rbuf, VIGIL__READ_BUF, 0);
+    if (n > 0) {
+      note_rx(c, (size_t)n);
+      /* While closing, bytes are read only so the kernel never answers
+       * our close with RST; they are counted as life and discarded. */
+      if (!vigil__closing(c) && c->cb->on_data)
+        vigil__conn_deliver(c, hub->rbuf, (size_t)n);
+      if (c->state == VIGIL_CONN_CLOSED || hub->free_requested) return;
+      if ((size_t)n < VIGIL__READ_BUF) return;
+      continue;
+    }
+    if (n == 0) {
+      vigil__conn_peer_fin(c);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    vigil__conn_io_failed(c, errno);
+    return;
+  }
+}
+
+void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len) {
+  c->cb->on_data(c, data, len, c->user_data);
+}
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
+  vigil_conn *c = vigil__container_of(w, vigil_conn, io);
+  vigil_hub *hub = c->hub;
+  (void)loop;
+  vigil__hub_enter(hub);
+  if (revents & EV_WRITE) vigil__conn_flush(c);
+  if ((revents & EV_READ) && c->state != VIGIL_CONN_CLOSED &&
+      !hub->free_requested)
+    handle_readable(c);
+  vigil__hub_leave(hub);
+}
+
+/* ---- public API ---- */
+
+int vigil_send(vigil_conn *c, const void *data, size_t len) {
+  if (!c || (!data && len)) return VIGIL_EINVAL;
+  if (c->flags & VIGIL__F_WATCH_ONLY) return VIGIL_ESTATE;
+  if (vigil__closing(c)) return VIGIL_ECLOSED;
+  if (len == 0) return VIGIL_OK;
+  vigil_hub *hub = c->hub;
+  /* The limit is checked before anything is written so a refused send is
+   * all-or-nothing: the stream never carries half a message. */
+  if (c->queued + len > c->policy->output_limit) {
+    if (c->policy->overflow_action == VIGIL_OVERFLOW_CLOSE) {
+      vigil__hub_enter(hub);
+      vigil__conn_close(c, VIGIL_REASON_OUTPUT_OVERFLOW, VIGIL__CLOSE_ABORT);
+      vigil__hub_leave(hub);
+    }
+    return VIGIL_EOVERFLOW;
+  }
+  int rc = VIGIL_OK;
+  vigil__hub_enter(hub);
+  size_t off = 0;
+  if (c->queued == 0) {
+    ssize_t w;
+    do
+      w = send(c->io.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      vigil__conn_io_failed(c, errno);
+      rc = VIGIL_ECLOSED;
+      goto out;
+    }
+    if (w > 0) {
+      note_tx(c, (size_t)w);
+      off = (size_t)w;
+    }
+  }
+  if (off < len) {
+    if (vigil__outq_append(c, (const char *)data + off, len - off) !=
+        VIGIL_OK) {
+      /* Part of the message may be on the wire: the stream is broken. */
+      c->sys_errno = ENOMEM;
+      vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
+      rc = VIGIL_ENOMEM;
+      goto out;
+    }
+    vigil__conn_update_io(c);
+  }
+out:
+  vigil__hub_leave(hub);
+  return rc;
+}
+
+int vigil_conn_ready(vigil_conn *c) {
+  if (!c) return VIGIL_EINVAL;
+  if (c->state == VIGIL_CONN_OPEN) return VIGIL_OK;
+  if (c->state != VIGIL_CONN_HANDSHAKE) return VIGIL_ECLOSED;
+  vigil_hub *hub = c->hub;
+  vigil__hub_enter(hub);
+  c->state = VIGIL_CONN_OPEN;
+  if (vigil__hub_wants_events(hub)) {
+    vigil_event ev;
+    vigil__event_init(&ev, VIGIL_EV_READY, hub, c);
+    vigil__event_send(hub, &ev);
+  }
+  vigil__conn_schedule(c);
+  vigil__hub_leave(hub);
+  return VIGIL_OK;
+}
+
+int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
+  if (!c || !p) return VIGIL_EINVAL;
+  if (c->state == VIGIL_CONN_CLOSED) return VIGIL_ECLOSED;
+  if (vigil_policy_validate(p, NULL, 0) != VIGIL_OK) return VIGIL_EINVAL;
+  vigil_policy *own = (c->flags & VIGIL__F_OWN_POLICY)
+                          ? (vigil_policy *)c->policy
+                          : malloc(sizeof *own);
+  if (!own) return VIGIL_ENOMEM;
+  *own = *p;
+  c->policy = own;
+  c->flags |= VIGIL__F_OWN_POLICY;
+  int rc = vigil_socket_apply_policy(c->io.fd, own);
+  vigil__hub_enter(c->hub);
+  vigil__conn_schedule(c);
+  vigil__hub_leave(c->hub);
+  return rc;
+}
+
+const vigil_policy *vigil_conn_policy(vigil_conn *c) { return c->policy; }
+
+void vigil_conn_touch_rx(vigil_conn *c, size_t bytes) {
+  if (c && c->state != VIGIL_CONN_CLOSED) note_rx(c, bytes);
+}
+
+void vigil_conn_touch_tx(vigil_conn *c, size_t bytes) {
+  if (c && c->state != VIGIL_CONN_CLOSED) note_tx(c, bytes);
+}
+
+void vigil_conn_peer_eof(vigil_conn *c) {
+  if (!c || c->state == VIGIL_CONN_CLOSED) return;
+  vigil__hub_enter(c->hub);
+  vigil__conn_peer_fin(c);
+  vigil__hub_leave(c->hub);
+}
+
+int vigil_conn_fd(vigil_conn *c) { return c->io.fd; }
+uint64_t vigil_conn_id(vigil_conn *c) { return c->id; }
+vigil_hub *vigil_conn_hub(vigil_conn *c) { return c->hub; }
+vigil_conn_state vigil_conn_get_state(vigil_conn *c) { return vigil__state(c); }
+void *vigil_conn_user_data(vigil_conn *c) { return c->user_data; }
+void vigil_conn_set_user_data(vigil_conn *c, void *ud) { c->user_data = ud; }
+size_t vigil_conn_queued(vigil_conn *c) { return c->queued; }
+
+const char *vigil_conn_peer(vigil_conn *c) {
+  static __thread char buf[64];
+  return vigil__conn_peer_str(c, buf, sizeof buf);
+}
+
+int vigil_conn_sockopts(vigil_conn *c, vigil_sockopts *out) {
+  if (!c || !out) return VIGIL_EINVAL;
+  if (c->io.fd < 0) return VIGIL_ECLOSED;
+  return vigil_socket_get_opts(c->io.fd, out);
+}
+
+int vigil_conn_tcp_info(vigil_conn *c, vigil_tcp_info *out) {
+  if (!c || !out) return VIGIL_EINVAL;
+  if (c->io.fd < 0) return VIGIL_ECLOSED;
+  return vigil_socket_tcp_info(c->io.fd, out);
+}

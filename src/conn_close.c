@@ -1,0 +1,259 @@
+/*
+ * The close state machine: the heart of vigil.
+ *
+ *                  vigil_conn_ready()
+ *     HANDSHAKE ---------------------> OPEN
+ *        |  \                         /  |  \
+ *        |   \ peer FIN     peer FIN /   |   \ close / policy close
+ *        |    +--------> CLOSE_WAIT <    |    \ (host, idle, handshake,
+ *        |                  |            |     \  shutdown, grace expiry)
+ *        |      host close  |  grace     |      v
+ *        |      or grace    +----------------> FLUSHING ----------------+
+ *        |                                     | queue empty           |
+ *        |                                     | peer FIN seen? ---yes-+
+ *        |                                     v no                    |
+ *        |                        shutdown(SHUT_WR): our FIN           |
+ *        |                                     |                       |
+ *        |                                     v                       |
+ *        |                                 DRAINING                    |
+ *        |                    read+discard until peer FIN,             |
+ *        |                    drain_timeout or linger_max              |
+ *        |                                     |                       v
+ *        +-- dead peer / error / abort ------> CLOSED <----------------+
+ *                                      (close(), or RST via SO_LINGER{1,0})
+ *
+ * Transitions and invariants:
+ *  - The first close decision fixes the reason. The one exception is a
+ *    graceful close the peer never completes: it becomes drain_timeout with
+ *    the original reason kept as `cause`.
+ *  - FLUSHING exists so bytes the host queued before closing reach the
+ *    peer: shutdown(SHUT_WR) is only issued once the queue is empty.
+ *  - DRAINING keeps reading after our FIN. Closing a socket with unread
+ *    bytes makes the kernel send RST, which can destroy our own last bytes
+ *    still in the peer's receive queue (RFC 1122 4.2.2.13); waiting for the
+ *    peer's FIN also puts TIME_WAIT on the side that closed first.
+ *  - CLOSE_WAIT never lasts longer than close_wait_grace: the kernel never
+ *    times CLOSE_WAIT out by itself, so a host that forgets to close would
+ *    pile them up.
+ *  - A dead peer (heartbeat, kernel ETIMEDOUT) is closed with RST when
+ *    abort_dead is set: a FIN to a dead peer is never acknowledged and
+ *    leaves an orphan FIN_WAIT1 retransmitting for minutes.
+ *  - CLOSED: the fd is closed (owned mode), the conn left the hub's live
+ *    set and waits in the pending list for on_close, delivered from the
+ *    hub's ev_prepare, after which it is freed.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sockopt.h"
+
+void vigil__conn_report_dead(vigil_conn *c, vigil_reason reason) {
+  vigil_hub *hub = c->hub;
+  if (!vigil__hub_wants_events(hub)) return;
+  vigil_event ev;
+  vigil_tcp_info ti;
+  vigil__event_init(&ev, VIGIL_EV_DEAD, hub, c);
+  ev.reason = reason;
+  if (c->io.fd >= 0 && vigil_socket_tcp_info(c->io.fd, &ti) == VIGIL_OK)
+    ev.tcp_info = &ti;
+  vigil__event_send(hub, &ev);
+}
+
+static void emit_close(vigil_conn *c) {
+  vigil_hub *hub = c->hub;
+  if (!vigil__hub_wants_events(hub)) return;
+  vigil_event ev;
+  vigil__event_init(&ev, VIGIL_EV_CLOSE, hub, c);
+  ev.reason = (vigil_reason)c->reason;
+  ev.cause = (vigil_reason)c->cause;
+  ev.sys_errno = c->sys_errno;
+  if (c->ext) {
+    ev.detail = c->ext->detail;
+    ev.truncated = c->ext->truncated;
+  }
+  vigil__event_send(hub, &ev);
+}
+
+/* Enters CLOSED: releases the socket and queues on_close. */
+static void finish(vigil_conn *c, vigil__close_mode mode) {
+  vigil_hub *hub = c->hub;
+  if (c->state == VIGIL_CONN_CLOSED) return;
+  if (c->reason == VIGIL_REASON_NONE) c->reason = VIGIL_REASON_IO_ERROR;
+  ev_io_stop(hub->loop, &c->io);
+  vigil__wheel_remove(&hub->wheel, &c->wnode);
+  int abortive = mode == VIGIL__CLOSE_ABORT ||
+                 (mode == VIGIL__CLOSE_DEAD && c->policy->abort_dead);
+  if (abortive) {
+    c->flags |= VIGIL__F_ABORTIVE;
+    vigil__sock_set_abort_linger(c->io.fd);
+  }
+  vigil__outq_clear(c);
+  /* A watch-only host may still have its own watcher on this fd until it
+   * sees on_close; closing now could let the number be reused under it.
+   * Owned fds close at once so the peer sees FIN/RST without delay. */
+  if (!(c->flags & VIGIL__F_WATCH_ONLY)) {
+    close(c->io.fd);
+    c->io.fd = -1;
+  } else if (abortive) {
+    shutdown(c->io.fd, SHUT_RDWR);
+  }
+  c->state = VIGIL_CONN_CLOSED;
+  vigil__identity_release(c);
+  vigil__hub_remove_conn(hub, c);
+  hub->stats.closed[c->reason]++;
+  emit_close(c);
+  vigil__hub_queue_closed(hub, c);
+}
+
+static void begin_graceful(vigil_conn *c) {
+  c->state = VIGIL_CONN_FLUSHING;
+  c->t.state_since = c->hub->now_ms;
+  if (c->queued == 0) {
+    vigil__conn_flushed(c);
+    return;
+  }
+  vigil__conn_update_io(c);
+  vigil__conn_schedule(c);
+}
+
+void vigil__conn_close(vigil_conn *c, vigil_reason reason,
+                       vigil__close_mode mode) {
+  if (c->state == VIGIL_CONN_CLOSED) return;
+  if (c->reason == VIGIL_REASON_NONE) c->reason = (uint8_t)reason;
+  if (mode != VIGIL__CLOSE_GRACEFUL) {
+    finish(c, mode);
+    return;
+  }
+  if (vigil__closing(c)) return; /* already on its way */
+  begin_graceful(c);
+}
+
+static void emit_simple(vigil_conn *c, vigil_event_type type) {
+  vigil_hub *hub = c->hub;
+  if (!vigil__hub_wants_events(hub)) return;
+  vigil_event ev;
+  vigil__event_init(&ev, type, hub, c);
+  vigil__event_send(hub, &ev);
+}
+
+void vigil__conn_flushed(vigil_conn *c) {
+  if (c->flags & VIGIL__F_PEER_FIN) {
+    /* The peer closed first: our close() answers its FIN and TIME_WAIT
+     * stays on the peer. */
+    finish(c, VIGIL__CLOSE_NOW);
+    return;
+  }
+  if (shutdown(c->io.fd, SHUT_WR) < 0) {
+    /* ENOTCONN: the peer reset meanwhile; nothing left to drain. */
+    c->sys_errno = errno;
+    finish(c, VIGIL__CLOSE_NOW);
+    return;
+  }
+  c->flags |= VIGIL__F_SHUT_WR;
+  c->t.last_tx = c->hub->now_ms; /* the FIN is our last transmission */
+  c->state = VIGIL_CONN_DRAINING;
+  emit_simple(c, VIGIL_EV_DRAINING);
+  if (c->state != VIGIL_CONN_DRAINING) return;
+  if (c->policy->drain_timeout_ms == 0) {
+    finish(c, VIGIL__CLOSE_NOW);
+    return;
+  }
+  vigil__conn_update_io(c);
+  vigil__conn_schedule(c);
+}
+
+void vigil__conn_peer_fin(vigil_conn *c) {
+  if (c->flags & VIGIL__F_PEER_FIN) return;
+  c->flags |= VIGIL__F_PEER_FIN;
+  switch (vigil__state(c)) {
+  case VIGIL_CONN_DRAINING:
+    finish(c, VIGIL__CLOSE_NOW); /* the graceful close completed */
+    return;
+  case VIGIL_CONN_FLUSHING:
+    vigil__conn_update_io(c); /* stop reading; keep flushing */
+    return;
+  case VIGIL_CONN_HANDSHAKE:
+  case VIGIL_CONN_OPEN:
+    break;
+  default:
+    return;
+  }
+  c->state = VIGIL_CONN_CLOSE_WAIT;
+  c->t.state_since = c->hub->now_ms;
+  vigil__conn_update_io(c);
+  emit_simple(c, VIGIL_EV_PEER_FIN);
+  if (c->state != VIGIL_CONN_CLOSE_WAIT) return;
+  if (c->cb->on_peer_closed) {
+    c->cb->on_peer_closed(c, c->user_data);
+    if (c->state != VIGIL_CONN_CLOSE_WAIT) return;
+  }
+  /* With nobody told (no callback) or no grace, the peer's close is the
+   * connection's end: close now, still flushing what was queued. */
+  if (!c->cb->on_peer_closed || c->policy->close_wait_grace_ms == 0) {
+    vigil__conn_close(c, VIGIL_REASON_PEER_CLOSED, VIGIL__CLOSE_GRACEFUL);
+    return;
+  }
+  vigil__conn_schedule(c);
+}
+
+/* The graceful close was cut. An unacknowledged FIN after drain_timeout,
+ * or output the peer never took, means the peer is not there: RST (under
+ * abort_dead) rather than leave an orphan retransmitting. */
+static void cut_drain(vigil_conn *c) {
+  c->cause = c->reason;
+  c->reason = VIGIL_REASON_DRAIN_TIMEOUT;
+  vigil__close_mode mode = VIGIL__CLOSE_NOW;
+  if (c->state == VIGIL_CONN_FLUSHING) {
+    mode = VIGIL__CLOSE_DEAD;
+  } else {
+    vigil_tcp_info ti;
+    if (vigil_socket_tcp_info(c->io.fd, &ti) == VIGIL_OK &&
+        (ti.state == VIGIL_TCP_FIN_WAIT1 || ti.state == VIGIL_TCP_CLOSING))
+      mode = VIGIL__CLOSE_DEAD;
+  }
+  finish(c, mode);
+}
+
+void vigil__conn_deadline_close(vigil_conn *c, unsigned due) {
+  if (due & VIGIL__DUE_DEAD) {
+    vigil__conn_report_dead(c, VIGIL_REASON_HEARTBEAT_TIMEOUT);
+    if (c->state == VIGIL_CONN_CLOSED) return;
+    vigil__conn_close(c, VIGIL_REASON_HEARTBEAT_TIMEOUT, VIGIL__CLOSE_DEAD);
+  } else if (due & VIGIL__DUE_HANDSHAKE) {
+    vigil__conn_close(c, VIGIL_REASON_HANDSHAKE_TIMEOUT,
+                      VIGIL__CLOSE_GRACEFUL);
+  } else if (due & VIGIL__DUE_CLOSE_WAIT) {
+    vigil__conn_close(c, VIGIL_REASON_CLOSE_WAIT_TIMEOUT,
+                      VIGIL__CLOSE_GRACEFUL);
+  } else if (due & (VIGIL__DUE_DRAIN | VIGIL__DUE_LINGER)) {
+    cut_drain(c);
+  }
+}
+
+/* ---- public API ---- */
+
+int vigil_close(vigil_conn *c) {
+  if (!c) return VIGIL_EINVAL;
+  if (c->state == VIGIL_CONN_CLOSED || vigil__closing(c)) return VIGIL_OK;
+  vigil_hub *hub = c->hub;
+  vigil__hub_enter(hub);
+  vigil_reason r = c->state == VIGIL_CONN_CLOSE_WAIT
+                       ? VIGIL_REASON_PEER_CLOSED
+                       : VIGIL_REASON_CLOSED_BY_HOST;
+  vigil__conn_close(c, r, VIGIL__CLOSE_GRACEFUL);
+  vigil__hub_leave(hub);
+  return VIGIL_OK;
+}
+
+int vigil_abort(vigil_conn *c) {
+  if (!c) return VIGIL_EINVAL;
+  if (c->state == VIGIL_CONN_CLOSED) return VIGIL_OK;
+  vigil_hub *hub = c->hub;
+  vigil__hub_enter(hub);
+  vigil__conn_close(c, VIGIL_REASON_CLOSED_BY_HOST, VIGIL__CLOSE_ABORT);
+  vigil__hub_leave(hub);
+  return VIGIL_OK;
+}

@@ -1,0 +1,71 @@
+/*
+ * Suspicion: reading TCP_INFO before a peer is declared dead.
+ *
+ * A peer that vanished without FIN or RST looks exactly like a quiet one
+ * until dead_after. The kernel often knows sooner: data it sent is not being
+ * acknowledged (retransmits, exponential backoff), keepalive probes go
+ * unanswered, or the last ACK is far older than the round-trip time would
+ * explain. After suspect_after of receive silence vigil reads that evidence
+ * and reports "suspect", so a host can mark a player lagging or stop
+ * routing to a device before the verdict.
+ *
+ * An idle connection has nothing in flight, so there is no evidence to
+ * find; with suspect_ping the host is asked for a ping at the first check,
+ * which puts data in flight that the next check can judge.
+ */
+#include "internal.h"
+#include "sockopt.h"
+
+/* Returns VIGIL_SUSPECT_* bits found in a snapshot. */
+static uint32_t evidence_of(const vigil_tcp_info *ti) {
+  uint32_t e = 0;
+  /* A lone unacked segment is normal (delayed ACK); retransmission or
+   * backoff on top of it is not. */
+  if (ti->unacked > 0 && (ti->retransmits > 0 || ti->backoff > 0))
+    e |= VIGIL_SUSPECT_UNACKED_RETRANS;
+  if (ti->probes > 0) e |= VIGIL_SUSPECT_PROBES;
+  /* With data outstanding, an ACK should arrive within about one RTO.
+   * Twice the RTO plus slack is silence no live path explains. */
+  uint32_t rto_ms = ti->rto_us / 1000u;
+  if (ti->unacked > 0 && ti->last_ack_recv_ms > 2u * rto_ms + 200u)
+    e |= VIGIL_SUSPECT_ACK_SILENCE;
+  return e;
+}
+
+void vigil__conn_suspect_check(vigil_conn *c) {
+  vigil_hub *hub = c->hub;
+  vigil_tcp_info ti;
+  int first = !(c->quiet & VIGIL__QUIET_CHECKED);
+  c->quiet |= VIGIL__QUIET_CHECKED;
+  if (c->io.fd < 0 || vigil_socket_tcp_info(c->io.fd, &ti) != VIGIL_OK)
+    return;
+  uint32_t e = evidence_of(&ti);
+  if (e) {
+    c->quiet |= VIGIL__QUIET_SUSPECT;
+    if (vigil__hub_wants_events(hub)) {
+      vigil_event ev;
+      vigil__event_init(&ev, VIGIL_EV_SUSPECT, hub, c);
+      ev.tcp_info = &ti;
+      ev.evidence = e;
+      vigil__event_send(hub, &ev);
+    }
+    return;
+  }
+  if (first && c->policy->suspect_ping && !(c->quiet & VIGIL__QUIET_PING))
+    vigil__conn_ask_ping(c);
+}
+
+vigil_reason vigil__timedout_reason(vigil_conn *c) {
+  vigil_tcp_info ti;
+  /* After ETIMEDOUT the kernel has purged the write queue, so unacked is
+   * usually 0 by now; what survives is how it gave up: keepalive counts
+   * probes, the retransmission path counts retransmits and backoff. */
+  if (c->io.fd >= 0 && vigil_socket_tcp_info(c->io.fd, &ti) == VIGIL_OK) {
+    if (ti.unacked > 0 || ti.retransmits > 0 || ti.backoff > 0)
+      return VIGIL_REASON_USER_TIMEOUT;
+    if (ti.probes > 0) return VIGIL_REASON_KEEPALIVE_TIMEOUT;
+  }
+  if (c->queued > 0) return VIGIL_REASON_USER_TIMEOUT;
+  return c->policy->keepalive ? VIGIL_REASON_KEEPALIVE_TIMEOUT
+                              : VIGIL_REASON_USER_TIMEOUT;
+}

@@ -1,0 +1,323 @@
+/*
+ * The hub: one per ev_loop. It owns the default policy, the timing wheel and
+ * its single ev_timer, the set of live connections, the pending on_close
+ * queue, statistics and the diagnostics sink.
+ *
+ * Re-entrancy (after hiredis): every entry point from libev or from the host
+ * brackets its work with vigil__hub_enter/leave. A free requested while
+ * depth > 0 only sets free_requested; the outermost leave performs it.
+ * Connections that close are queued and get on_close from the ev_prepare
+ * watcher, i.e. after the current callback chain has fully returned, so a
+ * host iterating its own structures never sees a conn vanish mid-loop.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+void vigil_hub_options_init(vigil_hub_options *o) {
+  memset(o, 0, sizeof *o);
+  o->tick_ms = 10;
+  o->expire_batch = 2048;
+}
+
+/* Monotonic ms: CLOCK_MONOTONIC, because ev_now() follows the wall clock
+ * and a clock step would fire or postpone every deadline at once. */
+static uint64_t monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t vigil__hub_clock(vigil_hub *hub) {
+  uint64_t now = hub->opts.clock ? hub->opts.clock(hub->opts.clock_data)
+                                 : monotonic_ms();
+  /* Never let the cached clock run backwards: deadlines assume it. */
+  if (now > hub->now_ms) hub->now_ms = now;
+  return hub->now_ms;
+}
+
+uint64_t vigil_hub_now(vigil_hub *hub) { return vigil__hub_clock(hub); }
+
+static void free_closed(vigil_hub *hub);
+static void hub_destroy(vigil_hub *hub);
+
+void vigil__hub_enter(vigil_hub *hub) { hub->depth++; }
+
+void vigil__hub_leave(vigil_hub *hub) {
+  if (--hub->depth > 0) return;
+  if (hub->dead_listeners) vigil__listeners_reap(hub);
+  if (hub->free_requested && !hub->freeing) hub_destroy(hub);
+}
+
+/* Delivers on_close for every queued conn, then frees it. */
+static void deliver_closed(vigil_hub *hub) {
+  while (hub->closed_head) {
+    vigil_conn *c = hub->closed_head;
+    hub->closed_head = c->next_closed;
+    if (!hub->closed_head) hub->closed_tail = NULL;
+    c->flags |= VIGIL__F_CB_DONE;
+    if (c->cb->on_close)
+      c->cb->on_close(c, (vigil_reason)c->reason, c->user_data);
+    vigil__conn_free(c);
+  }
+}
+
+static void free_closed(vigil_hub *hub) { deliver_closed(hub); }
+
+static void deliver_cb(struct ev_loop *loop, ev_prepare *w, int revents) {
+  vigil_hub *hub = vigil__container_of(w, vigil_hub, deliver);
+  (void)loop;
+  (void)revents;
+  vigil__hub_enter(hub);
+  deliver_closed(hub);
+  ev_prepare_stop(hub->loop, &hub->deliver);
+  vigil__hub_leave(hub);
+}
+
+void vigil__hub_queue_closed(vigil_hub *hub, vigil_conn *c) {
+  c->next_closed = NULL;
+  if (hub->closed_tail)
+    hub->closed_tail->next_closed = c;
+  else
+    hub->closed_head = c;
+  hub->closed_tail = c;
+  if (!hub->freeing) ev_prepare_start(hub->loop, &hub->deliver);
+}
+
+static void clock_cb(struct ev_loop *loop, ev_check *w, int revents) {
+  vigil_hub *hub = vigil__container_of(w, vigil_hub, clock_refresh);
+  (void)loop;
+  (void)revents;
+  vigil__hub_clock(hub);
+}
+
+void vigil__hub_rearm(vigil_hub *hub) {
+  if (hub->freeing) return;
+  uint64_t next = vigil__wheel_next_ms(&hub->wheel);
+  if (next == UINT64_MAX) {
+    ev_timer_stop(hub->loop, &hub->tick);
+    return;
+  }
+  uint64_t now = hub->now_ms;
+  double after = next > now ? (double)(next - now) / 1000.0 : 0.0;
+  /* With a fake clock the loop's own time does not move with ours: poll
+   * at the tick so tests that advance the clock see expiries promptly. */
+  if (hub->opts.clock) after = (double)hub->opts.tick_ms / 1000.0;
+  hub->armed_at = next > now ? next : now;
+  ev_timer_stop(hub->loop, &hub->tick);
+  ev_timer_set(&hub->tick, after, 0.0);
+  ev_timer_start(hub->loop, &hub->tick);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+  vigil_hub *hub = vigil__container_of(w, vigil_hub, tick);
+  (void)loop;
+  (void)revents;
+  vigil__hub_enter(hub);
+  uint64_t now = vigil__hub_clock(hub);
+  vigil__wheel_advance(&hub->wheel, now, hub->opts.expire_batch,
+                       vigil__conn_on_deadline, hub);
+  vigil__hub_rearm(hub);
+  vigil__hub_leave(hub);
+}
+
+int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
+                  vigil_hub **out) {
+  if (!loop || !out) return VIGIL_EINVAL;
+  *out = NULL;
+  vigil_hub_options defaults;
+  if (!opts) {
+    vigil_hub_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (opts->tick_ms < 1 || opts->tick_ms > 1000) return VIGIL_EINVAL;
+  vigil_hub *hub = calloc(1, sizeof *hub);
+  if (!hub) return VIGIL_ENOMEM;
+  if (opts->policy)
+    hub->policy = *opts->policy;
+  else
+    vigil_policy_init(&hub->policy);
+  if (vigil_policy_validate(&hub->policy, NULL, 0) != VIGIL_OK) {
+    free(hub);
+    return VIGIL_EINVAL;
+  }
+  hub->rbuf = malloc(VIGIL__READ_BUF);
+  if (!hub->rbuf) {
+    free(hub);
+    return VIGIL_ENOMEM;
+  }
+  hub->loop = loop;
+  hub->opts = *opts;
+  hub->opts.policy = NULL;
+  hub->next_conn_id = 1;
+  vigil__hub_clock(hub);
+  vigil__wheel_init(&hub->wheel, opts->tick_ms, hub->now_ms);
+  ev_timer_init(&hub->tick, tick_cb, 0.0, 0.0);
+  ev_check_init(&hub->clock_refresh, clock_cb);
+  /* Refresh the clock before any other callback of the iteration runs. */
+  ev_set_priority(&hub->clock_refresh, EV_MAXPRI);
+  ev_check_start(loop, &hub->clock_refresh);
+  ev_unref(loop); /* the clock watcher alone must not keep ev_run alive */
+  ev_prepare_init(&hub->deliver, deliver_cb);
+  *out = hub;
+  return VIGIL_OK;
+}
+
+struct ev_loop *vigil_hub_loop(vigil_hub *hub) { return hub->loop; }
+
+const vigil_policy *vigil_hub_policy(vigil_hub *hub) { return &hub->policy; }
+
+int vigil_hub_set_policy(vigil_hub *hub, const vigil_policy *p) {
+  if (!hub || !p) return VIGIL_EINVAL;
+  if (vigil_policy_validate(p, NULL, 0) != VIGIL_OK) return VIGIL_EINVAL;
+  /* Conns that use the hub policy point at hub->policy: they follow the
+   * change; re-evaluate their deadlines so shorter ones take effect. */
+  hub->policy = *p;
+  for (uint32_t i = 0; i < hub->nconns; i++)
+    if (!(hub->conns[i]->flags & VIGIL__F_OWN_POLICY))
+      vigil__conn_schedule(hub->conns[i]);
+  return VIGIL_OK;
+}
+
+void vigil_hub_stats(vigil_hub *hub, vigil_stats *out) {
+  *out = hub->stats;
+  out->open = hub->nconns;
+}
+
+int vigil__hub_add_conn(vigil_hub *hub, vigil_conn *c) {
+  if (hub->nconns == hub->cap_conns) {
+    uint32_t cap = hub->cap_conns ? hub->cap_conns * 2 : 64;
+    vigil_conn **n = realloc(hub->conns, cap * sizeof *n);
+    if (!n) return VIGIL_ENOMEM;
+    hub->conns = n;
+    hub->cap_conns = cap;
+  }
+  c->slot = hub->nconns;
+  hub->conns[hub->nconns++] = c;
+  return VIGIL_OK;
+}
+
+/* O(1): the last conn takes the removed one's slot. */
+void vigil__hub_remove_conn(vigil_hub *hub, vigil_conn *c) {
+  uint32_t i = c->slot;
+  if (i >= hub->nconns || hub->conns[i] != c) return;
+  vigil_conn *last = hub->conns[--hub->nconns];
+  hub->conns[i] = last;
+  last->slot = i;
+  c->slot = UINT32_MAX;
+}
+
+const vigil_conn_callbacks *vigil__hub_intern_cb(vigil_hub *hub,
+                                                 const vigil_conn_callbacks *cb) {
+  static const vigil_conn_callbacks none;
+  if (!cb) cb = &none;
+  /* Hosts use a handful of distinct callback sets; a short list suffices. */
+  for (vigil__cbset *s = hub->cbsets; s; s = s->next)
+    if (memcmp(&s->cb, cb, sizeof *cb) == 0) return &s->cb;
+  vigil__cbset *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->cb = *cb;
+  s->next = hub->cbsets;
+  hub->cbsets = s;
+  return &s->cb;
+}
+
+/* Closes everything now and releases the hub. Runs at depth 0 only. */
+static void hub_destroy(vigil_hub *hub) {
+  hub->freeing = 1;
+  hub->depth++; /* callbacks below may call vigil_hub_free again */
+  vigil__listeners_free(hub);
+  while (hub->nconns > 0)
+    vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
+                      VIGIL__CLOSE_NOW);
+  free_closed(hub);
+  ev_timer_stop(hub->loop, &hub->tick);
+  ev_timer_stop(hub->loop, &hub->shutdown_timer);
+  ev_timer_stop(hub->loop, &hub->census_timer);
+  ev_prepare_stop(hub->loop, &hub->deliver);
+  ev_ref(hub->loop);
+  ev_check_stop(hub->loop, &hub->clock_refresh);
+  vigil__identity_hub_free(hub);
+  while (hub->cbsets) {
+    vigil__cbset *n = hub->cbsets->next;
+    free(hub->cbsets);
+    hub->cbsets = n;
+  }
+  free(hub->conns);
+  free(hub->rbuf);
+  free(hub);
+}
+
+void vigil_hub_free(vigil_hub *hub) {
+  if (!hub || hub->freeing) return;
+  hub->free_requested = 1;
+  if (hub->depth == 0) hub_destroy(hub);
+}
+
+/* ---- graceful shutdown ---- */
+
+static void shutdown_finish(vigil_hub *hub) {
+  ev_timer_stop(hub->loop, &hub->shutdown_timer);
+  hub->shutting_down = 0;
+  vigil_event ev;
+  if (vigil__hub_wants_events(hub)) {
+    vigil__event_init(&ev, VIGIL_EV_SHUTDOWN, hub, NULL);
+    ev.detail = "done";
+    vigil__event_send(hub, &ev);
+  }
+  if (hub->shutdown_done) hub->shutdown_done(hub, hub->shutdown_data);
+}
+
+/* Polls for completion: conns finish their graceful close on their own. */
+static void shutdown_poll_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+int vigil_hub_shutdown(vigil_hub *hub, uint32_t deadline_ms,
+                       vigil_shutdown_cb done, void *user_data) {
+  if (!hub || hub->freeing) return VIGIL_EINVAL;
+  if (hub->shutting_down) return VIGIL_EEXIST;
+  vigil__hub_enter(hub);
+  hub->shutting_down = 1;
+  hub->shutdown_done = done;
+  hub->shutdown_data = user_data;
+  vigil__listeners_stop(hub);
+  if (vigil__hub_wants_events(hub)) {
+    vigil_event ev;
+    vigil__event_init(&ev, VIGIL_EV_SHUTDOWN, hub, NULL);
+    ev.detail = "start";
+    ev.count = hub->nconns;
+    vigil__event_send(hub, &ev);
+  }
+  /* Iterate backwards: a conn that finishes at once leaves the array. */
+  for (uint32_t i = hub->nconns; i > 0; i--) {
+    if (i > hub->nconns) continue;
+    vigil__conn_close(hub->conns[i - 1], VIGIL_REASON_SHUTDOWN,
+                      VIGIL__CLOSE_GRACEFUL);
+  }
+  ev_timer_init(&hub->shutdown_timer, shutdown_poll_cb, 0.0, 0.01);
+  hub->shutdown_timer.data = (void *)(uintptr_t)(vigil__hub_clock(hub) +
+                                                 deadline_ms);
+  ev_timer_start(hub->loop, &hub->shutdown_timer);
+  vigil__hub_leave(hub);
+  return VIGIL_OK;
+}
+
+static void shutdown_poll_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+  vigil_hub *hub = vigil__container_of(w, vigil_hub, shutdown_timer);
+  (void)loop;
+  (void)revents;
+  vigil__hub_enter(hub);
+  uint64_t deadline = (uint64_t)(uintptr_t)w->data;
+  if (hub->nconns > 0 && vigil__hub_clock(hub) >= deadline) {
+    while (hub->nconns > 0)
+      vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
+                        VIGIL__CLOSE_ABORT);
+  }
+  if (hub->nconns == 0 && hub->shutting_down) {
+    deliver_closed(hub);
+    shutdown_finish(hub);
+  }
+  vigil__hub_leave(hub);
+}

@@ -1,0 +1,237 @@
+/*
+ * Optional listener helper: binds, listens, accepts and adopts.
+ *
+ * EMFILE/ENFILE: the pending connection stays in the backlog, so a
+ * level-triggered readiness watcher would report the listener readable
+ * forever and the loop would spin at 100 % CPU. Instead the watcher is
+ * stopped, accepting resumes after a backoff that doubles up to a cap, and
+ * accept_paused / accept_resumed events tell the operator why clients wait.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sockopt.h"
+
+/* Connections accepted per readiness event, so one busy listener cannot
+ * starve established connections. */
+#define ACCEPTS_PER_EVENT 64
+
+struct vigil_listener {
+  ev_io io;
+  ev_timer retry;
+  vigil_hub *hub;
+  vigil_listener *next;
+  vigil_listen_options opts;
+  vigil_adopt_options adopt;
+  vigil_policy policy; /* copy when opts.adopt.policy was set */
+  vigil_conn_callbacks callbacks;
+  uint32_t backoff_ms;
+  uint16_t port;
+  int paused;
+};
+
+void vigil_listen_options_init(vigil_listen_options *o) {
+  memset(o, 0, sizeof *o);
+  o->backlog = 511;
+  o->emfile_backoff_min_ms = 50;
+  o->emfile_backoff_max_ms = 2000;
+}
+
+static void emit(vigil_listener *l, vigil_event_type type, int err) {
+  vigil_hub *hub = l->hub;
+  if (!vigil__hub_wants_events(hub)) return;
+  vigil_event ev;
+  vigil__event_init(&ev, type, hub, NULL);
+  ev.sys_errno = err;
+  if (type == VIGIL_EV_ACCEPT_PAUSED) ev.retry_ms = l->backoff_ms;
+  vigil__event_send(hub, &ev);
+}
+
+static void pause_accepting(vigil_listener *l, int err) {
+  vigil_hub *hub = l->hub;
+  ev_io_stop(hub->loop, &l->io);
+  if (!l->paused)
+    l->backoff_ms = l->opts.emfile_backoff_min_ms;
+  else if (l->backoff_ms < l->opts.emfile_backoff_max_ms)
+    l->backoff_ms = l->backoff_ms * 2 > l->opts.emfile_backoff_max_ms
+                        ? l->opts.emfile_backoff_max_ms
+                        : l->backoff_ms * 2;
+  l->paused = 1;
+  hub->stats.accept_paused++;
+  emit(l, VIGIL_EV_ACCEPT_PAUSED, err);
+  ev_timer_set(&l->retry, l->backoff_ms / 1000.0, 0.0);
+  ev_timer_start(hub->loop, &l->retry);
+}
+
+static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+  vigil_listener *l = vigil__container_of(w, vigil_listener, retry);
+  (void)revents;
+  /* Try again; accept_cb pauses once more if descriptors are still short. */
+  ev_io_start(loop, &l->io);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
+  vigil_listener *l = vigil__container_of(w, vigil_listener, io);
+  vigil_hub *hub = l->hub;
+  (void)loop;
+  (void)revents;
+  vigil__hub_enter(hub);
+  for (int i = 0; i < ACCEPTS_PER_EVENT && !hub->free_requested; i++) {
+    int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+        pause_accepting(l, err);
+      break;
+    }
+    if (l->paused) {
+      l->paused = 0;
+      emit(l, VIGIL_EV_ACCEPT_RESUMED, 0);
+    }
+    vigil_conn *c;
+    if (vigil_adopt(hub, fd, &l->adopt, &c) != VIGIL_OK) {
+      close(fd); /* e.g. reset before we got to it (ENOTCONN) */
+      continue;
+    }
+    if (l->opts.on_accept && c->state != VIGIL_CONN_CLOSED)
+      l->opts.on_accept(l, c, l->opts.accept_data);
+    /* on_accept may have closed this listener: l is then freed. */
+    if (l->io.fd < 0) break;
+  }
+  vigil__hub_leave(hub);
+}
+
+static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  char port[8];
+  snprintf(port, sizeof port, "%u", (unsigned)o->port);
+  const char *host = o->host ? o->host : "0.0.0.0";
+  if (getaddrinfo(host, port, &hints, &res) != 0 || !res) return VIGIL_EADDR;
+  int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  IPPROTO_TCP);
+  if (fd < 0) {
+    freeaddrinfo(res);
+    return VIGIL_ESYS;
+  }
+  int one = 1;
+  /* SO_REUSEADDR lets a restarted server bind while old connections sit
+   * in TIME_WAIT. */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (o->reuseport &&
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    close(fd);
+    freeaddrinfo(res);
+    return VIGIL_ENOTSUP;
+  }
+  if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+      listen(fd, o->backlog > 0 ? o->backlog : 511) < 0) {
+    int err = errno;
+    close(fd);
+    freeaddrinfo(res);
+    errno = err;
+    return err == EADDRINUSE || err == EADDRNOTAVAIL ? VIGIL_EADDR
+                                                     : VIGIL_ESYS;
+  }
+  freeaddrinfo(res);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &len);
+  *port_out = ntohs(ss.ss_family == AF_INET6
+                        ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                        : ((struct sockaddr_in *)&ss)->sin_port);
+  return fd;
+}
+
+int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
+                 vigil_listener **out) {
+  if (out) *out = NULL;
+  if (!hub || !o || hub->free_requested) return VIGIL_EINVAL;
+  if (o->adopt.policy && vigil_policy_validate(o->adopt.policy, NULL, 0))
+    return VIGIL_EINVAL;
+  vigil_listener *l = calloc(1, sizeof *l);
+  if (!l) return VIGIL_ENOMEM;
+  l->hub = hub;
+  l->opts = *o;
+  if (!l->opts.emfile_backoff_min_ms) l->opts.emfile_backoff_min_ms = 50;
+  if (l->opts.emfile_backoff_max_ms < l->opts.emfile_backoff_min_ms)
+    l->opts.emfile_backoff_max_ms = l->opts.emfile_backoff_min_ms;
+  l->adopt = o->adopt;
+  if (o->adopt.policy) {
+    l->policy = *o->adopt.policy;
+    l->adopt.policy = &l->policy;
+  }
+  if (o->adopt.callbacks) {
+    l->callbacks = *o->adopt.callbacks;
+    l->adopt.callbacks = &l->callbacks;
+  }
+  int fd = open_socket(o, &l->port);
+  if (fd < 0) {
+    free(l);
+    return fd;
+  }
+  ev_io_init(&l->io, accept_cb, fd, EV_READ);
+  ev_timer_init(&l->retry, retry_cb, 0.0, 0.0);
+  ev_io_start(hub->loop, &l->io);
+  l->next = hub->listeners;
+  hub->listeners = l;
+  if (out) *out = l;
+  return VIGIL_OK;
+}
+
+uint16_t vigil_listener_port(vigil_listener *l) { return l->port; }
+int vigil_listener_fd(vigil_listener *l) { return l->io.fd; }
+
+static void stop_one(vigil_listener *l) {
+  ev_io_stop(l->hub->loop, &l->io);
+  ev_timer_stop(l->hub->loop, &l->retry);
+  if (l->io.fd >= 0) close(l->io.fd);
+  l->io.fd = -1;
+}
+
+void vigil_listener_close(vigil_listener *l) {
+  if (!l) return;
+  vigil_hub *hub = l->hub;
+  for (vigil_listener **p = &hub->listeners; *p; p = &(*p)->next) {
+    if (*p == l) {
+      *p = l->next;
+      break;
+    }
+  }
+  stop_one(l);
+  /* Inside a callback (on_accept may close its own listener) the struct
+   * must outlive the accept loop: free it when the hub unwinds. */
+  if (hub->depth > 0) {
+    l->next = hub->dead_listeners;
+    hub->dead_listeners = l;
+  } else {
+    free(l);
+  }
+}
+
+void vigil__listeners_reap(vigil_hub *hub) {
+  while (hub->dead_listeners) {
+    vigil_listener *l = hub->dead_listeners;
+    hub->dead_listeners = l->next;
+    free(l);
+  }
+}
+
+void vigil__listeners_stop(vigil_hub *hub) {
+  for (vigil_listener *l = hub->listeners; l; l = l->next) stop_one(l);
+}
+
+void vigil__listeners_free(vigil_hub *hub) {
+  while (hub->listeners) vigil_listener_close(hub->listeners);
+  vigil__listeners_reap(hub);
+}

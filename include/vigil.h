@@ -492,6 +492,10 @@ typedef struct vigil_conn_callbacks {
   void (*on_peer_closed)(vigil_conn *c, void *ud);
   /* Exactly once. The handle is invalid after this returns. */
   void (*on_close)(vigil_conn *c, vigil_reason reason, void *ud);
+  /* Frame codec only (policy.frame_codec): the peer's HELLO identity.
+   * With the codec on, on_data receives DATA payloads, one frame per call;
+   * PING/PONG/GOODBYE are handled by vigil. */
+  void (*on_hello)(vigil_conn *c, const void *id, size_t len, void *ud);
 } vigil_conn_callbacks;
 
 typedef struct vigil_adopt_options {

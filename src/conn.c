@@ -131,6 +131,7 @@ void vigil__conn_free(vigil_conn *c) {
   }
   if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
   if (c->ext) {
+    vigil__codec_free(c);
     free(c->ext->identity);
     free(c->ext);
   }
@@ -202,6 +203,10 @@ void vigil__conn_ask_ping(vigil_conn *c) {
     vigil_event ev;
     vigil__event_init(&ev, VIGIL_EV_PING_DUE, hub, c);
     vigil__event_send(hub, &ev);
+  }
+  if (c->policy->frame_codec) {
+    vigil__codec_send_ping(c); /* the codec pings by itself */
+    return;
   }
   if (c->cb->on_ping_due && c->state != VIGIL_CONN_CLOSED)
     c->cb->on_ping_due(c, c->user_data);
@@ -304,7 +309,7 @@ static void handle_readable(vigil_conn *c) {
       note_rx(c, (size_t)n);
       /* While closing, bytes are read only so the kernel never answers
        * our close with RST; they are counted as life and discarded. */
-      if (!vigil__closing(c) && c->cb->on_data)
+      if (!vigil__closing(c))
         vigil__conn_deliver(c, hub->rbuf, (size_t)n);
       if (c->state == VIGIL_CONN_CLOSED || hub->free_requested) return;
       if ((size_t)n < VIGIL__READ_BUF) return;
@@ -322,7 +327,11 @@ static void handle_readable(vigil_conn *c) {
 }
 
 void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len) {
-  c->cb->on_data(c, data, len, c->user_data);
+  if (c->policy->frame_codec) {
+    vigil__codec_feed(c, data, len);
+    return;
+  }
+  if (c->cb->on_data) c->cb->on_data(c, data, len, c->user_data);
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {

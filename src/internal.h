@@ -194,6 +194,15 @@ int vigil__outq_append(vigil_conn *c, const void *data, size_t len);
 long vigil__outq_write(vigil_conn *c);
 void vigil__outq_clear(vigil_conn *c);
 
+/* ---- conn_codec.c (frame codec layer, policy.frame_codec) ---- */
+/* Parses received bytes into frames: DATA -> on_data, HELLO -> on_hello,
+ * PING -> PONG reply, GOODBYE -> peer-first close. */
+void vigil__codec_feed(vigil_conn *c, const void *data, size_t len);
+/* Sends a PING frame (ping_interval with the codec on). */
+void vigil__codec_send_ping(vigil_conn *c);
+/* Releases codec state (parser buffer) at free time. */
+void vigil__codec_free(vigil_conn *c);
+
 /* ---- identity.c ---- */
 void vigil__identity_release(vigil_conn *c);
 void vigil__identity_hub_free(vigil_hub *hub);

@@ -23,11 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define NETNS_DIR "/run/netns"
+#define LOCK_PATH "/run/vigiltest-netns.lock"
 #define NAME_PREFIX "vigiltest-"
 #define REG_MAX 64
 #define MAX_ARGS 48
@@ -294,6 +296,22 @@ int vt_netns_socket(struct vt_netns_pair *p, int side, int domain, int type,
 
 /* ---- pairs --------------------------------------------------------------- */
 
+/* Serializes pair creation across test processes (ctest -j): the first
+ * `ip netns add` on a machine turns /run/netns into a shared mount, and two
+ * doing that at once can stack mounts; stale removal must not race either.
+ * Returns the lock fd (close() releases it), or -1 if locking is impossible
+ * (then we go on unserialized). */
+static int lock_machine(void) {
+  int fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  while (flock(fd, LOCK_EX) < 0)
+    if (errno != EINTR) {
+      close(fd);
+      return -1;
+    }
+  return fd;
+}
+
 /* Waits until vt0 in side reports operstate UP: the kernel activates the
  * device's qdisc in the same linkwatch step, and before that every packet
  * is dropped, which would cost the first connect a 1 s SYN retransmit. */
@@ -322,6 +340,7 @@ int vt_netns_pair_create(struct vt_netns_pair *p) {
     return -1;
   }
   install_hooks();
+  int lock = lock_machine();
   remove_stale();
 
   p->index = g_next_index++;
@@ -335,6 +354,7 @@ int vt_netns_pair_create(struct vt_netns_pair *p) {
   }
   if (reg_add(p) < 0) {
     fprintf(stderr, "netns: more than %d live pairs\n", REG_MAX);
+    if (lock >= 0) close(lock);
     return -1;
   }
   p->live = 1;
@@ -361,10 +381,12 @@ int vt_netns_pair_create(struct vt_netns_pair *p) {
     if (run_cmd(steps[i], NULL, 0) != 0) goto fail;
   if (wait_link_up(p, VT_NETNS_A) < 0 || wait_link_up(p, VT_NETNS_B) < 0)
     goto fail;
+  if (lock >= 0) close(lock);
   return 0;
 fail:
   fprintf(stderr, "netns: could not create pair %d\n", p->index);
   vt_netns_pair_destroy(p);
+  if (lock >= 0) close(lock);
   return -1;
 }
 

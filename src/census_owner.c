@@ -55,8 +55,9 @@ int vigil__census_link_inode(const char *link, size_t len, uint64_t *inode) {
   if (link[len - 1] != ']') return 0;
   for (; i < len - 1; i++) {
     if (link[i] < '0' || link[i] > '9') return 0;
-    if (v > (UINT64_MAX - 9) / 10) return 0;
-    v = v * 10 + (uint64_t)(link[i] - '0');
+    uint64_t d = (uint64_t)(link[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return 0;
+    v = v * 10 + d;
   }
   if (i == plen) return 0; /* "socket:[]" */
   *inode = v;

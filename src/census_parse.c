@@ -29,6 +29,7 @@ int vigil__census_map_errno(int err) {
   case EAFNOSUPPORT:
     return VIGIL_ENOTSUP;
   case ENOENT:
+  case ESTALE: /* SOCK_DESTROY: same 4-tuple, different cookie */
     return VIGIL_ENOENT;
   case ENOMEM:
   case ENOBUFS:

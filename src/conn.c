@@ -427,6 +427,9 @@ int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
   c->policy = own;
   c->flags |= VIGIL__F_OWN_POLICY;
   int rc = vigil_socket_apply_policy(c->io.fd, own);
+  /* A new policy is judged afresh: reports made under the old one (idle
+   * notified, ping asked) do not hold back the new deadlines. */
+  c->quiet = 0;
   vigil__hub_enter(c->hub);
   vigil__conn_schedule(c);
   vigil__hub_leave(c->hub);

@@ -536,6 +536,13 @@ VIGIL_EXPORT int vigil_close(vigil_conn *c);
  * Reason closed_by_host. */
 VIGIL_EXPORT int vigil_abort(vigil_conn *c);
 
+/* Abortive close now (RST, queued output dropped) with reason io_error and
+ * err (an errno value, 0 = none) as the close event's sys_errno. For hosts
+ * and bindings whose own handling of the connection failed, e.g. a Python
+ * callback that raised: the stream state is unknown, so the peer gets RST.
+ * No effect once closed; a conn already closing keeps its first reason. */
+VIGIL_EXPORT int vigil_conn_fail(vigil_conn *c, int err);
+
 /* Marks the handshake done (stops handshake_timeout). */
 VIGIL_EXPORT int vigil_conn_ready(vigil_conn *c);
 

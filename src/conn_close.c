@@ -257,3 +257,14 @@ int vigil_abort(vigil_conn *c) {
   vigil__hub_leave(hub);
   return VIGIL_OK;
 }
+
+int vigil_conn_fail(vigil_conn *c, int err) {
+  if (!c) return VIGIL_EINVAL;
+  if (c->state == VIGIL_CONN_CLOSED) return VIGIL_OK;
+  vigil_hub *hub = c->hub;
+  vigil__hub_enter(hub);
+  if (c->reason == VIGIL_REASON_NONE) c->sys_errno = err;
+  vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
+  vigil__hub_leave(hub);
+  return VIGIL_OK;
+}

@@ -89,19 +89,22 @@ static long parse_number(const char *s, long min, long max, const char *what) {
   return v;
 }
 
-/* Applies fn to each comma-separated item of list. */
+/* Applies fn to each comma-separated item of list; an empty item ("",
+ * "80,,81") is a usage error rather than silently ignored. */
 static void for_each_item(const char *list, options *o,
                           void (*fn)(const char *, options *)) {
-  char buf[256];
-  if (strlen(list) >= sizeof buf) die_usage("argument too long: '%s'", list);
-  strcpy(buf, list);
-  char *save = NULL;
-  int any = 0;
-  for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    fn(t, o);
-    any = 1;
+  char item[64];
+  const char *p = list;
+  for (;;) {
+    size_t n = strcspn(p, ",");
+    if (n == 0) die_usage("empty item in list '%s'", list);
+    if (n >= sizeof item) die_usage("list item too long in '%s'", list);
+    memcpy(item, p, n);
+    item[n] = '\0';
+    fn(item, o);
+    if (p[n] == '\0') break;
+    p += n + 1;
   }
-  if (!any) die_usage("empty list '%s'", list);
 }
 
 static void add_port(const char *s, options *o) {

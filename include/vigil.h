@@ -616,5 +616,6 @@ VIGIL_EXPORT void vigil_listener_close(vigil_listener *l);
 /* Feature headers: census, frame codec, client, TLS. */
 #include "vigil/census.h"
 #include "vigil/frame.h"
+#include "vigil/client.h"
 
 #endif /* VIGIL_H */

@@ -128,6 +128,10 @@ void vigil__conn_close(vigil_conn *c, vigil_reason reason,
     return;
   }
   if (vigil__closing(c)) return; /* already on its way */
+  if (c->policy->frame_codec) {
+    vigil__codec_before_close(c); /* may send GOODBYE (or fail and close) */
+    if (c->state == VIGIL_CONN_CLOSED) return;
+  }
   begin_graceful(c);
 }
 
@@ -140,6 +144,8 @@ static void emit_simple(vigil_conn *c, vigil_event_type type) {
 }
 
 void vigil__conn_flushed(vigil_conn *c) {
+  if (c->policy->frame_codec && vigil__codec_holds_fin(c))
+    return; /* GOODBYE sent: the peer closes first (conn_codec.c) */
   if (c->flags & VIGIL__F_PEER_FIN) {
     /* The peer closed first: our close() answers its FIN and TIME_WAIT
      * stays on the peer. */
@@ -173,6 +179,11 @@ void vigil__conn_peer_fin(vigil_conn *c) {
     finish(c, VIGIL__CLOSE_NOW); /* the graceful close completed */
     return;
   case VIGIL_CONN_FLUSHING:
+    /* Nothing left to flush: a GOODBYE hold, which this FIN completes. */
+    if (c->queued == 0) {
+      vigil__conn_flushed(c);
+      return;
+    }
     vigil__conn_update_io(c); /* stop reading; keep flushing */
     return;
   case VIGIL_CONN_HANDSHAKE:
@@ -229,6 +240,12 @@ void vigil__conn_deadline_close(vigil_conn *c, unsigned due) {
     vigil__conn_close(c, VIGIL_REASON_CLOSE_WAIT_TIMEOUT,
                       VIGIL__CLOSE_GRACEFUL);
   } else if (due & (VIGIL__DUE_DRAIN | VIGIL__DUE_LINGER)) {
+    /* A GOODBYE hold that got no FIN falls back to closing first. */
+    if (!(due & VIGIL__DUE_LINGER) && c->policy->frame_codec &&
+        vigil__codec_release_fin(c)) {
+      vigil__conn_flushed(c);
+      return;
+    }
     cut_drain(c);
   }
 }

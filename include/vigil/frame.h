@@ -2,7 +2,8 @@
  * vigil frame codec: a tiny, versioned, length-prefixed wire format for
  * heartbeats (PING/PONG), identity (HELLO), peer-first close (GOODBYE) and
  * application data (DATA). Hosts use it optionally (policy.frame_codec);
- * this header is the pure codec: no sockets, no loop, no clock.
+ * this header is the pure codec (no sockets, no loop, no clock), plus, in
+ * its last section, the two calls that use it on a vigil connection.
  *
  * Wire format, version 1
  * ----------------------
@@ -306,6 +307,46 @@ VIGIL_EXPORT size_t vigil_frame_parser_trim(vigil_frame_parser *p);
 /* Releases everything. Later feeds return VIGIL_ECLOSED until the parser
  * is initialised again. Safe on a zeroed or already freed parser. */
 VIGIL_EXPORT void vigil_frame_parser_free(vigil_frame_parser *p);
+
+/* ------------------------------------------------------------------------ */
+/* Frames on a connection (policy.frame_codec = 1)                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * With the codec on, vigil parses what the peer sends: DATA payloads go to
+ * on_data one frame per call, HELLO to on_hello (without one, vigil calls
+ * vigil_conn_identify and vigil_conn_ready itself), PING is answered with
+ * PONG, pings go out at ping_interval by themselves, and GOODBYE closes the
+ * conn with reason peer_closed and detail "goodbye <code name>". Malformed
+ * input, a frame over policy.max_frame or another protocol version closes
+ * it with protocol_error and the parser's description as detail.
+ *
+ * Graceful closes that vigil decides (idle, handshake, shutdown, takeover
+ * and other policy reasons) send GOODBYE first and let the peer close
+ * first, as vigil_conn_goodbye does; vigil_close stays the plain
+ * shutdown-send-first close.
+ */
+
+/* Sends payload as one DATA frame (header and payload are queued together
+ * or not at all). VIGIL_ESTATE without the codec, VIGIL_EINVAL if len
+ * exceeds policy.max_frame, else as vigil_send. */
+VIGIL_EXPORT int vigil_send_data(vigil_conn *c, const void *payload,
+                                 size_t len);
+
+/*
+ * Peer-first close: sends GOODBYE(code, text) and waits for the peer's FIN
+ * before closing, so TIME_WAIT lands on the peer (a vigil peer closes at
+ * once on GOODBYE). Input meanwhile is read and discarded; vigil_send
+ * returns VIGIL_ECLOSED. If no FIN comes within drain_timeout of the last
+ * byte sent, the conn closes first as with vigil_close (close detail "no
+ * FIN after GOODBYE: closed first"). Reason closed_by_host (peer_closed in
+ * CLOSE_WAIT). text: NULL or UTF-8 of at most VIGIL_FRAME_GOODBYE_TEXT_MAX
+ * bytes. Returns VIGIL_OK, VIGIL_EINVAL (code > 0xFFFF, bad text),
+ * VIGIL_ESTATE (codec off, watch-only), VIGIL_ECLOSED (already closing) or
+ * vigil_send's error.
+ */
+VIGIL_EXPORT int vigil_conn_goodbye(vigil_conn *c, unsigned code,
+                                    const char *text);
 
 #ifdef __cplusplus
 }

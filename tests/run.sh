@@ -45,30 +45,10 @@ done
 
 log() { printf '\n==> %s\n' "$*"; }
 
-# Installs what is missing from PACKAGES; `apt-get update` only if needed.
-install_packages() {
-  if [ "$(id -u)" -ne 0 ]; then
-    log "not root: skipping package installation (fault tests will SKIP)"
-    return 0
-  fi
-  if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
-    log "no dpkg/apt-get: skipping package installation"
-    return 0
-  fi
-  local missing=() p status
-  for p in "${PACKAGES[@]}"; do
-    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-    [ "$status" = "install ok installed" ] || missing+=("$p")
-  done
-  if [ ${#missing[@]} -eq 0 ]; then
-    log "all ${#PACKAGES[@]} required packages are installed"
-    return 0
-  fi
-  log "installing: ${missing[*]}"
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-    --no-install-recommends "${missing[@]}"
-}
+# Shared with examples/demo.sh: install_packages PKG... installs what is
+# missing, running `apt-get update` only if something is.
+# shellcheck source=tests/deps.sh
+. tests/deps.sh
 
 # run_pass NAME DIR [cmake args...]: configure, build, test. Never exits;
 # sets pass_status[NAME] (0 = ok) and pass_summary[NAME].
@@ -117,7 +97,7 @@ report_tests() {
        /^SKIP: / { print "    skipped " name ": " substr($0, 7) }' "$last"
 }
 
-[ $install -eq 1 ] && install_packages
+[ $install -eq 1 ] && install_packages "${PACKAGES[@]}"
 
 run_pass release "$build_dir"
 if [ $quick -eq 0 ]; then

@@ -1,0 +1,158 @@
+/*
+ * echo_server: the smallest useful vigil embedding.
+ *
+ * Echoes what each client sends, writes "PING\n" when the policy says a
+ * ping is due, counts any received byte as life, and logs every vigil
+ * event to stderr as one logfmt or JSON line. SIGINT/SIGTERM close all
+ * connections gracefully (3 s deadline) and exit.
+ *
+ *   echo_server --listen 127.0.0.1:7000 --ping-interval 2000 \
+ *       --dead-after 6000 --keepalive 10,5,3 --log logfmt
+ */
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigil.h"
+
+static vigil_log_format log_format = VIGIL_LOG_LOGFMT;
+
+static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
+  char line[1024];
+  (void)hub;
+  (void)ud;
+  vigil_event_format(ev, log_format, line, sizeof line);
+  fprintf(stderr, "%s\n", line);
+}
+
+static void on_data(vigil_conn *c, const void *data, size_t len, void *ud) {
+  (void)ud;
+  vigil_send(c, data, len); /* echo; any byte received already counts as life */
+}
+
+static void on_ping_due(vigil_conn *c, void *ud) {
+  (void)ud;
+  vigil_send(c, "PING\n", 5);
+}
+
+static void on_peer_closed(vigil_conn *c, void *ud) {
+  (void)ud;
+  vigil_close(c); /* nothing left to say: answer the peer's FIN now */
+}
+
+static void on_shutdown_done(vigil_hub *hub, void *ud) {
+  (void)hub;
+  ev_break((struct ev_loop *)ud, EVBREAK_ALL);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
+  (void)revents;
+  ev_signal_stop(loop, w);
+  vigil_hub_shutdown(w->data, 3000, on_shutdown_done, loop);
+}
+
+static void usage_exit(const char *why, const char *arg) {
+  fprintf(stderr,
+          "echo_server: %s%s%s\n"
+          "usage: echo_server [--listen HOST:PORT] [--ping-interval MS]\n"
+          "  [--dead-after MS] [--keepalive IDLE,INTVL,CNT|off]\n"
+          "  [--user-timeout MS|auto|off] [--drain-timeout MS]\n"
+          "  [--close-wait-grace MS] [--log json|logfmt]\n",
+          why, arg ? ": " : "", arg ? arg : "");
+  exit(2);
+}
+
+static uint32_t parse_ms(const char *flag, const char *s) {
+  char *end;
+  unsigned long v = strtoul(s, &end, 10);
+  if (!*s || *end || s[0] == '-' || v > VIGIL_MAX_DURATION_MS)
+    usage_exit("bad number of milliseconds for", flag);
+  return (uint32_t)v;
+}
+
+int main(int argc, char **argv) {
+  static char host[256] = "127.0.0.1";
+  unsigned port = 7000;
+  vigil_policy p;
+  vigil_policy_init(&p);
+  for (int i = 1; i < argc; i++) {
+    const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage_exit("usage", NULL);
+    if (!v) usage_exit("missing value for", f);
+    i++;
+    if (!strcmp(f, "--listen")) {
+      const char *colon = strrchr(v, ':');
+      char *end;
+      if (!colon || colon == v || (size_t)(colon - v) >= sizeof host)
+        usage_exit("expected HOST:PORT for --listen, got", v);
+      port = (unsigned)strtoul(colon + 1, &end, 10);
+      if (!colon[1] || *end || port > 65535) usage_exit("bad port in", v);
+      memcpy(host, v, (size_t)(colon - v));
+      host[colon - v] = '\0';
+    } else if (!strcmp(f, "--ping-interval")) {
+      p.ping_interval_ms = parse_ms(f, v);
+    } else if (!strcmp(f, "--dead-after")) {
+      p.dead_after_ms = parse_ms(f, v);
+    } else if (!strcmp(f, "--drain-timeout")) {
+      p.drain_timeout_ms = parse_ms(f, v);
+    } else if (!strcmp(f, "--close-wait-grace")) {
+      p.close_wait_grace_ms = parse_ms(f, v);
+    } else if (!strcmp(f, "--keepalive")) {
+      if (!strcmp(v, "off")) p.keepalive = 0;
+      else if (sscanf(v, "%d,%d,%d", &p.keepalive_idle_s, &p.keepalive_intvl_s,
+                      &p.keepalive_cnt) != 3)
+        usage_exit("expected IDLE,INTVL,CNT for --keepalive, got", v);
+    } else if (!strcmp(f, "--user-timeout")) {
+      if (!strcmp(v, "auto")) p.user_timeout_ms = VIGIL_USER_TIMEOUT_AUTO;
+      else if (!strcmp(v, "off")) p.user_timeout_ms = VIGIL_USER_TIMEOUT_OFF;
+      else p.user_timeout_ms = parse_ms(f, v);
+    } else if (!strcmp(f, "--log")) {
+      if (!strcmp(v, "json")) log_format = VIGIL_LOG_JSON;
+      else if (strcmp(v, "logfmt")) usage_exit("--log takes json or logfmt, got", v);
+    } else {
+      usage_exit("unknown flag", f);
+    }
+  }
+  char why[256];
+  if (vigil_policy_validate(&p, why, sizeof why) != VIGIL_OK)
+    usage_exit(why, NULL);
+
+  struct ev_loop *loop = ev_default_loop(0);
+  vigil_hub_options ho;
+  vigil_hub_options_init(&ho);
+  ho.policy = &p;
+  ho.on_event = on_event;
+  vigil_hub *hub;
+  int rc = vigil_hub_new(loop, &ho, &hub);
+  if (rc != VIGIL_OK) usage_exit(vigil_strerror(rc), NULL);
+
+  static const vigil_conn_callbacks cb = {.on_data = on_data,
+                                          .on_ping_due = on_ping_due,
+                                          .on_peer_closed = on_peer_closed};
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = host;
+  lo.port = (uint16_t)port;
+  lo.adopt.callbacks = &cb;
+  vigil_listener *l;
+  if ((rc = vigil_listen(hub, &lo, &l)) != VIGIL_OK) {
+    fprintf(stderr, "echo_server: cannot listen on %s:%u: %s\n", host, port,
+            vigil_strerror(rc));
+    return 1;
+  }
+  printf("listening on %s:%u\n", host, (unsigned)vigil_listener_port(l));
+  fflush(stdout);
+
+  ev_signal sigint, sigterm;
+  ev_signal_init(&sigint, on_signal, SIGINT);
+  ev_signal_init(&sigterm, on_signal, SIGTERM);
+  sigint.data = sigterm.data = hub;
+  ev_signal_start(loop, &sigint);
+  ev_signal_start(loop, &sigterm);
+  signal(SIGPIPE, SIG_IGN);
+  ev_run(loop, 0);
+  vigil_hub_free(hub);
+  return 0;
+}

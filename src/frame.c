@@ -26,6 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef SSIZE_MAX /* only POSIX defines it */
+#define SSIZE_MAX ((ssize_t)(SIZE_MAX / 2))
+#endif
+
 enum { ST_HEADER = 0, ST_PAYLOAD = 1, ST_FAILED = 2 };
 
 /* Smallest heap buffer: below this, rounding up costs nothing worth

@@ -226,8 +226,9 @@ typedef int (*vigil_frame_cb)(void *user_data, const vigil_frame *frame);
  * buffered inside the struct. Longer ones go to a heap buffer allocated on
  * the first split frame, sized to the payload rounded up to a power of two
  * (at least 64 bytes, at most max_frame), and kept: a stream of split
- * frames reuses it and allocates again only to grow it (at most about 20
- * times in its life), never per frame. A parser that never sees a long
+ * frames reuses it and allocates again only to grow it (at most once per
+ * power of two from 64 bytes to max_frame, 19 times for 16 MiB, until it
+ * is trimmed), never per frame. A parser that never sees a long
  * split frame never allocates. The buffer is released by
  * vigil_frame_parser_trim() (when no frame is half-received), which the
  * connection layer calls when the connection goes quiet, so an idle

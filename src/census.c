@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -119,7 +120,8 @@ static int record_matches(const vigil__census_collector *col,
   return 0;
 }
 
-/* Appends s to the socket list, growing it geometrically. */
+/* Appends s to the socket list (growing it geometrically) and formats its
+ * addresses; counts it as omitted past max_sockets. */
 static int append_socket(vigil__census_collector *col,
                          const vigil_census_socket *s) {
   vigil_census *out = col->out;
@@ -136,7 +138,9 @@ static int append_socket(vigil__census_collector *col,
     out->sockets = v;
     col->cap = cap;
   }
-  out->sockets[out->nsockets++] = *s;
+  vigil_census_socket *slot = &out->sockets[out->nsockets++];
+  *slot = *s;
+  vigil__census_format_text(slot);
   return 0;
 }
 
@@ -144,7 +148,7 @@ int vigil__census_collect(const struct inet_diag_msg *m, void *ctx) {
   vigil__census_collector *col = ctx;
   vigil_census *out = col->out;
   vigil_census_socket s;
-  vigil__census_decode(m, &s);
+  vigil__census_decode_fields(m, &s);
   if (!in_mask(col->states, s.state) || !record_matches(col, &s)) return 0;
 
   out->counts[s.state]++;
@@ -160,14 +164,29 @@ int vigil__census_collect(const struct inet_diag_msg *m, void *ctx) {
   return 0;
 }
 
-/* Dumps one family's TCP sockets in the collector's states into it. */
-static int dump_family(vigil__census_collector *col, int family) {
-  struct {
-    struct nlmsghdr nlh;
-    struct inet_diag_req_v2 r;
-  } req;
-  memset(&req, 0, sizeof req);
-  req.nlh.nlmsg_len = sizeof req;
+/* Largest kernel port filter we send (about 340 port comparisons); longer
+ * port lists are filtered in user space only. */
+#define MAX_BYTECODE 4096
+
+/* A dump request: the attribute must directly follow the request, which
+ * it does since every member is 4-byte aligned (checked below). */
+struct dump_request {
+  struct nlmsghdr nlh;
+  struct inet_diag_req_v2 r;
+  struct nlattr attr;
+  unsigned char bytecode[MAX_BYTECODE];
+};
+_Static_assert(offsetof(struct dump_request, attr) ==
+                   NLMSG_LENGTH(sizeof(struct inet_diag_req_v2)),
+               "bytecode attribute must follow the request");
+
+/* Dumps one family's TCP sockets in the collector's states into it, with
+ * the port filter in the kernel when use_bytecode. */
+static int dump_family_once(vigil__census_collector *col, int family,
+                            int use_bytecode) {
+  struct dump_request req;
+  memset(&req, 0, offsetof(struct dump_request, bytecode));
+  req.nlh.nlmsg_len = NLMSG_LENGTH(sizeof req.r);
   req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
   req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   req.r.sdiag_family = (uint8_t)family;
@@ -177,7 +196,26 @@ static int dump_family(vigil__census_collector *col, int family) {
    * SYN_RECV, so asking for one means asking for both. */
   if (in_mask(col->states, VIGIL_TCP_SYN_RECV))
     req.r.idiag_states |= VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_NEW_SYN_RECV);
-  int rc = vigil__census_exchange(&req.nlh, vigil__census_collect, col);
+  size_t bclen = use_bytecode ? vigil__census_port_bytecode(
+                                    col->q, req.bytecode, sizeof req.bytecode)
+                              : 0;
+  if (bclen) {
+    req.attr.nla_type = INET_DIAG_REQ_BYTECODE;
+    req.attr.nla_len = (uint16_t)(sizeof req.attr + bclen);
+    req.nlh.nlmsg_len = (uint32_t)NLMSG_ALIGN(
+        NLMSG_LENGTH(sizeof req.r) + sizeof req.attr + bclen);
+  }
+  return vigil__census_exchange(&req.nlh, vigil__census_collect, col);
+}
+
+/* Dumps one family. A kernel that rejects our filter program (EINVAL from
+ * its audit, before any record is sent) gets the request again without it:
+ * the user-space filter alone is correct, just slower. */
+static int dump_family(vigil__census_collector *col, int family) {
+  uint32_t total_before = col->out->total;
+  int rc = dump_family_once(col, family, 1);
+  if (rc == VIGIL_EINVAL && col->out->total == total_before)
+    rc = dump_family_once(col, family, 0);
   return rc < 0 ? rc : VIGIL_OK;
 }
 

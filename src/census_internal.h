@@ -42,10 +42,22 @@ int vigil__census_exchange(struct nlmsghdr *req, vigil__census_msg_fn fn,
  * for VIGIL_ESYS). */
 int vigil__census_map_errno(int err);
 
-/* Fills the kernel-derived fields of out from m (addresses as text, queue
- * sizes, timer, ids). Leaves in_this_process/owner fields zero. */
+/* Fills the kernel-derived fields of out from m (queue sizes, timer, ids)
+ * but not the address strings. Leaves in_this_process/owner zero. */
+void vigil__census_decode_fields(const struct inet_diag_msg *m,
+                                 vigil_census_socket *out);
+/* Fills s->local and s->peer from s->family and s->id. Formatting is most
+ * of the user-space cost of a census, so only listed sockets get it. */
+void vigil__census_format_text(vigil_census_socket *s);
+/* decode_fields + format_text. */
 void vigil__census_decode(const struct inet_diag_msg *m,
                           vigil_census_socket *out);
+
+/* Kernel-side port filter for a dump: writes inet_diag bytecode matching
+ * q's ports (local, or local or peer) into buf and returns its length, or
+ * 0 when there is nothing to filter or it does not fit in cap. */
+size_t vigil__census_port_bytecode(const vigil_census_query *q, void *buf,
+                                   size_t cap);
 
 /* "addr:port" for IPv4, "[addr]:port" for IPv6 into buf (cap >= 
  * VIGIL_CENSUS_ADDRSTRLEN). */

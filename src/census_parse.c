@@ -118,8 +118,8 @@ void vigil__census_format_addr(int family, const void *addr, uint16_t port,
     snprintf(buf, cap, "%s:%u", text, (unsigned)port);
 }
 
-void vigil__census_decode(const struct inet_diag_msg *m,
-                          vigil_census_socket *out) {
+void vigil__census_decode_fields(const struct inet_diag_msg *m,
+                                 vigil_census_socket *out) {
   memset(out, 0, sizeof *out);
   out->family = m->idiag_family;
   out->state = (vigil_tcp_state)m->idiag_state;
@@ -144,10 +144,18 @@ void vigil__census_decode(const struct inet_diag_msg *m,
   id->ifindex = m->id.idiag_if;
   id->cookie =
       (uint64_t)m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32;
+}
 
-  int fam = m->idiag_family == AF_INET6 ? AF_INET6 : AF_INET;
-  vigil__census_format_addr(fam, id->local_addr, id->local_port, out->local,
-                            sizeof out->local);
-  vigil__census_format_addr(fam, id->peer_addr, id->peer_port, out->peer,
-                            sizeof out->peer);
+void vigil__census_format_text(vigil_census_socket *s) {
+  int fam = s->family == AF_INET6 ? AF_INET6 : AF_INET;
+  vigil__census_format_addr(fam, s->id.local_addr, s->id.local_port,
+                            s->local, sizeof s->local);
+  vigil__census_format_addr(fam, s->id.peer_addr, s->id.peer_port, s->peer,
+                            sizeof s->peer);
+}
+
+void vigil__census_decode(const struct inet_diag_msg *m,
+                          vigil_census_socket *out) {
+  vigil__census_decode_fields(m, out);
+  vigil__census_format_text(out);
 }

@@ -178,23 +178,6 @@ static const vigil_tcp_state print_order[] = {
 };
 #define NPRINT (sizeof print_order / sizeof print_order[0])
 
-static const char *state_name(int s) {
-  switch (s) {
-  case VIGIL_TCP_ESTABLISHED: return "ESTABLISHED";
-  case VIGIL_TCP_SYN_SENT: return "SYN_SENT";
-  case VIGIL_TCP_SYN_RECV: return "SYN_RECV";
-  case VIGIL_TCP_FIN_WAIT1: return "FIN_WAIT1";
-  case VIGIL_TCP_FIN_WAIT2: return "FIN_WAIT2";
-  case VIGIL_TCP_TIME_WAIT: return "TIME_WAIT";
-  case VIGIL_TCP_CLOSE: return "CLOSE";
-  case VIGIL_TCP_CLOSE_WAIT: return "CLOSE_WAIT";
-  case VIGIL_TCP_LAST_ACK: return "LAST_ACK";
-  case VIGIL_TCP_LISTEN: return "LISTEN";
-  case VIGIL_TCP_CLOSING: return "CLOSING";
-  default: return "UNKNOWN";
-  }
-}
-
 static uint64_t wall_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -228,7 +211,7 @@ static void print_text(const options *o, const vigil_census *c) {
   printf("\n");
   for (size_t i = 0; i < NPRINT; i++) {
     int s = print_order[i];
-    if (c->counts[s]) printf("  %-12s %8u\n", state_name(s), c->counts[s]);
+    if (c->counts[s]) printf("  %-12s %8u\n", vigil_tcp_state_name(s), c->counts[s]);
   }
   if (c->orphans) printf("  %-12s %8u  (no process holds them)\n", "orphans",
                          c->orphans);
@@ -245,7 +228,7 @@ static void print_text(const options *o, const vigil_census *c) {
                  vigil_census_timer_name(s->timer), s->expires_ms / 1000.0);
       owner_text(s, owner, sizeof owner);
       printf("  %-11s %-24s %-24s %-18s %4u %7u %7u  %s\n",
-             state_name(s->state), s->local, s->peer, timer, s->retransmits,
+             vigil_tcp_state_name(s->state), s->local, s->peer, timer, s->retransmits,
              s->rqueue, s->wqueue, owner);
     }
   }
@@ -278,13 +261,13 @@ static void print_json(const options *o, const vigil_census *c) {
     printf("%s%u", i ? "," : "", (unsigned)o->ports[i]);
   printf("],\"total\":%u,\"counts\":{", c->total);
   for (size_t i = 0; i < NPRINT; i++)
-    printf("%s\"%s\":%u", i ? "," : "", state_name(print_order[i]),
+    printf("%s\"%s\":%u", i ? "," : "", vigil_tcp_state_name(print_order[i]),
            c->counts[print_order[i]]);
   printf("},\"orphans\":%u,\"sockets\":[", c->orphans);
   for (size_t i = 0; i < c->nsockets; i++) {
     const vigil_census_socket *s = &c->sockets[i];
     printf("%s{\"family\":\"%s\",\"state\":\"%s\",\"local\":", i ? "," : "",
-           s->family == AF_INET6 ? "ipv6" : "ipv4", state_name(s->state));
+           s->family == AF_INET6 ? "ipv6" : "ipv4", vigil_tcp_state_name(s->state));
     json_string(s->local);
     printf(",\"peer\":");
     json_string(s->peer);

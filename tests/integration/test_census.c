@@ -210,6 +210,22 @@ static void test_cap_counts_only_and_state_filter(void **state) {
   assert_int_equal(c->nsockets, 0);
   vigil_census_free(c);
 
+  /* Several ports (kernel filter program with jumps), local and either. */
+  uint16_t two[2] = {1, f->port};
+  q.ports = two;
+  q.nports = 2;
+  assert_int_equal(vigil_census_run(&q, &c), VIGIL_OK);
+  assert_int_equal(c->counts[VIGIL_TCP_ESTABLISHED], NPAIRS);
+  vigil_census_free(c);
+  q.port_match = VIGIL_CENSUS_MATCH_EITHER;
+  assert_int_equal(vigil_census_run(&q, &c), VIGIL_OK);
+  assert_int_equal(c->counts[VIGIL_TCP_ESTABLISHED], 2 * NPAIRS);
+  assert_int_equal(c->counts[VIGIL_TCP_LISTEN], 1);
+  vigil_census_free(c);
+  q.ports = &f->port;
+  q.nports = 1;
+  q.port_match = VIGIL_CENSUS_MATCH_LOCAL;
+
   /* Kernel-side state filter. */
   q.want_sockets = 1;
   q.states = VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_LISTEN);

@@ -735,6 +735,115 @@ static void test_errno_map(void **state) {
   assert_int_equal(errno, ETIMEDOUT);
 }
 
+
+/* --- kernel port filter ----------------------------------------------- */
+
+/* What the kernel's inet_diag_bc_audit() checks for the ops we emit: every
+ * `no` target is on the chain of `yes` jumps (or the end, or 4 past it). */
+static int bc_on_yes_chain(const unsigned char *bc, int len, int target) {
+  int off = 0;
+  while (off < len) {
+    if (off == target) return 1;
+    struct inet_diag_bc_op op;
+    memcpy(&op, bc + off, sizeof op);
+    if (op.yes < 4 || op.yes & 3) return 0;
+    off += op.yes;
+  }
+  return off == target;
+}
+
+static int bc_audit(const unsigned char *bc, int len) {
+  int off = 0;
+  while (off < len) {
+    struct inet_diag_bc_op op;
+    int left = len - off;
+    int min_len = (int)sizeof op;
+    memcpy(&op, bc + off, sizeof op);
+    switch (op.code) {
+    case INET_DIAG_BC_S_EQ:
+    case INET_DIAG_BC_D_EQ:
+      min_len = 2 * (int)sizeof op;
+      if (left < min_len) return 0;
+      break;
+    case INET_DIAG_BC_JMP:
+      break;
+    default:
+      return 0;
+    }
+    if (op.no < min_len || op.no > left + 4 || (op.no & 3)) return 0;
+    if (op.no < left && !bc_on_yes_chain(bc, len, off + op.no)) return 0;
+    if (op.yes < min_len || op.yes > left + 4 || (op.yes & 3)) return 0;
+    off += op.yes;
+  }
+  return off == len;
+}
+
+/* inet_diag_bc_run(): 1 = accept. */
+static int bc_run(const unsigned char *bc, int len, uint16_t sport,
+                  uint16_t dport) {
+  int off = 0;
+  while (off < len) {
+    struct inet_diag_bc_op op, arg;
+    int yes = 1;
+    memcpy(&op, bc + off, sizeof op);
+    switch (op.code) {
+    case INET_DIAG_BC_S_EQ:
+      memcpy(&arg, bc + off + sizeof op, sizeof arg);
+      yes = sport == arg.no;
+      break;
+    case INET_DIAG_BC_D_EQ:
+      memcpy(&arg, bc + off + sizeof op, sizeof arg);
+      yes = dport == arg.no;
+      break;
+    case INET_DIAG_BC_JMP:
+      yes = 0;
+      break;
+    default:
+      fail_msg("unexpected op %d", op.code);
+    }
+    off += yes ? op.yes : op.no;
+  }
+  return off == len;
+}
+
+static void test_port_bytecode(void **state) {
+  (void)state;
+  static const uint16_t ports[] = {80, 443, 8883, 65535};
+  unsigned char bc[512];
+  vigil_census_query q;
+  vigil_census_query_init(&q);
+  assert_int_equal(vigil__census_port_bytecode(&q, bc, sizeof bc), 0);
+  assert_int_equal(vigil__census_port_bytecode(NULL, bc, sizeof bc), 0);
+
+  for (size_t n = 1; n <= 4; n++) {
+    for (int either = 0; either <= 1; either++) {
+      q.ports = ports;
+      q.nports = n;
+      q.port_match = either ? VIGIL_CENSUS_MATCH_EITHER
+                            : VIGIL_CENSUS_MATCH_LOCAL;
+      size_t len = vigil__census_port_bytecode(&q, bc, sizeof bc);
+      size_t conds = n * (either ? 2 : 1);
+      assert_int_equal(len, conds * 8 + (conds - 1) * 4);
+      assert_true(bc_audit(bc, (int)len));
+      /* Every (sport, dport) combination over listed and other ports. */
+      static const uint16_t probe[] = {80, 443, 8883, 65535, 1, 8080};
+      for (size_t a = 0; a < 6; a++)
+        for (size_t b = 0; b < 6; b++) {
+          int want = 0;
+          for (size_t i = 0; i < n; i++)
+            if (probe[a] == ports[i] || (either && probe[b] == ports[i]))
+              want = 1;
+          if (bc_run(bc, (int)len, probe[a], probe[b]) != want)
+            fail_msg("n=%zu either=%d sport=%u dport=%u", n, either,
+                     probe[a], probe[b]);
+        }
+    }
+  }
+  /* Does not fit: no filter rather than a truncated one. */
+  q.nports = 4;
+  assert_int_equal(vigil__census_port_bytecode(&q, bc, 20), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_dump_and_done),
@@ -761,6 +870,7 @@ int main(void) {
       cmocka_unit_test(test_link_inode),
       cmocka_unit_test(test_fd_inode_errors),
       cmocka_unit_test(test_errno_map),
+      cmocka_unit_test(test_port_bytecode),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,6 +99,7 @@ class Hub:
         self._handlers = {}    # user_data key -> Handlers
         self._listeners = {}   # key -> Listener
         self._next_key = 1
+        self._adopting = None  # ptr -> Conn created while vigil_adopt runs
         self._running = False
         self._in_cb = 0        # Python callbacks on the stack
         self._stopping = False
@@ -116,13 +117,14 @@ class Hub:
             "shutdown": T.SHUTDOWN_CB(_trampoline(ref, "_c_shutdown")),
             "accept": T.ACCEPT_CB(_trampoline(ref, "_c_accept")),
         }
-        self._callbacks = T.ConnCallbacksStruct(
-            on_data=T.DATA_CB(_trampoline(ref, "_c_data")),
-            on_ping_due=T.CONN_CB(_trampoline(ref, "_c_ping_due")),
-            on_idle=T.IDLE_CB(_trampoline(ref, "_c_idle")),
-            on_peer_closed=T.CONN_CB(_trampoline(ref, "_c_peer_closed")),
-            on_close=T.CLOSE_CB(_trampoline(ref, "_c_close")),
-            on_hello=T.DATA_CB(_trampoline(ref, "_c_hello")))
+        self._conn_cb = {
+            "on_data": T.DATA_CB(_trampoline(ref, "_c_data")),
+            "on_ping_due": T.CONN_CB(_trampoline(ref, "_c_ping_due")),
+            "on_idle": T.IDLE_CB(_trampoline(ref, "_c_idle")),
+            "on_peer_closed": T.CONN_CB(_trampoline(ref, "_c_peer_closed")),
+            "on_close": T.CLOSE_CB(_trampoline(ref, "_c_close")),
+            "on_hello": T.DATA_CB(_trampoline(ref, "_c_hello")),
+        }
         opts = T.HubOptionsStruct()
         lib.vigil_hub_options_init(C.byref(opts))
         opts.policy = policy_ref(policy)
@@ -236,6 +238,16 @@ class Hub:
         self._handlers[key] = Handlers(**handlers)
         return key
 
+    def _callbacks_for(self, handlers):
+        """The C callback set: on_close always (to retire the Conn), the
+        others only when given, since their presence changes what C does
+        (no on_peer_closed: a peer FIN closes the conn at once)."""
+        cbs = T.ConnCallbacksStruct()
+        for name, fn in self._conn_cb.items():
+            if name == "on_close" or handlers.get(name) is not None:
+                setattr(cbs, name, fn)
+        return C.pointer(cbs)
+
     def listen(self, host="127.0.0.1", port=0, policy=None, backlog=511,
                reuseport=False, **handlers):
         """Listens on host:port (port 0: ephemeral, see .port) and adopts
@@ -252,7 +264,7 @@ class Hub:
         o.backlog = backlog
         o.reuseport = 1 if reuseport else 0
         o.adopt.policy = policy_ref(policy)
-        o.adopt.callbacks = C.pointer(self._callbacks)
+        o.adopt.callbacks = self._callbacks_for(handlers)
         o.adopt.user_data = key
         o.on_accept = self._cb["accept"]
         out = C.c_void_p()
@@ -275,16 +287,25 @@ class Hub:
         o = T.AdoptOptionsStruct()
         lib.vigil_adopt_options_init(C.byref(o))
         o.policy = policy_ref(policy)
-        o.callbacks = C.pointer(self._callbacks)
+        o.callbacks = self._callbacks_for(handlers)
         o.user_data = key
         out = C.c_void_p()
+        self._adopting = {}
         try:
             check(lib.vigil_adopt(hub, fileno(sock), C.byref(o),
                                   C.byref(out)), "adopt")
+            # A callback may have closed the hub meanwhile: the C conn is
+            # then gone, but its Python object was retired by on_close.
+            conn = self._adopting.get(out.value)
         finally:
             del self._handlers[key]
+            self._adopting = None
         if not isinstance(sock, int):
             sock.detach()
+        if self._hub is None:
+            if not self._in_cb:
+                self._finish_close()
+            return conn
         conn = self._conn(out.value, key_handlers=Handlers(**handlers))
         self._call("on_open", conn, conn)
         return conn
@@ -318,6 +339,8 @@ class Hub:
             handlers = key_handlers or self._handlers.get(
                 lib.vigil_conn_user_data(ptr), _NO_HANDLERS)
             conn = self._conns[ptr] = Conn(self, ptr, handlers)
+            if self._adopting is not None:
+                self._adopting[ptr] = conn
         return conn
 
     def _report(self, callback, conn, exc):

@@ -1,0 +1,30 @@
+# Python bindings (bindings/python): one ctest per
+# bindings/python/tests/test_*.py, run against the shared library built
+# here (VIGIL_LIBRARY). abi_dump prints the C struct layouts the ctypes
+# mirrors are checked against.
+#
+# Not registered when VIGIL_SANITIZE is ON: python3 is not instrumented, so
+# loading an ASan libvigil.so into it needs LD_PRELOAD of libasan and
+# reports the interpreter's own allocations. The normal (non-ASan) pass of
+# tests/run.sh runs them.
+find_package(Python3 COMPONENTS Interpreter)
+set(VIGIL_PY_DIR ${PROJECT_SOURCE_DIR}/bindings/python)
+if(VIGIL_SANITIZE)
+  message(STATUS "Python binding tests: skipped in sanitizer builds")
+elseif(NOT Python3_Interpreter_FOUND)
+  message(STATUS "Python binding tests: no python3 found, skipped")
+else()
+  add_executable(python_abi_dump ${VIGIL_PY_DIR}/tests/abi_dump.c)
+  target_include_directories(python_abi_dump PRIVATE
+    ${PROJECT_SOURCE_DIR}/include ${LIBEV_INCLUDE_DIR})
+  target_compile_options(python_abi_dump PRIVATE ${VIGIL_WARNINGS})
+  file(GLOB VIGIL_PY_TESTS CONFIGURE_DEPENDS ${VIGIL_PY_DIR}/tests/test_*.py)
+  foreach(test ${VIGIL_PY_TESTS})
+    get_filename_component(name ${test} NAME_WE)
+    add_test(NAME python/${name}
+      COMMAND ${Python3_EXECUTABLE} -m unittest discover -v
+              -s ${VIGIL_PY_DIR}/tests -p ${name}.py)
+    set_tests_properties(python/${name} PROPERTIES LABELS python TIMEOUT 120
+      ENVIRONMENT "VIGIL_LIBRARY=$<TARGET_FILE:vigil_shared>;VIGIL_BUILD_DIR=${PROJECT_BINARY_DIR};VIGIL_ABI_DUMP=$<TARGET_FILE:python_abi_dump>;PYTHONPATH=${VIGIL_PY_DIR};PYTHONDONTWRITEBYTECODE=1")
+  endforeach()
+endif()

@@ -609,6 +609,52 @@ VIGIL_EXPORT uint16_t vigil_listener_port(vigil_listener *l);
 VIGIL_EXPORT int vigil_listener_fd(vigil_listener *l);
 VIGIL_EXPORT void vigil_listener_close(vigil_listener *l);
 
+/* ------------------------------------------------------------------------ */
+/* Hub census: ghost sockets on the hub's ports (see vigil/census.h)        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * What a census of the hub's ports found. The ports are the local ports of
+ * the hub's listeners and live conns; a census sees the network namespace
+ * of the calling thread. All fields [out].
+ *
+ * Ghosts are sockets that no vigil deadline will ever end:
+ *  - leaked: ESTABLISHED, held by an fd of this process, but not by any
+ *    vigil conn (matched by socket inode): an fd the host forgot;
+ *  - close_wait_stale: CLOSE_WAIT, held by this process, not a vigil conn
+ *    (vigil's own never outlive close_wait_grace), and first seen by an
+ *    earlier census at least the hub policy's close_wait_grace ago. The
+ *    kernel keeps no age for CLOSE_WAIT, so the hub remembers the socket
+ *    cookies it saw: a pile-up counts from the second census that sees it;
+ *  - orphans: FIN_WAIT1, FIN_WAIT2, CLOSING or LAST_ACK with no fd left
+ *    (inode 0), typically a FIN sent to a dead peer and retransmitted.
+ * TIME_WAIT is normal (it ends by itself after 60 s) and never a ghost.
+ */
+typedef struct vigil_hub_census_report {
+  uint32_t counts[VIGIL_TCP_STATE__COUNT]; /* sockets on the ports, any
+                                            owner, per vigil_tcp_state */
+  uint32_t total;            /* sum of counts */
+  uint32_t nports;           /* distinct local ports examined */
+  uint32_t conns;            /* live vigil conns of the hub */
+  uint32_t close_wait_unowned; /* CLOSE_WAIT held by this process but by
+                                no vigil conn, any age */
+  uint32_t close_wait_stale; /* of those, seen for >= close_wait_grace */
+  uint32_t leaked;           /* ESTABLISHED, this process, no vigil conn */
+  uint32_t orphans;          /* orphan states with no fd */
+  uint32_t ghosts;           /* leaked + close_wait_stale + orphans */
+} vigil_hub_census_report;
+
+/*
+ * Takes a census of the hub's ports now. Costs one sock_diag dump of the
+ * machine's TCP sockets, one scan of /proc/self/fd and two system calls
+ * per live conn: run it every few seconds at most, not per event. With
+ * hub option census_interval_ms the hub runs it on a timer and emits
+ * "census" (state counts) and, when ghosts > ghost_threshold, "ghosts".
+ * Returns VIGIL_OK, VIGIL_EINVAL, or an error of vigil_census_run().
+ */
+VIGIL_EXPORT int vigil_hub_census(vigil_hub *hub,
+                                  vigil_hub_census_report *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -162,6 +162,7 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
   ev_check_start(loop, &hub->clock_refresh);
   ev_unref(loop); /* the clock watcher alone must not keep ev_run alive */
   ev_prepare_init(&hub->deliver, deliver_cb);
+  vigil__hub_census_start(hub);
   *out = hub;
   return VIGIL_OK;
 }
@@ -236,6 +237,7 @@ static void hub_destroy(vigil_hub *hub) {
   free_closed(hub);
   ev_timer_stop(hub->loop, &hub->tick);
   ev_timer_stop(hub->loop, &hub->shutdown_timer);
+  vigil__hub_census_free(hub);
   ev_timer_stop(hub->loop, &hub->census_timer);
   ev_prepare_stop(hub->loop, &hub->deliver);
   ev_ref(hub->loop);

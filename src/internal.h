@@ -121,6 +121,7 @@ struct vigil_hub {
   void *identities;
   /* census (hub_census.c) */
   ev_timer census_timer;
+  void *census_state;          /* CLOSE_WAIT first-seen table */
 };
 
 /* ---- hub.c ---- */
@@ -219,7 +220,16 @@ void vigil__conn_suspect_check(vigil_conn *c);
 /* Reads TCP_INFO to tell a keepalive kill from a user-timeout kill. */
 vigil_reason vigil__timedout_reason(vigil_conn *c);
 
+/* ---- hub_census.c ---- */
+/* Starts the periodic census when opts.census_interval_ms > 0. */
+void vigil__hub_census_start(vigil_hub *hub);
+/* Stops the census timer and frees the census state (hub_destroy). */
+void vigil__hub_census_free(vigil_hub *hub);
+
 /* ---- listener.c ---- */
+/* Stores up to cap local ports of the hub's open listeners; returns how
+ * many listeners there are. */
+size_t vigil__listener_ports(vigil_hub *hub, uint16_t *out, size_t cap);
 void vigil__listeners_free(vigil_hub *hub);
 void vigil__listeners_stop(vigil_hub *hub);
 void vigil__listeners_reap(vigil_hub *hub);

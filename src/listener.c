@@ -190,6 +190,14 @@ int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
 }
 
 uint16_t vigil_listener_port(vigil_listener *l) { return l->port; }
+
+size_t vigil__listener_ports(vigil_hub *hub, uint16_t *out, size_t cap) {
+  size_t n = 0;
+  for (vigil_listener *l = hub->listeners; l; l = l->next, n++)
+    if (n < cap) out[n] = l->port;
+  return n;
+}
+
 int vigil_listener_fd(vigil_listener *l) { return l->io.fd; }
 
 static void stop_one(vigil_listener *l) {

@@ -1,0 +1,912 @@
+/*
+ * mqtt_gateway: a small MQTT 3.1.1 server on vigil. Real MQTT clients
+ * (mosquitto_sub/pub, paho, device SDKs) connect to it; vigil turns each
+ * client's keep-alive into a deadline, its client id into an identity (a
+ * reconnecting device takes over its own ghost), and logs every step.
+ *
+ * Subset (see /README "MQTT gateway"): CONNECT/CONNACK, PUBLISH QoS 0 and
+ * 1 (PUBACK) fanned out as QoS 0, SUBSCRIBE/SUBACK with '+'/'#' filters
+ * granted at QoS 0, UNSUBSCRIBE/UNSUBACK, PINGREQ/PINGRESP, DISCONNECT,
+ * Will messages. No QoS 2, no retained messages, no persistent sessions.
+ *
+ * Session states (one per TCP connection):
+ *
+ *   accepted ---- CONNECT ok: identify, dead_after = 1.5 x keep-alive, ---> CONNECTED
+ *      |          vigil_conn_ready, CONNACK 0                                  |
+ *      | CONNECT refused (level, id): CONNACK 0x01/0x02, close                 | PUBLISH, SUBSCRIBE,
+ *      | first packet not CONNECT, malformed, handshake timeout: close         | UNSUBSCRIBE, PINGREQ
+ *      v                                                                       v
+ *    DONE <--- DISCONNECT (no Will) / protocol error / peer gone / takeover / deadline
+ *              (every close but DISCONNECT and shutdown publishes the Will)
+ *
+ * A session belongs to one connection and dies with it, so a displaced
+ * connection's late close can only ever tear down its own session, never
+ * the session of the client that took its id over.
+ *
+ * Exit codes: 0 after SIGINT/SIGTERM, 1 when startup fails, 2 bad flags.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "mqtt_codec.h"
+#include "mqtt_subs.h"
+#include "mqtt_topic.h"
+#include "vigil.h"
+
+#define EXIT_USAGE 2
+#define DEFAULT_HANDSHAKE_MS 10000u /* EMQX waits 15 s for CONNECT */
+#define DEFAULT_MAX_PACKET (256u * 1024u)
+#define SHUTDOWN_DEADLINE_MS 5000u
+#define MAX_SUBS_PER_SESSION 256u
+#define LOG_LINE_MAX 2048
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct config {
+  char host[256];
+  uint16_t port;
+  vigil_log_format log_format;
+  uint32_t handshake_ms;
+  int ka_idle, ka_intvl, ka_cnt; /* kernel keepalive */
+  unsigned census_every_s;       /* 0 = off */
+  uint32_t max_packet;
+} config;
+
+static void usage(FILE *f) {
+  fprintf(f,
+      "usage: mqtt_gateway [options]\n"
+      "A small MQTT 3.1.1 server on vigil: keep-alive x 1.5 becomes the\n"
+      "connection's deadline, the client id its identity (a second CONNECT\n"
+      "with the same id takes over), and every vigil event is logged to\n"
+      "stderr.\n"
+      "\n"
+      "  --listen HOST:PORT       address to listen on (default\n"
+      "                           127.0.0.1:1883; [::1]:1883 for IPv6;\n"
+      "                           port 0 = ephemeral, printed on stdout)\n"
+      "  --log logfmt|json        log line format (default logfmt)\n"
+      "  --handshake-timeout MS   CONNECT must arrive within MS after the\n"
+      "                           TCP accept (default %u; 0 = no limit)\n"
+      "  --keepalive I,N,C        kernel keepalive idle s, interval s, probe\n"
+      "                           count (default 60,10,6)\n"
+      "  --census-every S         log a socket census of the port every S s\n"
+      "  --max-packet BYTES       largest packet accepted (default %u)\n"
+      "  --help                   this text\n",
+      DEFAULT_HANDSHAKE_MS, DEFAULT_MAX_PACKET);
+}
+
+/* Prints a usage error and exits 2. */
+static void die_usage(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "mqtt_gateway: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'mqtt_gateway --help'.\n");
+  exit(EXIT_USAGE);
+}
+
+/* Parses a whole decimal number in [min, max]; exits 2 otherwise. */
+static long parse_long(const char *s, long min, long max, const char *what) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < min || v > max)
+    die_usage("%s '%s' is not a number in %ld..%ld", what, s, min, max);
+  return v;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" into cfg->host and cfg->port. */
+static void parse_listen(const char *arg, config *cfg) {
+  const char *colon = strrchr(arg, ':');
+  if (!colon || colon == arg || !colon[1])
+    die_usage("--listen '%s' is not HOST:PORT", arg);
+  const char *h = arg;
+  size_t hlen = (size_t)(colon - arg);
+  if (h[0] == '[') {
+    if (hlen < 3 || h[hlen - 1] != ']')
+      die_usage("--listen '%s': IPv6 hosts are written [ADDR]:PORT", arg);
+    h++;
+    hlen -= 2;
+  }
+  if (hlen >= sizeof cfg->host) die_usage("--listen '%s': host too long", arg);
+  memcpy(cfg->host, h, hlen);
+  cfg->host[hlen] = 0;
+  cfg->port = (uint16_t)parse_long(colon + 1, 0, 65535, "--listen port");
+}
+
+static void parse_keepalive(const char *arg, config *cfg) {
+  char buf[64];
+  if (strlen(arg) >= sizeof buf) die_usage("--keepalive '%s' too long", arg);
+  strcpy(buf, arg);
+  char *idle = strtok(buf, ","), *intvl = strtok(NULL, ","),
+       *cnt = strtok(NULL, ",");
+  if (!idle || !intvl || !cnt || strtok(NULL, ","))
+    die_usage("--keepalive '%s' is not IDLE,INTVL,CNT", arg);
+  cfg->ka_idle = (int)parse_long(idle, 1, 32767, "--keepalive idle");
+  cfg->ka_intvl = (int)parse_long(intvl, 1, 32767, "--keepalive interval");
+  cfg->ka_cnt = (int)parse_long(cnt, 1, 127, "--keepalive count");
+}
+
+static void parse_args(int argc, char **argv, config *cfg) {
+  static const struct option opts[] = {
+      {"listen", required_argument, NULL, 'l'},
+      {"log", required_argument, NULL, 'f'},
+      {"handshake-timeout", required_argument, NULL, 't'},
+      {"keepalive", required_argument, NULL, 'k'},
+      {"census-every", required_argument, NULL, 'c'},
+      {"max-packet", required_argument, NULL, 'm'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  memset(cfg, 0, sizeof *cfg);
+  strcpy(cfg->host, "127.0.0.1");
+  cfg->port = 1883;
+  cfg->log_format = VIGIL_LOG_LOGFMT;
+  cfg->handshake_ms = DEFAULT_HANDSHAKE_MS;
+  cfg->ka_idle = 60;
+  cfg->ka_intvl = 10;
+  cfg->ka_cnt = 6;
+  cfg->max_packet = DEFAULT_MAX_PACKET;
+  opterr = 0;
+  int ch;
+  while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'l': parse_listen(optarg, cfg); break;
+    case 'f':
+      if (strcmp(optarg, "json") == 0)
+        cfg->log_format = VIGIL_LOG_JSON;
+      else if (strcmp(optarg, "logfmt") == 0)
+        cfg->log_format = VIGIL_LOG_LOGFMT;
+      else
+        die_usage("--log '%s' is not logfmt or json", optarg);
+      break;
+    case 't':
+      cfg->handshake_ms = (uint32_t)parse_long(
+          optarg, 0, VIGIL_MAX_DURATION_MS, "--handshake-timeout");
+      break;
+    case 'k': parse_keepalive(optarg, cfg); break;
+    case 'c':
+      cfg->census_every_s =
+          (unsigned)parse_long(optarg, 0, 86400, "--census-every");
+      break;
+    case 'm':
+      cfg->max_packet = (uint32_t)parse_long(optarg, 16, MQTT_MAX_REMAINING,
+                                             "--max-packet");
+      break;
+    case 'h': usage(stdout); exit(0);
+    default:
+      if (optopt)
+        die_usage("option '%s' needs a value or is unknown", argv[optind - 1]);
+      die_usage("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gateway and sessions                                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef struct gateway {
+  config cfg;
+  struct ev_loop *loop;
+  vigil_hub *hub;
+  vigil_listener *listener;
+  uint16_t port;
+  mqtt_subs *subs;
+  ev_signal sigint, sigterm;
+  ev_timer census;
+  int stopping;
+  uint64_t sessions;    /* live CONNECTed sessions */
+  uint64_t publishes;   /* PUBLISH packets received */
+  uint64_t deliveries;  /* PUBLISH packets sent to subscribers */
+} gateway;
+
+enum { PHASE_AWAIT_CONNECT = 0, PHASE_CONNECTED = 1, PHASE_DONE = 2 };
+
+/* A subscription held by a session, to undo on UNSUBSCRIBE and close. */
+typedef struct held_filter {
+  uint8_t *p;
+  uint16_t len;
+} held_filter;
+
+typedef struct session {
+  gateway *gw;
+  vigil_conn *conn;
+  mqtt_parser parser;
+  uint8_t phase;
+  uint8_t was_connected;
+  uint8_t clean_disconnect; /* DISCONNECT received: discard the Will */
+  char *client_id;          /* NUL-terminated; "" for anonymous */
+  uint16_t keepalive;
+  char *will_topic;         /* NULL = no Will */
+  uint8_t *will_msg;
+  uint16_t will_len;
+  held_filter *filters;
+  size_t nfilters, cap_filters;
+} session;
+
+/* ------------------------------------------------------------------------ */
+/* Log lines of the gateway's own (same format as vigil's event lines)       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct logline {
+  char buf[LOG_LINE_MAX];
+  size_t n;
+  vigil_log_format fmt;
+} logline;
+
+static void ll_raw(logline *l, const char *s, size_t n) {
+  if (l->n + n >= sizeof l->buf - 2) n = sizeof l->buf - 2 - l->n;
+  memcpy(l->buf + l->n, s, n);
+  l->n += n;
+}
+
+static void ll_rawc(logline *l, const char *s) { ll_raw(l, s, strlen(s)); }
+
+/* Appends a value, escaped for the format (JSON string / logfmt value). */
+static void ll_escaped(logline *l, const char *s, size_t n) {
+  int json = l->fmt == VIGIL_LOG_JSON;
+  int quote = json || n == 0;
+  for (size_t i = 0; i < n && !quote; i++) {
+    unsigned char c = (unsigned char)s[i];
+    quote = c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7F;
+  }
+  if (quote) ll_raw(l, "\"", 1);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char esc[8];
+    if (c == '"' || c == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      ll_raw(l, esc, 2);
+    } else if (c < 0x20 || c == 0x7F) {
+      snprintf(esc, sizeof esc, "\\u%04x", c);
+      ll_rawc(l, esc);
+    } else {
+      ll_raw(l, (const char *)&s[i], 1);
+    }
+  }
+  if (quote) ll_raw(l, "\"", 1);
+}
+
+static void ll_key(logline *l, const char *key) {
+  if (l->fmt == VIGIL_LOG_JSON) {
+    ll_rawc(l, ",\"");
+    ll_rawc(l, key);
+    ll_rawc(l, "\":");
+  } else {
+    ll_rawc(l, " ");
+    ll_rawc(l, key);
+    ll_rawc(l, "=");
+  }
+}
+
+static void ll_strn(logline *l, const char *key, const char *v, size_t n) {
+  ll_key(l, key);
+  ll_escaped(l, v, n);
+}
+
+static void ll_str(logline *l, const char *key, const char *v) {
+  ll_strn(l, key, v, strlen(v));
+}
+
+static void ll_u64(logline *l, const char *key, uint64_t v) {
+  char num[24];
+  snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+  ll_key(l, key);
+  ll_rawc(l, num);
+}
+
+/* Starts a line: ts and event, like vigil_event_format. */
+static void ll_begin(logline *l, vigil_log_format fmt, const char *event) {
+  struct timespec ts;
+  struct tm tm;
+  char stamp[40];
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t k = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(stamp + k, sizeof stamp - k, ".%03ldZ", ts.tv_nsec / 1000000L);
+  l->n = 0;
+  l->fmt = fmt;
+  if (fmt == VIGIL_LOG_JSON) {
+    ll_rawc(l, "{\"ts\":\"");
+    ll_rawc(l, stamp);
+    ll_rawc(l, "\",\"event\":");
+    ll_escaped(l, event, strlen(event));
+  } else {
+    ll_rawc(l, "ts=");
+    ll_rawc(l, stamp);
+    ll_rawc(l, " event=");
+    ll_rawc(l, event);
+  }
+}
+
+/* Adds the connection fields vigil's lines carry: conn, peer, identity. */
+static void ll_session(logline *l, const session *s) {
+  ll_u64(l, "conn", vigil_conn_id(s->conn));
+  ll_str(l, "peer", vigil_conn_peer(s->conn));
+  if (s->client_id && s->client_id[0]) ll_str(l, "identity", s->client_id);
+}
+
+static void ll_end(logline *l) {
+  if (l->fmt == VIGIL_LOG_JSON) ll_raw(l, "}", 1);
+  l->buf[l->n++] = '\n';
+  fwrite(l->buf, 1, l->n, stderr);
+}
+
+static void on_vigil_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
+  gateway *gw = ud;
+  char line[LOG_LINE_MAX];
+  (void)hub;
+  int n = vigil_event_format(ev, gw->cfg.log_format, line, sizeof line - 1);
+  if (n < 0) return;
+  size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 2;
+  line[len] = '\n';
+  fwrite(line, 1, len + 1, stderr);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Session helpers                                                           */
+/* ------------------------------------------------------------------------ */
+
+static int send_bytes(session *s, const uint8_t *b, int n) {
+  if (n < 0) return n;
+  return vigil_send(s->conn, b, (size_t)n);
+}
+
+/* Logs why and closes gracefully; returns 1 (stop parsing). The close
+ * reason in vigil's log is closed_by_host; this line carries the detail. */
+static int protocol_error(session *s, const char *fmt, ...) {
+  char detail[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  logline l;
+  ll_begin(&l, s->gw->cfg.log_format, "mqtt_protocol_error");
+  ll_session(&l, s);
+  ll_str(&l, "detail", detail);
+  ll_end(&l);
+  s->phase = PHASE_DONE;
+  vigil_close(s->conn);
+  return 1;
+}
+
+/* Answers CONNECT with a refusal code, then closes (MQTT-3.2.2-5). */
+static int refuse(session *s, uint8_t code, const char *detail) {
+  uint8_t b[4];
+  send_bytes(s, b, mqtt_encode_connack(0, code, b, sizeof b));
+  logline l;
+  ll_begin(&l, s->gw->cfg.log_format, "mqtt_connack_refused");
+  ll_session(&l, s);
+  ll_u64(&l, "return_code", code);
+  ll_str(&l, "detail", detail);
+  ll_end(&l);
+  s->phase = PHASE_DONE;
+  vigil_close(s->conn);
+  return 1;
+}
+
+static char *dup_bytes(const uint8_t *p, size_t n) {
+  char *d = malloc(n + 1);
+  if (!d) return NULL;
+  if (n) memcpy(d, p, n);
+  d[n] = 0;
+  return d;
+}
+
+/* Fans one message out to every matching subscriber, as QoS 0 with RETAIN
+ * 0 (MQTT-3.3.1-9: messages to an existing subscription never carry it). */
+typedef struct fanout {
+  const uint8_t *pkt;
+  size_t len;
+  uint64_t sent;
+} fanout;
+
+static void deliver_one(void *who, void *ud) {
+  session *t = who;
+  fanout *f = ud;
+  if (t->phase != PHASE_CONNECTED) return;
+  if (vigil_send(t->conn, f->pkt, f->len) == VIGIL_OK) f->sent++;
+}
+
+static uint64_t publish(gateway *gw, const uint8_t *topic, size_t tlen,
+                        const uint8_t *payload, size_t plen) {
+  mqtt_publish out = {0};
+  out.topic.p = topic;
+  out.topic.len = (uint16_t)tlen;
+  out.payload = payload;
+  out.payload_len = (uint32_t)plen;
+  size_t size = mqtt_publish_size(tlen, 0, plen);
+  uint8_t small[512];
+  uint8_t *buf = size <= sizeof small ? small : malloc(size);
+  if (!buf || mqtt_encode_publish(&out, buf, size) != (int)size) {
+    if (buf != small) free(buf);
+    return 0;
+  }
+  fanout f = {buf, size, 0};
+  mqtt_subs_match(gw->subs, topic, tlen, deliver_one, &f);
+  if (buf != small) free(buf);
+  gw->deliveries += f.sent;
+  return f.sent;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Packets                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Deadline from keep-alive (MQTT-3.1.2-24): 1.5 x keep-alive, capped at
+ * vigil's 24 h maximum; 0 = the client asked for no keep-alive. */
+static uint32_t dead_after_for(uint16_t keepalive_s) {
+  uint64_t ms = (uint64_t)keepalive_s * 1500u;
+  return ms > VIGIL_MAX_DURATION_MS ? VIGIL_MAX_DURATION_MS : (uint32_t)ms;
+}
+
+static int handle_connect(session *s, const mqtt_packet *pkt) {
+  mqtt_connect c;
+  int rc = mqtt_decode_connect(pkt->body, pkt->len, &c);
+  switch (rc) {
+  case MQTT_OK: break;
+  case MQTT_ELEVEL: {
+    char why[96];
+    snprintf(why, sizeof why, "protocol level %u (this server speaks 4, "
+             "MQTT 3.1.1)", c.level);
+    return refuse(s, MQTT_CONNACK_BAD_LEVEL, why);
+  }
+  case MQTT_EBADID:
+    return refuse(s, MQTT_CONNACK_ID_REJECTED,
+                  c.client_id.len == 0
+                      ? "empty client id with clean session 0 (MQTT-3.1.3-8)"
+                      : "client id too long or holds control characters");
+  case MQTT_EPROTONAME:
+    return protocol_error(s, "CONNECT protocol name is not MQTT");
+  default:
+    return protocol_error(s, "malformed CONNECT");
+  }
+  s->client_id = dup_bytes(c.client_id.p, c.client_id.len);
+  if (!s->client_id) return protocol_error(s, "out of memory");
+  if (c.will) {
+    s->will_topic = dup_bytes(c.will_topic.p, c.will_topic.len);
+    s->will_msg = (uint8_t *)dup_bytes(c.will_msg, c.will_len);
+    s->will_len = c.will_len;
+    if (!s->will_topic || !s->will_msg)
+      return protocol_error(s, "out of memory");
+  }
+  s->keepalive = c.keepalive;
+  /* The client id is the identity: a second CONNECT with the same id
+   * closes the first connection (MQTT-3.1.4-2). Anonymous clients get no
+   * identity, so they can never displace anyone. */
+  if (c.client_id.len > 0) {
+    rc = vigil_conn_identify(s->conn, c.client_id.p, c.client_id.len);
+    if (rc != VIGIL_OK) {
+      /* EREJECTED / EBANNED: vigil already closes this conn. */
+      logline l;
+      ll_begin(&l, s->gw->cfg.log_format, "mqtt_identity_refused");
+      ll_session(&l, s);
+      ll_str(&l, "error", vigil_err_name(rc));
+      ll_end(&l);
+      s->phase = PHASE_DONE;
+      return 1;
+    }
+  }
+  vigil_policy p = *vigil_conn_policy(s->conn);
+  p.dead_after_ms = dead_after_for(c.keepalive);
+  rc = vigil_conn_set_policy(s->conn, &p);
+  if (rc != VIGIL_OK)
+    return protocol_error(s, "policy: %s", vigil_strerror(rc));
+  vigil_conn_ready(s->conn);
+  uint8_t b[4];
+  send_bytes(s, b, mqtt_encode_connack(0, MQTT_CONNACK_ACCEPTED, b, sizeof b));
+  s->phase = PHASE_CONNECTED;
+  s->was_connected = 1;
+  s->gw->sessions++;
+  logline l;
+  ll_begin(&l, s->gw->cfg.log_format, "mqtt_connect");
+  ll_session(&l, s);
+  ll_u64(&l, "keepalive_s", c.keepalive);
+  ll_u64(&l, "dead_after_ms", p.dead_after_ms);
+  ll_u64(&l, "clean_session", (uint64_t)c.clean_session);
+  if (s->will_topic) ll_str(&l, "will_topic", s->will_topic);
+  ll_end(&l);
+  return 0;
+}
+
+static int handle_publish(session *s, const mqtt_packet *pkt) {
+  mqtt_publish m;
+  if (mqtt_decode_publish(pkt->flags, pkt->body, pkt->len, &m) != MQTT_OK)
+    return protocol_error(s, "malformed PUBLISH");
+  if (m.qos == 2)
+    return protocol_error(s, "QoS 2 PUBLISH is not supported (use 0 or 1)");
+  s->gw->publishes++;
+  publish(s->gw, m.topic.p, m.topic.len, m.payload, m.payload_len);
+  if (m.qos == 1) {
+    uint8_t b[4];
+    send_bytes(s, b, mqtt_encode_ack(MQTT_PUBACK, m.packet_id, b, sizeof b));
+  }
+  return 0;
+}
+
+/* Records a filter in the session; 0 on success, -1 without memory. */
+static int hold_filter(session *s, const mqtt_str *f) {
+  if (s->nfilters == s->cap_filters) {
+    size_t cap = s->cap_filters ? s->cap_filters * 2 : 4;
+    held_filter *n = realloc(s->filters, cap * sizeof *n);
+    if (!n) return -1;
+    s->filters = n;
+    s->cap_filters = cap;
+  }
+  uint8_t *copy = (uint8_t *)dup_bytes(f->p, f->len);
+  if (!copy) return -1;
+  s->filters[s->nfilters].p = copy;
+  s->filters[s->nfilters].len = f->len;
+  s->nfilters++;
+  return 0;
+}
+
+/* Subscribes one filter; returns the SUBACK code (granted QoS 0 or
+ * failure). Every subscription is granted at QoS 0: the gateway only
+ * sends QoS 0 (a server may grant less than requested, 3.8.4). */
+static uint8_t subscribe_one(session *s, const mqtt_str *f) {
+  if (!mqtt_topic_filter_valid(f->p, f->len)) return MQTT_SUBACK_FAILURE;
+  if (s->nfilters >= MAX_SUBS_PER_SESSION) return MQTT_SUBACK_FAILURE;
+  int added = mqtt_subs_add(s->gw->subs, f->p, f->len, s);
+  if (added < 0) return MQTT_SUBACK_FAILURE;
+  if (added == 1 && hold_filter(s, f) != 0) {
+    mqtt_subs_remove(s->gw->subs, f->p, f->len, s);
+    return MQTT_SUBACK_FAILURE;
+  }
+  return 0;
+}
+
+static int handle_subscribe(session *s, const mqtt_packet *pkt) {
+  uint16_t pid;
+  mqtt_filter_iter it;
+  if (mqtt_decode_subscribe(pkt->body, pkt->len, &pid, &it) != MQTT_OK)
+    return protocol_error(s, "malformed SUBSCRIBE");
+  size_t n = 0;
+  mqtt_filter_iter count = it;
+  mqtt_str f;
+  while (mqtt_filter_next(&count, &f, NULL)) n++;
+  uint8_t *codes = malloc(n);
+  if (!codes) return protocol_error(s, "out of memory");
+  mqtt_str first = {NULL, 0};
+  for (size_t i = 0; mqtt_filter_next(&it, &f, NULL); i++) {
+    if (i == 0) first = f;
+    codes[i] = subscribe_one(s, &f);
+  }
+  size_t size = 1 + mqtt_varint_size((uint32_t)(2 + n)) + 2 + n;
+  uint8_t *b = malloc(size);
+  int w = b ? mqtt_encode_suback(pid, codes, n, b, size) : MQTT_ENOMEM;
+  if (w > 0) send_bytes(s, b, w);
+  logline l;
+  ll_begin(&l, s->gw->cfg.log_format, "mqtt_subscribe");
+  ll_session(&l, s);
+  ll_u64(&l, "filters", n);
+  ll_strn(&l, "first", (const char *)first.p, first.len);
+  ll_u64(&l, "first_code", codes[0]);
+  ll_end(&l);
+  free(b);
+  free(codes);
+  return w > 0 ? 0 : protocol_error(s, "out of memory");
+}
+
+/* Drops a filter from the registry and the session; 1 if it was held. */
+static int drop_filter(session *s, const uint8_t *p, size_t len) {
+  for (size_t i = 0; i < s->nfilters; i++) {
+    held_filter *h = &s->filters[i];
+    if (h->len != len || memcmp(h->p, p, len) != 0) continue;
+    mqtt_subs_remove(s->gw->subs, h->p, h->len, s);
+    free(h->p);
+    *h = s->filters[--s->nfilters];
+    return 1;
+  }
+  return 0;
+}
+
+static int handle_unsubscribe(session *s, const mqtt_packet *pkt) {
+  uint16_t pid;
+  mqtt_filter_iter it;
+  mqtt_str f;
+  if (mqtt_decode_unsubscribe(pkt->body, pkt->len, &pid, &it) != MQTT_OK)
+    return protocol_error(s, "malformed UNSUBSCRIBE");
+  while (mqtt_filter_next(&it, &f, NULL)) drop_filter(s, f.p, f.len);
+  uint8_t b[4];
+  send_bytes(s, b, mqtt_encode_ack(MQTT_UNSUBACK, pid, b, sizeof b));
+  return 0;
+}
+
+static int handle_connected(session *s, const mqtt_packet *pkt) {
+  uint8_t b[4];
+  switch (pkt->type) {
+  case MQTT_PUBLISH: return handle_publish(s, pkt);
+  case MQTT_SUBSCRIBE: return handle_subscribe(s, pkt);
+  case MQTT_UNSUBSCRIBE: return handle_unsubscribe(s, pkt);
+  case MQTT_PINGREQ:
+    if (pkt->len != 0) return protocol_error(s, "PINGREQ with a body");
+    send_bytes(s, b, mqtt_encode_empty(MQTT_PINGRESP, b, sizeof b));
+    return 0;
+  case MQTT_DISCONNECT: {
+    if (pkt->len != 0) return protocol_error(s, "DISCONNECT with a body");
+    s->clean_disconnect = 1; /* MQTT-3.14.4-3: discard the Will */
+    s->phase = PHASE_DONE;
+    logline l;
+    ll_begin(&l, s->gw->cfg.log_format, "mqtt_disconnect");
+    ll_session(&l, s);
+    ll_end(&l);
+    vigil_close(s->conn);
+    return 1;
+  }
+  case MQTT_CONNECT:
+    return protocol_error(s, "second CONNECT (MQTT-3.1.0-2)");
+  case MQTT_PUBACK:
+  case MQTT_PUBREC:
+  case MQTT_PUBREL:
+  case MQTT_PUBCOMP:
+    return protocol_error(s, "unexpected %s: this server sends QoS 0 only",
+                          mqtt_type_name(pkt->type));
+  default:
+    return protocol_error(s, "%s is sent by servers, not clients",
+                          mqtt_type_name(pkt->type));
+  }
+}
+
+static int on_packet(void *ud, const mqtt_packet *pkt) {
+  session *s = ud;
+  if (s->phase == PHASE_DONE) return 1;
+  if (s->phase == PHASE_AWAIT_CONNECT) {
+    if (pkt->type != MQTT_CONNECT)
+      return protocol_error(s, "first packet is %s, not CONNECT",
+                            mqtt_type_name(pkt->type));
+    return handle_connect(s, pkt);
+  }
+  return handle_connected(s, pkt);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Connection callbacks                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void on_data(vigil_conn *c, const void *data, size_t len, void *ud) {
+  session *s = ud;
+  (void)c;
+  if (!s || s->phase == PHASE_DONE) return;
+  ssize_t r = mqtt_parser_feed(&s->parser, data, len, on_packet, s);
+  if (r < 0 && s->phase != PHASE_DONE)
+    protocol_error(s, "%s", mqtt_parser_error(&s->parser));
+}
+
+static void session_free(session *s) {
+  for (size_t i = 0; i < s->nfilters; i++) {
+    mqtt_subs_remove(s->gw->subs, s->filters[i].p, s->filters[i].len, s);
+    free(s->filters[i].p);
+  }
+  free(s->filters);
+  mqtt_parser_free(&s->parser);
+  free(s->client_id);
+  free(s->will_topic);
+  free(s->will_msg);
+  free(s);
+}
+
+static void on_close(vigil_conn *c, vigil_reason reason, void *ud) {
+  session *s = ud;
+  (void)c;
+  if (!s) return;
+  gateway *gw = s->gw;
+  if (s->was_connected) gw->sessions--;
+  /* The Will goes out for every end but DISCONNECT (3.1.2.5) and the
+   * gateway's own shutdown, where every other session is closing too. */
+  if (s->was_connected && s->will_topic && !s->clean_disconnect &&
+      reason != VIGIL_REASON_SHUTDOWN) {
+    s->phase = PHASE_DONE; /* not to itself */
+    uint64_t n = publish(gw, (const uint8_t *)s->will_topic,
+                         strlen(s->will_topic), s->will_msg, s->will_len);
+    logline l;
+    ll_begin(&l, gw->cfg.log_format, "mqtt_will");
+    ll_session(&l, s);
+    ll_str(&l, "reason", vigil_reason_name(reason));
+    ll_str(&l, "will_topic", s->will_topic);
+    ll_u64(&l, "delivered", n);
+    ll_end(&l);
+  }
+  session_free(s);
+}
+
+static void on_accept(vigil_listener *l, vigil_conn *c, void *ud) {
+  gateway *gw = ud;
+  (void)l;
+  session *s = calloc(1, sizeof *s);
+  if (!s) {
+    vigil_abort(c);
+    return;
+  }
+  s->gw = gw;
+  s->conn = c;
+  mqtt_parser_init(&s->parser, gw->cfg.max_packet);
+  vigil_conn_set_user_data(c, s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Census, signals, main                                                     */
+/* ------------------------------------------------------------------------ */
+
+static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+  gateway *gw = w->data;
+  (void)loop;
+  (void)revents;
+  vigil_census_query q;
+  vigil_census *c;
+  vigil_census_query_init(&q);
+  q.ports = &gw->port;
+  q.nports = 1;
+  q.want_sockets = 0;
+  q.want_self = 0;
+  logline l;
+  ll_begin(&l, gw->cfg.log_format, "mqtt_census");
+  ll_u64(&l, "port", gw->port);
+  int rc = vigil_census_run(&q, &c);
+  if (rc != VIGIL_OK) {
+    ll_str(&l, "error", vigil_err_name(rc));
+    ll_end(&l);
+    return;
+  }
+  static const int shown[] = {
+      VIGIL_TCP_ESTABLISHED, VIGIL_TCP_SYN_RECV,   VIGIL_TCP_CLOSE_WAIT,
+      VIGIL_TCP_FIN_WAIT1,   VIGIL_TCP_FIN_WAIT2,  VIGIL_TCP_CLOSING,
+      VIGIL_TCP_LAST_ACK,    VIGIL_TCP_TIME_WAIT,
+  };
+  for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++) {
+    char key[32];
+    const char *name = vigil_tcp_state_name(shown[i]);
+    size_t k = 0;
+    for (; name[k] && k < sizeof key - 1; k++)
+      key[k] = (char)(name[k] >= 'A' && name[k] <= 'Z' ? name[k] + 32
+                                                       : name[k]);
+    key[k] = 0;
+    ll_u64(&l, key, c->counts[shown[i]]);
+  }
+  ll_u64(&l, "orphans", c->orphans);
+  vigil_stats st;
+  vigil_hub_stats(gw->hub, &st);
+  ll_u64(&l, "conns", st.open);
+  ll_u64(&l, "sessions", gw->sessions);
+  ll_u64(&l, "takeovers", st.takeovers);
+  ll_u64(&l, "publishes", gw->publishes);
+  ll_u64(&l, "deliveries", gw->deliveries);
+  ll_end(&l);
+  vigil_census_free(c);
+}
+
+static void shutdown_done(vigil_hub *hub, void *ud) {
+  gateway *gw = ud;
+  (void)hub;
+  ev_break(gw->loop, EVBREAK_ALL);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents) {
+  gateway *gw = w->data;
+  (void)revents;
+  if (gw->stopping) { /* second signal: stop waiting */
+    ev_break(loop, EVBREAK_ALL);
+    return;
+  }
+  gw->stopping = 1;
+  ev_timer_stop(loop, &gw->census);
+  logline l;
+  ll_begin(&l, gw->cfg.log_format, "mqtt_shutdown");
+  ll_str(&l, "signal", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+  ll_u64(&l, "sessions", gw->sessions);
+  ll_end(&l);
+  if (vigil_hub_shutdown(gw->hub, SHUTDOWN_DEADLINE_MS, shutdown_done, gw) !=
+      VIGIL_OK)
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Lets one process hold as many connections as the hard limit allows. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+static int start(gateway *gw) {
+  vigil_policy p;
+  char msg[256];
+  vigil_policy_init(&p);
+  p.keepalive_idle_s = gw->cfg.ka_idle;
+  p.keepalive_intvl_s = gw->cfg.ka_intvl;
+  p.keepalive_cnt = gw->cfg.ka_cnt;
+  p.handshake_timeout_ms = gw->cfg.handshake_ms;
+  if (vigil_policy_validate(&p, msg, sizeof msg) != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: %s\n", msg);
+    return EXIT_USAGE;
+  }
+  vigil_hub_options ho;
+  vigil_hub_options_init(&ho);
+  ho.policy = &p;
+  ho.on_event = on_vigil_event;
+  ho.event_data = gw;
+  int rc = vigil_hub_new(gw->loop, &ho, &gw->hub);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: hub: %s\n", vigil_strerror(rc));
+    return 1;
+  }
+  static const vigil_conn_callbacks cbs = {
+      .on_data = on_data,
+      .on_close = on_close,
+  };
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = gw->cfg.host;
+  lo.port = gw->cfg.port;
+  lo.adopt.callbacks = &cbs;
+  lo.on_accept = on_accept;
+  lo.accept_data = gw;
+  rc = vigil_listen(gw->hub, &lo, &gw->listener);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: cannot listen on %s:%u: %s (%s)\n",
+            gw->cfg.host, (unsigned)gw->cfg.port, vigil_strerror(rc),
+            strerror(errno));
+    return 1;
+  }
+  gw->port = vigil_listener_port(gw->listener);
+  const char *open = strchr(gw->cfg.host, ':') ? "[" : "";
+  const char *close = strchr(gw->cfg.host, ':') ? "]" : "";
+  printf("listening on %s%s%s:%u\n", open, gw->cfg.host, close,
+         (unsigned)gw->port);
+  fflush(stdout);
+  logline l;
+  ll_begin(&l, gw->cfg.log_format, "mqtt_listen");
+  ll_str(&l, "host", gw->cfg.host);
+  ll_u64(&l, "port", gw->port);
+  ll_u64(&l, "handshake_timeout_ms", gw->cfg.handshake_ms);
+  ll_u64(&l, "max_packet", gw->cfg.max_packet);
+  ll_end(&l);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  static gateway gw;
+  parse_args(argc, argv, &gw.cfg);
+  signal(SIGPIPE, SIG_IGN);
+  raise_fd_limit();
+  setvbuf(stderr, NULL, _IOLBF, 0);
+  gw.loop = ev_default_loop(0);
+  gw.subs = mqtt_subs_new();
+  if (!gw.loop || !gw.subs) {
+    fprintf(stderr, "mqtt_gateway: out of memory\n");
+    return 1;
+  }
+  int rc = start(&gw);
+  if (rc != 0) return rc;
+  ev_signal_init(&gw.sigint, signal_cb, SIGINT);
+  ev_signal_init(&gw.sigterm, signal_cb, SIGTERM);
+  gw.sigint.data = gw.sigterm.data = &gw;
+  ev_signal_start(gw.loop, &gw.sigint);
+  ev_signal_start(gw.loop, &gw.sigterm);
+  if (gw.cfg.census_every_s) {
+    double every = (double)gw.cfg.census_every_s;
+    ev_timer_init(&gw.census, census_cb, every, every);
+    gw.census.data = &gw;
+    ev_timer_start(gw.loop, &gw.census);
+  }
+  ev_run(gw.loop, 0);
+  vigil_hub_free(gw.hub);
+  mqtt_subs_free(gw.subs);
+  ev_loop_destroy(gw.loop);
+  return 0;
+}

@@ -1,0 +1,865 @@
+/*
+ * The frame codec on real loopback connections (policy.frame_codec): a vigil
+ * conn on one end, a raw socket speaking frames by hand on the other, or
+ * vigil on both ends. Covers DATA both ways, PING/PONG, vigil's own pings,
+ * HELLO, GOODBYE in both directions, malformed input, byte-at-a-time
+ * delivery, parser memory, and where TIME_WAIT lands on close.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "testutil.h"
+#include "vigil.h"
+
+/* ---- fixture: a hub and a recorder per vigil conn ----------------------- */
+
+#define MAX_FRAMES 64
+
+typedef struct rec {
+  vigil_conn *conn;
+  int closed;
+  vigil_reason reason;
+  char detail[160];      /* close event detail */
+  int ndata;             /* on_data calls */
+  size_t data_len[MAX_FRAMES];
+  char data[MAX_FRAMES][64]; /* first bytes of each payload */
+  int big_ok;            /* a large payload matched its pattern */
+  int hellos;
+  char hello[256];
+  int pings_due;         /* on_ping_due calls (must stay 0 with the codec) */
+  int peer_closed;
+} rec;
+
+typedef struct fx {
+  struct ev_loop *loop;
+  vigil_hub *hub;
+  vigil_policy policy;
+  int events[VIGIL_EV__COUNT];
+  int foreign_user_data; /* conns' user_data is not a rec */
+} fx;
+
+static uint8_t pattern(size_t i) { return (uint8_t)(i * 7u + 3u); }
+
+static void on_data(vigil_conn *c, const void *d, size_t len, void *ud) {
+  rec *r = ud;
+  (void)c;
+  if (r->ndata < MAX_FRAMES) {
+    r->data_len[r->ndata] = len;
+    if (len) memcpy(r->data[r->ndata], d, len < 63 ? len : 63);
+  }
+  if (len > 1000) {
+    int ok = 1;
+    for (size_t i = 0; i < len; i++)
+      if (((const uint8_t *)d)[i] != pattern(i)) ok = 0;
+    r->big_ok = ok;
+  }
+  r->ndata++;
+}
+
+static void on_hello(vigil_conn *c, const void *id, size_t len, void *ud) {
+  rec *r = ud;
+  (void)c;
+  r->hellos++;
+  memcpy(r->hello, id, len < 255 ? len : 255);
+  r->hello[len < 255 ? len : 255] = '\0';
+}
+
+static void on_ping_due(vigil_conn *c, void *ud) {
+  (void)c;
+  ((rec *)ud)->pings_due++;
+}
+
+static void on_close(vigil_conn *c, vigil_reason reason, void *ud) {
+  rec *r = ud;
+  (void)c;
+  r->closed++;
+  r->reason = reason;
+  r->conn = NULL;
+}
+
+static const vigil_conn_callbacks k_cb = {
+    .on_data = on_data,
+    .on_ping_due = on_ping_due,
+    .on_close = on_close,
+    .on_hello = on_hello,
+};
+static const vigil_conn_callbacks k_cb_auto = {
+    .on_data = on_data,
+    .on_close = on_close, /* no on_hello: vigil identifies */
+};
+
+static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
+  fx *f = ud;
+  (void)hub;
+  f->events[ev->type]++;
+  if (ev->type == VIGIL_EV_CLOSE && ev->conn && !f->foreign_user_data) {
+    rec *r = vigil_conn_user_data(ev->conn);
+    if (r)
+      snprintf(r->detail, sizeof r->detail, "%s",
+               ev->detail ? ev->detail : "");
+  }
+}
+
+static void fx_init(fx *f) {
+  memset(f, 0, sizeof *f);
+  f->loop = ev_loop_new(EVFLAG_AUTO);
+  vigil_policy_init(&f->policy);
+  f->policy.frame_codec = 1;
+  f->policy.drain_timeout_ms = 300;
+  f->policy.linger_max_ms = 2000;
+  vigil_hub_options o;
+  vigil_hub_options_init(&o);
+  o.policy = &f->policy;
+  o.on_event = on_event;
+  o.event_data = f;
+  o.tick_ms = 5;
+  assert_int_equal(vigil_hub_new(f->loop, &o, &f->hub), VIGIL_OK);
+}
+
+static void fx_done(fx *f) {
+  vigil_hub_free(f->hub);
+  ev_loop_destroy(f->loop);
+}
+
+static vigil_conn *fx_adopt(fx *f, int fd, rec *r, const vigil_policy *p,
+                            const vigil_conn_callbacks *cb) {
+  vigil_adopt_options ao;
+  vigil_adopt_options_init(&ao);
+  ao.policy = p;
+  ao.callbacks = cb ? cb : &k_cb;
+  ao.user_data = r;
+  memset(r, 0, sizeof *r);
+  assert_int_equal(vigil_adopt(f->hub, fd, &ao, &r->conn), VIGIL_OK);
+  return r->conn;
+}
+
+static int rec_closed(void *arg) { return ((rec *)arg)->closed > 0; }
+
+/* ---- raw peer: frames by hand ------------------------------------------ */
+
+typedef struct raw {
+  int fd;
+  vigil_frame_parser p;
+  int n;
+  struct {
+    int type;
+    uint32_t len;
+    uint8_t data[300];
+    uint64_t at;
+  } f[MAX_FRAMES];
+  int eof;
+  int want;
+} raw;
+
+static int raw_frame(void *ud, const vigil_frame *fr) {
+  raw *r = ud;
+  if (r->n < MAX_FRAMES) {
+    r->f[r->n].type = fr->type;
+    r->f[r->n].len = fr->len;
+    r->f[r->n].at = vt_now_ms();
+    if (fr->len)
+      memcpy(r->f[r->n].data, fr->payload, fr->len < 300 ? fr->len : 300);
+  }
+  r->n++;
+  return 0;
+}
+
+static void raw_init(raw *r, int fd) {
+  memset(r, 0, sizeof *r);
+  r->fd = fd;
+  vigil_frame_parser_init(&r->p, VIGIL_FRAME_MAX_FRAME_MAX);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static int raw_poll(void *arg) {
+  raw *r = arg;
+  uint8_t buf[65536];
+  int eof = 0;
+  long n = vt_read_avail(r->fd, buf, sizeof buf, &eof);
+  if (n > 0) assert_true(vigil_frame_parser_feed(&r->p, buf, (size_t)n,
+                                                 raw_frame, r) == n);
+  if (eof) r->eof = 1;
+  return r->n >= r->want || r->eof;
+}
+
+/* Runs the loop until the raw peer holds `want` frames (or EOF). */
+static int raw_wait(fx *f, raw *r, int want, uint32_t ms) {
+  r->want = want;
+  vt_run_until(f->loop, raw_poll, r, ms);
+  return r->n >= want;
+}
+
+static int raw_wait_eof(fx *f, raw *r, uint32_t ms) {
+  r->want = 1 << 30;
+  vt_run_until(f->loop, raw_poll, r, ms);
+  return r->eof;
+}
+
+static void raw_send(raw *r, vigil_frame_type t, const void *p, size_t len) {
+  uint8_t buf[4096];
+  int n = vigil_frame_encode(t, p, len, buf, sizeof buf);
+  assert_true(n > 0);
+  assert_int_equal(send(r->fd, buf, (size_t)n, MSG_NOSIGNAL), n);
+}
+
+static void raw_send_bytes(raw *r, const void *p, size_t len) {
+  assert_int_equal(send(r->fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void raw_done(raw *r) {
+  vigil_frame_parser_free(&r->p);
+  if (r->fd >= 0) close(r->fd);
+  r->fd = -1;
+}
+
+/* A vigil conn (server side of a loopback pair) and a raw peer. */
+static void pair(fx *f, rec *r, raw *w, const vigil_policy *p,
+                 const vigil_conn_callbacks *cb) {
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  fx_adopt(f, s, r, p, cb);
+  raw_init(w, c);
+}
+
+static int data_n(void *arg) { return ((rec *)arg)->ndata >= 3; }
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_data_both_ways(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  pair(&f, &r, &w, NULL, NULL);
+  /* Two frames in one segment, then one split in the middle. */
+  uint8_t buf[256];
+  int a = vigil_frame_encode(VIGIL_FRAME_DATA, "one", 3, buf, sizeof buf);
+  int b = vigil_frame_encode(VIGIL_FRAME_DATA, "", 0, buf + a, sizeof buf - a);
+  raw_send_bytes(&w, buf, (size_t)(a + b));
+  int c = vigil_frame_encode(VIGIL_FRAME_DATA, "three", 5, buf, sizeof buf);
+  raw_send_bytes(&w, buf, 6);
+  vt_run_until(f.loop, NULL, NULL, 20);
+  raw_send_bytes(&w, buf + 6, (size_t)c - 6);
+  assert_true(vt_run_until(f.loop, data_n, &r, 1000));
+  assert_int_equal(r.ndata, 3);
+  assert_int_equal(r.data_len[0], 3);
+  assert_memory_equal(r.data[0], "one", 3);
+  assert_int_equal(r.data_len[1], 0); /* an empty DATA is still a message */
+  assert_int_equal(r.data_len[2], 5);
+  assert_memory_equal(r.data[2], "three", 5);
+
+  /* vigil -> raw: small (stack path) and large (header + payload path). */
+  assert_int_equal(vigil_send_data(r.conn, "hello", 5), VIGIL_OK);
+  static uint8_t big[20000];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = pattern(i);
+  assert_int_equal(vigil_send_data(r.conn, big, sizeof big), VIGIL_OK);
+  assert_true(raw_wait(&f, &w, 2, 1000));
+  assert_int_equal(w.f[0].type, VIGIL_FRAME_DATA);
+  assert_int_equal(w.f[0].len, 5);
+  assert_memory_equal(w.f[0].data, "hello", 5);
+  assert_int_equal(w.f[1].type, VIGIL_FRAME_DATA);
+  assert_int_equal(w.f[1].len, sizeof big);
+  assert_memory_equal(w.f[1].data, big, 300);
+
+  /* Over max_frame is refused before anything is sent. */
+  static uint8_t huge[65537];
+  assert_int_equal(vigil_send_data(r.conn, huge, sizeof huge), VIGIL_EINVAL);
+  assert_int_equal(vigil_send_data(NULL, "x", 1), VIGIL_EINVAL);
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  fx_done(&f);
+}
+
+static void test_codec_off_refuses_codec_calls(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  vigil_policy p = f.policy;
+  p.frame_codec = 0;
+  pair(&f, &r, &w, &p, NULL);
+  assert_int_equal(vigil_send_data(r.conn, "x", 1), VIGIL_ESTATE);
+  assert_int_equal(vigil_conn_goodbye(r.conn, 0, NULL), VIGIL_ESTATE);
+  /* Raw bytes go straight to on_data without the codec. */
+  raw_send_bytes(&w, "GET /", 5);
+  raw_send_bytes(&w, "x", 1);
+  vt_run_until(f.loop, NULL, NULL, 50);
+  assert_true(r.ndata >= 1);
+  assert_int_equal(r.closed, 0);
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  fx_done(&f);
+}
+
+static void test_ping_answered_with_pong(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  pair(&f, &r, &w, NULL, NULL);
+  raw_send(&w, VIGIL_FRAME_PING, "ABCDEFGH", 8);
+  raw_send(&w, VIGIL_FRAME_PING, NULL, 0);
+  assert_true(raw_wait(&f, &w, 2, 1000));
+  assert_int_equal(w.f[0].type, VIGIL_FRAME_PONG);
+  assert_int_equal(w.f[0].len, 8);
+  assert_memory_equal(w.f[0].data, "ABCDEFGH", 8);
+  assert_int_equal(w.f[1].type, VIGIL_FRAME_PONG);
+  assert_int_equal(w.f[1].len, 0);
+  assert_int_equal(r.ndata, 0); /* heartbeats never reach on_data */
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  fx_done(&f);
+}
+
+static void test_vigil_pings_at_interval(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  vigil_policy p = f.policy;
+  p.ping_interval_ms = 100;
+  uint64_t t0 = vt_now_ms();
+  pair(&f, &r, &w, &p, NULL);
+  assert_true(raw_wait(&f, &w, 3, 1000));
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(w.f[i].type, VIGIL_FRAME_PING);
+    assert_int_equal(w.f[i].len, 8); /* token: the sender's clock */
+  }
+  /* One per interval of silence: not earlier, not much later. */
+  assert_true(w.f[0].at - t0 >= 95);
+  assert_true(w.f[1].at - w.f[0].at >= 90 && w.f[1].at - w.f[0].at <= 200);
+  assert_true(w.f[2].at - w.f[1].at >= 90 && w.f[2].at - w.f[1].at <= 200);
+  assert_int_equal(r.pings_due, 0); /* vigil pinged; the host was not asked */
+  assert_true(f.events[VIGIL_EV_PING_DUE] >= 3);
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  fx_done(&f);
+}
+
+static void test_hello_callback(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  vigil_policy p = f.policy;
+  p.handshake_timeout_ms = 5000;
+  pair(&f, &r, &w, &p, NULL);
+  raw_send(&w, VIGIL_FRAME_HELLO, "dev-1", 5);
+  vt_run_until(f.loop, NULL, NULL, 50);
+  assert_int_equal(r.hellos, 1);
+  assert_string_equal(r.hello, "dev-1");
+  /* With on_hello the host decides: still in the handshake. */
+  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_HANDSHAKE);
+  assert_null(vigil_conn_identity(r.conn));
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  fx_done(&f);
+}
+
+static void test_hello_auto_identify(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  vigil_policy p = f.policy;
+  p.handshake_timeout_ms = 5000;
+  pair(&f, &r, &w, &p, &k_cb_auto);
+  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_HANDSHAKE);
+  raw_send(&w, VIGIL_FRAME_HELLO, "sensor-42", 9);
+  vt_run_until(f.loop, NULL, NULL, 50);
+  assert_int_equal(r.hellos, 0);
+  assert_non_null(vigil_conn_identity(r.conn));
+  assert_string_equal(vigil_conn_identity(r.conn), "sensor-42");
+  assert_ptr_equal(vigil_hub_find_identity(f.hub, "sensor-42", 9), r.conn);
+  /* HELLO completes the handshake when vigil handles it. */
+  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_OPEN);
+  assert_int_equal(f.events[VIGIL_EV_READY], 1);
+  /* A second HELLO breaks the protocol. */
+  raw_send(&w, VIGIL_FRAME_HELLO, "other", 5);
+  assert_true(raw_wait_eof(&f, &w, 1000));
+  assert_int_equal(w.n, 1);
+  assert_int_equal(w.f[0].type, VIGIL_FRAME_GOODBYE);
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  assert_int_equal(r.reason, VIGIL_REASON_PROTOCOL_ERROR);
+  assert_string_equal(r.detail, "second HELLO: an identity is claimed only once");
+  fx_done(&f);
+}
+
+static void test_goodbye_from_peer(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  pair(&f, &r, &w, NULL, NULL);
+  raw_send(&w, VIGIL_FRAME_DATA, "last", 4);
+  uint8_t buf[64];
+  int n = vigil_frame_encode_goodbye(VIGIL_GOODBYE_GOING_AWAY, "rebooting",
+                                     buf, sizeof buf);
+  raw_send_bytes(&w, buf, (size_t)n);
+  /* vigil closes first, as asked: our raw peer sees its FIN... */
+  assert_true(raw_wait_eof(&f, &w, 1000));
+  assert_int_equal(w.n, 0); /* ...and no GOODBYE back: it closed on request */
+  assert_int_equal(r.ndata, 1);
+  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_DRAINING);
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  assert_int_equal(r.reason, VIGIL_REASON_PEER_CLOSED);
+  assert_string_equal(r.detail, "goodbye going_away: rebooting");
+  fx_done(&f);
+}
+
+/* Malformed input: the close detail is the parser's description, and the
+ * peer is told the same in a GOODBYE protocol_error before our FIN. */
+static void test_malformed_input(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    uint8_t bytes[16];
+    size_t len;
+    const char *detail;
+  } rows[] = {
+      {"http", "GET / HTTP/1.1\r\n", 16,
+       "bad magic byte 0x47, expected 0xF7 (HTTP or other text?)"},
+      {"tls", {0x16, 0x03, 0x01}, 3,
+       "bad magic byte 0x16, expected 0xF7 (TLS handshake?)"},
+      {"version 2", {0xF7, 0x02, 0x04, 0, 0, 0, 0, 1, 'x'}, 9,
+       "version 2 is not supported (we speak 1)"},
+      {"unknown type", {0xF7, 0x01, 0x09, 0, 0, 0, 0, 0}, 8,
+       "frame type 0x09 is unknown"},
+      {"flags", {0xF7, 0x01, 0x04, 0x01}, 4,
+       "flags 0x01 are set; version 1 allows none"},
+      {"oversized", {0xF7, 0x01, 0x04, 0, 0, 0, 0x07, 0xD0}, 8,
+       "payload length 2000 exceeds max_frame 1024"},
+      {"bad token", {0xF7, 0x01, 0x02, 0, 0, 0, 0, 3}, 8,
+       "PING length 3 is invalid: token must be 0 or 8 bytes"},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    fx f;
+    rec r;
+    raw w;
+    fx_init(&f);
+    vigil_policy p = f.policy;
+    p.max_frame = 1024;
+    pair(&f, &r, &w, &p, NULL);
+    raw_send(&w, VIGIL_FRAME_DATA, "ok", 2); /* delivered before the fault */
+    raw_send_bytes(&w, rows[i].bytes, rows[i].len);
+    if (!raw_wait_eof(&f, &w, 1000)) fail_msg("%s: no FIN", rows[i].name);
+    assert_int_equal(r.ndata, 1);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(w.f[0].type, VIGIL_FRAME_GOODBYE);
+    unsigned code;
+    const char *text;
+    size_t tlen;
+    assert_int_equal(vigil_frame_goodbye_decode(w.f[0].data, w.f[0].len,
+                                                &code, &text, &tlen),
+                     VIGIL_OK);
+    assert_int_equal(code, VIGIL_GOODBYE_PROTOCOL_ERROR);
+    if (tlen != strlen(rows[i].detail) ||
+        memcmp(text, rows[i].detail, tlen) != 0)
+      fail_msg("%s: GOODBYE text '%.*s'", rows[i].name, (int)tlen, text);
+    raw_done(&w);
+    assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+    assert_int_equal(r.reason, VIGIL_REASON_PROTOCOL_ERROR);
+    if (strcmp(r.detail, rows[i].detail) != 0)
+      fail_msg("%s: detail '%s'", rows[i].name, r.detail);
+    fx_done(&f);
+  }
+}
+
+static int got_bytes(void *arg) {
+  vigil_conn *c = ((void **)arg)[0];
+  uint64_t want = *(uint64_t *)((void **)arg)[1];
+  return c->bytes_in >= want;
+}
+
+static size_t parser_held(vigil_conn *c) {
+  /* conn_codec.c keeps the parser first in its state. */
+  return c->ext && c->ext->codec
+             ? vigil_frame_parser_held((vigil_frame_parser *)c->ext->codec)
+             : 0;
+}
+
+static void test_byte_at_a_time(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  pair(&f, &r, &w, NULL, NULL);
+  static uint8_t big[1500];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = pattern(i);
+  uint8_t stream[2048];
+  size_t len = 0;
+  len += (size_t)vigil_frame_encode(VIGIL_FRAME_HELLO, "p1", 2, stream + len,
+                                    sizeof stream - len);
+  len += (size_t)vigil_frame_encode(VIGIL_FRAME_DATA, "abc", 3, stream + len,
+                                    sizeof stream - len);
+  len += (size_t)vigil_frame_encode(VIGIL_FRAME_PING, "12345678", 8,
+                                    stream + len, sizeof stream - len);
+  len += (size_t)vigil_frame_encode(VIGIL_FRAME_DATA, big, sizeof big,
+                                    stream + len, sizeof stream - len);
+  size_t max_held = 0;
+  uint64_t want = 0;
+  void *arg[2] = {r.conn, &want};
+  for (size_t i = 0; i < len; i++) {
+    raw_send_bytes(&w, stream + i, 1);
+    want = i + 1;
+    if (!vt_run_until(f.loop, got_bytes, arg, 1000))
+      fail_msg("byte %zu not received", i);
+    size_t h = parser_held(r.conn);
+    if (h > max_held) max_held = h;
+  }
+  assert_int_equal(r.hellos, 1);
+  assert_string_equal(r.hello, "p1");
+  assert_int_equal(r.ndata, 2);
+  assert_int_equal(r.data_len[0], 3);
+  assert_memory_equal(r.data[0], "abc", 3);
+  assert_int_equal(r.data_len[1], sizeof big);
+  assert_true(r.big_ok);
+  assert_true(raw_wait(&f, &w, 1, 1000));
+  assert_int_equal(w.f[0].type, VIGIL_FRAME_PONG);
+  assert_memory_equal(w.f[0].data, "12345678", 8);
+  /* The split 1500-byte payload needed a buffer (2048 = next power of 2);
+   * a read that needs none gives it back: idle conns hold nothing. */
+  assert_int_equal(max_held, 2048);
+  raw_send(&w, VIGIL_FRAME_PONG, NULL, 0);
+  want = r.conn->bytes_in + 8;
+  assert_true(vt_run_until(f.loop, got_bytes, arg, 1000));
+  assert_int_equal(parser_held(r.conn), 0);
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  fx_done(&f);
+}
+
+/* ---- peer-first close and TIME_WAIT ------------------------------------- */
+
+static uint16_t local_port(int fd) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  return ntohs(a.sin_port);
+}
+
+/* TIME_WAIT sockets with local port `local` and a peer port for which
+ * peers[port] is set (the exact connections a test made: other tests may
+ * leave TIME_WAIT on the same ports). */
+static uint32_t time_wait_where(uint16_t local, const uint8_t *peers) {
+  vigil_census_query q;
+  vigil_census *c;
+  vigil_census_query_init(&q);
+  q.ports = &local;
+  q.nports = 1;
+  q.states = VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_TIME_WAIT);
+  q.want_self = 0;
+  q.max_sockets = 0;
+  assert_int_equal(vigil_census_run(&q, &c), VIGIL_OK);
+  uint32_t n = 0;
+  for (size_t i = 0; i < c->nsockets; i++)
+    if (c->sockets[i].id.local_port == local &&
+        peers[c->sockets[i].id.peer_port])
+      n++;
+  vigil_census_free(c);
+  return n;
+}
+
+/* TIME_WAIT sockets of the one connection local <-> peer on this end. */
+static uint32_t time_wait_on(uint16_t local, uint16_t peer) {
+  static uint8_t peers[65536];
+  memset(peers, 0, sizeof peers);
+  peers[peer] = 1;
+  return time_wait_where(local, peers);
+}
+
+static void test_goodbye_hold_then_peer_fin(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  pair(&f, &r, &w, NULL, NULL);
+  uint16_t sport = local_port(vigil_conn_fd(r.conn));
+  uint16_t cport = local_port(w.fd);
+  assert_int_equal(vigil_conn_goodbye(r.conn, VIGIL_GOODBYE_SHUTDOWN,
+                                      "maintenance"),
+                   VIGIL_OK);
+  assert_int_equal(vigil_conn_goodbye(r.conn, 0, NULL), VIGIL_ECLOSED);
+  assert_int_equal(vigil_send(r.conn, "x", 1), VIGIL_ECLOSED);
+  assert_true(raw_wait(&f, &w, 1, 1000));
+  assert_int_equal(w.f[0].type, VIGIL_FRAME_GOODBYE);
+  unsigned code;
+  vigil_frame_goodbye_decode(w.f[0].data, w.f[0].len, &code, NULL, NULL);
+  assert_int_equal(code, VIGIL_GOODBYE_SHUTDOWN);
+  /* vigil holds its FIN: the conn waits in FLUSHING, the socket is still
+   * ESTABLISHED on both ends, and input is read (and dropped). */
+  vt_run_until(f.loop, NULL, NULL, 100);
+  assert_false(w.eof);
+  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_FLUSHING);
+  assert_int_equal(vt_tcp_state(vigil_conn_fd(r.conn)), VIGIL_TCP_ESTABLISHED);
+  assert_int_equal(vt_tcp_state(w.fd), VIGIL_TCP_ESTABLISHED);
+  raw_send(&w, VIGIL_FRAME_DATA, "late", 4);
+  vt_run_until(f.loop, NULL, NULL, 20);
+  assert_int_equal(r.ndata, 0);
+  /* The peer closes first; vigil answers with its own FIN at once. */
+  shutdown(w.fd, SHUT_WR);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  assert_int_equal(r.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  assert_true(raw_wait_eof(&f, &w, 1000));
+  raw_done(&w);
+  vt_run_until(f.loop, NULL, NULL, 20);
+  assert_int_equal(time_wait_on(sport, cport), 0);
+  assert_int_equal(time_wait_on(cport, sport), 1);
+  fx_done(&f);
+}
+
+static void test_goodbye_unanswered_falls_back(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f); /* drain_timeout 300 ms */
+  pair(&f, &r, &w, NULL, NULL);
+  uint16_t sport = local_port(vigil_conn_fd(r.conn));
+  uint16_t cport = local_port(w.fd);
+  uint64_t t0 = vt_now_ms();
+  assert_int_equal(vigil_conn_goodbye(r.conn, VIGIL_GOODBYE_NORMAL, NULL),
+                   VIGIL_OK);
+  /* A peer that ignores GOODBYE: vigil closes first after drain_timeout. */
+  assert_true(raw_wait(&f, &w, 1, 1000));
+  assert_true(raw_wait_eof(&f, &w, 2000));
+  uint64_t waited = vt_now_ms() - t0;
+  assert_true(waited >= 290 && waited < 1000);
+  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_DRAINING);
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  assert_int_equal(r.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  assert_string_equal(r.detail, "no FIN after GOODBYE: closed first");
+  assert_int_equal(time_wait_on(sport, cport), 1);
+  fx_done(&f);
+}
+
+/* Policy closes (idle here, shutdown below) send GOODBYE with the reason's
+ * code and let a vigil peer close first: TIME_WAIT lands on the peer. */
+static void test_policy_close_sends_goodbye(void **state) {
+  (void)state;
+  fx f;
+  rec rs, rc;
+  fx_init(&f);
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  uint16_t sport = local_port(s), cport = local_port(c);
+  vigil_policy ps = f.policy;
+  ps.all_idle_ms = 100;
+  ps.idle_action = VIGIL_IDLE_CLOSE;
+  fx_adopt(&f, s, &rs, &ps, NULL);
+  fx_adopt(&f, c, &rc, NULL, NULL);
+  assert_true(vt_run_until(f.loop, rec_closed, &rs, 2000));
+  assert_true(vt_run_until(f.loop, rec_closed, &rc, 1000));
+  assert_int_equal(rs.reason, VIGIL_REASON_IDLE_TIMEOUT);
+  assert_int_equal(rc.reason, VIGIL_REASON_PEER_CLOSED);
+  assert_string_equal(rc.detail, "goodbye idle_timeout");
+  assert_string_equal(rs.detail, "");
+  vt_run_until(f.loop, NULL, NULL, 20);
+  assert_int_equal(time_wait_on(sport, cport), 0);
+  assert_int_equal(time_wait_on(cport, sport), 1);
+  fx_done(&f);
+}
+
+static void test_shutdown_sends_goodbye(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  pair(&f, &r, &w, NULL, NULL);
+  assert_int_equal(vigil_hub_shutdown(f.hub, 5000, NULL, NULL), VIGIL_OK);
+  assert_true(raw_wait(&f, &w, 1, 1000));
+  assert_int_equal(w.f[0].type, VIGIL_FRAME_GOODBYE);
+  unsigned code;
+  vigil_frame_goodbye_decode(w.f[0].data, w.f[0].len, &code, NULL, NULL);
+  assert_int_equal(code, VIGIL_GOODBYE_SHUTDOWN);
+  vt_run_until(f.loop, NULL, NULL, 50);
+  assert_false(w.eof); /* held for the peer's FIN */
+  shutdown(w.fd, SHUT_WR);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  assert_int_equal(r.reason, VIGIL_REASON_SHUTDOWN);
+  assert_true(raw_wait_eof(&f, &w, 1000));
+  raw_done(&w);
+  fx_done(&f);
+}
+
+/* ---- TIME_WAIT census over many short connections ----------------------- */
+
+typedef struct tw {
+  fx *f;
+  int peer_first;
+  int accepted, server_closed, client_closed;
+  rec srv[64], cli[64];
+} tw;
+
+static void tw_srv_data(vigil_conn *c, const void *d, size_t len, void *ud) {
+  (void)d;
+  (void)len;
+  tw *t = ud;
+  /* The request arrived: the server ends the exchange. */
+  if (t->peer_first)
+    vigil_conn_goodbye(c, VIGIL_GOODBYE_NORMAL, NULL);
+  else
+    vigil_close(c);
+}
+
+static void tw_srv_close(vigil_conn *c, vigil_reason r, void *ud) {
+  (void)c;
+  (void)r;
+  ((tw *)ud)->server_closed++;
+}
+
+static void tw_cli_close(vigil_conn *c, vigil_reason r, void *ud) {
+  (void)c;
+  (void)r;
+  ((tw *)ud)->client_closed++;
+}
+
+static const vigil_conn_callbacks k_tw_srv = {
+    .on_data = tw_srv_data, .on_close = tw_srv_close};
+static const vigil_conn_callbacks k_tw_cli = {.on_close = tw_cli_close};
+
+static void tw_accept(vigil_listener *l, vigil_conn *c, void *ud) {
+  (void)l;
+  vigil_conn_set_user_data(c, ud);
+  ((tw *)ud)->accepted++;
+}
+
+static int tw_batch_done(void *arg) {
+  tw *t = arg;
+  return t->server_closed == t->accepted && t->client_closed == t->accepted &&
+         t->accepted > 0;
+}
+
+/* Runs n request/close exchanges; returns TIME_WAIT counts on the server
+ * port (*srv) and on the clients' side (*cli). */
+static void tw_run(int n, int peer_first, uint32_t *srv, uint32_t *cli,
+                   uint64_t *ms) {
+  fx f;
+  fx_init(&f);
+  f.foreign_user_data = 1;
+  tw t;
+  memset(&t, 0, sizeof t);
+  t.f = &f;
+  t.peer_first = peer_first;
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = "127.0.0.1";
+  lo.adopt.callbacks = &k_tw_srv;
+  lo.adopt.user_data = &t;
+  lo.on_accept = tw_accept;
+  lo.accept_data = &t;
+  vigil_listener *l;
+  assert_int_equal(vigil_listen(f.hub, &lo, &l), VIGIL_OK);
+  uint16_t port = vigil_listener_port(l);
+  uint64_t t0 = vt_now_ms();
+  static uint16_t cports[4096];
+  int ncports = 0;
+  for (int done = 0; done < n;) {
+    int batch = n - done < 50 ? n - done : 50;
+    t.accepted = t.server_closed = t.client_closed = 0;
+    for (int i = 0; i < batch; i++) {
+      int fd = vt_connect_loopback(port);
+      assert_true(fd >= 0);
+      if (ncports < 4096) cports[ncports++] = local_port(fd);
+      vigil_adopt_options ao;
+      vigil_adopt_options_init(&ao);
+      ao.callbacks = &k_tw_cli;
+      ao.user_data = &t;
+      vigil_conn *c;
+      assert_int_equal(vigil_adopt(f.hub, fd, &ao, &c), VIGIL_OK);
+      assert_int_equal(vigil_send_data(c, "req", 3), VIGIL_OK);
+    }
+    int ok = vt_run_until(f.loop, tw_batch_done, &t, 5000);
+    if (!ok || t.accepted != batch)
+      fail_msg("batch: accepted %d server_closed %d client_closed %d",
+               t.accepted, t.server_closed, t.client_closed);
+    done += batch;
+  }
+  *ms = vt_now_ms() - t0;
+  vt_run_until(f.loop, NULL, NULL, 20);
+  /* One census of the listener's port, both ends: server ends have it
+   * as local port, client ends as peer port. Only our clients count. */
+  static uint8_t clients[65536];
+  memset(clients, 0, sizeof clients);
+  for (int i = 0; i < ncports; i++) clients[cports[i]] = 1;
+  vigil_census_query q;
+  vigil_census *c;
+  vigil_census_query_init(&q);
+  q.ports = &port;
+  q.nports = 1;
+  q.port_match = VIGIL_CENSUS_MATCH_EITHER;
+  q.states = VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_TIME_WAIT);
+  q.want_self = 0;
+  q.max_sockets = 0;
+  assert_int_equal(vigil_census_run(&q, &c), VIGIL_OK);
+  *srv = *cli = 0;
+  for (size_t i = 0; i < c->nsockets; i++) {
+    const vigil_census_sockid *id = &c->sockets[i].id;
+    if (id->local_port == port && clients[id->peer_port]) ++*srv;
+    if (id->peer_port == port && clients[id->local_port]) ++*cli;
+  }
+  vigil_census_free(c);
+  fx_done(&f);
+}
+
+static void test_time_wait_census(void **state) {
+  (void)state;
+  const char *env = getenv("VIGIL_TW_CONNS");
+  int n = env ? atoi(env) : 200;
+  if (n < 10 || n > 4000) n = 200;
+  uint32_t srv_plain, cli_plain, srv_pf, cli_pf;
+  uint64_t ms_plain, ms_pf;
+  tw_run(n, 0, &srv_plain, &cli_plain, &ms_plain);
+  tw_run(n, 1, &srv_pf, &cli_pf, &ms_pf);
+  printf("TIME_WAIT after %d connections: server closes first (vigil_close): "
+         "server %u, clients %u (%llu ms); peer-first (GOODBYE): server %u, "
+         "clients %u (%llu ms)\n",
+         n, srv_plain, cli_plain, (unsigned long long)ms_plain, srv_pf,
+         cli_pf, (unsigned long long)ms_pf);
+  assert_true(srv_plain >= (uint32_t)n * 95 / 100);
+  assert_true(cli_plain <= (uint32_t)n * 5 / 100);
+  assert_true(srv_pf <= (uint32_t)n * 1 / 100);
+  assert_true(cli_pf >= (uint32_t)n * 95 / 100);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_data_both_ways),
+      cmocka_unit_test(test_codec_off_refuses_codec_calls),
+      cmocka_unit_test(test_ping_answered_with_pong),
+      cmocka_unit_test(test_vigil_pings_at_interval),
+      cmocka_unit_test(test_hello_callback),
+      cmocka_unit_test(test_hello_auto_identify),
+      cmocka_unit_test(test_goodbye_from_peer),
+      cmocka_unit_test(test_malformed_input),
+      cmocka_unit_test(test_byte_at_a_time),
+      cmocka_unit_test(test_goodbye_hold_then_peer_fin),
+      cmocka_unit_test(test_goodbye_unanswered_falls_back),
+      cmocka_unit_test(test_policy_close_sends_goodbye),
+      cmocka_unit_test(test_shutdown_sends_goodbye),
+      cmocka_unit_test(test_time_wait_census),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -53,12 +53,18 @@ static const struct {
   const char *squashed;
   vigil_tcp_state state;
 } state_names[] = {
-    {"ESTABLISHED", VIGIL_TCP_ESTABLISHED}, {"SYNSENT", VIGIL_TCP_SYN_SENT},
-    {"SYNRECV", VIGIL_TCP_SYN_RECV},        {"FINWAIT1", VIGIL_TCP_FIN_WAIT1},
-    {"FINWAIT2", VIGIL_TCP_FIN_WAIT2},      {"TIMEWAIT", VIGIL_TCP_TIME_WAIT},
-    {"CLOSE", VIGIL_TCP_CLOSE},             {"CLOSED", VIGIL_TCP_CLOSE},
-    {"UNCONN", VIGIL_TCP_CLOSE},            {"CLOSEWAIT", VIGIL_TCP_CLOSE_WAIT},
-    {"LASTACK", VIGIL_TCP_LAST_ACK},        {"LISTEN", VIGIL_TCP_LISTEN},
+    {"ESTABLISHED", VIGIL_TCP_ESTABLISHED},
+    {"SYNSENT", VIGIL_TCP_SYN_SENT},
+    {"SYNRECV", VIGIL_TCP_SYN_RECV},
+    {"FINWAIT1", VIGIL_TCP_FIN_WAIT1},
+    {"FINWAIT2", VIGIL_TCP_FIN_WAIT2},
+    {"TIMEWAIT", VIGIL_TCP_TIME_WAIT},
+    {"CLOSE", VIGIL_TCP_CLOSE},
+    {"CLOSED", VIGIL_TCP_CLOSE},
+    {"UNCONN", VIGIL_TCP_CLOSE},
+    {"CLOSEWAIT", VIGIL_TCP_CLOSE_WAIT},
+    {"LASTACK", VIGIL_TCP_LAST_ACK},
+    {"LISTEN", VIGIL_TCP_LISTEN},
     {"CLOSING", VIGIL_TCP_CLOSING},
 };
 
@@ -108,8 +114,7 @@ static int record_matches(const vigil__census_collector *col,
   const vigil_census_query *q = col->q;
   if (s->family != AF_INET && s->family != AF_INET6) return 0;
   if (q->family == VIGIL_CENSUS_FAMILY_IPV4 && s->family != AF_INET) return 0;
-  if (q->family == VIGIL_CENSUS_FAMILY_IPV6 && s->family != AF_INET6)
-    return 0;
+  if (q->family == VIGIL_CENSUS_FAMILY_IPV6 && s->family != AF_INET6) return 0;
   if (q->nports == 0) return 1;
   for (size_t i = 0; i < q->nports; i++) {
     if (q->ports[i] == s->id.local_port) return 1;
@@ -202,8 +207,8 @@ static int dump_family_once(vigil__census_collector *col, int family,
   if (bclen) {
     req.attr.nla_type = INET_DIAG_REQ_BYTECODE;
     req.attr.nla_len = (uint16_t)(sizeof req.attr + bclen);
-    req.nlh.nlmsg_len = (uint32_t)NLMSG_ALIGN(
-        NLMSG_LENGTH(sizeof req.r) + sizeof req.attr + bclen);
+    req.nlh.nlmsg_len = (uint32_t)NLMSG_ALIGN(NLMSG_LENGTH(sizeof req.r) +
+                                              sizeof req.attr + bclen);
   }
   return vigil__census_exchange(&req.nlh, vigil__census_collect, col);
 }
@@ -233,8 +238,14 @@ int vigil_census_run(const vigil_census_query *q, vigil_census **out) {
   }
   if (rc == VIGIL_OK && q->family != VIGIL_CENSUS_FAMILY_IPV6)
     rc = dump_family(&col, AF_INET);
-  if (rc == VIGIL_OK && q->family != VIGIL_CENSUS_FAMILY_IPV4)
+  if (rc == VIGIL_OK && q->family != VIGIL_CENSUS_FAMILY_IPV4) {
     rc = dump_family(&col, AF_INET6);
+    /* A kernel without IPv6 diag support has no IPv6 sockets either: when
+     * both families were asked for, that is an empty answer. */
+    if (q->family == VIGIL_CENSUS_FAMILY_ALL &&
+        (rc == VIGIL_ENOENT || rc == VIGIL_ENOTSUP))
+      rc = VIGIL_OK;
+  }
   if (rc == VIGIL_OK && q->want_owners && q->want_sockets)
     rc = vigil__census_resolve_owners(c);
   int saved = errno;
@@ -256,8 +267,7 @@ void vigil_census_free(vigil_census *c) {
 
 int vigil_census_socket_is(const vigil_census_socket *s, unsigned pick) {
   if (!s) return 0;
-  if ((pick & VIGIL_CENSUS_PICK_CLOSE_WAIT) &&
-      s->state == VIGIL_TCP_CLOSE_WAIT)
+  if ((pick & VIGIL_CENSUS_PICK_CLOSE_WAIT) && s->state == VIGIL_TCP_CLOSE_WAIT)
     return 1;
   if ((pick & VIGIL_CENSUS_PICK_ORPHANS) && s->inode == 0 &&
       in_mask(VIGIL_CENSUS_ORPHAN_STATES, s->state))

@@ -47,8 +47,8 @@ size_t vigil__census_port_bytecode(const vigil_census_query *q, void *buf,
   size_t off = 0;
   for (size_t i = 0; i < nconds; i++) {
     uint16_t port = q->ports[i / per_port];
-    uint8_t code = (per_port == 2 && i % 2) ? INET_DIAG_BC_D_EQ
-                                            : INET_DIAG_BC_S_EQ;
+    uint8_t code =
+        (per_port == 2 && i % 2) ? INET_DIAG_BC_D_EQ : INET_DIAG_BC_S_EQ;
     put_op(p + off, code, (uint8_t)CMP_SIZE, (uint16_t)(CMP_SIZE + JMP_SIZE));
     put_op(p + off + OP_SIZE, 0, 0, port);
     off += CMP_SIZE;

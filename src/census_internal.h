@@ -17,8 +17,7 @@
 
 /* Called for each inet_diag_msg record; a negative return stops parsing
  * and is returned by vigil__census_parse(). */
-typedef int (*vigil__census_msg_fn)(const struct inet_diag_msg *m,
-                                    void *ctx);
+typedef int (*vigil__census_msg_fn)(const struct inet_diag_msg *m, void *ctx);
 
 /*
  * Walks one recv() buffer of a sock_diag answer. Every length is checked
@@ -94,11 +93,11 @@ int vigil__census_resolve_owners(vigil_census *c);
  */
 typedef struct vigil__census_collector {
   const vigil_census_query *q;
-  uint32_t states;      /* effective count mask */
-  uint32_t list_states; /* effective list mask */
+  uint32_t states;              /* effective count mask */
+  uint32_t list_states;         /* effective list mask */
   const vigil__inode_set *self; /* NULL = want_self off */
   vigil_census *out;
-  size_t cap;           /* allocated entries in out->sockets */
+  size_t cap; /* allocated entries in out->sockets */
 } vigil__census_collector;
 
 /* Checks q and prepares col to fill out (which must be zeroed). */

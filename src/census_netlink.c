@@ -44,8 +44,8 @@ static int send_request(int fd, struct nlmsghdr *req) {
   memset(&kernel, 0, sizeof kernel);
   kernel.nl_family = AF_NETLINK;
   for (;;) {
-    ssize_t n = sendto(fd, req, req->nlmsg_len, 0,
-                       (struct sockaddr *)&kernel, sizeof kernel);
+    ssize_t n = sendto(fd, req, req->nlmsg_len, 0, (struct sockaddr *)&kernel,
+                       sizeof kernel);
     if (n == (ssize_t)req->nlmsg_len) return 0;
     if (n >= 0) {
       errno = EIO;

@@ -81,8 +81,7 @@ static int for_each_socket_fd(int dirfd, int (*fn)(uint64_t, void *),
     if (e->d_name[0] == '.') continue;
     ssize_t n = readlinkat(dirfd, e->d_name, link, sizeof link);
     if (n <= 0 || (size_t)n >= sizeof link) continue; /* closed meanwhile */
-    if (vigil__census_link_inode(link, (size_t)n, &inode))
-      rc = fn(inode, ctx);
+    if (vigil__census_link_inode(link, (size_t)n, &inode)) rc = fn(inode, ctx);
   }
   closedir(d);
   return rc;
@@ -110,11 +109,11 @@ typedef struct owner_scan {
   vigil_census *c;
   owner_index *idx;
   size_t n;
-  int procfd;       /* open /proc */
-  pid_t pid;        /* process being scanned */
+  int procfd; /* open /proc */
+  pid_t pid;  /* process being scanned */
   char comm[VIGIL_CENSUS_COMMLEN];
-  int comm_read;    /* comm of pid loaded */
-  size_t unresolved;/* listed sockets still without owner */
+  int comm_read;     /* comm of pid loaded */
+  size_t unresolved; /* listed sockets still without owner */
 } owner_scan;
 
 static int cmp_index(const void *a, const void *b) {

@@ -22,23 +22,17 @@
 int vigil__census_map_errno(int err) {
   switch (err) {
   case EPERM:
-  case EACCES:
-    return VIGIL_EPERM;
+  case EACCES: return VIGIL_EPERM;
   case EOPNOTSUPP:
   case EPROTONOSUPPORT:
-  case EAFNOSUPPORT:
-    return VIGIL_ENOTSUP;
+  case EAFNOSUPPORT: return VIGIL_ENOTSUP;
   case ENOENT:
   case ESTALE: /* SOCK_DESTROY: same 4-tuple, different cookie */
     return VIGIL_ENOENT;
   case ENOMEM:
-  case ENOBUFS:
-    return VIGIL_ENOMEM;
-  case EINVAL:
-    return VIGIL_EINVAL;
-  default:
-    errno = err;
-    return VIGIL_ESYS;
+  case ENOBUFS: return VIGIL_ENOMEM;
+  case EINVAL: return VIGIL_EINVAL;
+  default: errno = err; return VIGIL_ESYS;
   }
 }
 
@@ -62,8 +56,7 @@ int vigil__census_parse(const void *buf, size_t len, uint32_t seq,
     size_t left = len - off;
     if (left < NLMSG_HDRLEN) return VIGIL_EPROTO; /* truncated header */
     memcpy(&h, p + off, sizeof h);
-    if (h.nlmsg_len < NLMSG_HDRLEN || h.nlmsg_len > left)
-      return VIGIL_EPROTO;
+    if (h.nlmsg_len < NLMSG_HDRLEN || h.nlmsg_len > left) return VIGIL_EPROTO;
     const unsigned char *payload = p + off + NLMSG_HDRLEN;
     size_t plen = h.nlmsg_len - NLMSG_HDRLEN;
     size_t step = NLMSG_ALIGN(h.nlmsg_len);
@@ -72,8 +65,7 @@ int vigil__census_parse(const void *buf, size_t len, uint32_t seq,
     if (h.nlmsg_seq != seq) continue; /* not an answer to our request */
 
     switch (h.nlmsg_type) {
-    case NLMSG_NOOP:
-      break;
+    case NLMSG_NOOP: break;
     case NLMSG_DONE: {
       /* Since 4.x a DONE may carry the dump's final error code. */
       int code = 0;
@@ -88,8 +80,7 @@ int vigil__census_parse(const void *buf, size_t len, uint32_t seq,
       if (code == 0) return VIGIL__CENSUS_ACK;
       return kernel_error(code, kerr);
     }
-    case NLMSG_OVERRUN:
-      return VIGIL_EPROTO;
+    case NLMSG_OVERRUN: return VIGIL_EPROTO;
     case SOCK_DIAG_BY_FAMILY: {
       struct inet_diag_msg m;
       if (plen < sizeof m) return VIGIL_EPROTO;
@@ -100,8 +91,7 @@ int vigil__census_parse(const void *buf, size_t len, uint32_t seq,
       }
       break;
     }
-    default:
-      break; /* unknown types are skipped, as netlink allows */
+    default: break; /* unknown types are skipped, as netlink allows */
     }
   }
   return VIGIL__CENSUS_MORE;
@@ -124,11 +114,10 @@ void vigil__census_decode_fields(const struct inet_diag_msg *m,
   out->family = m->idiag_family;
   out->state = (vigil_tcp_state)m->idiag_state;
   /* Pending connection requests are reported as SYN_RECV by ss/netstat. */
-  if (m->idiag_state == VIGIL_TCP_NEW_SYN_RECV)
-    out->state = VIGIL_TCP_SYN_RECV;
+  if (m->idiag_state == VIGIL_TCP_NEW_SYN_RECV) out->state = VIGIL_TCP_SYN_RECV;
   out->timer = (vigil_census_timer)m->idiag_timer;
-  out->expires_ms = out->timer == VIGIL_CENSUS_TIMER_NONE ? 0
-                                                          : m->idiag_expires;
+  out->expires_ms =
+      out->timer == VIGIL_CENSUS_TIMER_NONE ? 0 : m->idiag_expires;
   out->retransmits = m->idiag_retrans;
   out->rqueue = m->idiag_rqueue;
   out->wqueue = m->idiag_wqueue;
@@ -142,14 +131,14 @@ void vigil__census_decode_fields(const struct inet_diag_msg *m,
   id->local_port = ntohs(m->id.idiag_sport);
   id->peer_port = ntohs(m->id.idiag_dport);
   id->ifindex = m->id.idiag_if;
-  id->cookie =
-      (uint64_t)m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32;
+  id->cookie = (uint64_t)m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1]
+                                                     << 32;
 }
 
 void vigil__census_format_text(vigil_census_socket *s) {
   int fam = s->family == AF_INET6 ? AF_INET6 : AF_INET;
-  vigil__census_format_addr(fam, s->id.local_addr, s->id.local_port,
-                            s->local, sizeof s->local);
+  vigil__census_format_addr(fam, s->id.local_addr, s->id.local_port, s->local,
+                            sizeof s->local);
   vigil__census_format_addr(fam, s->id.peer_addr, s->id.peer_port, s->peer,
                             sizeof s->peer);
 }

@@ -80,7 +80,9 @@ typedef enum vigil_census_timer {
   VIGIL_CENSUS_TIMER_NONE = 0,
   VIGIL_CENSUS_TIMER_RETRANSMIT = 1, /* also loss probe / reorder timer */
   VIGIL_CENSUS_TIMER_KEEPALIVE = 2,  /* also SYN-ACK and FIN_WAIT2 timer */
-  VIGIL_CENSUS_TIMER_TIME_WAIT = 3,
+  VIGIL_CENSUS_TIMER_TIME_WAIT = 3,  /* also orphaned FIN_WAIT2: the kernel
+                                        keeps those as TIME_WAIT-like
+                                        minisocks for tcp_fin_timeout */
   VIGIL_CENSUS_TIMER_ZERO_WINDOW = 4, /* zero-window probe */
 } vigil_census_timer;
 

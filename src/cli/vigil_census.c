@@ -4,7 +4,40 @@
  *
  *   netstat -n | awk '/^tcp/ {++S[$NF]} END {for(a in S) print a, S[a]}'
  *
- * Sample output (SAMPLE_PLACEHOLDER)
+ * Sample output (illustrative numbers and addresses, exact layout: a
+ * broker on port 1883 whose peers vanished; --owners as root):
+ *
+ *   $ vigil-census --port 1883 --either --owners
+ *   2026-11-21 09:16:19  5137 TCP sockets on local or peer port 1883
+ *     LISTEN              1
+ *     ESTABLISHED      4980
+ *     CLOSE_WAIT         12
+ *     FIN_WAIT1           3
+ *     FIN_WAIT2           1
+ *     TIME_WAIT         140
+ *     orphans             4  (no process holds them)
+ *
+ *     STATE       LOCAL                    PEER                     TIMER              RETR  RECV-Q  SEND-Q  OWNER
+ *     CLOSE_WAIT  10.0.0.5:1883            10.0.3.17:44540          -                     0       1       0  27685/broker
+ *     FIN_WAIT1   10.0.0.5:1883            10.0.9.2:51002           retransmit 3.2s       5       0    1460  (orphan)
+ *     FIN_WAIT2   10.0.0.5:1883            10.0.4.40:60120          time_wait 59.6s       0       0       0  (orphan)
+ *     ...
+ *
+ * Without root, --owners cannot read other users' /proc/[pid]/fd; counts
+ * are complete and a last line says what was not seen:
+ *
+ *   note: could not read the fds of 123 processes (permission denied);
+ *   their sockets show no owner. Run as root to see all.
+ *
+ * --json prints one object per census (one per line with --watch):
+ *
+ *   {"ts_ms":1795252579000,"ports":[1883],"total":5137,
+ *    "counts":{"LISTEN":1,"SYN_SENT":0,...,"CLOSE":0},"orphans":4,
+ *    "sockets":[{"family":"ipv4","state":"CLOSE_WAIT",
+ *      "local":"10.0.0.5:1883","peer":"10.0.3.17:44540","timer":"none",
+ *      "expires_ms":0,"retransmits":0,"rqueue":1,"wqueue":0,"uid":1000,
+ *      "inode":25468,"orphan":false,"pid":27685,"comm":"broker"},...],
+ *    "sockets_omitted":0,"owners_resolved":true,"unreadable_processes":0}
  *
  * Exit codes: 0 ok, 1 the census failed, 2 bad command line.
  */
@@ -27,12 +60,12 @@
 typedef struct options {
   uint16_t ports[MAX_PORTS];
   size_t nports;
-  uint32_t states;     /* 0 = all */
+  uint32_t states; /* 0 = all */
   vigil_census_family family;
-  int either;          /* match peer ports too */
+  int either; /* match peer ports too */
   int json;
-  long watch_s;        /* 0 = once */
-  long count;          /* rounds with --watch; 0 = until a signal */
+  long watch_s; /* 0 = once */
+  long count;   /* rounds with --watch; 0 = until a signal */
   int owners;
   long limit;
 } options;
@@ -45,7 +78,8 @@ static void on_stop_signal(int sig) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
+  fprintf(
+      f,
       "usage: vigil-census [options]\n"
       "Counts TCP sockets per state (like netstat | awk, via sock_diag) and\n"
       "lists the notable ones: CLOSE_WAIT and FIN_WAIT1, FIN_WAIT2,\n"
@@ -82,8 +116,8 @@ static long parse_number(const char *s, long min, long max, const char *what) {
   long v = strtol(s, &end, 10);
   if (!*s || *end || errno || v < min || v > max) {
     char msg[128];
-    snprintf(msg, sizeof msg, "invalid %s '%%s': expected %ld..%ld", what,
-             min, max);
+    snprintf(msg, sizeof msg, "invalid %s '%%s': expected %ld..%ld", what, min,
+             max);
     die_usage(msg, s);
   }
   return v;
@@ -108,7 +142,8 @@ static void for_each_item(const char *list, options *o,
 }
 
 static void add_port(const char *s, options *o) {
-  if (o->nports == MAX_PORTS) die_usage("too many ports (at most 64) at '%s'", s);
+  if (o->nports == MAX_PORTS)
+    die_usage("too many ports (at most 64) at '%s'", s);
   o->ports[o->nports++] = (uint16_t)parse_number(s, 1, 65535, "port");
 }
 
@@ -117,13 +152,24 @@ static void add_state(const char *s, options *o) {
   if (st < 0)
     die_usage("unknown state '%s' (use ESTABLISHED, SYN_SENT, SYN_RECV, "
               "FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, "
-              "LISTEN, CLOSING)", s);
+              "LISTEN, CLOSING)",
+              s);
   o->states |= VIGIL_CENSUS_STATE_BIT(st);
 }
 
 static void parse_args(int argc, char **argv, options *o) {
-  enum { O_PORT = 1, O_STATE, O_FAMILY, O_EITHER, O_JSON, O_WATCH, O_COUNT,
-         O_OWNERS, O_LIMIT, O_HELP };
+  enum {
+    O_PORT = 1,
+    O_STATE,
+    O_FAMILY,
+    O_EITHER,
+    O_JSON,
+    O_WATCH,
+    O_COUNT,
+    O_OWNERS,
+    O_LIMIT,
+    O_HELP
+  };
   static const struct option longopts[] = {
       {"port", required_argument, NULL, O_PORT},
       {"state", required_argument, NULL, O_STATE},
@@ -153,16 +199,19 @@ static void parse_args(int argc, char **argv, options *o) {
     }
     case O_EITHER: o->either = 1; break;
     case O_JSON: o->json = 1; break;
-    case O_WATCH: o->watch_s = parse_number(optarg, 1, 86400, "--watch seconds"); break;
-    case O_COUNT: o->count = parse_number(optarg, 1, LONG_MAX, "--count"); break;
-    case O_OWNERS: o->owners = 1; break;
-    case O_LIMIT: o->limit = parse_number(optarg, 0, 10000000, "--limit"); break;
-    case O_HELP: usage(stdout); exit(0);
-    case ':':
-      die_usage("option '%s' needs a value", argv[optind - 1]);
+    case O_WATCH:
+      o->watch_s = parse_number(optarg, 1, 86400, "--watch seconds");
       break;
-    default:
-      die_usage("unknown option '%s'", argv[optind - 1]);
+    case O_COUNT:
+      o->count = parse_number(optarg, 1, LONG_MAX, "--count");
+      break;
+    case O_OWNERS: o->owners = 1; break;
+    case O_LIMIT:
+      o->limit = parse_number(optarg, 0, 10000000, "--limit");
+      break;
+    case O_HELP: usage(stdout); exit(0);
+    case ':': die_usage("option '%s' needs a value", argv[optind - 1]); break;
+    default: die_usage("unknown option '%s'", argv[optind - 1]);
     }
   }
   if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
@@ -171,10 +220,10 @@ static void parse_args(int argc, char **argv, options *o) {
 
 /* States in the order they are printed: the life of a connection. */
 static const vigil_tcp_state print_order[] = {
-    VIGIL_TCP_LISTEN,     VIGIL_TCP_SYN_SENT,   VIGIL_TCP_SYN_RECV,
+    VIGIL_TCP_LISTEN,      VIGIL_TCP_SYN_SENT,   VIGIL_TCP_SYN_RECV,
     VIGIL_TCP_ESTABLISHED, VIGIL_TCP_CLOSE_WAIT, VIGIL_TCP_LAST_ACK,
-    VIGIL_TCP_FIN_WAIT1,  VIGIL_TCP_FIN_WAIT2,  VIGIL_TCP_CLOSING,
-    VIGIL_TCP_TIME_WAIT,  VIGIL_TCP_CLOSE,
+    VIGIL_TCP_FIN_WAIT1,   VIGIL_TCP_FIN_WAIT2,  VIGIL_TCP_CLOSING,
+    VIGIL_TCP_TIME_WAIT,   VIGIL_TCP_CLOSE,
 };
 #define NPRINT (sizeof print_order / sizeof print_order[0])
 
@@ -211,10 +260,11 @@ static void print_text(const options *o, const vigil_census *c) {
   printf("\n");
   for (size_t i = 0; i < NPRINT; i++) {
     int s = print_order[i];
-    if (c->counts[s]) printf("  %-12s %8u\n", vigil_tcp_state_name(s), c->counts[s]);
+    if (c->counts[s])
+      printf("  %-12s %8u\n", vigil_tcp_state_name(s), c->counts[s]);
   }
-  if (c->orphans) printf("  %-12s %8u  (no process holds them)\n", "orphans",
-                         c->orphans);
+  if (c->orphans)
+    printf("  %-12s %8u  (no process holds them)\n", "orphans", c->orphans);
   if (c->nsockets) {
     printf("\n  %-11s %-24s %-24s %-18s %4s %7s %7s  %s\n", "STATE", "LOCAL",
            "PEER", "TIMER", "RETR", "RECV-Q", "SEND-Q", "OWNER");
@@ -228,8 +278,8 @@ static void print_text(const options *o, const vigil_census *c) {
                  vigil_census_timer_name(s->timer), s->expires_ms / 1000.0);
       owner_text(s, owner, sizeof owner);
       printf("  %-11s %-24s %-24s %-18s %4u %7u %7u  %s\n",
-             vigil_tcp_state_name(s->state), s->local, s->peer, timer, s->retransmits,
-             s->rqueue, s->wqueue, owner);
+             vigil_tcp_state_name(s->state), s->local, s->peer, timer,
+             s->retransmits, s->rqueue, s->wqueue, owner);
     }
   }
   if (c->sockets_omitted)
@@ -267,7 +317,8 @@ static void print_json(const options *o, const vigil_census *c) {
   for (size_t i = 0; i < c->nsockets; i++) {
     const vigil_census_socket *s = &c->sockets[i];
     printf("%s{\"family\":\"%s\",\"state\":\"%s\",\"local\":", i ? "," : "",
-           s->family == AF_INET6 ? "ipv6" : "ipv4", vigil_tcp_state_name(s->state));
+           s->family == AF_INET6 ? "ipv6" : "ipv4",
+           vigil_tcp_state_name(s->state));
     json_string(s->local);
     printf(",\"peer\":");
     json_string(s->peer);
@@ -293,7 +344,8 @@ static int census_once(const options *o) {
   vigil_census_query_init(&q);
   q.ports = o->ports;
   q.nports = o->nports;
-  q.port_match = o->either ? VIGIL_CENSUS_MATCH_EITHER : VIGIL_CENSUS_MATCH_LOCAL;
+  q.port_match =
+      o->either ? VIGIL_CENSUS_MATCH_EITHER : VIGIL_CENSUS_MATCH_LOCAL;
   q.states = o->states;
   q.family = o->family;
   q.want_self = 0; /* our own process holds nothing of interest */
@@ -306,8 +358,8 @@ static int census_once(const options *o) {
                                   VIGIL_CENSUS_ORPHAN_STATES;
   int rc = vigil_census_run(&q, &c);
   if (rc != VIGIL_OK) {
-    fprintf(stderr, "vigil-census: census failed: %s%s%s\n",
-            vigil_err_name(rc), rc == VIGIL_ESYS ? ": " : "",
+    fprintf(stderr, "vigil-census: census failed: %s%s%s\n", vigil_err_name(rc),
+            rc == VIGIL_ESYS ? ": " : "",
             rc == VIGIL_ESYS ? strerror(errno) : "");
     return 1;
   }

@@ -123,8 +123,8 @@ static const vigil_census_socket *find_inode(const vigil_census *c,
 }
 
 /* Finds the listed socket in state st whose local port is p, or NULL. */
-static const vigil_census_socket *find_state_port(const vigil_census *c,
-                                                  int st, uint16_t p) {
+static const vigil_census_socket *find_state_port(const vigil_census *c, int st,
+                                                  uint16_t p) {
   for (size_t i = 0; i < c->nsockets; i++)
     if ((int)c->sockets[i].state == st && c->sockets[i].id.local_port == p)
       return &c->sockets[i];
@@ -160,11 +160,10 @@ static void test_counts_local_and_either(void **state) {
   const vigil_census_socket *l = find_inode(c, inode_of(f->listener));
   assert_non_null(l);
   assert_int_equal(l->state, VIGIL_TCP_LISTEN);
-  assert_int_equal(l->wqueue, 64); /* LISTEN: the backlog */
+  assert_int_equal(l->wqueue, 64);                    /* LISTEN: the backlog */
   assert_null(find_inode(c, inode_of(f->client[0]))); /* peer port only */
-  assert_int_equal(vigil_census_pick(c, VIGIL_CENSUS_PICK_OWN_ESTABLISHED,
-                                     NULL, 0),
-                   NPAIRS);
+  assert_int_equal(
+      vigil_census_pick(c, VIGIL_CENSUS_PICK_OWN_ESTABLISHED, NULL, 0), NPAIRS);
   vigil_census_free(c);
 
   c = census_port(f->port, VIGIL_CENSUS_MATCH_EITHER, VIGIL_CENSUS_FAMILY_ALL,
@@ -288,8 +287,7 @@ static void test_close_wait_orphan_time_wait(void **state) {
   assert_int_equal(cw[0]->in_this_process, 1);
   assert_int_equal(cw[0]->id.peer_port, cport);
   assert_int_equal(cw[0]->timer, VIGIL_CENSUS_TIMER_NONE); /* no timeout */
-  assert_int_equal(vigil_census_pick(c, VIGIL_CENSUS_PICK_ORPHANS, orph, 4),
-                   1);
+  assert_int_equal(vigil_census_pick(c, VIGIL_CENSUS_PICK_ORPHANS, orph, 4), 1);
   assert_int_equal(orph[0]->state, VIGIL_TCP_FIN_WAIT2);
   assert_int_equal(orph[0]->inode, 0);
   assert_int_equal(orph[0]->id.local_port, cport);
@@ -385,8 +383,8 @@ static void test_ipv6(void **state) {
     skip();
   }
   uint16_t p6 = local_port(s6);
-  vigil_census *c = census_port(p6, VIGIL_CENSUS_MATCH_LOCAL,
-                                VIGIL_CENSUS_FAMILY_ALL, 0);
+  vigil_census *c =
+      census_port(p6, VIGIL_CENSUS_MATCH_LOCAL, VIGIL_CENSUS_FAMILY_ALL, 0);
   assert_int_equal(c->counts[VIGIL_TCP_ESTABLISHED], 1);
   const vigil_census_socket *s = find_inode(c, inode_of(s6));
   assert_non_null(s);

@@ -28,8 +28,8 @@ typedef struct nlbuf {
 static unsigned char *bytes(nlbuf *b) { return (unsigned char *)b->words; }
 
 /* Appends one message (header + payload), padded to NLMSG_ALIGN. */
-static void put_msg(nlbuf *b, uint16_t type, uint32_t seq,
-                    const void *payload, size_t plen) {
+static void put_msg(nlbuf *b, uint16_t type, uint32_t seq, const void *payload,
+                    size_t plen) {
   struct nlmsghdr h;
   memset(&h, 0, sizeof h);
   h.nlmsg_len = (uint32_t)NLMSG_LENGTH(plen);
@@ -210,8 +210,8 @@ static void test_parse_done_without_payload(void **state) {
 
 typedef struct error_case {
   uint16_t type;
-  int code;          /* value carried in the payload */
-  int want;          /* parse result */
+  int code; /* value carried in the payload */
+  int want; /* parse result */
   int want_kerr;
 } error_case;
 
@@ -226,10 +226,10 @@ static void test_parse_kernel_errors(void **state) {
       {NLMSG_ERROR, -ENOMEM, VIGIL_ENOMEM, ENOMEM},
       {NLMSG_ERROR, -EINVAL, VIGIL_EINVAL, EINVAL},
       {NLMSG_ERROR, -EBUSY, VIGIL_ESYS, EBUSY},
-      {NLMSG_ERROR, 5, VIGIL_EPROTO, EPROTO},        /* positive: nonsense */
-      {NLMSG_ERROR, INT_MIN, VIGIL_EPROTO, EPROTO},  /* not an errno */
+      {NLMSG_ERROR, 5, VIGIL_EPROTO, EPROTO},       /* positive: nonsense */
+      {NLMSG_ERROR, INT_MIN, VIGIL_EPROTO, EPROTO}, /* not an errno */
       {NLMSG_ERROR, -100000, VIGIL_EPROTO, EPROTO},
-      {NLMSG_DONE, -EPERM, VIGIL_EPERM, EPERM},      /* dump failed late */
+      {NLMSG_DONE, -EPERM, VIGIL_EPERM, EPERM}, /* dump failed late */
       {NLMSG_DONE, 0, VIGIL__CENSUS_DONE, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -323,8 +323,7 @@ static void test_parse_every_prefix(void **state) {
   static nlbuf b;
   static unsigned char shifted[sizeof b.words + 8];
   memset(&b, 0, sizeof b);
-  struct inet_diag_msg m =
-      v6_msg(VIGIL_TCP_FIN_WAIT2, "::1", 7, "::1", 8, 0);
+  struct inet_diag_msg m = v6_msg(VIGIL_TCP_FIN_WAIT2, "::1", 7, "::1", 8, 0);
   put_diag(&b, &m);
   put_diag(&b, &m);
   put_int(&b, NLMSG_DONE, 0);
@@ -333,8 +332,8 @@ static void test_parse_every_prefix(void **state) {
     memcpy(shifted + shift, bytes(&b), b.len);
     for (size_t len = 0; len <= b.len; len++) {
       seen sn = {0};
-      int rc = vigil__census_parse(shifted + shift, len, SEQ, record, &sn,
-                                   NULL);
+      int rc =
+          vigil__census_parse(shifted + shift, len, SEQ, record, &sn, NULL);
       if (len == 0 || len == one || len == 2 * one)
         assert_int_equal(rc, VIGIL__CENSUS_MORE);
       else if (len == b.len)
@@ -390,9 +389,8 @@ static void test_parse_callback_error_stops(void **state) {
 static void test_decode_special_cases(void **state) {
   (void)state;
   vigil_census_socket s;
-  struct inet_diag_msg m =
-      v6_msg(VIGIL_TCP_NEW_SYN_RECV, "::ffff:127.0.0.1", 443,
-             "::ffff:127.0.0.2", 65535, 0);
+  struct inet_diag_msg m = v6_msg(VIGIL_TCP_NEW_SYN_RECV, "::ffff:127.0.0.1",
+                                  443, "::ffff:127.0.0.2", 65535, 0);
   m.idiag_timer = 0;
   m.idiag_expires = 999; /* meaningless without a timer */
   vigil__census_decode(&m, &s);
@@ -425,26 +423,21 @@ static void feed_standard(coll_fixture *f, const vigil__inode_set *self) {
   memset(&f->out, 0, sizeof f->out);
   struct inet_diag_msg recs[] = {
       v4_msg(VIGIL_TCP_LISTEN, "0.0.0.0", 1883, "0.0.0.0", 0, 100),
-      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 1883, "127.0.0.1", 40001,
-             101),
-      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 40001, "127.0.0.1", 1883,
-             102),
-      v4_msg(VIGIL_TCP_CLOSE_WAIT, "127.0.0.1", 1883, "127.0.0.1", 40002,
-             103),
+      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 1883, "127.0.0.1", 40001, 101),
+      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 40001, "127.0.0.1", 1883, 102),
+      v4_msg(VIGIL_TCP_CLOSE_WAIT, "127.0.0.1", 1883, "127.0.0.1", 40002, 103),
       v4_msg(VIGIL_TCP_FIN_WAIT2, "127.0.0.1", 40002, "127.0.0.1", 1883, 0),
       v6_msg(VIGIL_TCP_FIN_WAIT1, "::1", 1883, "::1", 40003, 0),
       v6_msg(VIGIL_TCP_FIN_WAIT2, "::1", 1883, "::1", 40004, 104),
       v6_msg(VIGIL_TCP_TIME_WAIT, "::1", 1883, "::1", 40005, 0),
-      v4_msg(VIGIL_TCP_NEW_SYN_RECV, "127.0.0.1", 1883, "127.0.0.1", 40006,
-             0),
-      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 8080, "127.0.0.1", 40007,
-             105),
+      v4_msg(VIGIL_TCP_NEW_SYN_RECV, "127.0.0.1", 1883, "127.0.0.1", 40006, 0),
+      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 8080, "127.0.0.1", 40007, 105),
   };
   for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
     put_diag(&b, &recs[i]);
   put_int(&b, NLMSG_DONE, 0);
-  assert_int_equal(
-      vigil__census_collector_init(&f->col, &f->q, self, &f->out), VIGIL_OK);
+  assert_int_equal(vigil__census_collector_init(&f->col, &f->q, self, &f->out),
+                   VIGIL_OK);
   assert_int_equal(vigil__census_parse(bytes(&b), b.len, SEQ,
                                        vigil__census_collect, &f->col, NULL),
                    VIGIL__CENSUS_DONE);
@@ -607,16 +600,26 @@ static void test_state_parse(void **state) {
     const char *name;
     int want;
   } cases[] = {
-      {"ESTABLISHED", VIGIL_TCP_ESTABLISHED}, {"established", VIGIL_TCP_ESTABLISHED},
-      {"ESTAB", VIGIL_EINVAL},                {"SYN_SENT", VIGIL_TCP_SYN_SENT},
-      {"syn-recv", VIGIL_TCP_SYN_RECV},       {"FIN_WAIT1", VIGIL_TCP_FIN_WAIT1},
-      {"fin-wait-1", VIGIL_TCP_FIN_WAIT1},    {"Fin_Wait2", VIGIL_TCP_FIN_WAIT2},
-      {"TIME_WAIT", VIGIL_TCP_TIME_WAIT},     {"time-wait", VIGIL_TCP_TIME_WAIT},
-      {"CLOSE", VIGIL_TCP_CLOSE},             {"CLOSE_WAIT", VIGIL_TCP_CLOSE_WAIT},
-      {"close-wait", VIGIL_TCP_CLOSE_WAIT},   {"LAST_ACK", VIGIL_TCP_LAST_ACK},
-      {"LISTEN", VIGIL_TCP_LISTEN},           {"closing", VIGIL_TCP_CLOSING},
-      {"", VIGIL_EINVAL},                     {"---", VIGIL_EINVAL},
-      {"CLOSE_WAITX", VIGIL_EINVAL},          {"WAIT", VIGIL_EINVAL},
+      {"ESTABLISHED", VIGIL_TCP_ESTABLISHED},
+      {"established", VIGIL_TCP_ESTABLISHED},
+      {"ESTAB", VIGIL_EINVAL},
+      {"SYN_SENT", VIGIL_TCP_SYN_SENT},
+      {"syn-recv", VIGIL_TCP_SYN_RECV},
+      {"FIN_WAIT1", VIGIL_TCP_FIN_WAIT1},
+      {"fin-wait-1", VIGIL_TCP_FIN_WAIT1},
+      {"Fin_Wait2", VIGIL_TCP_FIN_WAIT2},
+      {"TIME_WAIT", VIGIL_TCP_TIME_WAIT},
+      {"time-wait", VIGIL_TCP_TIME_WAIT},
+      {"CLOSE", VIGIL_TCP_CLOSE},
+      {"CLOSE_WAIT", VIGIL_TCP_CLOSE_WAIT},
+      {"close-wait", VIGIL_TCP_CLOSE_WAIT},
+      {"LAST_ACK", VIGIL_TCP_LAST_ACK},
+      {"LISTEN", VIGIL_TCP_LISTEN},
+      {"closing", VIGIL_TCP_CLOSING},
+      {"", VIGIL_EINVAL},
+      {"---", VIGIL_EINVAL},
+      {"CLOSE_WAITX", VIGIL_EINVAL},
+      {"WAIT", VIGIL_EINVAL},
       {"ESTABLISHEDESTABLISHED", VIGIL_EINVAL},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -735,7 +738,6 @@ static void test_errno_map(void **state) {
   assert_int_equal(errno, ETIMEDOUT);
 }
 
-
 /* --- kernel port filter ----------------------------------------------- */
 
 /* What the kernel's inet_diag_bc_audit() checks for the ops we emit: every
@@ -765,10 +767,8 @@ static int bc_audit(const unsigned char *bc, int len) {
       min_len = 2 * (int)sizeof op;
       if (left < min_len) return 0;
       break;
-    case INET_DIAG_BC_JMP:
-      break;
-    default:
-      return 0;
+    case INET_DIAG_BC_JMP: break;
+    default: return 0;
     }
     if (op.no < min_len || op.no > left + 4 || (op.no & 3)) return 0;
     if (op.no < left && !bc_on_yes_chain(bc, len, off + op.no)) return 0;
@@ -795,11 +795,8 @@ static int bc_run(const unsigned char *bc, int len, uint16_t sport,
       memcpy(&arg, bc + off + sizeof op, sizeof arg);
       yes = dport == arg.no;
       break;
-    case INET_DIAG_BC_JMP:
-      yes = 0;
-      break;
-    default:
-      fail_msg("unexpected op %d", op.code);
+    case INET_DIAG_BC_JMP: yes = 0; break;
+    default: fail_msg("unexpected op %d", op.code);
     }
     off += yes ? op.yes : op.no;
   }
@@ -819,8 +816,8 @@ static void test_port_bytecode(void **state) {
     for (int either = 0; either <= 1; either++) {
       q.ports = ports;
       q.nports = n;
-      q.port_match = either ? VIGIL_CENSUS_MATCH_EITHER
-                            : VIGIL_CENSUS_MATCH_LOCAL;
+      q.port_match =
+          either ? VIGIL_CENSUS_MATCH_EITHER : VIGIL_CENSUS_MATCH_LOCAL;
       size_t len = vigil__census_port_bytecode(&q, bc, sizeof bc);
       size_t conds = n * (either ? 2 : 1);
       assert_int_equal(len, conds * 8 + (conds - 1) * 4);
@@ -834,8 +831,8 @@ static void test_port_bytecode(void **state) {
             if (probe[a] == ports[i] || (either && probe[b] == ports[i]))
               want = 1;
           if (bc_run(bc, (int)len, probe[a], probe[b]) != want)
-            fail_msg("n=%zu either=%d sport=%u dport=%u", n, either,
-                     probe[a], probe[b]);
+            fail_msg("n=%zu either=%d sport=%u dport=%u", n, either, probe[a],
+                     probe[b]);
         }
     }
   }

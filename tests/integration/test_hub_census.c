@@ -1,0 +1,400 @@
+/*
+ * Hub census on loopback: state counts on the hub's ports, a leaked fd
+ * (an accepted socket on the hub's port that vigil does not own), the
+ * CLOSE_WAIT first-seen table driven by a fake clock, orphans, vigil's own
+ * CLOSE_WAIT conns not counted as ghosts, and the periodic census events.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ghostfix.h"
+#include "testutil.h"
+#include "vigil.h"
+
+typedef struct fixture {
+  struct ev_loop *loop;
+  vigil_hub *hub;
+  gf_log log;
+  vigil_policy policy;
+  uint64_t fake_now;
+  int lfd;      /* the test's own listener on the hub's port */
+  uint16_t port;
+  gf_conn rec[4];
+  int fds[16];  /* every fd the test holds, closed at teardown */
+  int nfds;
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  assert_non_null(f);
+  f->loop = ev_loop_new(EVFLAG_AUTO);
+  assert_non_null(f->loop);
+  vigil_policy_init(&f->policy);
+  f->fake_now = 5000000;
+  f->lfd = -1;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  if (f->hub) vigil_hub_free(f->hub);
+  for (int i = 0; i < f->nfds; i++)
+    if (f->fds[i] >= 0) close(f->fds[i]);
+  if (f->lfd >= 0) close(f->lfd);
+  ev_loop_destroy(f->loop);
+  free(f);
+  return 0;
+}
+
+static void hub_up(fixture *f, int fake_clock, uint32_t interval,
+                   uint32_t threshold) {
+  vigil_hub_options o;
+  vigil_hub_options_init(&o);
+  o.policy = &f->policy;
+  o.on_event = gf_on_event;
+  o.event_data = &f->log;
+  o.census_interval_ms = interval;
+  o.ghost_threshold = threshold;
+  if (fake_clock) {
+    o.clock = vt_fake_clock;
+    o.clock_data = &f->fake_now;
+  }
+  assert_int_equal(vigil_hub_new(f->loop, &o, &f->hub), VIGIL_OK);
+}
+
+static int keep(fixture *f, int fd) {
+  assert_true(fd >= 0);
+  assert_true(f->nfds < 16);
+  f->fds[f->nfds++] = fd;
+  return fd;
+}
+
+/* The test's own listener on 127.0.0.1, ephemeral port. */
+static void listen_here(fixture *f) {
+  f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(f->lfd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(f->lfd, 16), 0);
+  socklen_t len = sizeof a;
+  assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+  f->port = ntohs(a.sin_port);
+}
+
+/* Connects a client to the test listener and accepts it: *srv is the
+ * accepted end (local port = f->port); returns the client fd. */
+static int connect_accept(fixture *f, int *srv) {
+  int c = keep(f, vt_connect_loopback(f->port));
+  *srv = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+  assert_true(*srv >= 0);
+  return c;
+}
+
+static vigil_hub_census_report census(fixture *f) {
+  vigil_hub_census_report r;
+  assert_int_equal(vigil_hub_census(f->hub, &r), VIGIL_OK);
+  return r;
+}
+
+static void test_errors_and_empty_hub(void **state) {
+  fixture *f = *state;
+  hub_up(f, 0, 0, 0);
+  vigil_hub_census_report r;
+  assert_int_equal(vigil_hub_census(NULL, &r), VIGIL_EINVAL);
+  assert_int_equal(vigil_hub_census(f->hub, NULL), VIGIL_EINVAL);
+  memset(&r, 0xab, sizeof r);
+  assert_int_equal(vigil_hub_census(f->hub, &r), VIGIL_OK);
+  assert_int_equal(r.nports, 0);
+  assert_int_equal(r.total, 0);
+  assert_int_equal(r.ghosts, 0);
+  assert_int_equal(r.conns, 0);
+}
+
+struct accepted {
+  gf_conn *rec;
+  int n;
+  int max;
+};
+
+static void on_accept(vigil_listener *l, vigil_conn *c, void *ud) {
+  struct accepted *a = ud;
+  (void)l;
+  if (a->n < a->max) {
+    a->rec[a->n].c = c;
+    a->rec[a->n].id = vigil_conn_id(c);
+    vigil_conn_set_user_data(c, &a->rec[a->n]);
+  }
+  a->n++;
+}
+
+static int all_accepted(void *arg) {
+  struct accepted *a = arg;
+  return a->n >= a->max;
+}
+
+static void test_counts_on_listener_port(void **state) {
+  fixture *f = *state;
+  hub_up(f, 0, 0, 0);
+  struct accepted acc = {f->rec, 0, 3};
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = "127.0.0.1";
+  lo.adopt.callbacks = gf_callbacks();
+  lo.on_accept = on_accept;
+  lo.accept_data = &acc;
+  vigil_listener *l;
+  assert_int_equal(vigil_listen(f->hub, &lo, &l), VIGIL_OK);
+
+  /* A listener alone already gives the hub a port. */
+  vigil_hub_census_report r = census(f);
+  assert_int_equal(r.nports, 1);
+  assert_int_equal(r.counts[VIGIL_TCP_LISTEN], 1);
+  assert_int_equal(r.total, 1);
+
+  for (int i = 0; i < 3; i++) keep(f, vt_connect_loopback(vigil_listener_port(l)));
+  assert_true(vt_run_until(f->loop, all_accepted, &acc, 2000));
+  r = census(f);
+  assert_int_equal(r.nports, 1);
+  assert_int_equal(r.conns, 3);
+  assert_int_equal(r.counts[VIGIL_TCP_LISTEN], 1);
+  /* Only the accepted ends: the clients' local ports are ephemeral. */
+  assert_int_equal(r.counts[VIGIL_TCP_ESTABLISHED], 3);
+  assert_int_equal(r.total, 4);
+  assert_int_equal(r.leaked, 0);
+  assert_int_equal(r.orphans, 0);
+  assert_int_equal(r.close_wait_unowned, 0);
+  assert_int_equal(r.ghosts, 0);
+}
+
+static void test_leaked_fd_is_found(void **state) {
+  fixture *f = *state;
+  hub_up(f, 0, 0, 0);
+  listen_here(f);
+  int s1, s2;
+  connect_accept(f, &s1);
+  connect_accept(f, &s2);
+  keep(f, s2); /* the host "forgot" this one */
+  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+
+  vigil_hub_census_report r = census(f);
+  assert_int_equal(r.nports, 1); /* the conn's local port */
+  assert_int_equal(r.conns, 1);
+  assert_int_equal(r.counts[VIGIL_TCP_ESTABLISHED], 2);
+  assert_int_equal(r.counts[VIGIL_TCP_LISTEN], 1);
+  assert_int_equal(r.leaked, 1);
+  assert_int_equal(r.ghosts, 1);
+
+  /* Once vigil owns it too, nothing is leaked. */
+  gf_conn extra = {0};
+  f->fds[f->nfds - 1] = -1;
+  assert_int_equal(gf_adopt(f->hub, s2, &extra, NULL), VIGIL_OK);
+  r = census(f);
+  assert_int_equal(r.conns, 2);
+  assert_int_equal(r.leaked, 0);
+  assert_int_equal(r.ghosts, 0);
+  vigil_hub_free(f->hub);
+  f->hub = NULL;
+  assert_int_equal(extra.reason, VIGIL_REASON_SHUTDOWN);
+}
+
+static void test_close_wait_ages_across_censuses(void **state) {
+  fixture *f = *state;
+  f->policy.close_wait_grace_ms = 5000;
+  hub_up(f, 1, 0, 0);
+  listen_here(f);
+  int s1, s2;
+  connect_accept(f, &s1);
+  int c2 = connect_accept(f, &s2);
+  keep(f, s2);
+  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  /* The peer closes; the host never closes s2: CLOSE_WAIT forever. */
+  shutdown(c2, SHUT_WR);
+  uint64_t end = vt_now_ms() + 2000;
+  while (vt_tcp_state(s2) != VIGIL_TCP_CLOSE_WAIT && vt_now_ms() < end)
+    usleep(1000);
+  assert_int_equal(vt_tcp_state(s2), VIGIL_TCP_CLOSE_WAIT);
+
+  vigil_hub_census_report r = census(f);
+  assert_int_equal(r.counts[VIGIL_TCP_CLOSE_WAIT], 1);
+  assert_int_equal(r.close_wait_unowned, 1);
+  assert_int_equal(r.close_wait_stale, 0); /* first sighting */
+  assert_int_equal(r.leaked, 0);
+  assert_int_equal(r.ghosts, 0);
+
+  f->fake_now += 4999;
+  r = census(f);
+  assert_int_equal(r.close_wait_stale, 0);
+  f->fake_now += 1;
+  r = census(f);
+  assert_int_equal(r.close_wait_unowned, 1);
+  assert_int_equal(r.close_wait_stale, 1);
+  assert_int_equal(r.ghosts, 1);
+
+  /* Closing it empties the table: the same age is not carried over to a
+   * later socket. */
+  close(s2);
+  f->fds[f->nfds - 1] = -1;
+  r = census(f);
+  assert_int_equal(r.close_wait_unowned, 0);
+  assert_int_equal(r.close_wait_stale, 0);
+}
+
+static int in_close_wait(void *c) {
+  return vigil_conn_get_state(c) == VIGIL_CONN_CLOSE_WAIT;
+}
+
+static void test_vigil_close_wait_is_not_a_ghost(void **state) {
+  fixture *f = *state;
+  f->policy.close_wait_grace_ms = 60000;
+  hub_up(f, 1, 0, 0);
+  listen_here(f);
+  int s1;
+  int c1 = connect_accept(f, &s1);
+  f->rec[0].hold_close_wait = 1;
+  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  shutdown(c1, SHUT_WR);
+  assert_true(vt_run_until(f->loop, in_close_wait, f->rec[0].c, 2000));
+  vigil_hub_census_report r = census(f);
+  assert_int_equal(r.close_wait_unowned, 0);
+  f->fake_now += 120000; /* far past the grace, as far as the census knows */
+  r = census(f);
+  assert_int_equal(r.counts[VIGIL_TCP_CLOSE_WAIT], 1);
+  assert_int_equal(r.close_wait_unowned, 0);
+  assert_int_equal(r.ghosts, 0);
+}
+
+static void test_orphans_are_counted(void **state) {
+  fixture *f = *state;
+  hub_up(f, 0, 0, 0);
+  listen_here(f);
+  int s1, s3;
+  connect_accept(f, &s1);
+  int c3 = connect_accept(f, &s3);
+  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  /* The host closes s3 while its peer stays: FIN_WAIT2 with no fd. */
+  close(s3);
+  vigil_hub_census_report r;
+  uint64_t end = vt_now_ms() + 2000;
+  do {
+    r = census(f);
+  } while (r.counts[VIGIL_TCP_FIN_WAIT2] == 0 && vt_now_ms() < end);
+  assert_int_equal(r.counts[VIGIL_TCP_FIN_WAIT2], 1);
+  assert_int_equal(r.orphans, 1);
+  assert_int_equal(r.ghosts, 1);
+  assert_int_equal(r.leaked, 0);
+
+  /* The peer closes too: TIME_WAIT is normal, not a ghost. */
+  close(c3);
+  f->fds[f->nfds - 1] = -1;
+  end = vt_now_ms() + 2000;
+  do {
+    r = census(f);
+  } while (r.counts[VIGIL_TCP_TIME_WAIT] == 0 && vt_now_ms() < end);
+  assert_int_equal(r.counts[VIGIL_TCP_TIME_WAIT], 1);
+  assert_int_equal(r.orphans, 0);
+  assert_int_equal(r.ghosts, 0);
+}
+
+static int got_ghosts_event(void *arg) {
+  return ((gf_log *)arg)->per_type[VIGIL_EV_GHOSTS] > 0;
+}
+
+static int got_two_census_events(void *arg) {
+  return ((gf_log *)arg)->per_type[VIGIL_EV_CENSUS] >= 2;
+}
+
+static void test_periodic_census_events(void **state) {
+  fixture *f = *state;
+  hub_up(f, 0, 50, 0);
+  listen_here(f);
+  int s1, s2;
+  connect_accept(f, &s1);
+  connect_accept(f, &s2);
+  keep(f, s2);
+  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  uint64_t t0 = vt_now_ms();
+  assert_true(vt_run_until(f->loop, got_ghosts_event, &f->log, 2000));
+  assert_true(vt_now_ms() - t0 >= 45);
+  const gf_event *c = gf_find(&f->log, VIGIL_EV_CENSUS, 0);
+  assert_non_null(c);
+  assert_true(c->has_counts);
+  assert_int_equal(c->state_counts[VIGIL_TCP_ESTABLISHED], 2);
+  assert_int_equal(c->state_counts[VIGIL_TCP_LISTEN], 1);
+  assert_int_equal(c->count, 3);
+  assert_non_null(strstr(c->detail, "leaked=1"));
+  const gf_event *g = gf_find(&f->log, VIGIL_EV_GHOSTS, 0);
+  assert_int_equal(g->count, 1);
+  assert_string_equal(g->detail, "leaked=1 close_wait_stale=0 orphans=0");
+}
+
+static void test_periodic_census_threshold(void **state) {
+  fixture *f = *state;
+  hub_up(f, 0, 30, 1); /* one ghost is tolerated */
+  listen_here(f);
+  int s1, s2;
+  connect_accept(f, &s1);
+  connect_accept(f, &s2);
+  keep(f, s2);
+  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  assert_true(vt_run_until(f->loop, got_two_census_events, &f->log, 2000));
+  assert_int_equal(f->log.per_type[VIGIL_EV_GHOSTS], 0);
+}
+
+static void timer_fired(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)revents;
+  *(int *)w->data = 1;
+}
+
+/* The census timer must not keep ev_run alive on its own, and freeing the
+ * hub must leave the loop's reference count balanced (else ev_run would
+ * return before a plain timer fires). */
+static void test_census_timer_does_not_hold_loop(void **state) {
+  fixture *f = *state;
+  hub_up(f, 0, 1000, 0);
+  uint64_t t0 = vt_now_ms();
+  ev_run(f->loop, 0);
+  assert_true(vt_now_ms() - t0 < 500);
+  vigil_hub_free(f->hub);
+  f->hub = NULL;
+  int fired = 0;
+  ev_timer t;
+  ev_timer_init(&t, timer_fired, 0.03, 0.0);
+  t.data = &fired;
+  ev_timer_start(f->loop, &t);
+  t0 = vt_now_ms();
+  ev_run(f->loop, 0);
+  assert_true(fired);
+  assert_true(vt_now_ms() - t0 >= 25);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_errors_and_empty_hub, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_counts_on_listener_port, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_leaked_fd_is_found, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_close_wait_ages_across_censuses,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_vigil_close_wait_is_not_a_ghost,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_orphans_are_counted, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_periodic_census_events, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_periodic_census_threshold, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_census_timer_does_not_hold_loop,
+                                      setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

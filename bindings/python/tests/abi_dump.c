@@ -63,6 +63,9 @@ int main(void) {
   begin("StatsStruct", sizeof(vigil_stats));
   F(vigil_stats, closed); F(vigil_stats, takeovers);
   end();
+  begin("HubCensusStruct", sizeof(vigil_hub_census_report));
+  F(vigil_hub_census_report, total); F(vigil_hub_census_report, ghosts);
+  end();
   begin("CensusQueryStruct", sizeof(vigil_census_query));
   F(vigil_census_query, states); F(vigil_census_query, max_sockets);
   F(vigil_census_query, want_owners);

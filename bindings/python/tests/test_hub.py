@@ -114,20 +114,38 @@ class EchoAndHeartbeatTest(unittest.TestCase):
             self.assertNotEqual(udp.fileno(), -1)  # still ours on error
 
     def test_identify(self):
-        if not vigil._lib.has("vigil_conn_identify"):
-            self.skipTest("libvigil without vigil_conn_identify")
         a, b = connect(self.srv.listener.port), connect(
             self.srv.listener.port)
         self.addCleanup(a.close)
         self.addCleanup(b.close)
         self.assertTrue(run_until(self.hub, lambda: len(self.srv.opened) == 2))
         first, second = self.srv.opened
+        self.assertIsNone(first.identity)
         first.identify("dev-1")
         self.assertEqual(first.identity, "dev-1")
+        self.assertIs(self.hub.find_identity("dev-1"), first)
+        with self.assertRaises(vigil.VigilError) as cm:
+            first.identify("dev-2")
+        self.assertEqual(cm.exception.name, "VIGIL_EEXIST")
         second.identify(b"dev-1")  # newest wins by default
         self.assertTrue(run_until(self.hub, lambda: first.closed))
         self.assertEqual(first.reason, "takeover")
         self.assertFalse(second.closed)
+        self.assertIs(self.hub.find_identity(b"dev-1"), second)
+        self.assertIsNone(self.hub.find_identity("nobody"))
+        takeovers = [e for e in self.srv.events if e["event"] == "takeover"]
+        self.assertEqual(len(takeovers), 1)
+
+    def test_hub_census(self):
+        clients = [connect(self.srv.listener.port) for _ in range(3)]
+        for c in clients:
+            self.addCleanup(c.close)
+        self.assertTrue(run_until(self.hub, lambda: len(self.hub.conns) == 3))
+        report = self.hub.census()
+        self.assertEqual(report["conns"], 3)
+        self.assertEqual(report["counts"].get("ESTABLISHED"), 3)
+        self.assertEqual(report["counts"].get("LISTEN"), 1)
+        self.assertEqual(report["ghosts"], 0)
 
 
 class CallbackErrorTest(unittest.TestCase):

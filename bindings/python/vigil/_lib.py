@@ -99,6 +99,8 @@ _PROTOS = {
     "vigil_hub_shutdown": (_INT, [_P, C.c_uint32, T.SHUTDOWN_CB, _P]),
     "vigil_hub_set_policy": (_INT, [_P, C.POINTER(T.PolicyStruct)]),
     "vigil_hub_stats": (None, [_P, C.POINTER(T.StatsStruct)]),
+    "vigil_hub_census": (_INT, [_P, C.POINTER(T.HubCensusStruct)]),
+    "vigil_hub_find_identity": (_P, [_P, C.c_char_p, C.c_size_t]),
     "vigil_adopt_options_init": (None, [C.POINTER(T.AdoptOptionsStruct)]),
     "vigil_adopt": (_INT, [_P, _INT, C.POINTER(T.AdoptOptionsStruct),
                            C.POINTER(_P)]),
@@ -131,24 +133,13 @@ _PROTOS = {
 }
 
 
-# Functions a library of this version may still lack (features that land
-# during 0.1 development); calls to them raise VIGIL_ENOTSUP instead.
-OPTIONAL = {"vigil_conn_identify", "vigil_conn_identity"}
-
-
-def has(name):
-    """True if the loaded library exports the function."""
-    return hasattr(lib, name)
-
-
 def _declare():
     missing = []
     for name, (restype, argtypes) in _PROTOS.items():
         try:
             fn = getattr(lib, name)
         except AttributeError:
-            if name not in OPTIONAL:
-                missing.append(name)
+            missing.append(name)
             continue
         fn.restype = restype
         fn.argtypes = argtypes

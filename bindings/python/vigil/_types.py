@@ -151,6 +151,14 @@ class StatsStruct(C.Structure):
     ]
 
 
+class HubCensusStruct(C.Structure):
+    _fields_ = [("counts", C.c_uint32 * TCP_STATE_COUNT)] + [
+        (name, C.c_uint32)
+        for name in ("total", "nports", "conns", "close_wait_unowned",
+                     "close_wait_stale", "leaked", "orphans", "ghosts")
+    ]
+
+
 class CensusQueryStruct(C.Structure):
     _fields_ = [
         ("ports", C.POINTER(C.c_uint16)),

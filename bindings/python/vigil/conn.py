@@ -4,8 +4,8 @@ import ctypes as C
 import weakref
 
 from . import _types as T
-from ._lib import has, lib, text
-from .errors import ENOTSUP, ClosedError, VigilError, check
+from ._lib import lib, text
+from .errors import ClosedError, check
 from .policy import policy_ref
 from .sockets import SockOpts, TcpInfo, _from_struct
 
@@ -59,8 +59,6 @@ class Conn:
     @property
     def identity(self):
         """The identity set by identify(), or None."""
-        if not has("vigil_conn_identity"):
-            return None
         value = lib.vigil_conn_identity(self._c("identity"))
         return value.decode("utf-8", "replace") if value else None
 
@@ -89,11 +87,8 @@ class Conn:
         VigilError VIGIL_EREJECTED / VIGIL_EBANNED when this conn lost."""
         if isinstance(identity, str):
             identity = identity.encode("utf-8")
-        ptr = self._c("identify")
-        if not has("vigil_conn_identify"):
-            raise VigilError(ENOTSUP, "identify (not in this libvigil)")
-        check(lib.vigil_conn_identify(ptr, identity, len(identity)),
-              "identify")
+        check(lib.vigil_conn_identify(self._c("identify"), identity,
+                                      len(identity)), "identify")
 
     def set_policy(self, policy):
         """Per-connection policy; socket options re-applied at once."""

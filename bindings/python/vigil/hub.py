@@ -321,6 +321,25 @@ class Hub:
                                        policy_ref(policy)), "set_policy")
         self.policy = policy
 
+    def find_identity(self, identity):
+        """The live Conn holding an identity (str or bytes), or None."""
+        if isinstance(identity, str):
+            identity = identity.encode("utf-8")
+        ptr = lib.vigil_hub_find_identity(self._c("find_identity"), identity,
+                                          len(identity))
+        return self._conn(ptr) if ptr else None
+
+    def census(self):
+        """Census of the hub's ports (vigil_hub_census): counts per state
+        and the ghosts no deadline will end (leaked fds, stale CLOSE_WAIT,
+        orphans). Costs a sock_diag dump: every few seconds at most."""
+        r = T.HubCensusStruct()
+        check(lib.vigil_hub_census(self._c("census"), C.byref(r)), "census")
+        out = {name: getattr(r, name) for name, _ in r._fields_[1:]}
+        out["counts"] = {text(lib.vigil_tcp_state_name(i)): r.counts[i]
+                         for i in range(1, len(r.counts)) if r.counts[i]}
+        return out
+
     def stats(self):
         s = T.StatsStruct()
         lib.vigil_hub_stats(self._c("stats"), C.byref(s))

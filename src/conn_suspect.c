@@ -21,23 +21,26 @@
  * Measured on Linux 6.18 with nftables blackholing the peer: a dead path
  * with data in flight shows retransmits = backoff = 1, 2, 3... and
  * last_ack_recv growing; an idle dead path past keepalive_idle shows
- * probes > 0. A live peer that stopped reading (zero window) shows backoff
- * > 0 with retransmits = 0, probes = 0 and fresh ACKs: that is a slow
- * reader, not a gone path, so backoff alone is not evidence. */
+ * probes > 0. A live peer that stopped reading (zero window) shows
+ * unacked 1 and backoff > 0 but retransmits = 0 and probes = 0, and its
+ * last ACK is as old as the last (backed-off) window probe: that is a slow
+ * reader, not a gone path, so neither backoff nor ACK age alone counts. */
 static uint32_t evidence_of(const vigil_tcp_info *ti) {
   uint32_t e = 0;
   /* A lone unacked segment is normal (delayed ACK); an RTO retransmission
    * with no ACK progress since is not (the kernel resets retransmits on
    * every ACK that advances). */
-  if (ti->unacked > 0 && ti->retransmits > 0)
-    e |= VIGIL_SUSPECT_UNACKED_RETRANS;
+  int retrans = ti->unacked > 0 && ti->retransmits > 0;
+  if (retrans) e |= VIGIL_SUSPECT_UNACKED_RETRANS;
   if (ti->probes > 0) e |= VIGIL_SUSPECT_PROBES;
-  /* With data outstanding, an ACK should arrive within about one RTO.
-   * rto_us is already doubled per backoff step, so judge against the
-   * un-backed-off RTO: otherwise the bar rises as fast as the silence. */
+  /* On top of that, no ACK for over two RTOs: more than one lost segment.
+   * rto_us is already doubled per backoff step; judge against the
+   * un-backed-off RTO, or the bar would rise as fast as the silence. A
+   * fresh send on a long-idle conn also has an old last ACK, which is why
+   * a retransmission is required first. */
   uint32_t backoff = ti->backoff < 16 ? ti->backoff : 16;
   uint32_t base_rto_ms = (ti->rto_us >> backoff) / 1000u;
-  if (ti->unacked > 0 && ti->last_ack_recv_ms > 2u * base_rto_ms + 200u)
+  if (retrans && ti->last_ack_recv_ms > 2u * base_rto_ms + 200u)
     e |= VIGIL_SUSPECT_ACK_SILENCE;
   return e;
 }
@@ -47,6 +50,7 @@ void vigil__conn_suspect_check(vigil_conn *c) {
   vigil_tcp_info ti;
   int first = !(c->quiet & VIGIL__QUIET_CHECKED);
   c->quiet |= VIGIL__QUIET_CHECKED;
+  c->t.checked = hub->now_ms;
   if (c->io.fd < 0 || vigil_socket_tcp_info(c->io.fd, &ti) != VIGIL_OK)
     return;
   uint32_t e = evidence_of(&ti);

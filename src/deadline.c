@@ -60,8 +60,7 @@ static void eval_open(eval *e, const vigil_policy *p, unsigned quiet,
     if (quiet & VIGIL__QUIET_CHECKED) {
       /* Checked and found no evidence yet: look again soon; evidence such
        * as retransmits appears only after an RTO. */
-      uint64_t again = e->now + vigil__suspect_recheck(p);
-      if (again < e->next) e->next = again;
+      consider(e, t->checked + vigil__suspect_recheck(p), VIGIL__DUE_SUSPECT);
     } else {
       consider(e, t->last_rx + suspect, VIGIL__DUE_SUSPECT);
     }

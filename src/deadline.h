@@ -14,8 +14,8 @@
  *               dead:      last_rx + dead_after
  *   OPEN        dead:      last_rx + dead_after
  *               ping:      last_tx + ping_interval      (once per tx silence)
- *               suspect:   last_rx + suspect_after      (re-checked while
- *                          silent until evidence is found)
+ *               suspect:   last_rx + suspect_after, then checked +
+ *                          recheck while silent until evidence is found
  *               idle r/w/a: last_rx / last_tx / max(both) + *_idle
  *                          (once per idle period)
  *   CLOSE_WAIT  close_wait: state_since + close_wait_grace
@@ -77,6 +77,7 @@ typedef struct vigil__times {
   uint64_t last_tx;     /* starts at adopted */
   uint64_t state_since; /* CLOSE_WAIT: peer FIN; FLUSHING/DRAINING: close
                            start */
+  uint64_t checked;     /* last suspicion check (with QUIET_CHECKED) */
 } vigil__times;
 
 /* The suspect_after in effect (resolves VIGIL_SUSPECT_AUTO); 0 = off. */

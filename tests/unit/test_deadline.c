@@ -28,7 +28,7 @@ typedef struct eval_case {
   uint64_t want_next;
 } eval_case;
 
-#define T(a, rx, tx, since) {a, rx, tx, since}
+#define T(a, rx, tx, since) {a, rx, tx, since, 0}
 
 static const eval_case cases[] = {
     {"open: nothing due yet", VIGIL_CONN_OPEN, 0, 100, 300, 0, 0, 0, 0, 0,
@@ -96,17 +96,21 @@ static void test_suspect_auto_and_recheck(void **state) {
   assert_int_equal(vigil__suspect_after(&p), 0);
   p.suspect_after_ms = 900;
   assert_int_equal(vigil__suspect_recheck(&p), 100); /* floor */
-  vigil__times t = {0, 0, 0, 0};
+  vigil__times t = {0, 0, 0, 0, 0};
   uint64_t next;
   p.suspect_after_ms = VIGIL_SUSPECT_AUTO;
   assert_int_equal(
       vigil__deadline_eval(&p, VIGIL_CONN_OPEN, 0, &t, 500, &next),
       VIGIL__DUE_SUSPECT);
   /* Checked without evidence: recheck, then death. */
+  t.checked = 500;
   assert_int_equal(vigil__deadline_eval(&p, VIGIL_CONN_OPEN,
                                         VIGIL__QUIET_CHECKED, &t, 500, &next),
                    0);
   assert_int_equal(next, 625);
+  assert_int_equal(vigil__deadline_eval(&p, VIGIL_CONN_OPEN,
+                                        VIGIL__QUIET_CHECKED, &t, 625, &next),
+                   VIGIL__DUE_SUSPECT);
 }
 
 /* ---- many connections on the wheel with a fake clock ---- */
@@ -148,7 +152,10 @@ static void sim_fire(vigil__wheel_node *n, void *ctx) {
     return;
   }
   if (due & VIGIL__DUE_PING) c->quiet |= VIGIL__QUIET_PING;
-  if (due & VIGIL__DUE_SUSPECT) c->quiet |= VIGIL__QUIET_CHECKED;
+  if (due & VIGIL__DUE_SUSPECT) {
+    c->quiet |= VIGIL__QUIET_CHECKED;
+    c->t.checked = s->now;
+  }
   sim_schedule(s, c);
 }
 

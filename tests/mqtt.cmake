@@ -1,14 +1,32 @@
 # MQTT gateway and device simulator (examples/mqtt_gateway.c,
 # examples/device_sim.c, examples/mqtt/).
 #
-# Unit tests: tests/unit/test_mqtt_{codec,topic}.c are globbed like every
-# unit test; they get the codec sources compiled in here, so they build
-# even with VIGIL_BUILD_EXAMPLES=OFF.
+# tests/unit/test_mqtt_{codec,topic}.c and tests/integration/
+# test_mqtt_gateway.c are globbed like every test; they get the codec
+# sources compiled in here, so they build even with
+# VIGIL_BUILD_EXAMPLES=OFF (the gateway test then SKIPs).
 set(VIGIL_MQTT_DIR ${PROJECT_SOURCE_DIR}/examples/mqtt)
-foreach(target unit_test_mqtt_codec unit_test_mqtt_topic)
+foreach(target unit_test_mqtt_codec unit_test_mqtt_topic
+               integration_test_mqtt_gateway)
   if(TARGET ${target})
     target_sources(${target} PRIVATE ${VIGIL_MQTT_DIR}/mqtt_codec.c
       ${VIGIL_MQTT_DIR}/mqtt_topic.c ${VIGIL_MQTT_DIR}/mqtt_subs.c)
     target_include_directories(${target} PRIVATE ${VIGIL_MQTT_DIR})
   endif()
 endforeach()
+
+# The gateway test runs examples/mqtt_gateway: build it first.
+if(TARGET integration_test_mqtt_gateway AND VIGIL_BUILD_EXAMPLES)
+  add_dependencies(integration_test_mqtt_gateway mqtt_gateway)
+endif()
+
+# Real MQTT clients (mosquitto-clients) against the gateway: keep-alive,
+# ghost drop, pub/sub, takeover, protocol refusal. About 9 s; SKIPs (77)
+# without mosquitto_sub/mosquitto_pub.
+if(VIGIL_BUILD_EXAMPLES)
+  add_test(NAME integration/mqtt_mosquitto_clients
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mqtt/mosquitto_clients.sh
+            $<TARGET_FILE:mqtt_gateway>)
+  set_tests_properties(integration/mqtt_mosquitto_clients PROPERTIES
+    LABELS integration TIMEOUT 60 SKIP_RETURN_CODE 77)
+endif()

@@ -87,6 +87,8 @@ class EchoAndHeartbeatTest(unittest.TestCase):
         client.close()
         self.assertTrue(run_until(self.hub, lambda: self.srv.closed))
         self.assertEqual(conn.reason, "closed_by_host")
+        with self.assertRaises(TypeError):
+            conn.send(5)  # not five NUL bytes
         with self.assertRaisesRegex(vigil.ClosedError, "closed_by_host"):
             conn.send(b"late")
         with self.assertRaises(vigil.ClosedError):

@@ -1,3 +1,4 @@
+import asyncio
 import socket
 import time
 import unittest
@@ -68,6 +69,30 @@ class SocketHelpersTest(unittest.TestCase):
             time.sleep(0.005)
         self.assertEqual(vigil.tcp_info(self.client).state_name,
                          "FIN_WAIT2")
+
+    def test_asyncio_owned_socket(self):
+        policy = vigil.Policy(keepalive_idle_s=11, user_timeout_ms=7000)
+        seen = []
+
+        async def handle(reader, writer):
+            sock = writer.get_extra_info("socket")  # asyncio's wrapper
+            vigil.apply_policy(sock, policy)
+            seen.append((vigil.sockopts(sock), vigil.tcp_info(sock)))
+            writer.close()
+
+        async def main():
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            self.assertEqual(await reader.read(), b"")  # server closed
+            writer.close()
+            server.close()
+            await server.wait_closed()
+        asyncio.run(main())
+        opts, info = seen[0]
+        self.assertEqual((opts.keepalive_idle_s, opts.user_timeout_ms),
+                         (11, 7000))
+        self.assertEqual(info.state_name, "ESTABLISHED")
 
     def test_errors(self):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

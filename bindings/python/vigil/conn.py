@@ -65,7 +65,8 @@ class Conn:
     def send(self, data):
         """Queues bytes (any bytes-like object); the write is all-or-nothing
         against output_limit. ClosedError once closing started."""
-        data = bytes(data)
+        if not isinstance(data, bytes):
+            data = memoryview(data).tobytes()  # bytes-like only: not int
         check(lib.vigil_send(self._c("send"), data, len(data)), "send")
 
     def close(self):

@@ -684,11 +684,13 @@ static void test_storm_spreads(void **state) {
          STORM, (unsigned long long)lo, (unsigned long long)hi, mean, sd,
          max_bucket);
   /* Inside the jitter window (plus loop latency), and spread across it:
-   * uniform over 80 ms has sd 23 ms and about 6 per 10 ms bucket. */
+   * uniform over 80 ms has sd 23 ms and about 6 per 10 ms bucket; the
+   * loop handles timers that fall close together in one iteration, so a
+   * bucket may hold more. Lockstep would be sd ~0 and 50 in one bucket. */
   assert_true(lo >= 155 && hi <= 300);
   assert_true(hi - lo >= 50);
   assert_true(sd >= 12.0);
-  assert_true(max_bucket <= STORM * 30 / 100);
+  assert_true(max_bucket <= STORM * 40 / 100);
   for (int i = 0; i < STORM; i++) {
     assert_int_equal(r[i].reason, VIGIL_REASON_PEER_RESET);
     vigil_client_free(r[i].cl);

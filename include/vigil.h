@@ -38,6 +38,8 @@ extern "C" {
 #endif
 
 struct ev_loop;
+struct ssl_ctx_st;        /* OpenSSL SSL_CTX (vigil/tls.h) */
+struct vigil_tls_options; /* vigil/tls.h */
 
 #define VIGIL_VERSION_MAJOR 0
 #define VIGIL_VERSION_MINOR 1
@@ -507,6 +509,13 @@ typedef struct vigil_adopt_options {
                        activity with vigil_conn_touch_rx/tx and EOF with
                        vigil_conn_peer_eof, and must stop its own watchers
                        in on_close. */
+  /* TLS (vigil/tls.h); tls_ctx NULL = plain TCP. Not with watch_only. */
+  struct ssl_ctx_st *tls_ctx; /* host's SSL_CTX; each conn takes a ref */
+  int tls_client;             /* bool: client role; default server */
+  const char *tls_sni;        /* client: server name sent (SNI) and
+                                 verified; an IP literal is verified as an
+                                 IP address and not sent; copied */
+  const struct vigil_tls_options *tls; /* NULL = vigil_tls_options_init() */
 } vigil_adopt_options;
 
 VIGIL_EXPORT void vigil_adopt_options_init(vigil_adopt_options *o);
@@ -543,7 +552,8 @@ VIGIL_EXPORT int vigil_abort(vigil_conn *c);
  * No effect once closed; a conn already closing keeps its first reason. */
 VIGIL_EXPORT int vigil_conn_fail(vigil_conn *c, int err);
 
-/* Marks the handshake done (stops handshake_timeout). */
+/* Marks the handshake done (stops handshake_timeout). VIGIL_ESTATE while
+ * the conn's TLS handshake is still running (vigil/tls.h). */
 VIGIL_EXPORT int vigil_conn_ready(vigil_conn *c);
 
 /* Per-connection policy override; socket options are re-applied and
@@ -663,5 +673,6 @@ VIGIL_EXPORT int vigil_hub_census(vigil_hub *hub,
 #include "vigil/census.h"
 #include "vigil/frame.h"
 #include "vigil/client.h"
+#include "vigil/tls.h"
 
 #endif /* VIGIL_H */

@@ -18,6 +18,7 @@
 
 #include "internal.h"
 #include "sockopt.h"
+#include "tls_internal.h"
 
 void vigil_adopt_options_init(vigil_adopt_options *o) {
   memset(o, 0, sizeof *o);
@@ -50,6 +51,16 @@ static void store_peer(vigil_conn *c, int fd) {
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* Frees a conn whose adoption failed after it got its policy. */
+static void discard(vigil_conn *c) {
+  if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
+  if (c->ext) {
+    vigil__tls_free(c);
+    free(c->ext);
+  }
+  free(c);
+}
 
 static void emit_open(vigil_conn *c) {
   vigil_hub *hub = c->hub;
@@ -89,18 +100,20 @@ int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
     c->policy = own;
     c->flags |= VIGIL__F_OWN_POLICY;
   }
+  if (opts->tls_ctx && (rc = vigil__tls_adopt(c, opts)) != VIGIL_OK) {
+    discard(c);
+    return rc;
+  }
   c->cb = vigil__hub_intern_cb(hub, opts->callbacks);
   if (!c->cb || vigil__hub_add_conn(hub, c) != VIGIL_OK) {
-    if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
-    free(c);
+    discard(c);
     return VIGIL_ENOMEM;
   }
   rc = vigil__sock_set_nonblock(fd);
   if (rc == VIGIL_OK) rc = vigil_socket_apply_policy(fd, c->policy);
   if (rc != VIGIL_OK) {
     vigil__hub_remove_conn(hub, c);
-    if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
-    free(c);
+    discard(c);
     return rc;
   }
   vigil__hub_enter(hub);
@@ -119,7 +132,8 @@ int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
   vigil__conn_update_io(c);
   vigil__conn_schedule(c);
   if (out) *out = c;
-  emit_open(c);
+  if (!vigil__conn_is_tls(c)) emit_open(c); /* TLS: once the handshake is
+                                               done (tls_conn.c) */
   vigil__hub_leave(hub);
   return VIGIL_OK;
 }
@@ -132,6 +146,7 @@ void vigil__conn_free(vigil_conn *c) {
   if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
   if (c->ext) {
     vigil__codec_free(c);
+    vigil__tls_free(c);
     free(c->ext->identity);
     free(c->ext);
   }
@@ -151,6 +166,7 @@ void vigil__conn_update_io(vigil_conn *c) {
     if (!(c->flags & VIGIL__F_PEER_FIN) && s != VIGIL_CONN_CLOSE_WAIT)
       want |= EV_READ;
     if (c->queued > 0) want |= EV_WRITE;
+    if (vigil__conn_is_tls(c)) want = vigil__tls_io_want(c, want);
   }
   int have = ev_is_active(&c->io) ? (c->io.events & (EV_READ | EV_WRITE)) : 0;
   if (want == have) return;
@@ -267,6 +283,9 @@ static void note_tx(vigil_conn *c, size_t n) {
   c->hub->stats.bytes_out += n;
 }
 
+void vigil__conn_note_rx(vigil_conn *c, size_t n) { note_rx(c, n); }
+void vigil__conn_note_tx(vigil_conn *c, size_t n) { note_tx(c, n); }
+
 void vigil__conn_io_failed(vigil_conn *c, int err) {
   c->sys_errno = err;
   switch (err) {
@@ -339,10 +358,14 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
   vigil_hub *hub = c->hub;
   (void)loop;
   vigil__hub_enter(hub);
-  if (revents & EV_WRITE) vigil__conn_flush(c);
-  if ((revents & EV_READ) && c->state != VIGIL_CONN_CLOSED &&
-      !hub->free_requested)
-    handle_readable(c);
+  if (vigil__conn_is_tls(c)) {
+    vigil__tls_io(c, revents); /* handshake, records, close_notify */
+  } else {
+    if (revents & EV_WRITE) vigil__conn_flush(c);
+    if ((revents & EV_READ) && c->state != VIGIL_CONN_CLOSED &&
+        !hub->free_requested)
+      handle_readable(c);
+  }
   vigil__hub_leave(hub);
 }
 
@@ -366,6 +389,10 @@ int vigil_send(vigil_conn *c, const void *data, size_t len) {
   }
   int rc = VIGIL_OK;
   vigil__hub_enter(hub);
+  if (vigil__conn_is_tls(c)) {
+    rc = vigil__tls_send(c, data, len); /* SSL_write; queue = plaintext */
+    goto out;
+  }
   size_t off = 0;
   if (c->queued == 0) {
     ssize_t w;
@@ -402,6 +429,8 @@ int vigil_conn_ready(vigil_conn *c) {
   if (!c) return VIGIL_EINVAL;
   if (c->state == VIGIL_CONN_OPEN) return VIGIL_OK;
   if (c->state != VIGIL_CONN_HANDSHAKE) return VIGIL_ECLOSED;
+  /* The deadline must keep bounding an unfinished TLS handshake. */
+  if (vigil__tls_handshaking(c)) return VIGIL_ESTATE;
   vigil_hub *hub = c->hub;
   vigil__hub_enter(hub);
   c->state = VIGIL_CONN_OPEN;

@@ -49,6 +49,7 @@
 
 #include "internal.h"
 #include "sockopt.h"
+#include "tls_internal.h"
 
 void vigil__conn_report_dead(vigil_conn *c, vigil_reason reason) {
   vigil_hub *hub = c->hub;
@@ -144,6 +145,9 @@ static void emit_simple(vigil_conn *c, vigil_event_type type) {
 void vigil__conn_flushed(vigil_conn *c) {
   if (c->policy->frame_codec && vigil__codec_holds_fin(c))
     return; /* GOODBYE sent: the peer closes first (conn_codec.c) */
+  /* TLS: close_notify precedes our FIN, or the peer cannot tell our end
+   * from a truncation attack. Called again once it is written. */
+  if (vigil__conn_is_tls(c) && !vigil__tls_close_notify(c)) return;
   if (c->flags & VIGIL__F_PEER_FIN) {
     /* The peer closed first: our close() answers its FIN and TIME_WAIT
      * stays on the peer. */
@@ -232,8 +236,11 @@ void vigil__conn_deadline_close(vigil_conn *c, unsigned due) {
     if (c->state == VIGIL_CONN_CLOSED) return;
     vigil__conn_close(c, VIGIL_REASON_HEARTBEAT_TIMEOUT, VIGIL__CLOSE_DEAD);
   } else if (due & VIGIL__DUE_HANDSHAKE) {
+    /* An unfinished TLS handshake has nothing to flush, and draining
+     * would let a staller that trickles bytes hold on until linger_max. */
     vigil__conn_close(c, VIGIL_REASON_HANDSHAKE_TIMEOUT,
-                      VIGIL__CLOSE_GRACEFUL);
+                      vigil__tls_handshaking(c) ? VIGIL__CLOSE_NOW
+                                                : VIGIL__CLOSE_GRACEFUL);
   } else if (due & VIGIL__DUE_CLOSE_WAIT) {
     vigil__conn_close(c, VIGIL_REASON_CLOSE_WAIT_TIMEOUT,
                       VIGIL__CLOSE_GRACEFUL);

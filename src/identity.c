@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tls_internal.h"
 
 /* Identities longer than this are refused (MQTT client ids fit). */
 #define ID_MAX_LEN 65535u
@@ -438,9 +439,17 @@ int vigil_conn_identify(vigil_conn *c, const void *id, size_t len) {
   if (c->state == VIGIL_CONN_CLOSED || vigil__closing(c) ||
       c->state == VIGIL_CONN_CLOSE_WAIT || hub->free_requested)
     return VIGIL_ECLOSED;
-  if (c->ext && c->ext->identity) return VIGIL_EEXIST;
   vigil__hub_enter(hub);
-  int rc = claim(hub, c, id, len);
+  /* Certificate proof (tls_ident.c) comes first: a claim that a TLS
+   * identity contradicts closes the conn even if it already holds one. */
+  int rc = vigil__tls_claim_check(c, id, len);
+  if (rc != VIGIL_OK)
+    vigil__conn_close(c, VIGIL_REASON_TAKEOVER_REJECTED,
+                      VIGIL__CLOSE_GRACEFUL);
+  else if (c->ext && c->ext->identity)
+    rc = VIGIL_EEXIST;
+  else
+    rc = claim(hub, c, id, len);
   vigil__hub_leave(hub);
   return rc;
 }

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 
 #include "internal.h"
+#include "tls_internal.h"
 
 #define OUTCHUNK_MIN 4096
 #define OUTQ_IOV 16
@@ -56,6 +57,19 @@ int vigil__outq_append(vigil_conn *c, const void *data, size_t len) {
 }
 
 /* Drops fully sent chunks from the head. */
+static void consume(vigil_conn *c, size_t n);
+
+/* TLS (tls_conn.c) feeds SSL_write one chunk at a time: a record must be
+ * retried with the same bytes, which a chunk's head keeps in place. */
+size_t vigil__outq_peek(vigil_conn *c, const void **data) {
+  if (!c->outq_tail) return 0;
+  vigil__outchunk *head = c->outq_tail->next;
+  *data = head->data + head->start;
+  return head->end - head->start;
+}
+
+void vigil__outq_consume(vigil_conn *c, size_t n) { consume(c, n); }
+
 static void consume(vigil_conn *c, size_t n) {
   c->queued -= n;
   while (n > 0 && c->outq_tail) {

@@ -1,0 +1,185 @@
+/*
+ * TLS on vigil connections, through OpenSSL (1.1.1 or 3.x).
+ *
+ * A conn adopts a connected socket together with an SSL_CTX the host owns
+ * (vigil_adopt_options.tls_ctx, server role by default, tls_client = 1 for
+ * the client role). vigil runs the non-blocking handshake on the loop,
+ * then on_data receives plaintext and vigil_send() encrypts. Everything
+ * else (heartbeats, idle deadlines, suspicion, census, takeover) behaves
+ * as on plain TCP. In short:
+ *
+ *  - Handshake. A TLS conn starts in HANDSHAKE, bounded by the policy's
+ *    handshake_timeout_ms (10 s when the policy has 0), counted from
+ *    adoption: bytes trickling in do not extend it. When the TLS handshake
+ *    completes the conn emits "open" (detail "tls", tls_resumed 0 or 1)
+ *    and becomes OPEN ("ready"), unless vigil_tls_options.app_handshake is
+ *    set: it then stays in HANDSHAKE, under the same deadline, until the
+ *    host calls vigil_conn_ready(). A conn whose TLS handshake never
+ *    completes emits no "open", only its "close". A TLS handshake still
+ *    running at handshake_timeout is closed at once (no drain: a staller
+ *    that trickles bytes must not keep the socket for linger_max).
+ *
+ *  - Liveness and counters. Every raw byte read counts as life, whether
+ *    or not it completes a record. bytes_in/bytes_out count bytes on the
+ *    wire (records, handshake, alerts), not plaintext.
+ *
+ *  - Output. The output queue (output_limit) holds plaintext that
+ *    SSL_write has not accepted yet; bytes queued during the handshake go
+ *    out when it completes.
+ *
+ *  - Close. A graceful close flushes the queue, sends close_notify, then
+ *    shutdown(SHUT_WR), then drains like plain TCP. A peer's close_notify
+ *    is a peer close (on_peer_closed, reason peer_closed). A peer that
+ *    ends TCP without close_notify after the handshake is reported as
+ *    truncation: reason peer_closed with the close event's truncated = 1,
+ *    never as a clean close. Dead peers and aborts get RST with no
+ *    close_notify. A peer closing without close_notify after our own
+ *    close_notify is normal and not truncation.
+ *
+ *  - Errors. An OpenSSL failure closes with reason tls_error; the close
+ *    event's detail is OpenSSL's reason string for the first error
+ *    ("certificate verify failed", "no shared cipher", "wrong version
+ *    number", ...), with the X.509 verify result appended for
+ *    verification failures. The thread's OpenSSL error queue is cleared
+ *    before every SSL call and emptied after every failure, so no error
+ *    state leaks from one connection to another or to the host.
+ *
+ *  - Identity. With vigil_tls_options.identity_from, the identity in the
+ *    verified peer certificate (subject CN, or the first SAN of a type) is
+ *    claimed with vigil_conn_identify() right after the handshake, so
+ *    takeover works by certificate. With identity_proof (the default), a
+ *    claim on this conn must equal its certificate identity, and a holder
+ *    whose identity was proven so can only be displaced by a claimant that
+ *    proves the same identity: a peer that merely claims another device's
+ *    id is refused with VIGIL_EREJECTED and closed with takeover_rejected
+ *    (close detail "identity not proven by certificate").
+ *
+ *  - Resumption. vigil_tls_server_ctx_new() enables session tickets (and
+ *    optionally a server session cache); a client conn given a
+ *    vigil_tls_session resumes from it and stores every new session in
+ *    it, so reconnects are cheap.
+ *
+ * Lifetimes: the SSL_CTX is reference-counted by OpenSSL (each conn holds
+ * one reference), but the pointers in vigil_adopt_options are copied by a
+ * listener, so the SSL_CTX and the vigil_tls_options must outlive any
+ * listener using them. A vigil_tls_session is reference-counted: it may be
+ * freed while conns still use it.
+ *
+ * Memory: each conn sets SSL_MODE_RELEASE_BUFFERS, so an idle TLS conn
+ * holds no record buffers; renegotiation is refused
+ * (SSL_OP_NO_RENEGOTIATION).
+ */
+#ifndef VIGIL_TLS_H
+#define VIGIL_TLS_H
+
+#ifndef VIGIL_H
+#include "vigil.h"
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* OpenSSL's types, declared so this header does not need OpenSSL's. */
+struct ssl_ctx_st; /* SSL_CTX */
+struct ssl_st;     /* SSL */
+
+/* Which field of the verified peer certificate is the conn's identity. */
+typedef enum vigil_tls_id_source {
+  VIGIL_TLS_ID_NONE = 0,      /* certificates carry no identity */
+  VIGIL_TLS_ID_CN = 1,        /* subject commonName */
+  VIGIL_TLS_ID_SAN_DNS = 2,   /* first subjectAltName dNSName */
+  VIGIL_TLS_ID_SAN_URI = 3,   /* first subjectAltName URI */
+  VIGIL_TLS_ID_SAN_EMAIL = 4, /* first subjectAltName rfc822Name */
+} vigil_tls_id_source;
+
+/* A client's stored session, reused across reconnects. */
+typedef struct vigil_tls_session vigil_tls_session;
+
+/* Per-conn TLS options (vigil_adopt_options.tls); start from
+ * vigil_tls_options_init(). */
+typedef struct vigil_tls_options {
+  vigil_tls_id_source identity_from; /* claim this identity after the
+                                        handshake; default NONE */
+  int identity_proof;      /* bool, default 1; only with identity_from:
+                              claims must match the certificate, and a
+                              proven holder is displaced only by proof */
+  int app_handshake;       /* bool, default 0: after TLS, stay in
+                              HANDSHAKE until vigil_conn_ready() */
+  vigil_tls_session *session; /* client role: resume from it and store new
+                                 sessions in it; NULL = none */
+} vigil_tls_options;
+
+VIGIL_EXPORT void vigil_tls_options_init(vigil_tls_options *o);
+
+/* ---- contexts ---------------------------------------------------------- */
+
+typedef struct vigil_tls_ctx_options {
+  int min_version;           /* TLS1_2_VERSION (0x0303, default) or
+                                TLS1_3_VERSION (0x0304) */
+  int tickets;               /* bool: session tickets; default 1 */
+  uint32_t session_cache;    /* server: entries in a server-side session
+                                cache; 0 = off (default: tickets only) */
+  uint32_t session_timeout_s;/* session lifetime, 1..604800; 7200 */
+} vigil_tls_ctx_options;
+
+VIGIL_EXPORT void vigil_tls_ctx_options_init(vigil_tls_ctx_options *o);
+
+/*
+ * A server SSL_CTX: certificate chain and key (PEM files), TLS 1.2
+ * minimum, session tickets on. With ca_file, client certificates are
+ * requested and verified against it; require_client_cert makes one
+ * mandatory (it needs ca_file). o may be NULL (defaults). Returns VIGIL_OK
+ * and *out (free it with SSL_CTX_free), VIGIL_EINVAL for bad arguments or
+ * VIGIL_ETLS; err (may be NULL) then says why, e.g.
+ * "key.pem: key values mismatch".
+ */
+VIGIL_EXPORT int vigil_tls_server_ctx_new(const char *cert_file,
+                                          const char *key_file,
+                                          const char *ca_file,
+                                          int require_client_cert,
+                                          const vigil_tls_ctx_options *o,
+                                          struct ssl_ctx_st **out, char *err,
+                                          size_t errlen);
+
+/*
+ * A client SSL_CTX that verifies the server against ca_file (NULL = the
+ * system's default trust store), optionally presenting a client
+ * certificate (cert_file and key_file, both or neither). The server name
+ * checked is vigil_adopt_options.tls_sni. Same returns as above.
+ */
+VIGIL_EXPORT int vigil_tls_client_ctx_new(const char *ca_file,
+                                          const char *cert_file,
+                                          const char *key_file,
+                                          const vigil_tls_ctx_options *o,
+                                          struct ssl_ctx_st **out, char *err,
+                                          size_t errlen);
+
+/* ---- client sessions --------------------------------------------------- */
+
+/* An empty session store; VIGIL_OK, VIGIL_EINVAL or VIGIL_ENOMEM. */
+VIGIL_EXPORT int vigil_tls_session_new(vigil_tls_session **out);
+/* Drops the host's reference; conns using it keep theirs. NULL is fine. */
+VIGIL_EXPORT void vigil_tls_session_free(vigil_tls_session *s);
+/* 1 when it holds a session the next handshake can offer. */
+VIGIL_EXPORT int vigil_tls_session_resumable(const vigil_tls_session *s);
+/* Forgets the stored session (e.g. after a server key change). */
+VIGIL_EXPORT void vigil_tls_session_clear(vigil_tls_session *s);
+
+/* ---- per-connection accessors ------------------------------------------ */
+
+/* The conn's SSL (peer certificate, cipher...), or NULL for plain TCP.
+ * Do not read, write or shut it down: vigil drives it. */
+VIGIL_EXPORT struct ssl_st *vigil_conn_ssl(vigil_conn *c);
+/* -1 for plain TCP or before the TLS handshake completed, 0 for a full
+ * handshake, 1 for a resumed session. */
+VIGIL_EXPORT int vigil_conn_tls_resumed(vigil_conn *c);
+/* The identity found in the verified peer certificate (per identity_from),
+ * or NULL. */
+VIGIL_EXPORT const char *vigil_conn_tls_identity(vigil_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_TLS_H */

@@ -1,0 +1,517 @@
+/*
+ * TLS connections: the handshake, records in and out, close_notify.
+ *
+ * The TLS layer inside the conn states of conn_close.c:
+ *
+ *   adopt (HANDSHAKE)
+ *     |  SSL_do_handshake: WANT_READ -> EV_READ, WANT_WRITE -> EV_WRITE
+ *     |  error -> CLOSED (tls_error, detail = OpenSSL reason)
+ *     |  TCP EOF -> CLOSED (peer_closed, detail "eof during handshake")
+ *     |  handshake_timeout -> CLOSED at once (no drain)
+ *     v
+ *   TLS up: "open" (tls_resumed), identity from the certificate,
+ *     |     "ready" -> OPEN unless the host runs its own handshake
+ *     |  SSL_read -> on_data; vigil_send -> SSL_write (queue = plaintext)
+ *     |  peer close_notify -> peer FIN path (CLOSE_WAIT, peer_closed)
+ *     |  TCP EOF without close_notify -> peer FIN path, truncated = 1
+ *     v
+ *   graceful close: queue flushed (FLUSHING)
+ *     |  SSL_shutdown: close_notify (WANT_WRITE -> EV_WRITE, retried)
+ *     v
+ *   shutdown(SHUT_WR) -> DRAINING: raw reads, discarded, until peer FIN
+ *
+ * OpenSSL's error queue is per thread and shared by every conn of every
+ * hub on it: ERR_clear_error() runs before each SSL call and every failure
+ * consumes the queue, so one conn's failure never shows up as another's.
+ *
+ * SSL_read may want to write (a key update to answer) and SSL_write may
+ * want to read; the READ_WANTS_WRITE / WRITE_WANTS_READ flags make the io
+ * watcher wait for what OpenSSL needs and retry the right call.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "sockopt.h"
+#include "tls_internal.h"
+
+/* handshake_timeout for TLS conns whose policy has 0 (HAProxy's
+ * `timeout client-hs` plays the same role). */
+#define TLS_DEFAULT_HANDSHAKE_MS 10000u
+/* SSL_read returns one record (<= 16 KiB) per call: 16 calls read about
+ * as much as the plain path's 4 x 64 KiB before yielding. */
+#define TLS_READS_PER_EVENT 16
+
+void vigil_tls_options_init(vigil_tls_options *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->identity_proof = 1;
+}
+
+/* ---- setup and teardown ---- */
+
+/* Client role: SNI and the name the server certificate must match. RFC
+ * 6066 forbids IP literals in SNI, so those are only verified. */
+static int set_server_name(SSL *ssl, const char *name) {
+  unsigned char ip[16];
+  if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1)
+    return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1;
+  return SSL_set_tlsext_host_name(ssl, name) == 1 &&
+         SSL_set1_host(ssl, name) == 1;
+}
+
+/* Gives c a private policy copy with the TLS default handshake bound. */
+static int default_handshake_timeout(vigil_conn *c) {
+  if (c->policy->handshake_timeout_ms) return VIGIL_OK;
+  vigil_policy *own = (c->flags & VIGIL__F_OWN_POLICY)
+                          ? (vigil_policy *)c->policy
+                          : malloc(sizeof *own);
+  if (!own) return VIGIL_ENOMEM;
+  *own = *c->policy;
+  own->handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
+  c->policy = own;
+  c->flags |= VIGIL__F_OWN_POLICY;
+  return VIGIL_OK;
+}
+
+static int configure(vigil_conn *c, vigil__tls *t,
+                     const vigil_adopt_options *o,
+                     const vigil_tls_options *to) {
+  t->ssl = SSL_new(o->tls_ctx);
+  if (!t->ssl) return VIGIL_ETLS;
+  BIO *bio = vigil__tls_bio_new(c);
+  if (!bio) return VIGIL_ENOMEM;
+  SSL_set_bio(t->ssl, bio, bio);
+  /* Partial writes let the queue advance record by record; the queue's
+   * head may move (realloc-free, but a retry can present a longer run of
+   * the same bytes); idle conns keep no 34 KiB record buffers. */
+  SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                           SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                           SSL_MODE_RELEASE_BUFFERS);
+  /* Client-initiated renegotiation costs the server a handshake per
+   * request: a cheap CPU attack, and nothing vigil's users need. */
+  SSL_set_options(t->ssl, SSL_OP_NO_RENEGOTIATION);
+  t->identity_from = (uint8_t)to->identity_from;
+  if (to->identity_proof && to->identity_from != VIGIL_TLS_ID_NONE)
+    t->flags |= VIGIL__TLS_PROOF;
+  if (to->app_handshake) t->flags |= VIGIL__TLS_APP_HS;
+  if (!o->tls_client) {
+    SSL_set_accept_state(t->ssl);
+    return VIGIL_OK;
+  }
+  SSL_set_connect_state(t->ssl);
+  /* The client speaks first: the first writability sends ClientHello. */
+  t->flags |= VIGIL__TLS_CLIENT | VIGIL__TLS_HS_WANT_WRITE;
+  if (o->tls_sni && !set_server_name(t->ssl, o->tls_sni))
+    return VIGIL_ETLS;
+  if (to->session) {
+    t->session = to->session;
+    vigil__tls_session_ref(t->session);
+    SSL_SESSION *s = vigil__tls_session_get(t->session);
+    if (s && SSL_set_session(t->ssl, s) != 1) return VIGIL_ETLS;
+  }
+  return VIGIL_OK;
+}
+
+int vigil__tls_adopt(vigil_conn *c, const vigil_adopt_options *o) {
+  vigil_tls_options defaults;
+  const vigil_tls_options *to = o->tls;
+  if (!to) {
+    vigil_tls_options_init(&defaults);
+    to = &defaults;
+  }
+  if (o->watch_only || to->identity_from < VIGIL_TLS_ID_NONE ||
+      to->identity_from > VIGIL_TLS_ID_SAN_EMAIL ||
+      (to->session && !o->tls_client))
+    return VIGIL_EINVAL;
+  vigil__conn_ext *x = vigil__conn_ext_get(c);
+  vigil__tls *t = x ? calloc(1, sizeof *t) : NULL;
+  if (!t) return VIGIL_ENOMEM;
+  x->tls = t;
+  ERR_clear_error();
+  int rc = configure(c, t, o, to);
+  if (rc == VIGIL_OK) rc = default_handshake_timeout(c);
+  if (rc == VIGIL_ETLS && ERR_peek_error() == 0) rc = VIGIL_ENOMEM;
+  ERR_clear_error();
+  return rc; /* on error the caller frees c, and with it t */
+}
+
+void vigil__tls_free(vigil_conn *c) {
+  vigil__tls *t = vigil__tls_of(c);
+  if (!t) return;
+  if (t->ssl) SSL_free(t->ssl); /* frees the BIO; the fd is not its */
+  if (t->stored) SSL_SESSION_free(t->stored);
+  vigil_tls_session_free(t->session);
+  free(t->cert_identity);
+  if (c->ext->detail == t->detail) c->ext->detail = NULL;
+  c->ext->tls = NULL;
+  free(t);
+}
+
+int vigil__tls_handshaking(const vigil_conn *c) {
+  const vigil__tls *t = vigil__tls_of(c);
+  return t && !(t->flags & VIGIL__TLS_HS_DONE);
+}
+
+/* ---- errors ---- */
+
+void vigil__tls_set_error_detail(vigil_conn *c, const char *what) {
+  vigil__tls *t = vigil__tls_of(c);
+  unsigned long e = ERR_peek_error();
+  if (t && !c->ext->detail) {
+    const char *reason = e ? ERR_reason_error_string(e) : NULL;
+    char code[32];
+    if (!reason && e) {
+      snprintf(code, sizeof code, "error:%08lX", e);
+      reason = code;
+    }
+    if (!reason) reason = what;
+    long v = t->ssl ? SSL_get_verify_result(t->ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+      snprintf(t->detail, sizeof t->detail, "%s: %s", reason,
+               X509_verify_cert_error_string(v));
+    else
+      snprintf(t->detail, sizeof t->detail, "%s", reason);
+    c->ext->detail = t->detail;
+  }
+  ERR_clear_error();
+}
+
+/* Before every SSL call: no stale error can be mistaken for ours. */
+static void ssl_call_begin(vigil__tls *t) {
+  ERR_clear_error();
+  t->bio_errno = 0;
+}
+
+/* The peer ended TCP without close_notify. During the handshake that is
+ * a peer giving up; afterwards it is truncation, unless we had already
+ * sent our close_notify (then the peer simply did not answer it). */
+static void peer_eof(vigil_conn *c, vigil__tls *t) {
+  t->flags |= VIGIL__TLS_FATAL;
+  ERR_clear_error();
+  if (!(t->flags & VIGIL__TLS_HS_DONE)) {
+    if (!c->ext->detail) c->ext->detail = "eof during handshake";
+    vigil__conn_close(c, VIGIL_REASON_PEER_CLOSED, VIGIL__CLOSE_NOW);
+    return;
+  }
+  if (!(t->flags & VIGIL__TLS_NOTIFY_SENT)) c->ext->truncated = 1;
+  vigil__conn_peer_fin(c);
+}
+
+/* An SSL call failed with SSL_get_error() == err: classify and close.
+ * Socket errors close like plain TCP (peer_reset, timeouts...). */
+static void ssl_failed(vigil_conn *c, vigil__tls *t, int err) {
+  t->flags |= VIGIL__TLS_FATAL;
+  if (t->bio_errno) {
+    ERR_clear_error();
+    vigil__conn_io_failed(c, t->bio_errno);
+    return;
+  }
+  unsigned long e = ERR_peek_error();
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+  if (err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+      ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+    peer_eof(c, t); /* OpenSSL 3 */
+    return;
+  }
+#endif
+  if (err == SSL_ERROR_SYSCALL && e == 0 && (t->flags & VIGIL__TLS_EOF)) {
+    peer_eof(c, t); /* OpenSSL 1.1.1 */
+    return;
+  }
+  vigil__tls_set_error_detail(c, err == SSL_ERROR_SYSCALL
+                                     ? "unexpected eof"
+                                     : "tls failure");
+  vigil__conn_close(c, VIGIL_REASON_TLS_ERROR, VIGIL__CLOSE_NOW);
+}
+
+/* ---- handshake ---- */
+
+static void emit_open(vigil_conn *c, vigil__tls *t) {
+  vigil_hub *hub = c->hub;
+  if (!vigil__hub_wants_events(hub)) return;
+  vigil_sockopts so;
+  vigil_event ev;
+  vigil__event_init(&ev, VIGIL_EV_OPEN, hub, c);
+  if (vigil_socket_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
+  ev.tls_resumed = SSL_session_reused(t->ssl) ? 1 : 0;
+  ev.detail = "tls"; /* tells the formatter tls_resumed applies */
+  vigil__event_send(hub, &ev);
+}
+
+/* Client: keeps the newest resumable session in the host's store. TLS
+ * 1.3 tickets arrive after the handshake, each as a new session object,
+ * so this runs after reads too; it costs a pointer compare. */
+static void store_session(vigil__tls *t) {
+  if (!t->session) return;
+  SSL_SESSION *s = SSL_get0_session(t->ssl);
+  if (!s || s == t->stored || !SSL_SESSION_is_resumable(s)) return;
+  SSL_SESSION_up_ref(s);
+  if (t->stored) SSL_SESSION_free(t->stored);
+  t->stored = s;
+  vigil__tls_session_put(t->session, s);
+}
+
+/* The TLS handshake just completed. Returns 1, or -1 if c closed. */
+static int handshake_done(vigil_conn *c, vigil__tls *t) {
+  t->flags |= VIGIL__TLS_HS_DONE;
+  if (vigil__tls_extract_identity(t) != VIGIL_OK) {
+    c->sys_errno = ENOMEM;
+    vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
+    return -1;
+  }
+  store_session(t);
+  emit_open(c, t);
+  if (c->state == VIGIL_CONN_HANDSHAKE && t->cert_identity)
+    vigil_conn_identify(c, t->cert_identity, strlen(t->cert_identity));
+  if (c->state == VIGIL_CONN_HANDSHAKE && !(t->flags & VIGIL__TLS_APP_HS))
+    vigil_conn_ready(c);
+  return c->state == VIGIL_CONN_CLOSED || c->hub->free_requested ? -1 : 1;
+}
+
+/* Advances the handshake: 1 = it just completed, 0 = waiting for the
+ * socket, -1 = the conn closed. */
+static int drive_handshake(vigil_conn *c, vigil__tls *t) {
+  ssl_call_begin(t);
+  int r = SSL_do_handshake(t->ssl);
+  t->flags &= (uint16_t)~VIGIL__TLS_HS_WANT_WRITE;
+  if (r == 1) return handshake_done(c, t);
+  int err = SSL_get_error(t->ssl, r);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    if (err == SSL_ERROR_WANT_WRITE) t->flags |= VIGIL__TLS_HS_WANT_WRITE;
+    vigil__conn_update_io(c);
+    return 0;
+  }
+  ssl_failed(c, t, err);
+  return -1;
+}
+
+/* ---- records ---- */
+
+/* One SSL_write: bytes accepted, 0 when it must wait, -1 if c closed. */
+static int ssl_write(vigil_conn *c, vigil__tls *t, const void *p, size_t n) {
+  ssl_call_begin(t);
+  int w = SSL_write(t->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+  if (w > 0) return w;
+  int err = SSL_get_error(t->ssl, w);
+  if (err == SSL_ERROR_WANT_WRITE) return 0;
+  if (err == SSL_ERROR_WANT_READ) {
+    t->flags |= VIGIL__TLS_WRITE_WANTS_READ;
+    return 0;
+  }
+  ssl_failed(c, t, err);
+  return -1;
+}
+
+/* Feeds queued plaintext to SSL_write. When a graceful close waits for
+ * the queue (or for its close_notify), goes on with it. 0, or -1 if c
+ * closed. */
+static int flush_queue(vigil_conn *c, vigil__tls *t) {
+  int had = c->queued > 0;
+  t->flags &= (uint16_t)~VIGIL__TLS_WRITE_WANTS_READ;
+  while (c->queued > 0) {
+    const void *p;
+    size_t n = vigil__outq_peek(c, &p);
+    int w = ssl_write(c, t, p, n);
+    if (w < 0) return -1;
+    if (w == 0) break;
+    vigil__outq_consume(c, (size_t)w);
+  }
+  if (c->queued == 0 && c->state == VIGIL_CONN_FLUSHING &&
+      (had || (t->flags & VIGIL__TLS_NOTIFY_PENDING))) {
+    vigil__conn_flushed(c);
+    return c->state == VIGIL_CONN_CLOSED ? -1 : 0;
+  }
+  vigil__conn_update_io(c);
+  return 0;
+}
+
+/* Reads records and hands plaintext to the host (discarded once the
+ * conn is closing: the reads only keep the kernel from answering our
+ * close with RST). */
+static void read_records(vigil_conn *c, vigil__tls *t) {
+  vigil_hub *hub = c->hub;
+  t->flags &= (uint16_t)~VIGIL__TLS_READ_WANTS_WRITE;
+  for (int i = 0; i < TLS_READS_PER_EVENT; i++) {
+    ssl_call_begin(t);
+    int n = SSL_read(t->ssl, hub->rbuf, VIGIL__READ_BUF);
+    if (n > 0) {
+      if (!vigil__closing(c)) vigil__conn_deliver(c, hub->rbuf, (size_t)n);
+      if (c->state == VIGIL_CONN_CLOSED || c->state == VIGIL_CONN_DRAINING ||
+          hub->free_requested)
+        return;
+      continue;
+    }
+    int err = SSL_get_error(t->ssl, n);
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+      store_session(t);
+      return;
+    case SSL_ERROR_WANT_WRITE:
+      t->flags |= VIGIL__TLS_READ_WANTS_WRITE;
+      vigil__conn_update_io(c);
+      return;
+    case SSL_ERROR_ZERO_RETURN: /* close_notify: the peer's orderly end */
+      ERR_clear_error();
+      t->flags |= VIGIL__TLS_NOTIFY_RCVD;
+      store_session(t);
+      vigil__conn_peer_fin(c);
+      return;
+    default:
+      ssl_failed(c, t, err);
+      return;
+    }
+  }
+  /* Decrypted bytes left inside OpenSSL never make the fd readable
+   * again: come back on the next loop iteration. */
+  if (SSL_has_pending(t->ssl)) ev_feed_event(hub->loop, &c->io, EV_READ);
+}
+
+/* DRAINING: our close_notify and FIN are out; read raw and discard until
+ * the peer's FIN (its close_notify needs no decrypting). */
+static void drain_raw(vigil_conn *c) {
+  vigil_hub *hub = c->hub;
+  for (int i = 0; i < VIGIL__READS_PER_EVENT; i++) {
+    ssize_t n = recv(c->io.fd, hub->rbuf, VIGIL__READ_BUF, 0);
+    if (n > 0) {
+      vigil__conn_note_rx(c, (size_t)n);
+      if ((size_t)n < VIGIL__READ_BUF) return;
+      continue;
+    }
+    if (n == 0) {
+      vigil__conn_peer_fin(c);
+      return;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      vigil__conn_io_failed(c, errno);
+    return;
+  }
+}
+
+void vigil__tls_io(vigil_conn *c, int revents) {
+  vigil__tls *t = vigil__tls_of(c);
+  if (c->state == VIGIL_CONN_DRAINING) {
+    if (revents & EV_READ) drain_raw(c);
+    return;
+  }
+  int fresh = 0; /* handshake completed in this call */
+  if (!(t->flags & VIGIL__TLS_HS_DONE)) {
+    int r = drive_handshake(c, t);
+    if (r <= 0) return;
+    fresh = 1;
+  }
+  int do_write = fresh || (revents & EV_WRITE) ||
+                 ((revents & EV_READ) && (t->flags & VIGIL__TLS_WRITE_WANTS_READ));
+  int do_read = fresh || (revents & EV_READ) ||
+                ((revents & EV_WRITE) && (t->flags & VIGIL__TLS_READ_WANTS_WRITE));
+  if (do_write && flush_queue(c, t) < 0) return;
+  if (c->state == VIGIL_CONN_CLOSED || c->state == VIGIL_CONN_DRAINING ||
+      c->hub->free_requested)
+    return;
+  /* After the peer's close_notify or FIN there is nothing left to read. */
+  if (do_read && !(c->flags & VIGIL__F_PEER_FIN)) read_records(c, t);
+}
+
+int vigil__tls_io_want(const vigil_conn *c, int want) {
+  const vigil__tls *t = vigil__tls_of(c);
+  if (c->state == VIGIL_CONN_DRAINING) return want;
+  if (!(t->flags & VIGIL__TLS_HS_DONE)) {
+    /* Plaintext cannot move yet: only the handshake's needs count. */
+    want &= EV_READ;
+    if (t->flags & VIGIL__TLS_HS_WANT_WRITE) want |= EV_WRITE;
+    return want;
+  }
+  if (t->flags & (VIGIL__TLS_READ_WANTS_WRITE | VIGIL__TLS_NOTIFY_PENDING))
+    want |= EV_WRITE;
+  if ((t->flags & VIGIL__TLS_WRITE_WANTS_READ) &&
+      !(c->flags & VIGIL__F_PEER_FIN))
+    want |= EV_READ;
+  return want;
+}
+
+int vigil__tls_send(vigil_conn *c, const void *data, size_t len) {
+  vigil__tls *t = vigil__tls_of(c);
+  /* After a TLS failure, or once our close_notify is out, nothing more
+   * can be sent on this session. */
+  if (t->flags & (VIGIL__TLS_FATAL | VIGIL__TLS_NOTIFY_SENT |
+                  VIGIL__TLS_NOTIFY_PENDING))
+    return VIGIL_ECLOSED;
+  size_t off = 0;
+  if (c->queued == 0 && (t->flags & VIGIL__TLS_HS_DONE) &&
+      !(t->flags & VIGIL__TLS_WRITE_WANTS_READ)) {
+    while (off < len) {
+      int w = ssl_write(c, t, (const char *)data + off, len - off);
+      if (w < 0) return VIGIL_ECLOSED;
+      if (w == 0) break;
+      off += (size_t)w;
+    }
+  }
+  if (off < len) {
+    /* After a WANT_WRITE the retry must present these same bytes: they
+     * become the queue's head (ACCEPT_MOVING_WRITE_BUFFER allows the
+     * new address). */
+    if (vigil__outq_append(c, (const char *)data + off, len - off) !=
+        VIGIL_OK) {
+      c->sys_errno = ENOMEM;
+      vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
+      return VIGIL_ENOMEM;
+    }
+  }
+  vigil__conn_update_io(c);
+  return VIGIL_OK;
+}
+
+/* ---- close ---- */
+
+int vigil__tls_close_notify(vigil_conn *c) {
+  vigil__tls *t = vigil__tls_of(c);
+  if (!(t->flags & VIGIL__TLS_HS_DONE) ||
+      (t->flags & (VIGIL__TLS_FATAL | VIGIL__TLS_NOTIFY_SENT)))
+    return 1;
+  ssl_call_begin(t);
+  int r = SSL_shutdown(t->ssl);
+  if (r >= 0) { /* 0: sent; 1: the peer's had come in already */
+    t->flags &= (uint16_t)~VIGIL__TLS_NOTIFY_PENDING;
+    t->flags |= VIGIL__TLS_NOTIFY_SENT;
+    ERR_clear_error();
+    return 1;
+  }
+  int err = SSL_get_error(t->ssl, r);
+  if (err == SSL_ERROR_WANT_WRITE) {
+    t->flags |= VIGIL__TLS_NOTIFY_PENDING;
+    vigil__conn_update_io(c);
+    return 0;
+  }
+  t->flags |= VIGIL__TLS_FATAL;
+  ERR_clear_error();
+  if (t->bio_errno) {
+    vigil__conn_io_failed(c, t->bio_errno);
+    return 0;
+  }
+  return 1; /* no alert possible: still end TCP in order */
+}
+
+/* ---- public accessors ---- */
+
+struct ssl_st *vigil_conn_ssl(vigil_conn *c) {
+  vigil__tls *t = c ? vigil__tls_of(c) : NULL;
+  return t ? t->ssl : NULL;
+}
+
+int vigil_conn_tls_resumed(vigil_conn *c) {
+  vigil__tls *t = c ? vigil__tls_of(c) : NULL;
+  if (!t || !(t->flags & VIGIL__TLS_HS_DONE)) return -1;
+  return SSL_session_reused(t->ssl) ? 1 : 0;
+}
+
+const char *vigil_conn_tls_identity(vigil_conn *c) {
+  vigil__tls *t = c ? vigil__tls_of(c) : NULL;
+  return t ? t->cert_identity : NULL;
+}

@@ -1,0 +1,104 @@
+/*
+ * TLS connection state (internal). See vigil/tls.h for the behaviour and
+ * tls_conn.c for the state machine.
+ *
+ * The plain TCP paths in conn.c, outqueue.c and conn_close.c test
+ * vigil__conn_is_tls() once and otherwise stay direct system calls.
+ */
+#ifndef VIGIL_TLS_INTERNAL_H
+#define VIGIL_TLS_INTERNAL_H
+
+#include <openssl/ssl.h>
+
+#include "internal.h"
+
+/* vigil__tls.flags */
+#define VIGIL__TLS_CLIENT 0x0001u        /* client role */
+#define VIGIL__TLS_HS_DONE 0x0002u       /* TLS handshake finished */
+#define VIGIL__TLS_HS_WANT_WRITE 0x0004u /* handshake waits for POLLOUT */
+#define VIGIL__TLS_READ_WANTS_WRITE 0x0008u  /* SSL_read: WANT_WRITE */
+#define VIGIL__TLS_WRITE_WANTS_READ 0x0010u  /* SSL_write: WANT_READ */
+#define VIGIL__TLS_NOTIFY_PENDING 0x0020u /* close_notify not fully written */
+#define VIGIL__TLS_NOTIFY_SENT 0x0040u   /* our close_notify is out */
+#define VIGIL__TLS_NOTIFY_RCVD 0x0080u   /* peer's close_notify seen */
+#define VIGIL__TLS_FATAL 0x0100u         /* SSL failed: no SSL_shutdown */
+#define VIGIL__TLS_APP_HS 0x0200u        /* host's own handshake follows */
+#define VIGIL__TLS_PROOF 0x0400u         /* identity_proof */
+#define VIGIL__TLS_EOF 0x0800u           /* the BIO read EOF */
+
+typedef struct vigil__tls {
+  SSL *ssl;
+  vigil_tls_session *session; /* client: a reference to the host's store */
+  SSL_SESSION *stored;        /* last session put in the store (a ref) */
+  char *cert_identity;        /* from the verified peer cert; NULL = none */
+  int bio_errno;              /* errno of the BIO's last failed call */
+  uint16_t flags;             /* VIGIL__TLS_* */
+  uint8_t identity_from;      /* vigil_tls_id_source */
+  char detail[128];           /* close detail (ext->detail points here) */
+} vigil__tls;
+
+static inline vigil__tls *vigil__tls_of(const vigil_conn *c) {
+  return c->ext ? (vigil__tls *)c->ext->tls : NULL;
+}
+
+/* The one test the plain TCP paths pay. */
+static inline int vigil__conn_is_tls(const vigil_conn *c) {
+  return c->ext != NULL && c->ext->tls != NULL;
+}
+
+/* ---- conn.c: activity accounting (raw bytes on the wire) ---- */
+void vigil__conn_note_rx(vigil_conn *c, size_t n);
+void vigil__conn_note_tx(vigil_conn *c, size_t n);
+
+/* ---- outqueue.c: SSL_write takes the queue one chunk at a time ---- */
+/* The first queued bytes: stores their address, returns their length
+ * (0 when the queue is empty). */
+size_t vigil__outq_peek(vigil_conn *c, const void **data);
+/* Drops n bytes from the head (n <= vigil_conn_queued). */
+void vigil__outq_consume(vigil_conn *c, size_t n);
+
+/* ---- tls_conn.c ---- */
+/* Sets up TLS on a conn being adopted (before it joins the hub). May
+ * replace c->policy with a private copy (default handshake_timeout). */
+int vigil__tls_adopt(vigil_conn *c, const vigil_adopt_options *o);
+/* Releases the SSL and everything TLS at conn free time. */
+void vigil__tls_free(vigil_conn *c);
+/* The io watcher fired (replaces the plain read/flush path). */
+void vigil__tls_io(vigil_conn *c, int revents);
+/* Adjusts the io watcher's wanted events to what OpenSSL waits for. */
+int vigil__tls_io_want(const vigil_conn *c, int want);
+/* vigil_send for TLS conns: the limit is checked; queue or SSL_write. */
+int vigil__tls_send(vigil_conn *c, const void *data, size_t len);
+/* Graceful close with the queue empty: 1 = close_notify is out (or not
+ * applicable), go on with shutdown(SHUT_WR); 0 = not yet (or the conn
+ * closed meanwhile): vigil__conn_flushed is called again once written. */
+int vigil__tls_close_notify(vigil_conn *c);
+/* 1 while the TLS handshake itself is unfinished. */
+int vigil__tls_handshaking(const vigil_conn *c);
+/* Records an OpenSSL failure (first queued error, then the queue is
+ * emptied) as the close detail; `what` is used when the queue is empty. */
+void vigil__tls_set_error_detail(vigil_conn *c, const char *what);
+
+/* ---- tls_bio.c ---- */
+/* A socket BIO on c->io.fd (set at adoption before any I/O) that sends
+ * with MSG_NOSIGNAL and counts raw bytes as conn activity. NULL on
+ * ENOMEM. */
+BIO *vigil__tls_bio_new(vigil_conn *c);
+
+/* ---- tls_ident.c ---- */
+/* Extracts the identity of the verified peer certificate into
+ * t->cert_identity (none when unverified or absent). VIGIL_ENOMEM. */
+int vigil__tls_extract_identity(vigil__tls *t);
+/* Certificate proof for a claim of id by c (called from
+ * vigil_conn_identify before anything else): VIGIL_OK, or VIGIL_EREJECTED
+ * after setting the close detail; the caller then closes c with
+ * takeover_rejected. */
+int vigil__tls_claim_check(vigil_conn *c, const void *id, size_t len);
+
+/* ---- tls_session.c ---- */
+void vigil__tls_session_ref(vigil_tls_session *s);
+SSL_SESSION *vigil__tls_session_get(const vigil_tls_session *s);
+/* Replaces the stored session (takes its own reference). */
+void vigil__tls_session_put(vigil_tls_session *s, SSL_SESSION *sess);
+
+#endif

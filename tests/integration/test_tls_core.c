@@ -1,0 +1,416 @@
+/*
+ * TLS on real loopback sockets: the handshake and its events, data both
+ * ways (including 1 MiB through the plaintext output queue), session
+ * resumption for TLS 1.3 tickets, TLS 1.2 tickets and a server session
+ * cache, heartbeats over TLS, and raw bytes of an unfinished record
+ * counting as life.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "tlsfix.h"
+
+static tf_pki pki;
+
+static int setup(void **state) {
+  (void)state;
+  tf_pki_init(&pki, 0);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  tf_pki_done(&pki);
+  return 0;
+}
+
+static int is_closed(void *arg) { return ((cf_conn *)arg)->closed > 0; }
+
+static int wait_closed(tf_hub *h, cf_conn *cc, uint32_t ms) {
+  return vt_run_until(h->loop, is_closed, cc, ms);
+}
+
+static int conn_open(void *arg) {
+  cf_conn *cc = arg;
+  return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
+}
+
+typedef struct pair_wait {
+  tf_peer *peer;
+  cf_conn *cc;
+  size_t want_peer_rx, want_conn_rx;
+} pair_wait;
+
+/* Steps the raw peer; true once both sides got what they wait for. */
+static int got_rx(void *arg) {
+  pair_wait *w = arg;
+  tf_peer_step(w->peer);
+  return w->peer->rx_len >= w->want_peer_rx &&
+         w->cc->rx_len >= w->want_conn_rx;
+}
+
+/* A server conn and a raw client peer, handshake done on both sides. */
+static void connect_raw(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx, cf_conn *cc,
+                        tf_peer *peer, const vigil_policy *p) {
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  assert_int_equal(tf_adopt(h, s, cc, sctx, 0, NULL, p), VIGIL_OK);
+  tf_peer_init(peer, cctx, c, 1, "localhost");
+  assert_true(vt_run_until(h->loop, tf_peer_handshaken, peer, 3000));
+  assert_true(peer->hs_done);
+  assert_true(vt_run_until(h->loop, conn_open, cc, 3000));
+}
+
+static void test_handshake_events_and_echo(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  cf_conn cc = {0};
+  tf_peer peer;
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
+  uint64_t id = vigil_conn_id(cc.conn);
+  /* No "open" before the TLS handshake, and the conn waits in HANDSHAKE
+   * under the TLS default bound although the policy has 0. */
+  assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 0);
+  assert_int_equal(vigil_conn_get_state(cc.conn), VIGIL_CONN_HANDSHAKE);
+  assert_int_equal(vigil_conn_policy(cc.conn)->handshake_timeout_ms, 10000);
+  assert_int_equal(vigil_conn_tls_resumed(cc.conn), -1);
+  assert_int_equal(vigil_conn_ready(cc.conn), VIGIL_ESTATE);
+  /* Sent during the handshake: goes out once it completes. */
+  assert_int_equal(vigil_send(cc.conn, "early ", 6), VIGIL_OK);
+  tf_peer_init(&peer, cctx, c, 1, "localhost");
+  assert_true(vt_run_until(h.loop, tf_peer_handshaken, &peer, 3000));
+  assert_true(peer.hs_done);
+  assert_true(vt_run_until(h.loop, conn_open, &cc, 3000));
+
+  const tf_event *op = tf_last(&h, VIGIL_EV_OPEN, id);
+  assert_non_null(op);
+  assert_string_equal(op->detail, "tls");
+  assert_int_equal(op->tls_resumed, 0);
+  assert_non_null(strstr(op->line, "tls_resumed=0"));
+  assert_non_null(strstr(op->line, "keepalive=")); /* sockopts still there */
+  assert_int_equal(tf_count(&h, VIGIL_EV_READY), 1);
+  assert_int_equal(vigil_conn_tls_resumed(cc.conn), 0);
+  assert_non_null(vigil_conn_ssl(cc.conn));
+
+  assert_int_equal(tf_peer_send(&peer, "hello", 5), 0);
+  assert_int_equal(vigil_send(cc.conn, "world", 5), VIGIL_OK);
+  pair_wait w = {&peer, &cc, 11, 5};
+  assert_true(vt_run_until(h.loop, got_rx, &w, 3000));
+  assert_memory_equal(cc.rx, "hello", 5);
+  assert_memory_equal(peer.rx, "early world", 11);
+  /* Counters are wire bytes: records and handshake, more than plaintext. */
+  vigil_stats st;
+  vigil_hub_stats(h.hub, &st);
+  assert_true(st.bytes_in > 5 + 200);
+  assert_true(st.bytes_out > 11 + 200);
+  assert_int_equal(ERR_peek_error(), 0);
+
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+static void test_one_mib_both_ways(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  cf_conn cc = {0};
+  tf_peer peer;
+  connect_raw(&h, sctx, cctx, &cc, &peer, NULL);
+  int small = 32 * 1024;
+  setsockopt(vigil_conn_fd(cc.conn), SOL_SOCKET, SO_SNDBUF, &small,
+             sizeof small);
+  size_t total = 1u << 20;
+  unsigned char *msg = malloc(total);
+  for (size_t i = 0; i < total; i++) msg[i] = (unsigned char)(i * 131u + 7u);
+  assert_int_equal(vigil_send(cc.conn, msg, total), VIGIL_OK);
+  /* The kernel cannot take 1 MiB of records at once: plaintext waits. */
+  assert_true(vigil_conn_queued(cc.conn) > 0);
+  pair_wait w = {&peer, &cc, total, 0};
+  assert_true(vt_run_until(h.loop, got_rx, &w, 10000));
+  assert_int_equal(peer.rx_len, total);
+  assert_memory_equal(peer.rx, msg, total);
+  assert_int_equal(vigil_conn_queued(cc.conn), 0);
+  /* And the other way, in pieces the loop interleaves with. */
+  for (size_t off = 0; off < total; off += 65536) {
+    assert_int_equal(tf_peer_send(&peer, msg + off, 65536), 0);
+    ev_run(h.loop, EVRUN_NOWAIT);
+  }
+  pair_wait w2 = {&peer, &cc, total, total};
+  assert_true(vt_run_until(h.loop, got_rx, &w2, 10000));
+  assert_int_equal(cc.rx_len, total);
+  assert_memory_equal(cc.rx, msg, total);
+  free(msg);
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+/* ---- resumption: a vigil client conn against a vigil server conn ---- */
+
+typedef struct both_open {
+  cf_conn *a, *b;
+} both_open;
+
+static int both_are_open(void *arg) {
+  both_open *o = arg;
+  return conn_open(o->a) && conn_open(o->b);
+}
+
+static int store_ready(void *arg) {
+  return vigil_tls_session_resumable(arg);
+}
+
+typedef struct resume_case {
+  const char *name;
+  int max_version; /* 0 = TLS 1.3 */
+  int tickets;
+  uint32_t cache;
+} resume_case;
+
+/* Connects once with a full handshake, once resumed; returns the server
+ * open event's tls_resumed of the second connection. */
+static void run_resume_case(const resume_case *rc) {
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  vigil_tls_ctx_options co;
+  vigil_tls_ctx_options_init(&co);
+  co.tickets = rc->tickets;
+  co.session_cache = rc->cache;
+  SSL_CTX *sctx = NULL;
+  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
+                                            NULL, 0, &co, &sctx, NULL, 0),
+                   VIGIL_OK);
+  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  if (rc->max_version) SSL_CTX_set_max_proto_version(cctx, rc->max_version);
+  vigil_tls_session *store;
+  assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.session = store;
+  for (int round = 0; round < 2; round++) {
+    int s, c;
+    assert_int_equal(vt_tcp_pair(&s, &c), 0);
+    cf_conn srv = {0}, cli = {0};
+    assert_int_equal(tf_adopt(&h, s, &srv, sctx, 0, NULL, NULL), VIGIL_OK);
+    assert_int_equal(tf_adopt(&h, c, &cli, cctx, 1, &to, NULL), VIGIL_OK);
+    uint64_t sid = vigil_conn_id(srv.conn), cid = vigil_conn_id(cli.conn);
+    both_open bo = {&srv, &cli};
+    assert_true(vt_run_until(h.loop, both_are_open, &bo, 3000));
+    /* TLS 1.3 tickets come after the handshake: wait for the store. */
+    assert_true(vt_run_until(h.loop, store_ready, store, 3000));
+    const tf_event *so = tf_last(&h, VIGIL_EV_OPEN, sid);
+    const tf_event *co2 = tf_last(&h, VIGIL_EV_OPEN, cid);
+    assert_non_null(so);
+    assert_non_null(co2);
+    if (round == 0) {
+      assert_int_equal(so->tls_resumed, 0);
+      assert_int_equal(co2->tls_resumed, 0);
+    } else {
+      if (so->tls_resumed != 1) fprintf(stderr, "case %s\n", rc->name);
+      assert_int_equal(so->tls_resumed, 1);
+      assert_int_equal(co2->tls_resumed, 1);
+      assert_non_null(strstr(so->line, "tls_resumed=1"));
+    }
+    /* A clean close on both sides (the server answers close_notify). */
+    srv.close_on_peer_closed = 1;
+    vigil_close(cli.conn);
+    assert_true(wait_closed(&h, &srv, 3000));
+    assert_true(wait_closed(&h, &cli, 3000));
+    assert_int_equal(srv.reason, VIGIL_REASON_PEER_CLOSED);
+    assert_int_equal(tf_last(&h, VIGIL_EV_CLOSE, sid)->truncated, 0);
+    assert_int_equal(srv.closed, 1);
+    assert_int_equal(cli.closed, 1);
+    cf_conn_free(&srv);
+    cf_conn_free(&cli);
+  }
+  /* The host may drop its store while nothing uses it any more. */
+  vigil_tls_session_free(store);
+  tf_hub_done(&h);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+static void test_resumption(void **state) {
+  (void)state;
+  static const resume_case cases[] = {
+      {"tls1.3 tickets", 0, 1, 0},
+      {"tls1.2 tickets", TLS1_2_VERSION, 1, 0},
+      {"tls1.3 server cache", 0, 0, 64},
+      {"tls1.2 server cache", TLS1_2_VERSION, 0, 64},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    run_resume_case(&cases[i]);
+}
+
+/* ---- heartbeats over TLS ---- */
+
+static void test_heartbeat_timeout_over_tls(void **state) {
+  (void)state;
+  vigil_policy p;
+  vigil_policy_init(&p);
+  p.dead_after_ms = 400;
+  p.suspect_after_ms = 0;
+  tf_hub h;
+  tf_hub_init(&h, &p);
+  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  cf_conn cc = {0};
+  tf_peer peer;
+  connect_raw(&h, sctx, cctx, &cc, &peer, NULL);
+  uint64_t t0 = vt_now_ms();
+  /* A peer that keeps sending stays alive past dead_after... */
+  while (vt_now_ms() - t0 < 900) {
+    assert_int_equal(tf_peer_send(&peer, "k", 1), 0);
+    vt_run_until(h.loop, NULL, NULL, 100);
+  }
+  assert_int_equal(cc.closed, 0);
+  /* ...a silent one is dead after it. */
+  uint64_t t1 = vt_now_ms();
+  assert_true(wait_closed(&h, &cc, 3000));
+  assert_int_equal(cc.reason, VIGIL_REASON_HEARTBEAT_TIMEOUT);
+  uint64_t took = cc.closed_at - t1;
+  assert_true(took >= 300 && took < 800);
+  assert_int_equal(tf_count(&h, VIGIL_EV_DEAD), 1);
+  /* Dead peers get RST, never a close_notify. */
+  vt_run_until(h.loop, tf_peer_closed, &peer, 1000);
+  assert_int_equal(peer.zero_return, 0);
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+/* One TLS record written to the socket a byte at a time, slower than
+ * dead_after: every raw byte is life although no record completes. */
+static void test_raw_bytes_count_as_life(void **state) {
+  (void)state;
+  vigil_policy p;
+  vigil_policy_init(&p);
+  p.dead_after_ms = 300;
+  p.suspect_after_ms = 0;
+  tf_hub h;
+  tf_hub_init(&h, &p);
+  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  cf_conn cc = {0};
+  tf_peer peer;
+  connect_raw(&h, sctx, cctx, &cc, &peer, NULL);
+  BIO *mem = BIO_new(BIO_s_mem());
+  SSL_set0_wbio(peer.ssl, mem); /* the record lands in memory */
+  assert_int_equal(SSL_write(peer.ssl, "x", 1), 1);
+  char rec[256];
+  int n = BIO_read(mem, rec, sizeof rec);
+  assert_true(n > 5);
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(send(peer.fd, rec + i, 1, MSG_NOSIGNAL), 1);
+    vt_run_until(h.loop, NULL, NULL, 100);
+    assert_int_equal(cc.closed, 0);
+  }
+  /* n * 100 ms >> dead_after, and the record arrived whole. */
+  assert_true(n * 100 > 3 * 300);
+  vt_run_until(h.loop, NULL, NULL, 20);
+  assert_int_equal(cc.rx_len, 1);
+  assert_int_equal(cc.rx[0], 'x');
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+static void test_bad_options(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  vigil_adopt_options ao;
+  vigil_adopt_options_init(&ao);
+  ao.tls_ctx = sctx;
+  ao.watch_only = 1;
+  vigil_conn *conn = NULL;
+  assert_int_equal(vigil_adopt(h.hub, s, &ao, &conn), VIGIL_EINVAL);
+  assert_null(conn);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  vigil_tls_session *store;
+  assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
+  to.session = store; /* a session store on a server conn */
+  ao.watch_only = 0;
+  ao.tls = &to;
+  assert_int_equal(vigil_adopt(h.hub, s, &ao, &conn), VIGIL_EINVAL);
+  to.session = NULL;
+  to.identity_from = (vigil_tls_id_source)9;
+  assert_int_equal(vigil_adopt(h.hub, s, &ao, &conn), VIGIL_EINVAL);
+  assert_int_equal(vigil_tls_session_resumable(store), 0);
+  vigil_tls_session_free(store);
+  /* The fd is still ours after every refusal. */
+  assert_int_equal(send(s, "x", 1, MSG_NOSIGNAL), 1);
+  close(s);
+  close(c);
+  /* Context helpers: clear errors for bad input. */
+  SSL_CTX *ctx = NULL;
+  char err[256];
+  assert_int_equal(vigil_tls_server_ctx_new(NULL, pki.server_key, NULL, 0,
+                                            NULL, &ctx, err, sizeof err),
+                   VIGIL_EINVAL);
+  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
+                                            NULL, 1, NULL, &ctx, err,
+                                            sizeof err),
+                   VIGIL_EINVAL);
+  assert_non_null(strstr(err, "ca_file"));
+  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.ca, NULL, 0,
+                                            NULL, &ctx, err, sizeof err),
+                   VIGIL_ETLS);
+  assert_non_null(strstr(err, pki.ca));
+  assert_null(ctx);
+  assert_int_equal(vigil_tls_server_ctx_new("/nonexistent.pem",
+                                            pki.server_key, NULL, 0, NULL,
+                                            &ctx, err, sizeof err),
+                   VIGIL_ETLS);
+  vigil_tls_ctx_options co;
+  vigil_tls_ctx_options_init(&co);
+  co.min_version = 0x0301; /* TLS 1.0 */
+  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
+                                            NULL, 0, &co, &ctx, err,
+                                            sizeof err),
+                   VIGIL_EINVAL);
+  assert_int_equal(vigil_tls_client_ctx_new(pki.ca, pki.server_cert, NULL,
+                                            NULL, &ctx, err, sizeof err),
+                   VIGIL_EINVAL);
+  assert_int_equal(ERR_peek_error(), 0);
+  assert_null(vigil_conn_ssl(NULL));
+  tf_hub_done(&h);
+  SSL_CTX_free(sctx);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_handshake_events_and_echo),
+      cmocka_unit_test(test_one_mib_both_ways),
+      cmocka_unit_test(test_resumption),
+      cmocka_unit_test(test_heartbeat_timeout_over_tls),
+      cmocka_unit_test(test_raw_bytes_count_as_life),
+      cmocka_unit_test(test_bad_options),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -30,3 +30,13 @@ if(VIGIL_BUILD_EXAMPLES)
   set_tests_properties(integration/mqtt_mosquitto_clients PROPERTIES
     LABELS integration TIMEOUT 60 SKIP_RETURN_CODE 77)
 endif()
+
+# device_sim against the gateway: 200 silent-rebooting devices, every ghost
+# ended by takeover, census of the port clean at the end. About 6 s.
+if(VIGIL_BUILD_EXAMPLES)
+  add_test(NAME integration/mqtt_device_sim_smoke
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mqtt/device_sim_smoke.sh
+            $<TARGET_FILE:mqtt_gateway> $<TARGET_FILE:device_sim>)
+  set_tests_properties(integration/mqtt_device_sim_smoke PROPERTIES
+    LABELS integration TIMEOUT 60)
+endif()

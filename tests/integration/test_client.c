@@ -6,12 +6,15 @@
  * over the jitter window.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <ev.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -698,6 +701,93 @@ static void test_storm_spreads(void **state) {
   fx_done(&f);
 }
 
+/* ---- the game_server example, driven by two clients -------------------- */
+
+typedef struct game {
+  cli r[2];
+} game;
+
+static int game_chat(void *arg) { return ((game *)arg)->r[1].ndata > 0; }
+static int game_joined(void *arg) {
+  game *g = arg;
+  return g->r[0].connected && g->r[1].connected &&
+         g->r[0].ndata + g->r[1].ndata > 0;
+}
+static int game_gone(void *arg) {
+  game *g = arg;
+  return g->r[0].disconnected && g->r[1].disconnected;
+}
+
+static void test_game_server_example(void **state) {
+  (void)state;
+  const char *dir = getenv("VIGIL_BUILD_DIR");
+  char path[512];
+  snprintf(path, sizeof path, "%s/examples/game_server", dir ? dir : ".");
+  if (access(path, X_OK) != 0) {
+    skip(); /* examples not built */
+    return;
+  }
+  int out[2];
+  assert_int_equal(pipe(out), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(out[1], 2);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    execl(path, path, "--listen", "127.0.0.1:0", "--ping-interval", "100",
+          "--dead-after", "400", "--log", "json", (char *)NULL);
+    _exit(127);
+  }
+  close(out[1]);
+  char line[256] = {0};
+  size_t n = 0;
+  while (n < sizeof line - 1 && read(out[0], line + n, 1) == 1 &&
+         line[n] != '\n')
+    n++;
+  const char *colon = strrchr(line, ':');
+  assert_non_null(colon);
+  uint16_t port = (uint16_t)atoi(colon + 1);
+  assert_true(port > 0);
+
+  fx f;
+  fx_init(&f);
+  game g;
+  memset(&g, 0, sizeof g);
+  vigil_client_options o;
+  client_opts(&o, port, &g.r[0], "alice@lobby");
+  assert_int_equal(vigil_client_new(f.hub, &o, &g.r[0].cl), VIGIL_OK);
+  vt_run_until(f.loop, cli_connected, &g.r[0], 1000);
+  client_opts(&o, port, &g.r[1], "bob@lobby");
+  assert_int_equal(vigil_client_new(f.hub, &o, &g.r[1].cl), VIGIL_OK);
+  /* alice hears that bob joined, then bob hears alice speak. */
+  /* Whoever the server seated first hears that the other joined. */
+  assert_true(vt_run_until(f.loop, game_joined, &g, 2000));
+  int first = g.r[0].ndata ? 0 : 1;
+  assert_string_equal(g.r[first].data,
+                      first == 0 ? "* bob joined" : "* alice joined");
+  g.r[1].ndata = 0;
+  assert_int_equal(vigil_client_send_data(g.r[0].cl, "hi", 2), VIGIL_OK);
+  assert_true(vt_run_until(f.loop, game_chat, &g, 2000));
+  assert_string_equal(g.r[1].data, "alice: hi");
+  /* Both stay up across several of the server's pings. */
+  vt_run_until(f.loop, NULL, NULL, 500);
+  assert_int_equal(g.r[0].disconnected + g.r[1].disconnected, 0);
+  /* SIGTERM: the server says GOODBYE shutdown and the clients close. */
+  kill(pid, SIGTERM);
+  assert_true(vt_run_until(f.loop, game_gone, &g, 3000));
+  assert_int_equal(g.r[0].reason, VIGIL_REASON_PEER_CLOSED);
+  assert_int_equal(g.r[1].reason, VIGIL_REASON_PEER_CLOSED);
+  vigil_client_free(g.r[0].cl);
+  vigil_client_free(g.r[1].cl);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  close(out[0]);
+  fx_done(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_options),
@@ -709,6 +799,7 @@ int main(void) {
       cmocka_unit_test(test_close_during_backoff),
       cmocka_unit_test(test_free_and_close_from_callbacks),
       cmocka_unit_test(test_storm_spreads),
+      cmocka_unit_test(test_game_server_example),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,326 @@
+/*
+ * game_server: rooms of players on the vigil frame codec (vigil/frame.h).
+ *
+ *   HELLO "name@room"  join `room` as `name` (each 1..31 of [A-Za-z0-9_-])
+ *   DATA  <text>       said to the room: the others get DATA "name: <text>";
+ *                      the server also sends "* name joined|is away|is back"
+ *   GOODBYE            leave for good
+ * Heartbeats need no code here: with policy.frame_codec vigil pings every
+ * --ping-interval and answers the players' PINGs.
+ *
+ * How the host reacts to vigil's verdicts:
+ *   suspect  tcp_info evidence that the path to a player is gone, before
+ *            dead_after: mark the player lagging (stop waiting for its
+ *            moves) and log it. Its next DATA clears the mark.
+ *   dead     heartbeat/keepalive/user timeout or a broken connection: the
+ *            seat is vacated but reserved and the session kept for
+ *            --rejoin-window; the same name@room connecting again within
+ *            the window gets its seat back. Leaving cleanly (GOODBYE, FIN)
+ *            frees the seat at once.
+ * A player reconnecting while vigil still holds its old (half-open) conn
+ * takes over: the identity claim closes the old one.
+ *
+ *   game_server --listen 127.0.0.1:7000 --ping-interval 2000 \
+ *               --dead-after 6000 --rejoin-window 30000 --log json
+ * SIGINT/SIGTERM: graceful shutdown (players get GOODBYE "shutdown").
+ */
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigil.h"
+
+#define SEATS_PER_ROOM 8
+#define NAME_MAX_LEN 31
+
+typedef struct session {
+  char name[NAME_MAX_LEN + 1], room[NAME_MAX_LEN + 1];
+  int seat;             /* 0..SEATS_PER_ROOM-1, kept across a rejoin */
+  vigil_conn *conn;     /* NULL while away */
+  int lagging;
+  uint64_t away_since;  /* hub clock, valid while away */
+  struct session *next;
+} session;
+
+static struct {
+  vigil_hub *hub;
+  session *sessions;
+  uint32_t rejoin_window_ms;
+  vigil_log_format log;
+  int stopping;
+} g;
+
+/* One log line for an application event, in the same format as vigil's. */
+static void applog(const char *event, const session *s, const char *extra) {
+  if (g.log == VIGIL_LOG_JSON)
+    printf("{\"event\":\"%s\",\"player\":\"%s\",\"room\":\"%s\"%s%s%s}\n",
+           event, s->name, s->room, extra ? ",\"detail\":\"" : "",
+           extra ? extra : "", extra ? "\"" : "");
+  else
+    printf("event=%s player=%s room=%s%s%s\n", event, s->name, s->room,
+           extra ? " detail=" : "", extra ? extra : "");
+  fflush(stdout);
+}
+
+/* vigil events are logged (but routine ping_due); suspect also marks the
+ * player lagging. */
+static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
+  (void)hub;
+  (void)ud;
+  if (ev->type == VIGIL_EV_PING_DUE) return;
+  char line[1024];
+  vigil_event_format(ev, g.log, line, sizeof line);
+  puts(line);
+  session *s = ev->conn ? vigil_conn_user_data(ev->conn) : NULL;
+  if (ev->type == VIGIL_EV_SUSPECT && s && !s->lagging) {
+    s->lagging = 1;
+    applog("lagging", s, NULL);
+  }
+  fflush(stdout);
+}
+
+/* Sends text to every present player of room except `except`. */
+static void to_room(const char *room, const session *except,
+                    const char *text) {
+  for (session *s = g.sessions; s; s = s->next)
+    if (s->conn && s != except && strcmp(s->room, room) == 0)
+      vigil_send_data(s->conn, text, strlen(text));
+}
+
+static void notice(const session *s, const char *what) {
+  char msg[96];
+  snprintf(msg, sizeof msg, "* %s %s", s->name, what);
+  to_room(s->room, s, msg);
+}
+
+/* Parses "name@room" with both parts 1..31 of [A-Za-z0-9_-]. */
+static int parse_hello(const char *id, size_t len, char *name, char *room) {
+  const char *at = memchr(id, '@', len);
+  if (!at) return 0;
+  size_t nl = (size_t)(at - id), rl = len - nl - 1;
+  if (nl < 1 || nl > NAME_MAX_LEN || rl < 1 || rl > NAME_MAX_LEN) return 0;
+  for (size_t i = 0; i < len; i++)
+    if (id + i != at && (!id[i] || !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+                                "OPQRSTUVWXYZ0123456789_-", id[i])))
+      return 0;
+  memcpy(name, id, nl);
+  name[nl] = '\0';
+  memcpy(room, at + 1, rl);
+  room[rl] = '\0';
+  return 1;
+}
+
+static session *find(const char *name, const char *room) {
+  for (session *s = g.sessions; s; s = s->next)
+    if (strcmp(s->name, name) == 0 && strcmp(s->room, room) == 0) return s;
+  return NULL;
+}
+
+/* Lowest seat of room not held by a session (present or away), or -1. */
+static int free_seat(const char *room) {
+  int used[SEATS_PER_ROOM] = {0};
+  for (session *s = g.sessions; s; s = s->next)
+    if (strcmp(s->room, room) == 0) used[s->seat] = 1;
+  for (int i = 0; i < SEATS_PER_ROOM; i++)
+    if (!used[i]) return i;
+  return -1;
+}
+
+static void drop(session *gone) {
+  for (session **p = &g.sessions; *p; p = &(*p)->next)
+    if (*p == gone) {
+      *p = gone->next;
+      free(gone);
+      return;
+    }
+}
+
+/* HELLO: join, rejoin (same name@room within the window) or take over. */
+static void on_hello(vigil_conn *c, const void *id, size_t len, void *ud) {
+  (void)ud;
+  char name[NAME_MAX_LEN + 1], room[NAME_MAX_LEN + 1];
+  if (!parse_hello(id, len, name, room)) {
+    vigil_conn_goodbye(c, VIGIL_GOODBYE_APPLICATION, "expected name@room");
+    return;
+  }
+  /* The identity makes vigil close a ghost conn of the same player
+   * (takeover, newest wins); its on_close sees it no longer owns s. */
+  if (vigil_conn_identify(c, id, len) != VIGIL_OK) return;
+  session *s = find(name, room);
+  const char *what = "joined";
+  if (s) {
+    what = s->conn ? "reconnected" : "is back";
+    if (s->conn) vigil_conn_set_user_data(s->conn, NULL);
+  } else {
+    int seat = free_seat(room);
+    if (seat < 0 || !(s = calloc(1, sizeof *s))) {
+      vigil_conn_goodbye(c, VIGIL_GOODBYE_OVERLOADED, "room full");
+      return;
+    }
+    memcpy(s->name, name, sizeof s->name);
+    memcpy(s->room, room, sizeof s->room);
+    s->seat = seat;
+    s->next = g.sessions;
+    g.sessions = s;
+  }
+  s->conn = c;
+  s->lagging = 0;
+  vigil_conn_set_user_data(c, s);
+  vigil_conn_ready(c); /* ends handshake_timeout */
+  char seat[16];
+  snprintf(seat, sizeof seat, "seat=%d", s->seat);
+  applog(strcmp(what, "joined") == 0 ? "joined" : "rejoined", s, seat);
+  notice(s, what);
+}
+
+static void on_data(vigil_conn *c, const void *data, size_t len, void *ud) {
+  session *s = ud;
+  (void)c;
+  if (!s) return; /* DATA before HELLO: ignored */
+  if (s->lagging) {
+    s->lagging = 0;
+    applog("recovered", s, NULL);
+  }
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s: %.*s", s->name,
+           (int)(len < 400 ? len : 400), (const char *)data);
+  to_room(s->room, s, msg);
+}
+
+/* A player's connection ended: keep the session when it was lost, free it
+ * when the player left on purpose. */
+static void on_close(vigil_conn *c, vigil_reason reason, void *ud) {
+  session *s = ud;
+  if (!s || s->conn != c) return; /* never joined, or taken over */
+  s->conn = NULL;
+  int lost = reason == VIGIL_REASON_HEARTBEAT_TIMEOUT ||
+             reason == VIGIL_REASON_KEEPALIVE_TIMEOUT ||
+             reason == VIGIL_REASON_USER_TIMEOUT ||
+             reason == VIGIL_REASON_PEER_RESET ||
+             reason == VIGIL_REASON_IO_ERROR;
+  if (lost && !g.stopping && g.rejoin_window_ms > 0) {
+    s->away_since = vigil_hub_now(g.hub);
+    applog("away", s, vigil_reason_name(reason));
+    notice(s, "is away");
+    return;
+  }
+  applog("left", s, vigil_reason_name(reason));
+  notice(s, "left");
+  drop(s);
+}
+
+/* Once a second: sessions away longer than the window end. */
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop, (void)w, (void)revents;
+  uint64_t now = vigil_hub_now(g.hub);
+  for (session *s = g.sessions, *next; s; s = next) {
+    next = s->next;
+    if (!s->conn && now - s->away_since >= g.rejoin_window_ms) {
+      applog("expired", s, NULL);
+      drop(s);
+    }
+  }
+}
+
+static void shutdown_done(vigil_hub *hub, void *ud) {
+  (void)hub;
+  ev_break((struct ev_loop *)ud, EVBREAK_ALL);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents) {
+  (void)w, (void)revents;
+  if (g.stopping) exit(1); /* a second signal: stop now */
+  g.stopping = 1;
+  vigil_hub_shutdown(g.hub, 5000, shutdown_done, loop);
+}
+
+static void usage(const char *why) {
+  fprintf(stderr, "game_server: %s\nusage: game_server [--listen HOST:PORT] "
+          "[--ping-interval MS] [--dead-after MS] [--rejoin-window MS] "
+          "[--log json|logfmt]\n", why);
+  exit(2);
+}
+
+static uint32_t parse_ms(const char *v) {
+  char *end;
+  unsigned long n = v ? strtoul(v, &end, 10) : 0;
+  if (!v || !*v || *end || *v == '-' || n > VIGIL_MAX_DURATION_MS)
+    usage("durations are milliseconds, 0..86400000");
+  return (uint32_t)n;
+}
+
+int main(int argc, char **argv) {
+  char host[64] = "127.0.0.1";
+  long port = 7000;
+  vigil_policy p;
+  vigil_policy_init(&p);
+  p.frame_codec = 1;
+  p.ping_interval_ms = 2000;
+  p.dead_after_ms = 6000;
+  p.handshake_timeout_ms = 10000; /* HELLO within 10 s */
+  g.rejoin_window_ms = 30000;
+  for (int i = 1; i < argc; i++) {
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(argv[i], "--listen") == 0 && v) {
+      const char *colon = strrchr(v, ':');
+      char *end;
+      port = colon ? strtol(colon + 1, &end, 10) : -1;
+      if (!colon || colon == v || *end || port < 0 || port > 65535 ||
+          (size_t)(colon - v) >= sizeof host)
+        usage("--listen wants HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000");
+      int br = v[0] == '[' && colon[-1] == ']';
+      snprintf(host, sizeof host, "%.*s", (int)(colon - v) - 2 * br, v + br);
+    } else if (strcmp(argv[i], "--ping-interval") == 0) {
+      p.ping_interval_ms = parse_ms(v);
+    } else if (strcmp(argv[i], "--dead-after") == 0) {
+      p.dead_after_ms = parse_ms(v);
+    } else if (strcmp(argv[i], "--rejoin-window") == 0) {
+      g.rejoin_window_ms = parse_ms(v);
+    } else if (strcmp(argv[i], "--log") == 0 && v &&
+               (!strcmp(v, "json") || !strcmp(v, "logfmt"))) {
+      g.log = strcmp(v, "json") == 0 ? VIGIL_LOG_JSON : VIGIL_LOG_LOGFMT;
+    } else {
+      usage("unknown flag or missing value");
+    }
+    i++;
+  }
+  char msg[160];
+  if (vigil_policy_validate(&p, msg, sizeof msg) != VIGIL_OK) usage(msg);
+
+  struct ev_loop *loop = EV_DEFAULT;
+  vigil_hub_options ho;
+  vigil_hub_options_init(&ho);
+  ho.policy = &p;
+  ho.on_event = on_event;
+  if (vigil_hub_new(loop, &ho, &g.hub) != VIGIL_OK) usage("cannot create hub");
+  static const vigil_conn_callbacks cb = {
+      .on_data = on_data, .on_close = on_close, .on_hello = on_hello};
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = host;
+  lo.port = (uint16_t)port;
+  lo.adopt.callbacks = &cb;
+  vigil_listener *l;
+  int rc = vigil_listen(g.hub, &lo, &l);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "game_server: listen on %s:%ld: %s\n", host, port,
+            vigil_strerror(rc));
+    return 1;
+  }
+  fprintf(stderr, "game_server: listening on %s:%u\n", host,
+          vigil_listener_port(l));
+  ev_timer sweep;
+  ev_timer_init(&sweep, sweep_cb, 1.0, 1.0);
+  ev_timer_start(loop, &sweep);
+  ev_signal sint, sterm;
+  ev_signal_init(&sint, signal_cb, SIGINT);
+  ev_signal_init(&sterm, signal_cb, SIGTERM);
+  ev_signal_start(loop, &sint);
+  ev_signal_start(loop, &sterm);
+  ev_run(loop, 0);
+  vigil_hub_free(g.hub);
+  while (g.sessions) drop(g.sessions);
+  return 0;
+}

@@ -570,9 +570,17 @@ VIGIL_EXPORT void vigil_conn_peer_eof(vigil_conn *c);
 /* Identity claim (device id, MQTT client id...). See VIGIL_TAKEOVER_*.
  * Returns VIGIL_OK, VIGIL_EREJECTED (this conn is closing with
  * takeover_rejected), VIGIL_EBANNED (closing with identity_banned) or
- * VIGIL_EEXIST (this conn already has an identity). */
+ * VIGIL_EEXIST (this conn already has an identity); also VIGIL_EINVAL
+ * (NULL, empty or over 65535 bytes), VIGIL_ECLOSED (the conn is closing or
+ * its peer already sent FIN: a leaving conn never displaces a live one)
+ * and VIGIL_ENOMEM. Under NEWEST_WINS the displaced conn is closed before
+ * this returns. Any bytes are allowed; the identity is kept
+ * NUL-terminated, so text views (vigil_conn_identity, events) stop at an
+ * embedded NUL and logs escape the rest. */
 VIGIL_EXPORT int vigil_conn_identify(vigil_conn *c, const void *id,
                                      size_t len);
+/* The identity this conn claimed (also when the claim was refused), or
+ * NULL. */
 VIGIL_EXPORT const char *vigil_conn_identity(vigil_conn *c);
 /* The live conn holding an identity, or NULL. */
 VIGIL_EXPORT vigil_conn *vigil_hub_find_identity(vigil_hub *hub,

@@ -61,7 +61,7 @@ say "server listening on 127.0.0.1:$port"
 ( exec 3<>"/dev/tcp/127.0.0.1/$port"
   end=$((SECONDS + 20))
   while [ $SECONDS -lt $end ]; do
-    read -r -t 1 line <&3; rc=$?
+    rc=0; read -r -t 1 line <&3 || rc=$?
     if [ $rc -eq 0 ]; then [ "$line" = PING ] && echo PONG >&3
     elif [ $rc -le 128 ]; then break; fi   # EOF: the server said goodbye
   done

@@ -102,8 +102,9 @@ static int parse_hello(const char *id, size_t len, char *name, char *room) {
   size_t nl = (size_t)(at - id), rl = len - nl - 1;
   if (nl < 1 || nl > NAME_MAX_LEN || rl < 1 || rl > NAME_MAX_LEN) return 0;
   for (size_t i = 0; i < len; i++)
-    if (id + i != at && (!id[i] || !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
-                                "OPQRSTUVWXYZ0123456789_-", id[i])))
+    if (id + i != at && (!id[i] || !strchr("abcdefghijklmnopqrstuvwxyz"
+                                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                           "0123456789_-", id[i])))
       return 0;
   memcpy(name, id, nl);
   name[nl] = '\0';

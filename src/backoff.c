@@ -13,8 +13,10 @@ void vigil_client_backoff_init(vigil_client_backoff *cfg) {
 
 int vigil__backoff_valid(const vigil_client_backoff *cfg) {
   /* The comparisons are written so that NaN fails them. */
-  return cfg && cfg->initial_ms >= 1 && cfg->initial_ms <= VIGIL_MAX_DURATION_MS &&
-         cfg->max_ms >= cfg->initial_ms && cfg->max_ms <= VIGIL_MAX_DURATION_MS &&
+  return cfg && cfg->initial_ms >= 1 &&
+         cfg->initial_ms <= VIGIL_MAX_DURATION_MS &&
+         cfg->max_ms >= cfg->initial_ms &&
+         cfg->max_ms <= VIGIL_MAX_DURATION_MS &&
          cfg->multiplier >= 1.0 && cfg->multiplier <= 10.0 &&
          cfg->jitter >= 0.0 && cfg->jitter <= 1.0 &&
          cfg->min_connect_timeout_ms <= VIGIL_MAX_DURATION_MS;

@@ -7,7 +7,7 @@
  *   +------> WAITING -------> CONNECTING                          CONNECTED
  *   |          ^                  |                                   |
  *   |          |  wait until      | refused / unreachable /           | conn's
- *   |          |  next_at         | connect timeout / resolve error   | on_close
+ *   |          |  next_at         | connect timeout / resolve error   | closed
  *   |          +------------------+                                   |
  *   +------------------ wait backoff_next() --------------------------+
  *

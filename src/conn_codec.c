@@ -16,17 +16,19 @@
  *
  * Peer-first close (sending side). Whoever closes first keeps TIME_WAIT for
  * 60 s; a server with many short-lived clients should not be the one. So a
- * codec conn closing for a policy reason (idle, handshake, shutdown,
- * takeover...), or through vigil_conn_goodbye(), sends GOODBYE and holds its
- * own FIN:
+ * codec conn closing gracefully for a policy reason (idle, handshake,
+ * shutdown, takeover_rejected...), or through vigil_conn_goodbye(), sends
+ * GOODBYE and holds its own FIN:
  *
  *   OPEN --GOODBYE queued--> FLUSHING (hold: FIN not sent, still reading)
- *                               |                         |
- *                        peer FIN                   drain_timeout since the
- *                               |                   last byte we sent
- *                               v                         v
- *             close(): our FIN answers theirs,   release: shutdown(SHUT_WR),
- *             TIME_WAIT lands on the peer        DRAINING as for vigil_close
+ *                               |                      |
+ *                          peer FIN            drain_timeout since the
+ *                               |              last byte we sent
+ *                               v                      v
+ *            close(): our FIN answers    GOODBYE acked: shutdown(SHUT_WR),
+ *            theirs; TIME_WAIT lands     DRAINING as for vigil_close.
+ *            on the peer                 Not acked: the peer is gone,
+ *                                        drain cut (RST under abort_dead)
  *
  * The hold lives in FLUSHING because that state already reads (and
  * discards) input, has the right deadline (no byte sent for drain_timeout)
@@ -45,11 +47,6 @@
 #include <string.h>
 
 #include "internal.h"
-
-/* Weak until identity.c implements vigil_conn_identify (it is a stub at the
- * time of writing): without it, auto-identify is skipped and the build of
- * everything else does not break. Remove once identity lands. */
-#pragma weak vigil_conn_identify
 
 enum {
   GB_NONE = 0, /* no GOODBYE sent */
@@ -146,9 +143,9 @@ static void hello(vigil_conn *c, codec *k, const vigil_frame *f) {
     c->cb->on_hello(c, f->payload, f->len, c->user_data);
     return;
   }
-  int rc = VIGIL_OK;
-  if (vigil_conn_identify) rc = vigil_conn_identify(c, f->payload, f->len);
-  if (rc == VIGIL_OK && c->state == VIGIL_CONN_HANDSHAKE) vigil_conn_ready(c);
+  if (vigil_conn_identify(c, f->payload, f->len) == VIGIL_OK &&
+      c->state == VIGIL_CONN_HANDSHAKE)
+    vigil_conn_ready(c);
 }
 
 /* Parser callback: one valid frame. Non-zero stops the parser. */
@@ -267,6 +264,11 @@ int vigil__codec_release_fin(vigil_conn *c) {
   codec *k = codec_of(c);
   if (!k || k->goodbye != GB_HOLD || c->state != VIGIL_CONN_FLUSHING ||
       c->queued > 0)
+    return 0;
+  /* A peer that did not even acknowledge the GOODBYE is gone: a FIN now
+   * would only retransmit; leave it to the drain cut (RST). */
+  vigil_tcp_info ti;
+  if (vigil_socket_tcp_info(c->io.fd, &ti) == VIGIL_OK && ti.unacked > 0)
     return 0;
   k->goodbye = GB_DONE;
   if (!c->ext->detail) c->ext->detail = "no FIN after GOODBYE: closed first";

@@ -397,7 +397,8 @@ static void test_hello_auto_identify(void **state) {
   raw_done(&w);
   assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
   assert_int_equal(r.reason, VIGIL_REASON_PROTOCOL_ERROR);
-  assert_string_equal(r.detail, "second HELLO: an identity is claimed only once");
+  assert_string_equal(r.detail,
+                      "second HELLO: an identity is claimed only once");
   fx_done(&f);
 }
 

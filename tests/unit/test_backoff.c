@@ -84,7 +84,8 @@ static void draw(uint64_t seed, uint32_t *out, int n) {
   vigil_client_backoff c = defaults();
   vigil__backoff b;
   vigil__backoff_init(&b, &c);
-  for (int i = 0; i < n; i++) out[i] = vigil__backoff_next(&b, vigil__rand32(&seed));
+  for (int i = 0; i < n; i++)
+    out[i] = vigil__backoff_next(&b, vigil__rand32(&seed));
 }
 
 static void test_deterministic_with_seed(void **state) {

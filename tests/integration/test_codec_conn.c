@@ -36,6 +36,7 @@ typedef struct rec {
   char hello[256];
   int pings_due;         /* on_ping_due calls (must stay 0 with the codec) */
   int peer_closed;
+  int close_on_data;     /* vigil_close from inside on_data */
 } rec;
 
 typedef struct fx {
@@ -50,7 +51,6 @@ static uint8_t pattern(size_t i) { return (uint8_t)(i * 7u + 3u); }
 
 static void on_data(vigil_conn *c, const void *d, size_t len, void *ud) {
   rec *r = ud;
-  (void)c;
   if (r->ndata < MAX_FRAMES) {
     r->data_len[r->ndata] = len;
     if (len) memcpy(r->data[r->ndata], d, len < 63 ? len : 63);
@@ -62,6 +62,7 @@ static void on_data(vigil_conn *c, const void *d, size_t len, void *ud) {
     r->big_ok = ok;
   }
   r->ndata++;
+  if (r->close_on_data) vigil_close(c);
 }
 
 static void on_hello(vigil_conn *c, const void *id, size_t len, void *ud) {
@@ -277,6 +278,31 @@ static void test_data_both_ways(void **state) {
   assert_int_equal(vigil_send_data(NULL, "x", 1), VIGIL_EINVAL);
   raw_done(&w);
   assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  fx_done(&f);
+}
+
+/* A conn closed from inside on_data gets no further frame, even from the
+ * same read. */
+static void test_close_inside_callback_stops_parsing(void **state) {
+  (void)state;
+  fx f;
+  rec r;
+  raw w;
+  fx_init(&f);
+  pair(&f, &r, &w, NULL, NULL);
+  r.close_on_data = 1;
+  uint8_t buf[64];
+  int a = vigil_frame_encode(VIGIL_FRAME_DATA, "a", 1, buf, sizeof buf);
+  int b = vigil_frame_encode(VIGIL_FRAME_DATA, "b", 1, buf + a, sizeof buf - a);
+  int p = vigil_frame_encode(VIGIL_FRAME_PING, NULL, 0, buf + a + b,
+                             sizeof buf - a - b);
+  raw_send_bytes(&w, buf, (size_t)(a + b + p));
+  assert_true(raw_wait_eof(&f, &w, 1000));
+  assert_int_equal(r.ndata, 1);
+  assert_int_equal(w.n, 0); /* the PING after it was not answered either */
+  raw_done(&w);
+  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+  assert_int_equal(r.reason, VIGIL_REASON_CLOSED_BY_HOST);
   fx_done(&f);
 }
 
@@ -848,6 +874,7 @@ static void test_time_wait_census(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_data_both_ways),
+      cmocka_unit_test(test_close_inside_callback_stops_parsing),
       cmocka_unit_test(test_codec_off_refuses_codec_calls),
       cmocka_unit_test(test_ping_answered_with_pong),
       cmocka_unit_test(test_vigil_pings_at_interval),

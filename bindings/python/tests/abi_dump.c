@@ -54,6 +54,7 @@ int main(void) {
   end();
   begin("AdoptOptionsStruct", sizeof(vigil_adopt_options));
   F(vigil_adopt_options, user_data); F(vigil_adopt_options, watch_only);
+  F(vigil_adopt_options, tls_ctx); F(vigil_adopt_options, tls);
   end();
   begin("ListenOptionsStruct", sizeof(vigil_listen_options));
   F(vigil_listen_options, port); F(vigil_listen_options, adopt);

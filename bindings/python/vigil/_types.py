@@ -122,6 +122,11 @@ class AdoptOptionsStruct(C.Structure):
         ("callbacks", C.POINTER(ConnCallbacksStruct)),
         ("user_data", C.c_void_p),
         ("watch_only", C.c_int),
+        # TLS (vigil/tls.h): not exposed in Python; left NULL/0.
+        ("tls_ctx", C.c_void_p),
+        ("tls_client", C.c_int),
+        ("tls_sni", C.c_char_p),
+        ("tls", C.c_void_p),
     ]
 
 

@@ -742,21 +742,17 @@ static void on_accept(vigil_listener *l, vigil_conn *c, void *ud) {
 /* Census, signals, main                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Logs the hub's census of its port: kernel state counts plus the ghosts
+ * vigil can tell apart (leaked fds, stale CLOSE_WAIT, orphans). */
 static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   gateway *gw = w->data;
   (void)loop;
   (void)revents;
-  vigil_census_query q;
-  vigil_census *c;
-  vigil_census_query_init(&q);
-  q.ports = &gw->port;
-  q.nports = 1;
-  q.want_sockets = 0;
-  q.want_self = 0;
+  vigil_hub_census_report r;
   logline l;
   ll_begin(&l, gw->cfg.log_format, "mqtt_census");
   ll_u64(&l, "port", gw->port);
-  int rc = vigil_census_run(&q, &c);
+  int rc = vigil_hub_census(gw->hub, &r);
   if (rc != VIGIL_OK) {
     ll_str(&l, "error", vigil_err_name(rc));
     ll_end(&l);
@@ -775,18 +771,20 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
       key[k] = (char)(name[k] >= 'A' && name[k] <= 'Z' ? name[k] + 32
                                                        : name[k]);
     key[k] = 0;
-    ll_u64(&l, key, c->counts[shown[i]]);
+    ll_u64(&l, key, r.counts[shown[i]]);
   }
-  ll_u64(&l, "orphans", c->orphans);
+  ll_u64(&l, "conns", r.conns);
+  ll_u64(&l, "leaked", r.leaked);
+  ll_u64(&l, "close_wait_stale", r.close_wait_stale);
+  ll_u64(&l, "orphans", r.orphans);
+  ll_u64(&l, "ghosts", r.ghosts);
   vigil_stats st;
   vigil_hub_stats(gw->hub, &st);
-  ll_u64(&l, "conns", st.open);
   ll_u64(&l, "sessions", gw->sessions);
   ll_u64(&l, "takeovers", st.takeovers);
   ll_u64(&l, "publishes", gw->publishes);
   ll_u64(&l, "deliveries", gw->deliveries);
   ll_end(&l);
-  vigil_census_free(c);
 }
 
 static void shutdown_done(vigil_hub *hub, void *ud) {

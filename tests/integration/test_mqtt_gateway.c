@@ -600,6 +600,7 @@ static void test_json_log_format(void **s) {
                            "\"event\":\"mqtt_census\"", NULL));
   assert_true(strstr(line, "\"established\":1") != NULL);
   assert_true(strstr(line, "\"sessions\":1") != NULL);
+  assert_true(strstr(line, "\"ghosts\":0") != NULL);
   close(fd);
   gw_stop(&j);
 }

@@ -15,9 +15,12 @@ foreach(target unit_test_mqtt_codec unit_test_mqtt_topic
   endif()
 endforeach()
 
-# The gateway test runs examples/mqtt_gateway: build it first.
+# The gateway test runs examples/mqtt_gateway: build it first and pass its
+# path (the test falls back to VIGIL_BUILD_DIR/examples/mqtt_gateway).
 if(TARGET integration_test_mqtt_gateway AND VIGIL_BUILD_EXAMPLES)
   add_dependencies(integration_test_mqtt_gateway mqtt_gateway)
+  set_property(TEST integration/test_mqtt_gateway APPEND PROPERTY
+    ENVIRONMENT "MQTT_GATEWAY=$<TARGET_FILE:mqtt_gateway>")
 endif()
 
 # Real MQTT clients (mosquitto-clients) against the gateway: keep-alive,

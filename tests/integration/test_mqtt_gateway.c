@@ -6,8 +6,9 @@
  * subscribe fan-out with wildcards, Will messages, and client-id takeover.
  * Every log line the gateway wrote is checked as strict logfmt or JSON.
  *
- * The gateway runs as a child process (VIGIL_BUILD_DIR/examples/
- * mqtt_gateway); the test SKIPs when it was not built.
+ * The gateway runs as a child process ($MQTT_GATEWAY, set by
+ * tests/mqtt.cmake, else VIGIL_BUILD_DIR/examples/mqtt_gateway); the test
+ * SKIPs when it was not built.
  */
 #include "linecheck.h"
 #include "testutil.h"
@@ -42,8 +43,12 @@ static gw G; /* the shared gateway of most tests */
 /* Starts the gateway with extra flags (NULL-terminated); SKIPs if absent. */
 static void gw_start(gw *g, const char *const *extra) {
   const char *dir = getenv("VIGIL_BUILD_DIR");
+  const char *given = getenv("MQTT_GATEWAY");
   char path[512];
-  snprintf(path, sizeof path, "%s/examples/mqtt_gateway", dir ? dir : ".");
+  if (given)
+    snprintf(path, sizeof path, "%s", given);
+  else
+    snprintf(path, sizeof path, "%s/examples/mqtt_gateway", dir ? dir : ".");
   if (access(path, X_OK) != 0) vt_skip("examples/mqtt_gateway not built");
   memset(g, 0, sizeof *g);
   snprintf(g->log, sizeof g->log, "/tmp/vigil-mqtt-gw-XXXXXX");
@@ -608,7 +613,12 @@ static void test_json_log_format(void **s) {
 static void test_bad_flags_exit_2(void **s) {
   (void)s;
   const char *dir = getenv("VIGIL_BUILD_DIR");
-  char cmd[700];
+  const char *given = getenv("MQTT_GATEWAY");
+  char path[512], cmd[700];
+  if (given)
+    snprintf(path, sizeof path, "%s", given);
+  else
+    snprintf(path, sizeof path, "%s/examples/mqtt_gateway", dir ? dir : ".");
   static const char *const bad[] = {
       "--listen nowhere",          "--listen 127.0.0.1:70000",
       "--log xml",                 "--keepalive 1,2",
@@ -617,9 +627,7 @@ static void test_bad_flags_exit_2(void **s) {
       "stray",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    snprintf(cmd, sizeof cmd,
-             "%s/examples/mqtt_gateway %s >/dev/null 2>&1",
-             dir ? dir : ".", bad[i]);
+    snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>&1", path, bad[i]);
     int st = system(cmd);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 2)
       fail_msg("'%s' did not exit 2", bad[i]);

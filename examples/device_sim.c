@@ -53,15 +53,11 @@
  *
  * Exit codes: 0 done, 1 runtime failure, 2 bad flags or too many devices.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
-#include <getopt.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,239 +67,17 @@
 #include <unistd.h>
 
 #include "mqtt_codec.h"
+#include "sim_options.h"
 #include "vigil.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24 /* linux/in.h, since 4.2 */
 #endif
 
-#define EXIT_USAGE 2
-#define MAX_SOURCES 256
 #define RESERVED_FDS 32      /* stdio, libev, census */
 #define MAX_INFLIGHT 1024    /* connects not yet ready, at once */
 #define MAX_PACKET 65536
 #define FLAP_CLOSE_WAIT_MS 2000 /* vigil GOODBYE: wait this long for FIN */
-
-typedef enum { PROTO_MQTT, PROTO_VIGIL } protocol;
-typedef enum { MODE_STEADY, MODE_FLAP, MODE_REBOOT } sim_mode;
-
-/* ------------------------------------------------------------------------ */
-/* Options                                                                   */
-/* ------------------------------------------------------------------------ */
-
-typedef struct options {
-  char host[256];
-  uint16_t port;
-  uint32_t devices;
-  uint32_t duration_s;
-  protocol proto;
-  sim_mode mode;
-  uint32_t rate;           /* new connections per second */
-  char sources[128];       /* --source-ips as given */
-  int json;
-  uint32_t ping_ms;        /* 0 = derived from keepalive */
-  uint64_t seed;
-  uint16_t keepalive_s;    /* MQTT CONNECT keep-alive */
-  uint32_t churn_min_ms, churn_max_ms;
-  uint32_t connect_timeout_ms;
-  uint32_t hold_s;
-  uint32_t id_offset;
-  char id_prefix[64];
-  char id_suffix[64];
-  int census;
-} options;
-
-static void usage(FILE *f) {
-  fprintf(f,
-      "usage: device_sim --connect HOST:PORT --devices N --duration S\n"
-      "                  --protocol mqtt|vigil --mode steady|flap|silent-reboot\n"
-      "                  [options]\n"
-      "Simulates N reconnecting devices on one event loop.\n"
-      "\n"
-      "  --rate R            new connections per second (default 2000)\n"
-      "  --source-ips A-B    bind each connection to one of these IPv4\n"
-      "                      addresses (round robin), e.g. 127.0.0.2-127.0.0.9\n"
-      "                      or a comma list; more ephemeral ports\n"
-      "  --report text|json  final report format (default text)\n"
-      "  --ping-ms MS        heartbeat period (default: 3/4 of --keepalive\n"
-      "                      for mqtt, 10000 for vigil)\n"
-      "  --keepalive S       MQTT CONNECT keep-alive in s (default 60)\n"
-      "  --churn-ms MIN,MAX  flap / silent-reboot: uptime before a device\n"
-      "                      leaves, uniform in [MIN, MAX] (default 2000,20000)\n"
-      "  --seed N            random seed (default 1)\n"
-      "  --connect-timeout MS  give up on a connect/handshake (default 10000)\n"
-      "  --hold S            after --duration, stop churning and keep the\n"
-      "                      connections S more seconds (for an outside\n"
-      "                      census), then report (default 0)\n"
-      "  --census            report a socket census of the server port (the\n"
-      "                      server must run on this machine) before closing\n"
-      "  --id-prefix P       identity prefix (default \"dev-\")\n"
-      "  --id-suffix S       identity suffix (default \"\")\n"
-      "  --id-offset K       first device number (default 0); give each\n"
-      "                      process its own range\n"
-      "  --help              this text\n");
-}
-
-static void die_usage(const char *fmt, ...) {
-  va_list ap;
-  fprintf(stderr, "device_sim: ");
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'device_sim --help'.\n");
-  exit(EXIT_USAGE);
-}
-
-static long long parse_num(const char *s, long long min, long long max,
-                           const char *what) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max)
-    die_usage("%s '%s' is not a number in %lld..%lld", what, s, min, max);
-  return v;
-}
-
-static void parse_hostport(const char *arg, options *o) {
-  const char *colon = strrchr(arg, ':');
-  if (!colon || colon == arg || !colon[1])
-    die_usage("--connect '%s' is not HOST:PORT", arg);
-  const char *h = arg;
-  size_t n = (size_t)(colon - arg);
-  if (h[0] == '[' && n >= 3 && h[n - 1] == ']') {
-    h++;
-    n -= 2;
-  }
-  if (n >= sizeof o->host) die_usage("--connect '%s': host too long", arg);
-  memcpy(o->host, h, n);
-  o->host[n] = 0;
-  o->port = (uint16_t)parse_num(colon + 1, 1, 65535, "--connect port");
-}
-
-static void parse_args(int argc, char **argv, options *o) {
-  static const struct option opts[] = {
-      {"connect", required_argument, NULL, 'c'},
-      {"devices", required_argument, NULL, 'n'},
-      {"duration", required_argument, NULL, 'd'},
-      {"protocol", required_argument, NULL, 'p'},
-      {"mode", required_argument, NULL, 'm'},
-      {"rate", required_argument, NULL, 'r'},
-      {"source-ips", required_argument, NULL, 's'},
-      {"report", required_argument, NULL, 'R'},
-      {"ping-ms", required_argument, NULL, 'P'},
-      {"seed", required_argument, NULL, 'S'},
-      {"keepalive", required_argument, NULL, 'k'},
-      {"churn-ms", required_argument, NULL, 'C'},
-      {"connect-timeout", required_argument, NULL, 'T'},
-      {"hold", required_argument, NULL, 'H'},
-      {"census", no_argument, NULL, 'X'},
-      {"id-prefix", required_argument, NULL, 'a'},
-      {"id-suffix", required_argument, NULL, 'b'},
-      {"id-offset", required_argument, NULL, 'o'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  int have_connect = 0, have_devices = 0, have_duration = 0, have_proto = 0,
-      have_mode = 0;
-  memset(o, 0, sizeof *o);
-  o->rate = 2000;
-  o->seed = 1;
-  o->keepalive_s = 60;
-  o->churn_min_ms = 2000;
-  o->churn_max_ms = 20000;
-  o->connect_timeout_ms = 10000;
-  strcpy(o->id_prefix, "dev-");
-  opterr = 0;
-  int ch;
-  while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (ch) {
-    case 'c': parse_hostport(optarg, o); have_connect = 1; break;
-    case 'n':
-      o->devices = (uint32_t)parse_num(optarg, 1, 1000000, "--devices");
-      have_devices = 1;
-      break;
-    case 'd':
-      o->duration_s = (uint32_t)parse_num(optarg, 1, 86400, "--duration");
-      have_duration = 1;
-      break;
-    case 'p':
-      if (strcmp(optarg, "mqtt") == 0) o->proto = PROTO_MQTT;
-      else if (strcmp(optarg, "vigil") == 0) o->proto = PROTO_VIGIL;
-      else die_usage("--protocol '%s' is not mqtt or vigil", optarg);
-      have_proto = 1;
-      break;
-    case 'm':
-      if (strcmp(optarg, "steady") == 0) o->mode = MODE_STEADY;
-      else if (strcmp(optarg, "flap") == 0) o->mode = MODE_FLAP;
-      else if (strcmp(optarg, "silent-reboot") == 0) o->mode = MODE_REBOOT;
-      else die_usage("--mode '%s' is not steady, flap or silent-reboot",
-                     optarg);
-      have_mode = 1;
-      break;
-    case 'r': o->rate = (uint32_t)parse_num(optarg, 1, 1000000, "--rate"); break;
-    case 's':
-      if (strlen(optarg) >= sizeof o->sources)
-        die_usage("--source-ips '%s' too long", optarg);
-      strcpy(o->sources, optarg);
-      break;
-    case 'R':
-      if (strcmp(optarg, "json") == 0) o->json = 1;
-      else if (strcmp(optarg, "text") == 0) o->json = 0;
-      else die_usage("--report '%s' is not text or json", optarg);
-      break;
-    case 'P':
-      o->ping_ms = (uint32_t)parse_num(optarg, 10, 3600000, "--ping-ms");
-      break;
-    case 'S':
-      o->seed = (uint64_t)parse_num(optarg, 0, INT64_MAX, "--seed");
-      break;
-    case 'k':
-      o->keepalive_s = (uint16_t)parse_num(optarg, 0, 65535, "--keepalive");
-      break;
-    case 'C': {
-      char buf[64];
-      snprintf(buf, sizeof buf, "%s", optarg);
-      char *comma = strchr(buf, ',');
-      if (!comma) die_usage("--churn-ms '%s' is not MIN,MAX", optarg);
-      *comma = 0;
-      o->churn_min_ms = (uint32_t)parse_num(buf, 10, 86400000, "--churn-ms");
-      o->churn_max_ms =
-          (uint32_t)parse_num(comma + 1, 10, 86400000, "--churn-ms");
-      if (o->churn_max_ms < o->churn_min_ms)
-        die_usage("--churn-ms '%s': MAX is below MIN", optarg);
-      break;
-    }
-    case 'T':
-      o->connect_timeout_ms =
-          (uint32_t)parse_num(optarg, 10, 600000, "--connect-timeout");
-      break;
-    case 'H': o->hold_s = (uint32_t)parse_num(optarg, 0, 3600, "--hold"); break;
-    case 'X': o->census = 1; break;
-    case 'a':
-    case 'b': {
-      char *dst = ch == 'a' ? o->id_prefix : o->id_suffix;
-      if (strlen(optarg) >= 64) die_usage("identity prefix/suffix too long");
-      strcpy(dst, optarg);
-      break;
-    }
-    case 'o':
-      o->id_offset = (uint32_t)parse_num(optarg, 0, 4000000000LL, "--id-offset");
-      break;
-    case 'h': usage(stdout); exit(0);
-    default:
-      die_usage("unknown option or missing value: '%s'", argv[optind - 1]);
-    }
-  }
-  if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
-  if (!have_connect || !have_devices || !have_duration || !have_proto ||
-      !have_mode)
-    die_usage("--connect, --devices, --duration, --protocol and --mode are "
-              "required");
-  if (o->ping_ms == 0) {
-    uint32_t ka = o->keepalive_s ? o->keepalive_s : 60;
-    o->ping_ms = o->proto == PROTO_MQTT ? ka * 750u : 10000u;
-  }
-}
 
 /* ------------------------------------------------------------------------ */
 /* Simulator state                                                           */
@@ -344,12 +118,8 @@ typedef struct stats {
 } stats;
 
 typedef struct sim {
-  options o;
+  sim_options o;
   struct ev_loop *loop;
-  struct sockaddr_storage dst;
-  socklen_t dstlen;
-  struct sockaddr_in src[MAX_SOURCES];
-  unsigned nsrc;
   device *dev;
   device *q_head, *q_tail;
   double tokens;
@@ -757,7 +527,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
 static void dev_connect(device *d) {
   sim *s = d->sim;
   s->st.attempts++;
-  int fd = socket(s->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+  int fd = socket(s->o.dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   IPPROTO_TCP);
   if (fd < 0) {
     d->state = D_BACKOFF;
@@ -767,11 +537,11 @@ static void dev_connect(device *d) {
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (s->nsrc) {
+  if (s->o.nsrc) {
     /* Port chosen at connect() from the full 4-tuple, not at bind(): each
      * source address then has its own ~28k ports per server. */
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    const struct sockaddr_in *src = &s->src[d->index % s->nsrc];
+    const struct sockaddr_in *src = &s->o.src[d->index % s->o.nsrc];
     if (bind(fd, (const struct sockaddr *)src, sizeof *src) < 0) {
       close(fd);
       s->st.err_addr++;
@@ -780,7 +550,7 @@ static void dev_connect(device *d) {
     }
   }
   d->connect_us = now_us();
-  if (connect(fd, (struct sockaddr *)&s->dst, s->dstlen) < 0 &&
+  if (connect(fd, (struct sockaddr *)&s->o.dst, s->o.dstlen) < 0 &&
       errno != EINPROGRESS) {
     int err = errno;
     close(fd);
@@ -1009,54 +779,6 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents) {
   finish(w->data);
 }
 
-/* Parses --source-ips: "A-B" (IPv4 range) or "A,B,C". */
-static void parse_sources(sim *s) {
-  char buf[128];
-  if (!s->o.sources[0]) return;
-  if (s->dst.ss_family != AF_INET)
-    die_usage("--source-ips needs an IPv4 --connect address");
-  snprintf(buf, sizeof buf, "%s", s->o.sources);
-  char *dash = strchr(buf, '-');
-  struct in_addr a, b;
-  if (dash) {
-    *dash = 0;
-    if (inet_pton(AF_INET, buf, &a) != 1 || inet_pton(AF_INET, dash + 1, &b) != 1)
-      die_usage("--source-ips '%s' is not A-B", s->o.sources);
-    uint32_t lo = ntohl(a.s_addr), hi = ntohl(b.s_addr);
-    if (hi < lo || hi - lo >= MAX_SOURCES)
-      die_usage("--source-ips '%s': 1..%d addresses", s->o.sources,
-                MAX_SOURCES);
-    for (uint32_t v = lo; v <= hi; v++) {
-      s->src[s->nsrc].sin_family = AF_INET;
-      s->src[s->nsrc].sin_addr.s_addr = htonl(v);
-      s->nsrc++;
-    }
-    return;
-  }
-  for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-    if (s->nsrc == MAX_SOURCES || inet_pton(AF_INET, tok, &a) != 1)
-      die_usage("--source-ips '%s' is not a list of IPv4 addresses",
-                s->o.sources);
-    s->src[s->nsrc].sin_family = AF_INET;
-    s->src[s->nsrc].sin_addr = a;
-    s->nsrc++;
-  }
-}
-
-static void resolve(sim *s) {
-  struct addrinfo hints, *res = NULL;
-  char port[8];
-  memset(&hints, 0, sizeof hints);
-  hints.ai_socktype = SOCK_STREAM;
-  snprintf(port, sizeof port, "%u", (unsigned)s->o.port);
-  int rc = getaddrinfo(s->o.host, port, &hints, &res);
-  if (rc != 0 || !res)
-    die_usage("--connect host '%s': %s", s->o.host, gai_strerror(rc));
-  memcpy(&s->dst, res->ai_addr, res->ai_addrlen);
-  s->dstlen = res->ai_addrlen;
-  freeaddrinfo(res);
-}
-
 /* Raises the fd limit to the hard limit and refuses what cannot fit. */
 static void check_fd_budget(const sim *s) {
   struct rlimit rl;
@@ -1085,14 +807,12 @@ static void check_fd_budget(const sim *s) {
           (unsigned long long)rl.rlim_cur, (unsigned long long)fit,
           (unsigned long long)fit, (unsigned long long)fit,
           (unsigned long long)fit);
-  exit(EXIT_USAGE);
+  exit(SIM_EXIT_USAGE);
 }
 
 int main(int argc, char **argv) {
   static sim s;
-  parse_args(argc, argv, &s.o);
-  resolve(&s);
-  parse_sources(&s);
+  sim_options_parse(argc, argv, &s.o);
   check_fd_budget(&s);
   signal(SIGPIPE, SIG_IGN);
   s.rng = s.o.seed * 0x9E3779B97F4A7C15ull + 1;

@@ -127,7 +127,7 @@ static inline double bc_proc_cpu_ns(pid_t pid) {
     struct dirent *e;
     while ((e = readdir(d))) {
       if (e->d_name[0] == '.') continue;
-      char p2[160];
+      char p2[320];
       snprintf(p2, sizeof p2, "/proc/%d/task/%s/sched", (int)pid, e->d_name);
       double v = bc_task_runtime_ns(p2);
       if (v >= 0) {

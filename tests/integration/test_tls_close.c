@@ -1,0 +1,333 @@
+/*
+ * TLS close semantics on real loopback sockets: a graceful close sends
+ * close_notify before FIN (the peer's SSL_read ends in ZERO_RETURN, not
+ * EOF), a peer's close_notify is peer_closed, a TCP close without it is
+ * truncation, aborts send no close_notify, and the handshake deadline
+ * cuts silent and trickling clients at handshake_timeout from adoption.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "tlsfix.h"
+
+#define SLACK 250 /* ms of scheduling slack on a shared 2-core box */
+
+static tf_pki pki;
+static SSL_CTX *sctx, *cctx;
+
+static int setup(void **state) {
+  (void)state;
+  tf_pki_init(&pki, 0);
+  sctx = tf_server_ctx(&pki, 0);
+  cctx = tf_client_ctx(&pki, NULL, NULL);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+  tf_pki_done(&pki);
+  return 0;
+}
+
+static int is_closed(void *arg) { return ((cf_conn *)arg)->closed > 0; }
+
+static int conn_open(void *arg) {
+  cf_conn *cc = arg;
+  return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
+}
+
+static void connect_raw(tf_hub *h, cf_conn *cc, tf_peer *peer,
+                        const vigil_policy *p) {
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  assert_int_equal(tf_adopt(h, s, cc, sctx, 0, NULL, p), VIGIL_OK);
+  tf_peer_init(peer, cctx, c, 1, "localhost");
+  assert_true(vt_run_until(h->loop, tf_peer_handshaken, peer, 3000));
+  assert_true(peer->hs_done);
+  assert_true(vt_run_until(h->loop, conn_open, cc, 3000));
+}
+
+static void test_graceful_close_sends_close_notify_first(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  cf_conn cc = {0};
+  tf_peer peer;
+  connect_raw(&h, &cc, &peer, NULL);
+  uint64_t id = vigil_conn_id(cc.conn);
+  assert_int_equal(vigil_send(cc.conn, "bye", 3), VIGIL_OK);
+  assert_int_equal(vigil_close(cc.conn), VIGIL_OK);
+  assert_int_equal(vigil_send(cc.conn, "late", 4), VIGIL_ECLOSED);
+  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 3000));
+  /* The peer read everything, then close_notify: ZERO_RETURN, no EOF. */
+  assert_int_equal(peer.rx_len, 3);
+  assert_memory_equal(peer.rx, "bye", 3);
+  assert_int_equal(peer.zero_return, 1);
+  assert_int_equal(peer.eof, 0);
+  assert_int_equal(peer.failed, 0);
+  assert_int_equal(tf_count(&h, VIGIL_EV_DRAINING), 1);
+  /* ...and after it our FIN: the raw socket reads EOF next. */
+  char b;
+  ssize_t n;
+  uint64_t t0 = vt_now_ms();
+  while ((n = recv(peer.fd, &b, 1, 0)) < 0 && vt_now_ms() - t0 < 2000)
+    vt_run_until(h.loop, NULL, NULL, 10);
+  assert_int_equal(n, 0);
+  assert_int_equal(cc.closed, 0); /* draining: waiting for our peer */
+  tf_peer_close_notify(&peer);
+  close(peer.fd);
+  peer.fd = -1;
+  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_int_equal(cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  const tf_event *cl = tf_last(&h, VIGIL_EV_CLOSE, id);
+  assert_int_equal(cl->truncated, 0);
+  assert_null(strstr(cl->line, "truncated"));
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
+static void test_peer_close_notify_is_peer_closed(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  cf_conn cc = {0};
+  cc.reply_on_peer_closed = 1; /* "bye\n" after the peer's close_notify */
+  cc.close_on_peer_closed = 1;
+  tf_peer peer;
+  connect_raw(&h, &cc, &peer, NULL);
+  uint64_t id = vigil_conn_id(cc.conn);
+  tf_peer_close_notify(&peer);
+  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 2000));
+  assert_int_equal(cc.peer_closed, 1);
+  /* TLS half-close: our reply still reached the peer, then ours. */
+  assert_int_equal(peer.rx_len, 4);
+  assert_memory_equal(peer.rx, "bye\n", 4);
+  assert_int_equal(peer.zero_return, 1);
+  close(peer.fd);
+  peer.fd = -1;
+  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_int_equal(cc.reason, VIGIL_REASON_PEER_CLOSED);
+  assert_int_equal(tf_last(&h, VIGIL_EV_CLOSE, id)->truncated, 0);
+  assert_int_equal(tf_count(&h, VIGIL_EV_PEER_FIN), 1);
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
+static void test_tcp_close_without_close_notify_is_truncation(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  cf_conn cc = {0};
+  cc.close_on_peer_closed = 1;
+  tf_peer peer;
+  connect_raw(&h, &cc, &peer, NULL);
+  uint64_t id = vigil_conn_id(cc.conn);
+  assert_int_equal(tf_peer_send(&peer, "partial", 7), 0);
+  shutdown(peer.fd, SHUT_WR); /* FIN, no close_notify */
+  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_int_equal(cc.rx_len, 7); /* data before the cut still arrived */
+  assert_int_equal(cc.peer_closed, 1);
+  assert_int_equal(cc.reason, VIGIL_REASON_PEER_CLOSED);
+  const tf_event *cl = tf_last(&h, VIGIL_EV_CLOSE, id);
+  assert_int_equal(cl->truncated, 1);
+  assert_non_null(strstr(cl->line, "truncated=1"));
+  assert_int_equal(ERR_peek_error(), 0);
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
+static void test_abort_sends_no_close_notify(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  cf_conn cc = {0};
+  tf_peer peer;
+  connect_raw(&h, &cc, &peer, NULL);
+  vigil_abort(cc.conn);
+  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 2000));
+  assert_int_equal(peer.zero_return, 0);
+  assert_int_equal(peer.failed, 1); /* ECONNRESET */
+  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_int_equal(cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
+static void test_hub_shutdown_sends_close_notify(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  cf_conn cc = {0};
+  tf_peer peer;
+  connect_raw(&h, &cc, &peer, NULL);
+  assert_int_equal(vigil_hub_shutdown(h.hub, 2000, NULL, NULL), VIGIL_OK);
+  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 2000));
+  assert_int_equal(peer.zero_return, 1);
+  close(peer.fd);
+  peer.fd = -1;
+  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_int_equal(cc.reason, VIGIL_REASON_SHUTDOWN);
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
+/* Closing while the TLS handshake still runs: what was queued goes out
+ * once it completes, then close_notify. */
+static void test_close_during_handshake_flushes_after_it(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  cf_conn cc = {0};
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(vigil_send(cc.conn, "welcome", 7), VIGIL_OK);
+  assert_int_equal(vigil_close(cc.conn), VIGIL_OK);
+  tf_peer peer;
+  tf_peer_init(&peer, cctx, c, 1, "localhost");
+  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 3000));
+  assert_int_equal(peer.rx_len, 7);
+  assert_memory_equal(peer.rx, "welcome", 7);
+  assert_int_equal(peer.zero_return, 1);
+  close(peer.fd);
+  peer.fd = -1;
+  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_int_equal(cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  /* It completed its TLS handshake, so it did open; it never got ready. */
+  assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 1);
+  assert_int_equal(tf_count(&h, VIGIL_EV_READY), 0);
+  tf_peer_free(&peer);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
+/* ---- handshake deadline ---- */
+
+typedef struct trickle {
+  int fd;
+  const unsigned char *bytes;
+  size_t len, sent;
+  uint64_t next_at;
+  cf_conn *cc;
+} trickle;
+
+/* Sends one byte every 200 ms; true once the conn closed. */
+static int trickle_step(void *arg) {
+  trickle *t = arg;
+  if (t->cc->closed) return 1;
+  if (t->sent < t->len && vt_now_ms() >= t->next_at) {
+    if (send(t->fd, t->bytes + t->sent, 1, MSG_NOSIGNAL) == 1) t->sent++;
+    t->next_at = vt_now_ms() + 200;
+  }
+  return 0;
+}
+
+/* A real ClientHello, so every trickled byte is a valid prefix. */
+static size_t client_hello(unsigned char *buf, size_t cap) {
+  SSL *ssl = SSL_new(cctx);
+  BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl, rb, wb);
+  SSL_set_connect_state(ssl);
+  SSL_set_tlsext_host_name(ssl, "localhost");
+  assert_int_equal(SSL_do_handshake(ssl), -1);
+  int n = BIO_read(wb, buf, (int)cap);
+  assert_true(n > 100);
+  SSL_free(ssl);
+  ERR_clear_error();
+  return (size_t)n;
+}
+
+static void run_handshake_deadline(int trickling) {
+  vigil_policy p;
+  vigil_policy_init(&p);
+  p.handshake_timeout_ms = 1000;
+  tf_hub h;
+  tf_hub_init(&h, &p);
+  cf_conn cc = {0};
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  uint64_t t0 = vt_now_ms();
+  assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
+  uint64_t id = vigil_conn_id(cc.conn);
+  unsigned char hello[2048];
+  trickle t = {c, hello, trickling ? client_hello(hello, sizeof hello) : 0, 0,
+               0, &cc};
+  assert_true(vt_run_until(h.loop, trickle_step, &t, 1000 + 3 * SLACK));
+  uint64_t took = cc.closed_at - t0;
+  if (trickling) assert_true(t.sent >= 4); /* bytes kept arriving */
+  assert_int_equal(cc.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
+  assert_true(took >= 1000 - 20 && took < 1000 + SLACK);
+  /* Cut at once: no draining phase, no open, and the peer sees the end. */
+  assert_int_equal(tf_count(&h, VIGIL_EV_DRAINING), 0);
+  assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 0);
+  assert_non_null(tf_last(&h, VIGIL_EV_CLOSE, id));
+  char b[64];
+  ssize_t n = recv(c, b, sizeof b, MSG_DONTWAIT);
+  assert_true(n == 0 || (n < 0 && errno == ECONNRESET));
+  close(c);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
+static void test_handshake_timeout_silent_client(void **state) {
+  (void)state;
+  run_handshake_deadline(0);
+}
+
+static void test_handshake_timeout_trickling_client(void **state) {
+  (void)state;
+  run_handshake_deadline(1);
+}
+
+/* A client that gives up during the handshake: closed at once, no
+ * on_peer_closed (the host never had an open conn to reply on). */
+static void test_eof_during_handshake(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  cf_conn cc = {0};
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
+  uint64_t id = vigil_conn_id(cc.conn);
+  unsigned char hello[2048];
+  size_t n = client_hello(hello, sizeof hello);
+  assert_int_equal(send(c, hello, n / 2, MSG_NOSIGNAL), (ssize_t)(n / 2));
+  shutdown(c, SHUT_WR);
+  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_int_equal(cc.reason, VIGIL_REASON_PEER_CLOSED);
+  assert_int_equal(cc.peer_closed, 0);
+  const tf_event *cl = tf_last(&h, VIGIL_EV_CLOSE, id);
+  assert_string_equal(cl->detail, "eof during handshake");
+  assert_int_equal(cl->truncated, 0);
+  close(c);
+  tf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_graceful_close_sends_close_notify_first),
+      cmocka_unit_test(test_peer_close_notify_is_peer_closed),
+      cmocka_unit_test(test_tcp_close_without_close_notify_is_truncation),
+      cmocka_unit_test(test_abort_sends_no_close_notify),
+      cmocka_unit_test(test_hub_shutdown_sends_close_notify),
+      cmocka_unit_test(test_close_during_handshake_flushes_after_it),
+      cmocka_unit_test(test_handshake_timeout_silent_client),
+      cmocka_unit_test(test_handshake_timeout_trickling_client),
+      cmocka_unit_test(test_eof_during_handshake),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

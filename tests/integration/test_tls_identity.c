@@ -1,0 +1,281 @@
+/*
+ * Identity from client certificates: the conn claims the verified
+ * certificate's CN or SAN after the handshake, a second device with the
+ * same certified identity takes over, and a peer that merely names
+ * another device (from protocol data, on a TLS conn with another
+ * certificate or on plain TCP) is refused and closed with
+ * takeover_rejected while the real device stays up.
+ */
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "tlsfix.h"
+
+static tf_pki pki;
+static SSL_CTX *sctx; /* requires client certificates */
+
+static int setup(void **state) {
+  (void)state;
+  tf_pki_init(&pki, 0);
+  sctx = tf_server_ctx(&pki, 1);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  SSL_CTX_free(sctx);
+  tf_pki_done(&pki);
+  return 0;
+}
+
+static int is_closed(void *arg) { return ((cf_conn *)arg)->closed > 0; }
+
+static int conn_open(void *arg) {
+  cf_conn *cc = arg;
+  return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
+}
+
+typedef struct device {
+  char cert[TF_PATH], key[TF_PATH];
+  SSL_CTX *ctx;
+  tf_peer peer;
+  cf_conn cc;
+} device;
+
+static void device_make(device *d, const char *name, const char *cn,
+                        const char *san) {
+  memset(d, 0, sizeof *d);
+  tf_pki_client(&pki, name, cn, san, 0, d->cert, d->key);
+  d->ctx = tf_client_ctx(&pki, d->cert, d->key);
+}
+
+/* Connects d to a server conn adopted with to; waits until it is open. */
+static void device_connect(tf_hub *h, device *d, const vigil_tls_options *to) {
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  assert_int_equal(tf_adopt(h, s, &d->cc, sctx, 0, to, NULL), VIGIL_OK);
+  tf_peer_init(&d->peer, d->ctx, c, 1, "localhost");
+  assert_true(vt_run_until(h->loop, tf_peer_handshaken, &d->peer, 3000));
+  assert_true(d->peer.hs_done);
+  assert_true(vt_run_until(h->loop, conn_open, &d->cc, 3000));
+}
+
+static void device_done(device *d) {
+  tf_peer_free(&d->peer);
+  SSL_CTX_free(d->ctx);
+  cf_conn_free(&d->cc);
+}
+
+static void test_identity_from_cn_and_takeover(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.identity_from = VIGIL_TLS_ID_CN;
+  device a, b;
+  device_make(&a, "dev1a", "device-1", NULL);
+  device_make(&b, "dev1b", "device-1", NULL); /* rebooted: new key */
+  device_connect(&h, &a, &to);
+  assert_string_equal(vigil_conn_identity(a.cc.conn), "device-1");
+  assert_string_equal(vigil_conn_tls_identity(a.cc.conn), "device-1");
+  assert_ptr_equal(vigil_hub_find_identity(h.hub, "device-1", 8), a.cc.conn);
+  uint64_t aid = vigil_conn_id(a.cc.conn);
+  /* The identity is settled before the conn is ready. */
+  const tf_event *rd = tf_last(&h, VIGIL_EV_READY, aid);
+  assert_string_equal(rd->identity, "device-1");
+  /* The same certified identity again: newest wins, as without TLS. */
+  device_connect(&h, &b, &to);
+  assert_true(vt_run_until(h.loop, is_closed, &a.cc, 2000));
+  assert_int_equal(a.cc.reason, VIGIL_REASON_TAKEOVER);
+  assert_ptr_equal(vigil_hub_find_identity(h.hub, "device-1", 8), b.cc.conn);
+  assert_int_equal(tf_count(&h, VIGIL_EV_TAKEOVER), 1);
+  /* Claiming what the certificate says again is harmless. */
+  assert_int_equal(vigil_conn_identify(b.cc.conn, "device-1", 8),
+                   VIGIL_EEXIST);
+  assert_int_equal(vigil_conn_get_state(b.cc.conn), VIGIL_CONN_OPEN);
+  device_done(&a);
+  device_done(&b);
+  tf_hub_done(&h);
+}
+
+static void test_spoofed_claims_are_refused(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.identity_from = VIGIL_TLS_ID_CN;
+  device real, spoof;
+  device_make(&real, "dev1", "device-1", NULL);
+  device_make(&spoof, "dev2", "device-2", NULL);
+  device_connect(&h, &real, &to);
+  device_connect(&h, &spoof, &to);
+  assert_string_equal(vigil_conn_identity(spoof.cc.conn), "device-2");
+  uint64_t sid = vigil_conn_id(spoof.cc.conn);
+  /* device-2 names device-1 in its protocol data. */
+  assert_int_equal(vigil_conn_identify(spoof.cc.conn, "device-1", 8),
+                   VIGIL_EREJECTED);
+  assert_true(vt_run_until(h.loop, tf_peer_closed, &spoof.peer, 2000));
+  assert_int_equal(spoof.peer.zero_return, 1); /* closed gracefully */
+  close(spoof.peer.fd);
+  spoof.peer.fd = -1;
+  assert_true(vt_run_until(h.loop, is_closed, &spoof.cc, 2000));
+  assert_int_equal(spoof.cc.reason, VIGIL_REASON_TAKEOVER_REJECTED);
+  assert_string_equal(tf_last(&h, VIGIL_EV_CLOSE, sid)->detail,
+                      "identity not proven by certificate");
+  /* A plain TCP conn on the same hub claiming device-1: refused too. */
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  cf_conn plain = {0};
+  vigil_adopt_options ao;
+  vigil_adopt_options_init(&ao);
+  ao.callbacks = &cf_callbacks;
+  ao.user_data = &plain;
+  assert_int_equal(vigil_adopt(h.hub, s, &ao, &plain.conn), VIGIL_OK);
+  assert_int_equal(vigil_conn_identify(plain.conn, "device-1", 8),
+                   VIGIL_EREJECTED);
+  close(c);
+  assert_true(vt_run_until(h.loop, is_closed, &plain, 2000));
+  assert_int_equal(plain.reason, VIGIL_REASON_TAKEOVER_REJECTED);
+  /* ...while plain claims of identities no certificate holds still work. */
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  cf_conn other = {0};
+  ao.user_data = &other;
+  assert_int_equal(vigil_adopt(h.hub, s, &ao, &other.conn), VIGIL_OK);
+  assert_int_equal(vigil_conn_identify(other.conn, "sensor-9", 8), VIGIL_OK);
+  /* The real device never noticed. */
+  assert_int_equal(real.cc.closed, 0);
+  assert_int_equal(vigil_conn_get_state(real.cc.conn), VIGIL_CONN_OPEN);
+  assert_ptr_equal(vigil_hub_find_identity(h.hub, "device-1", 8),
+                   real.cc.conn);
+  assert_int_equal(tf_count(&h, VIGIL_EV_TAKEOVER), 0);
+  close(c);
+  device_done(&real);
+  device_done(&spoof);
+  tf_hub_done(&h);
+  cf_conn_free(&plain);
+  cf_conn_free(&other);
+}
+
+/* identity_proof off: certificates name conns, but a different claim is
+ * only "already identified", and a plain claimant may take over. */
+static void test_proof_off(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.identity_from = VIGIL_TLS_ID_CN;
+  to.identity_proof = 0;
+  device d;
+  device_make(&d, "dev3", "device-3", NULL);
+  device_connect(&h, &d, &to);
+  assert_int_equal(vigil_conn_identify(d.cc.conn, "device-4", 8),
+                   VIGIL_EEXIST);
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  cf_conn plain = {0};
+  vigil_adopt_options ao;
+  vigil_adopt_options_init(&ao);
+  ao.callbacks = &cf_callbacks;
+  ao.user_data = &plain;
+  assert_int_equal(vigil_adopt(h.hub, s, &ao, &plain.conn), VIGIL_OK);
+  assert_int_equal(vigil_conn_identify(plain.conn, "device-3", 8), VIGIL_OK);
+  assert_true(vt_run_until(h.loop, is_closed, &d.cc, 2000));
+  assert_int_equal(d.cc.reason, VIGIL_REASON_TAKEOVER);
+  close(c);
+  device_done(&d);
+  tf_hub_done(&h);
+  cf_conn_free(&plain);
+}
+
+static void test_identity_from_san(void **state) {
+  (void)state;
+  static const struct {
+    vigil_tls_id_source src;
+    const char *want;
+  } cases[] = {
+      {VIGIL_TLS_ID_SAN_URI, "urn:dev:7"},
+      {VIGIL_TLS_ID_SAN_DNS, "dev7.example"},
+      {VIGIL_TLS_ID_SAN_EMAIL, "dev7@example.com"},
+      {VIGIL_TLS_ID_CN, "device-7"},
+  };
+  device d;
+  device_make(&d, "dev7", "device-7",
+              "URI:urn:dev:7,DNS:dev7.example,email:dev7@example.com");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    tf_hub h;
+    tf_hub_init(&h, NULL);
+    vigil_tls_options to;
+    vigil_tls_options_init(&to);
+    to.identity_from = cases[i].src;
+    memset(&d.cc, 0, sizeof d.cc);
+    device_connect(&h, &d, &to);
+    assert_string_equal(vigil_conn_identity(d.cc.conn), cases[i].want);
+    tf_peer_free(&d.peer);
+    cf_conn_free(&d.cc);
+    tf_hub_done(&h);
+  }
+  /* A certificate without that SAN type gives no identity, and with
+   * proof any claim on the conn is refused. */
+  device n;
+  device_make(&n, "noscan", "device-8", NULL);
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.identity_from = VIGIL_TLS_ID_SAN_URI;
+  device_connect(&h, &n, &to);
+  assert_null(vigil_conn_identity(n.cc.conn));
+  assert_null(vigil_conn_tls_identity(n.cc.conn));
+  assert_int_equal(vigil_conn_identify(n.cc.conn, "device-8", 8),
+                   VIGIL_EREJECTED);
+  device_done(&n);
+  SSL_CTX_free(d.ctx);
+  tf_hub_done(&h);
+}
+
+static int got5(void *arg) { return ((cf_conn *)arg)->rx_len >= 5; }
+
+/* With app_handshake the conn stays in HANDSHAKE after TLS, under the
+ * same deadline, until the host says it is ready. */
+static void test_app_handshake(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.app_handshake = 1;
+  device d;
+  device_make(&d, "dev5", "device-5", NULL);
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  assert_int_equal(tf_adopt(&h, s, &d.cc, sctx, 0, &to, NULL), VIGIL_OK);
+  tf_peer_init(&d.peer, d.ctx, c, 1, "localhost");
+  assert_true(vt_run_until(h.loop, tf_peer_handshaken, &d.peer, 3000));
+  assert_int_equal(tf_peer_send(&d.peer, "LOGIN", 5), 0);
+  assert_true(vt_run_until(h.loop, got5, &d.cc, 2000));
+  assert_int_equal(d.cc.rx_len, 5);
+  assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 1);
+  assert_int_equal(tf_count(&h, VIGIL_EV_READY), 0);
+  assert_int_equal(vigil_conn_get_state(d.cc.conn), VIGIL_CONN_HANDSHAKE);
+  assert_int_equal(vigil_conn_ready(d.cc.conn), VIGIL_OK);
+  assert_int_equal(tf_count(&h, VIGIL_EV_READY), 1);
+  device_done(&d);
+  tf_hub_done(&h);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_identity_from_cn_and_takeover),
+      cmocka_unit_test(test_spoofed_claims_are_refused),
+      cmocka_unit_test(test_proof_off),
+      cmocka_unit_test(test_identity_from_san),
+      cmocka_unit_test(test_app_handshake),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

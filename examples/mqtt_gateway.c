@@ -366,8 +366,8 @@ static int send_bytes(session *s, const uint8_t *b, int n) {
   return vigil_send(s->conn, b, (size_t)n);
 }
 
-/* Logs why and closes gracefully; returns 1 (stop parsing). The close
- * reason in vigil's log is closed_by_host; this line carries the detail. */
+/* Logs why and closes gracefully with reason protocol_error, the detail
+ * riding on vigil's close event too; returns 1 (stop parsing). */
 static int protocol_error(session *s, const char *fmt, ...) {
   char detail[256];
   va_list ap;
@@ -380,7 +380,7 @@ static int protocol_error(session *s, const char *fmt, ...) {
   ll_str(&l, "detail", detail);
   ll_end(&l);
   s->phase = PHASE_DONE;
-  vigil_close(s->conn);
+  vigil_close_ex(s->conn, VIGIL_REASON_PROTOCOL_ERROR, detail);
   return 1;
 }
 
@@ -645,7 +645,8 @@ static int handle_connected(session *s, const mqtt_packet *pkt) {
     ll_begin(&l, s->gw->cfg.log_format, "mqtt_disconnect");
     ll_session(&l, s);
     ll_end(&l);
-    vigil_close(s->conn);
+    /* The client said goodbye first: that is the peer closing. */
+    vigil_close_ex(s->conn, VIGIL_REASON_PEER_CLOSED, "mqtt disconnect");
     return 1;
   }
   case MQTT_CONNECT:

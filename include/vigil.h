@@ -541,6 +541,15 @@ VIGIL_EXPORT int vigil_send(vigil_conn *c, const void *data, size_t len);
  * the peer had already closed). Idempotent. */
 VIGIL_EXPORT int vigil_close(vigil_conn *c);
 
+/* Graceful close like vigil_close, with a reason the host chooses (e.g.
+ * protocol_error for malformed input, peer_closed for a protocol-level
+ * goodbye such as MQTT DISCONNECT) and an optional detail for the close
+ * event (copied). The first close decision still wins: on a conn already
+ * closing this changes nothing. VIGIL_EINVAL for NONE or an unknown
+ * reason. */
+VIGIL_EXPORT int vigil_close_ex(vigil_conn *c, vigil_reason reason,
+                                const char *detail);
+
 /* Abortive close now: RST via SO_LINGER {1,0}; queued output is dropped.
  * Reason closed_by_host. */
 VIGIL_EXPORT int vigil_abort(vigil_conn *c);

@@ -148,6 +148,7 @@ void vigil__conn_free(vigil_conn *c) {
     vigil__codec_free(c);
     vigil__tls_free(c);
     free(c->ext->identity);
+    free(c->ext->host_detail);
     free(c->ext);
   }
   free(c);

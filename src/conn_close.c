@@ -43,6 +43,7 @@
  *    hub's ev_prepare, after which it is freed.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -266,6 +267,28 @@ int vigil_close(vigil_conn *c) {
                        ? VIGIL_REASON_PEER_CLOSED
                        : VIGIL_REASON_CLOSED_BY_HOST;
   vigil__conn_close(c, r, VIGIL__CLOSE_GRACEFUL);
+  vigil__hub_leave(hub);
+  return VIGIL_OK;
+}
+
+int vigil_close_ex(vigil_conn *c, vigil_reason reason, const char *detail) {
+  if (!c || reason <= VIGIL_REASON_NONE || reason >= VIGIL_REASON__COUNT)
+    return VIGIL_EINVAL;
+  if (c->state == VIGIL_CONN_CLOSED || vigil__closing(c)) return VIGIL_OK;
+  if (detail) {
+    vigil__conn_ext *ext = vigil__conn_ext_get(c);
+    char *copy = strdup(detail);
+    if (!ext || !copy) {
+      free(copy);
+      return VIGIL_ENOMEM;
+    }
+    free(ext->host_detail);
+    ext->host_detail = copy;
+    ext->detail = copy;
+  }
+  vigil_hub *hub = c->hub;
+  vigil__hub_enter(hub);
+  vigil__conn_close(c, reason, VIGIL__CLOSE_GRACEFUL);
   vigil__hub_leave(hub);
   return VIGIL_OK;
 }

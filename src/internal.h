@@ -80,6 +80,7 @@ struct vigil__conn_ext {
   void *tls;             /* TLS state (tls.c) */
   void *codec;           /* frame codec state (conn_codec.c) */
   const char *detail;    /* close detail (protocol error, TLS reason) */
+  char *host_detail;     /* owned copy from vigil_close_ex */
   int truncated;         /* TLS: peer closed without close_notify */
 };
 

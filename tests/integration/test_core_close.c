@@ -299,6 +299,34 @@ static void test_output_overflow(void **state) {
   cf_conn_free(&cc);
 }
 
+static void test_close_ex_reason_and_detail(void **state) {
+  (void)state;
+  cf_hub h;
+  cf_hub_init(&h, NULL, TICK);
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  cf_conn cc = {0};
+  cf_adopt(&h, s, &cc, NULL);
+  assert_int_equal(vigil_close_ex(cc.conn, VIGIL_REASON_NONE, NULL),
+                   VIGIL_EINVAL);
+  assert_int_equal(vigil_close_ex(cc.conn, VIGIL_REASON__COUNT, NULL),
+                   VIGIL_EINVAL);
+  char detail[] = "bad packet type 0x0f";
+  assert_int_equal(
+      vigil_close_ex(cc.conn, VIGIL_REASON_PROTOCOL_ERROR, detail), VIGIL_OK);
+  detail[0] = 'X'; /* the detail was copied */
+  /* The first decision wins. */
+  assert_int_equal(vigil_close_ex(cc.conn, VIGIL_REASON_IDLE_TIMEOUT, "no"),
+                   VIGIL_OK);
+  close(c); /* the peer answers our FIN: the graceful close completes */
+  assert_true(cf_wait_closed(&h, &cc, 1000));
+  assert_int_equal(cc.reason, VIGIL_REASON_PROTOCOL_ERROR);
+  assert_non_null(strstr(h.last_line, "reason=protocol_error"));
+  assert_non_null(strstr(h.last_line, "detail=\"bad packet type 0x0f\""));
+  cf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_graceful_close_delivers_1mib),
@@ -309,6 +337,7 @@ int main(void) {
       cmocka_unit_test(test_peer_reset),
       cmocka_unit_test(test_handshake_timeout),
       cmocka_unit_test(test_output_overflow),
+      cmocka_unit_test(test_close_ex_reason_and_detail),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,8 +8,14 @@
  *
  *   echo_server --listen 127.0.0.1:7000 --ping-interval 2000 \
  *       --dead-after 6000 --keepalive 10,5,3 --log logfmt
+ *
+ * With --tls-cert/--tls-key it speaks TLS (try `openssl s_client -connect
+ * 127.0.0.1:7000`); --tls-ca verifies client certificates,
+ * --require-client-cert makes them mandatory and --identity-from-cert
+ * names each conn after its certificate's CN (takeover by certificate).
  */
 #include <ev.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +65,9 @@ static void usage_exit(const char *why, const char *arg) {
           "usage: echo_server [--listen HOST:PORT] [--ping-interval MS]\n"
           "  [--dead-after MS] [--keepalive IDLE,INTVL,CNT|off]\n"
           "  [--user-timeout MS|auto|off] [--drain-timeout MS]\n"
-          "  [--close-wait-grace MS] [--log json|logfmt]\n",
+          "  [--close-wait-grace MS] [--log json|logfmt]\n"
+          "  [--tls-cert FILE --tls-key FILE [--tls-ca FILE]\n"
+          "   [--require-client-cert] [--identity-from-cert]]\n",
           why, arg ? ": " : "", arg ? arg : "");
   exit(2);
 }
@@ -75,11 +83,21 @@ static uint32_t parse_ms(const char *flag, const char *s) {
 int main(int argc, char **argv) {
   static char host[256] = "127.0.0.1";
   unsigned port = 7000;
+  const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
+  int require_cert = 0, id_from_cert = 0;
   vigil_policy p;
   vigil_policy_init(&p);
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage_exit("usage", NULL);
+    if (!strcmp(f, "--require-client-cert")) { /* flags without value */
+      require_cert = 1;
+      continue;
+    }
+    if (!strcmp(f, "--identity-from-cert")) {
+      id_from_cert = 1;
+      continue;
+    }
     if (!v) usage_exit("missing value for", f);
     i++;
     if (!strcmp(f, "--listen")) {
@@ -108,6 +126,12 @@ int main(int argc, char **argv) {
       if (!strcmp(v, "auto")) p.user_timeout_ms = VIGIL_USER_TIMEOUT_AUTO;
       else if (!strcmp(v, "off")) p.user_timeout_ms = VIGIL_USER_TIMEOUT_OFF;
       else p.user_timeout_ms = parse_ms(f, v);
+    } else if (!strcmp(f, "--tls-cert")) {
+      tls_cert = v;
+    } else if (!strcmp(f, "--tls-key")) {
+      tls_key = v;
+    } else if (!strcmp(f, "--tls-ca")) {
+      tls_ca = v;
     } else if (!strcmp(f, "--log")) {
       if (!strcmp(v, "json")) log_format = VIGIL_LOG_JSON;
       else if (strcmp(v, "logfmt")) usage_exit("--log takes json or logfmt, got", v);
@@ -136,6 +160,17 @@ int main(int argc, char **argv) {
   lo.host = host;
   lo.port = (uint16_t)port;
   lo.adopt.callbacks = &cb;
+  SSL_CTX *tls = NULL;
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  if (id_from_cert) to.identity_from = VIGIL_TLS_ID_CN;
+  if (tls_cert || tls_key) {
+    if (vigil_tls_server_ctx_new(tls_cert, tls_key, tls_ca, require_cert,
+                                 NULL, &tls, why, sizeof why) != VIGIL_OK)
+      usage_exit(why, NULL);
+    lo.adopt.tls_ctx = tls; /* must outlive the listener */
+    lo.adopt.tls = &to;
+  }
   vigil_listener *l;
   if ((rc = vigil_listen(hub, &lo, &l)) != VIGIL_OK) {
     fprintf(stderr, "echo_server: cannot listen on %s:%u: %s\n", host, port,
@@ -154,5 +189,6 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   ev_run(loop, 0);
   vigil_hub_free(hub);
+  SSL_CTX_free(tls);
   return 0;
 }

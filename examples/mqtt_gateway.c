@@ -23,6 +23,11 @@
  * connection's late close can only ever tear down its own session, never
  * the session of the client that took its id over.
  *
+ * TLS (--tls-cert/--tls-key, MQTT over TLS as on port 8883): the TLS
+ * handshake and CONNECT share the handshake timeout; --identity-from-cert
+ * makes the client certificate's CN the identity, and a CONNECT client id
+ * that differs from it is refused (takeover_rejected).
+ *
  * Exit codes: 0 after SIGINT/SIGTERM, 1 when startup fails, 2 bad flags.
  */
 #include <errno.h>
@@ -41,6 +46,7 @@
 #include "mqtt_subs.h"
 #include "mqtt_topic.h"
 #include "vigil.h"
+#include <openssl/ssl.h>
 
 #define EXIT_USAGE 2
 #define DEFAULT_HANDSHAKE_MS 10000u /* EMQX waits 15 s for CONNECT */
@@ -61,6 +67,8 @@ typedef struct config {
   int ka_idle, ka_intvl, ka_cnt; /* kernel keepalive */
   unsigned census_every_s;       /* 0 = off */
   uint32_t max_packet;
+  const char *tls_cert, *tls_key, *tls_ca; /* TLS when tls_cert is set */
+  int require_client_cert, identity_from_cert;
 } config;
 
 static void usage(FILE *f) {
@@ -81,6 +89,12 @@ static void usage(FILE *f) {
       "                           count (default 60,10,6)\n"
       "  --census-every S         log a socket census of the port every S s\n"
       "  --max-packet BYTES       largest packet accepted (default %u)\n"
+      "  --tls-cert FILE          speak MQTT over TLS with this certificate\n"
+      "  --tls-key FILE           ...and this private key (PEM)\n"
+      "  --tls-ca FILE            verify client certificates against FILE\n"
+      "  --require-client-cert    refuse clients without a certificate\n"
+      "  --identity-from-cert     the certificate CN is the client's\n"
+      "                           identity; another client id is refused\n"
       "  --help                   this text\n",
       DEFAULT_HANDSHAKE_MS, DEFAULT_MAX_PACKET);
 }
@@ -146,6 +160,11 @@ static void parse_args(int argc, char **argv, config *cfg) {
       {"keepalive", required_argument, NULL, 'k'},
       {"census-every", required_argument, NULL, 'c'},
       {"max-packet", required_argument, NULL, 'm'},
+      {"tls-cert", required_argument, NULL, 'C'},
+      {"tls-key", required_argument, NULL, 'K'},
+      {"tls-ca", required_argument, NULL, 'A'},
+      {"require-client-cert", no_argument, NULL, 'R'},
+      {"identity-from-cert", no_argument, NULL, 'I'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -184,6 +203,11 @@ static void parse_args(int argc, char **argv, config *cfg) {
       cfg->max_packet = (uint32_t)parse_long(optarg, 16, MQTT_MAX_REMAINING,
                                              "--max-packet");
       break;
+    case 'C': cfg->tls_cert = optarg; break;
+    case 'K': cfg->tls_key = optarg; break;
+    case 'A': cfg->tls_ca = optarg; break;
+    case 'R': cfg->require_client_cert = 1; break;
+    case 'I': cfg->identity_from_cert = 1; break;
     case 'h': usage(stdout); exit(0);
     default:
       if (optopt)
@@ -207,6 +231,8 @@ typedef struct gateway {
   mqtt_subs *subs;
   ev_signal sigint, sigterm;
   ev_timer census;
+  SSL_CTX *tls;                 /* NULL = plain MQTT */
+  vigil_tls_options tls_opts;
   int stopping;
   uint64_t sessions;    /* live CONNECTed sessions */
   uint64_t publishes;   /* PUBLISH packets received */
@@ -490,6 +516,9 @@ static int handle_connect(session *s, const mqtt_packet *pkt) {
    * identity, so they can never displace anyone. */
   if (c.client_id.len > 0) {
     rc = vigil_conn_identify(s->conn, c.client_id.p, c.client_id.len);
+    /* --identity-from-cert: the certificate already claimed this id (a
+     * different one is EREJECTED). */
+    if (rc == VIGIL_EEXIST) rc = VIGIL_OK;
     if (rc != VIGIL_OK) {
       /* EREJECTED / EBANNED: vigil already closes this conn. */
       logline l;
@@ -855,6 +884,21 @@ static int start(gateway *gw) {
   lo.adopt.callbacks = &cbs;
   lo.on_accept = on_accept;
   lo.accept_data = gw;
+  if (gw->cfg.tls_cert || gw->cfg.tls_key) {
+    rc = vigil_tls_server_ctx_new(gw->cfg.tls_cert, gw->cfg.tls_key,
+                                  gw->cfg.tls_ca, gw->cfg.require_client_cert,
+                                  NULL, &gw->tls, msg, sizeof msg);
+    if (rc != VIGIL_OK) {
+      fprintf(stderr, "mqtt_gateway: TLS: %s\n", msg);
+      return rc == VIGIL_EINVAL ? EXIT_USAGE : 1;
+    }
+    vigil_tls_options_init(&gw->tls_opts);
+    gw->tls_opts.app_handshake = 1; /* CONNECT completes the handshake */
+    if (gw->cfg.identity_from_cert)
+      gw->tls_opts.identity_from = VIGIL_TLS_ID_CN;
+    lo.adopt.tls_ctx = gw->tls;
+    lo.adopt.tls = &gw->tls_opts;
+  }
   rc = vigil_listen(gw->hub, &lo, &gw->listener);
   if (rc != VIGIL_OK) {
     fprintf(stderr, "mqtt_gateway: cannot listen on %s:%u: %s (%s)\n",
@@ -905,6 +949,7 @@ int main(int argc, char **argv) {
   }
   ev_run(gw.loop, 0);
   vigil_hub_free(gw.hub);
+  SSL_CTX_free(gw.tls);
   mqtt_subs_free(gw.subs);
   ev_loop_destroy(gw.loop);
   return 0;

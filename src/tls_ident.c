@@ -2,11 +2,14 @@
  * Identity from certificates, and the proof a takeover needs.
  *
  * A device's certificate says who it is; a device id in protocol data
- * (an MQTT client id, a HELLO) is only a claim. With identity_proof, a
- * claim is accepted only when the claimant's verified certificate carries
- * that identity, and an identity held by a conn that proved it can only
- * move to another conn that proves it too: a peer cannot kick a device off
- * by naming it.
+ * (an MQTT client id, a HELLO) is only a claim. With identity_proof:
+ *  - a conn whose verified certificate carries an identity may claim that
+ *    identity only;
+ *  - an identity held by a conn that proved it moves only to another conn
+ *    that proves it too: a peer cannot kick a device off by naming it;
+ *  - a conn without a certificate identity (no client certificate, or no
+ *    such field in it) claims like a plain TCP conn, so a gateway may mix
+ *    certificate devices with other clients.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +107,9 @@ static int refuse(vigil_conn *c) {
 
 int vigil__tls_claim_check(vigil_conn *c, const void *id, size_t len) {
   const vigil__tls *t = vigil__tls_of(c);
-  if (t && (t->flags & VIGIL__TLS_PROOF))
+  /* A certificate that names someone else contradicts the claim. A conn
+   * without a certificate identity claims like a plain one, below. */
+  if (t && (t->flags & VIGIL__TLS_PROOF) && t->cert_identity)
     return proves(t, id, len) ? VIGIL_OK : refuse(c);
   vigil_conn *holder = vigil_hub_find_identity(c->hub, id, len);
   if (!holder || holder == c || (holder->state != VIGIL_CONN_HANDSHAKE &&

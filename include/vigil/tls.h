@@ -46,13 +46,16 @@
  *
  *  - Identity. With vigil_tls_options.identity_from, the identity in the
  *    verified peer certificate (subject CN, or the first SAN of a type) is
- *    claimed with vigil_conn_identify() right after the handshake, so
- *    takeover works by certificate. With identity_proof (the default), a
- *    claim on this conn must equal its certificate identity, and a holder
- *    whose identity was proven so can only be displaced by a claimant that
- *    proves the same identity: a peer that merely claims another device's
- *    id is refused with VIGIL_EREJECTED and closed with takeover_rejected
- *    (close detail "identity not proven by certificate").
+ *    claimed with vigil_conn_identify() right after the handshake (before
+ *    "ready"), so takeover works by certificate. With identity_proof (the
+ *    default), a claim on a conn whose certificate carries an identity
+ *    must equal it, and a holder whose identity was proven so can only be
+ *    displaced by a claimant that proves the same identity: a peer that
+ *    merely claims another device's id is refused with VIGIL_EREJECTED
+ *    and closed with takeover_rejected (close detail "identity not proven
+ *    by certificate"). A conn without a certificate identity claims like
+ *    a plain TCP conn: free and unproven identities only. Claiming the
+ *    certificate identity again returns VIGIL_EEXIST (already held).
  *
  *  - Resumption. vigil_tls_server_ctx_new() enables session tickets (and
  *    optionally a server session cache); a client conn given a
@@ -102,8 +105,9 @@ typedef struct vigil_tls_options {
   vigil_tls_id_source identity_from; /* claim this identity after the
                                         handshake; default NONE */
   int identity_proof;      /* bool, default 1; only with identity_from:
-                              claims must match the certificate, and a
-                              proven holder is displaced only by proof */
+                              claims must match the certificate identity,
+                              and a proven holder is displaced only by
+                              proof */
   int app_handshake;       /* bool, default 0: after TLS, stay in
                               HANDSHAKE until vigil_conn_ready() */
   vigil_tls_session *session; /* client role: resume from it and store new

@@ -30,6 +30,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,22 +397,14 @@ static void drain_raw(vigil_conn *c) {
   }
 }
 
-void vigil__tls_io(vigil_conn *c, int revents) {
-  vigil__tls *t = vigil__tls_of(c);
-  if (c->state == VIGIL_CONN_DRAINING) {
-    if (revents & EV_READ) drain_raw(c);
-    return;
-  }
-  int fresh = 0; /* handshake completed in this call */
-  if (!(t->flags & VIGIL__TLS_HS_DONE)) {
-    int r = drive_handshake(c, t);
-    if (r <= 0) return;
-    fresh = 1;
-  }
+/* After the handshake: queued plaintext out, then records in. */
+static void tls_records(vigil_conn *c, vigil__tls *t, int revents,
+                        int fresh) {
+  unsigned f = t->flags;
   int do_write = fresh || (revents & EV_WRITE) ||
-                 ((revents & EV_READ) && (t->flags & VIGIL__TLS_WRITE_WANTS_READ));
+                 ((revents & EV_READ) && (f & VIGIL__TLS_WRITE_WANTS_READ));
   int do_read = fresh || (revents & EV_READ) ||
-                ((revents & EV_WRITE) && (t->flags & VIGIL__TLS_READ_WANTS_WRITE));
+                ((revents & EV_WRITE) && (f & VIGIL__TLS_READ_WANTS_WRITE));
   if (do_write && flush_queue(c, t) < 0) return;
   if (c->state == VIGIL_CONN_CLOSED || c->state == VIGIL_CONN_DRAINING ||
       c->hub->free_requested)
@@ -418,6 +412,36 @@ void vigil__tls_io(vigil_conn *c, int revents) {
   /* After the peer's close_notify or FIN there is nothing left to read. */
   if (do_read && !(c->flags & VIGIL__F_PEER_FIN)) read_records(c, t);
 }
+
+/* TCP_CORK on or off; 1 if it was set. */
+static int cork(int fd, int on) {
+  return setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0;
+}
+
+void vigil__tls_io(vigil_conn *c, int revents) {
+  vigil__tls *t = vigil__tls_of(c);
+  if (c->state == VIGIL_CONN_DRAINING) {
+    if (revents & EV_READ) drain_raw(c);
+    return;
+  }
+  int fresh = 0; /* handshake completed in this call */
+  int fd = c->io.fd, corked = 0;
+  if (!(t->flags & VIGIL__TLS_HS_DONE)) {
+    /* Bytes the host queued during the handshake leave with its last
+     * flight (and TLS 1.3's tickets) in one segment: sent separately,
+     * Nagle would hold them for the peer's delayed ACK (40 ms). */
+    corked = c->queued > 0 && cork(fd, 1);
+    int r = drive_handshake(c, t);
+    if (r <= 0) {
+      if (corked && c->io.fd == fd) cork(fd, 0);
+      return;
+    }
+    fresh = 1;
+  }
+  tls_records(c, t, revents, fresh);
+  if (corked && c->io.fd == fd) cork(fd, 0); /* pushes the segment out */
+}
+
 
 int vigil__tls_io_want(const vigil_conn *c, int want) {
   const vigil__tls *t = vigil__tls_of(c);

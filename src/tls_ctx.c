@@ -54,7 +54,8 @@ static int check_options(const vigil_tls_ctx_options *o, char *err,
     say(err, errlen, "min_version", "must be TLS1_2_VERSION or TLS1_3_VERSION");
     return VIGIL_EINVAL;
   }
-  if (o->session_timeout_s < 1 || o->session_timeout_s > SESSION_TIMEOUT_MAX_S) {
+  if (o->session_timeout_s < 1 ||
+      o->session_timeout_s > SESSION_TIMEOUT_MAX_S) {
     say(err, errlen, "session_timeout_s", "out of range: allowed 1..604800");
     return VIGIL_EINVAL;
   }

@@ -173,6 +173,15 @@ static int both_are_open(void *arg) {
   return conn_open(o->a) && conn_open(o->b);
 }
 
+typedef struct pair_wait_conns {
+  cf_conn *a, *b;
+} pair_wait_conns;
+
+static int frames_in(void *arg) {
+  pair_wait_conns *w = arg;
+  return w->a->rx_len >= 2 && w->b->rx_len >= 4;
+}
+
 static int store_ready(void *arg) {
   return vigil_tls_session_resumable(arg);
 }
@@ -336,6 +345,52 @@ static void test_raw_bytes_count_as_life(void **state) {
   SSL_CTX_free(cctx);
 }
 
+/* The frame codec over TLS, both ends vigil: frames both ways, then a
+ * peer-first close (GOODBYE) where the client closes first and each side
+ * sends close_notify. */
+static void test_frame_codec_over_tls(void **state) {
+  (void)state;
+  vigil_policy p;
+  vigil_policy_init(&p);
+  p.frame_codec = 1;
+  tf_hub h;
+  tf_hub_init(&h, &p);
+  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  cf_conn srv = {0}, cli = {0};
+  assert_int_equal(tf_adopt(&h, s, &srv, sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(&h, c, &cli, cctx, 1, NULL, NULL), VIGIL_OK);
+  uint64_t sid = vigil_conn_id(srv.conn), cid = vigil_conn_id(cli.conn);
+  assert_int_equal(vigil_send_data(cli.conn, "up", 2), VIGIL_OK);
+  assert_int_equal(vigil_send_data(srv.conn, "down", 4), VIGIL_OK);
+  both_open bo = {&srv, &cli};
+  assert_true(vt_run_until(h.loop, both_are_open, &bo, 3000));
+  pair_wait_conns w = {&srv, &cli};
+  assert_true(vt_run_until(h.loop, frames_in, &w, 3000));
+  assert_memory_equal(srv.rx, "up", 2);
+  assert_memory_equal(cli.rx, "down", 4);
+  assert_int_equal(vigil_conn_goodbye(srv.conn, VIGIL_GOODBYE_NORMAL, "bye"),
+                   VIGIL_OK);
+  assert_true(wait_closed(&h, &srv, 3000));
+  assert_true(wait_closed(&h, &cli, 3000));
+  /* The client sent its FIN first (TIME_WAIT on it); the server only
+   * answered, so it never drained. */
+  assert_non_null(tf_last(&h, VIGIL_EV_DRAINING, cid));
+  assert_null(tf_last(&h, VIGIL_EV_DRAINING, sid));
+  assert_int_equal(cli.reason, VIGIL_REASON_PEER_CLOSED);
+  assert_int_equal(srv.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  assert_int_equal(tf_last(&h, VIGIL_EV_CLOSE, sid)->truncated, 0);
+  assert_int_equal(tf_last(&h, VIGIL_EV_CLOSE, cid)->truncated, 0);
+  assert_non_null(strstr(tf_last(&h, VIGIL_EV_CLOSE, cid)->detail, "goodbye"));
+  tf_hub_done(&h);
+  cf_conn_free(&srv);
+  cf_conn_free(&cli);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
 static void test_bad_options(void **state) {
   (void)state;
   tf_hub h;
@@ -410,6 +465,7 @@ int main(void) {
       cmocka_unit_test(test_resumption),
       cmocka_unit_test(test_heartbeat_timeout_over_tls),
       cmocka_unit_test(test_raw_bytes_count_as_life),
+      cmocka_unit_test(test_frame_codec_over_tls),
       cmocka_unit_test(test_bad_options),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

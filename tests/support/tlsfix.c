@@ -16,7 +16,8 @@
 /* ---- PKI ---------------------------------------------------------------- */
 
 static EVP_PKEY *gen_key(int rsa_bits) {
-  EVP_PKEY *k = rsa_bits ? EVP_RSA_gen((unsigned)rsa_bits) : EVP_EC_gen("P-256");
+  EVP_PKEY *k =
+      rsa_bits ? EVP_RSA_gen((unsigned)rsa_bits) : EVP_EC_gen("P-256");
   assert_non_null(k);
   return k;
 }

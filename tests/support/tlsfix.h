@@ -44,7 +44,7 @@ void tf_pki_client(tf_pki *p, const char *name, const char *cn,
 /* Removes the files and the directory. */
 void tf_pki_done(tf_pki *p);
 
-/* ---- hub with a TLS-aware event recorder ---------------------------------- */
+/* ---- hub with a TLS-aware event recorder -------------------------------- */
 
 #define TF_MAX_EVENTS 256
 
@@ -79,7 +79,7 @@ const tf_event *tf_last(const tf_hub *h, vigil_event_type t,
 int tf_adopt(tf_hub *h, int fd, cf_conn *cc, SSL_CTX *ctx, int client,
              const vigil_tls_options *to, const vigil_policy *p);
 
-/* ---- raw OpenSSL peer ------------------------------------------------------ */
+/* ---- raw OpenSSL peer --------------------------------------------------- */
 
 typedef struct tf_peer {
   int fd;

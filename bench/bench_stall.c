@@ -26,8 +26,10 @@
  * (callback time of the expiry iterations / N); suggested_batch =
  * 5 ms / per_expiry_us (what keeps an iteration under the 5 ms target).
  *
- * Usage: bench_stall [--quick] [--n N] [--reps R] [--batch B]... [--json F]
- *   default: N = 10000, 3 repetitions, batches 2048 (default) and 0.
+ * Usage: bench_stall [--quick] [--n N] [--reps R] [--batch B]...
+ *                    [--period-ms MS] [--json F]
+ *   default: N = 10000, 3 repetitions, batches 2048 (default) and 0, the
+ *   wave 1000 ms after the stamp; --quick: the wave after 300 ms.
  */
 #include "internal.h"
 
@@ -41,7 +43,6 @@
 #define MAX_REPS 15
 #define MAX_BATCHES 6
 #define MAX_ITERS (1u << 20)
-#define PERIOD_MS 1000u
 #define TARGET_MS 5.0
 
 enum scenario { SC_PING = 0, SC_DEAD = 1 };
@@ -149,6 +150,8 @@ static void policy_for(enum scenario sc, vigil_policy *p, uint32_t period) {
   else p->dead_after_ms = period;
 }
 
+static uint32_t period_ms = 1000; /* --period-ms; 300 with --quick */
+
 static run_result run_once(enum scenario sc, uint32_t batch, int n) {
   run_result r = {0};
   memset(&g, 0, sizeof g);
@@ -160,7 +163,7 @@ static run_result run_once(enum scenario sc, uint32_t batch, int n) {
   /* Adopt with a far deadline; the period under test is set at sync. */
   vigil_policy far, p;
   policy_for(sc, &far, 600000);
-  policy_for(sc, &p, PERIOD_MS);
+  policy_for(sc, &p, period_ms);
   vigil_hub_options ho;
   vigil_hub_options_init(&ho);
   ho.policy = &far;
@@ -286,7 +289,9 @@ int main(int argc, char **argv) {
   uint32_t batches[MAX_BATCHES];
   const char *json = NULL;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--quick")) continue; /* seconds either way */
+    if (!strcmp(argv[i], "--quick")) period_ms = 300; /* same N and reps */
+    else if (!strcmp(argv[i], "--period-ms") && i + 1 < argc)
+      period_ms = (uint32_t)strtoul(argv[++i], NULL, 10);
     else if (!strcmp(argv[i], "--n") && i + 1 < argc) n = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
       reps = atoi(argv[++i]);
@@ -296,13 +301,14 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
     else {
       fprintf(stderr, "usage: bench_stall [--quick] [--n N] [--reps R] "
-                      "[--batch B]... [--json FILE]\n");
+                      "[--batch B]... [--period-ms MS] [--json FILE]\n");
       return 2;
     }
   }
-  if (n < 100 || n > 19000 || reps < 1 || reps > MAX_REPS) {
-    fprintf(stderr, "bench_stall: n must be 100..19000, reps 1..%d\n",
-            MAX_REPS);
+  if (n < 100 || n > 19000 || reps < 1 || reps > MAX_REPS ||
+      period_ms < 100 || period_ms > 60000) {
+    fprintf(stderr, "bench_stall: n must be 100..19000, reps 1..%d, period "
+                    "100..60000 ms\n", MAX_REPS);
     return 2;
   }
   if (nb == 0) {
@@ -336,7 +342,7 @@ int main(int argc, char **argv) {
   fprintf(f, "{\"stall\": {\n  \"config\": {\"connections\": %d, \"reps\": "
              "%d, \"period_ms\": %u, \"tick_ms\": 10, \"target_ms\": %.1f, "
              "\"loadavg_1m\": %.2f}",
-          n, reps, PERIOD_MS, TARGET_MS, load);
+          n, reps, period_ms, TARGET_MS, load);
   for (int sc = 0; sc < 2; sc++) {
     fprintf(f, ",\n  \"%s\": {", scenario_names[sc]);
     for (int b = 0; b < nb; b++) {

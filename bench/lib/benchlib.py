@@ -196,7 +196,9 @@ class Server:
         except OSError:
             return ""
 
-    def stop(self):
+    def stop(self, keep_bytes=256 * 1024):
+        """Stops the server (SIGTERM, SIGKILL after 8 s) and trims its log
+        to the last keep_bytes: a storm logs hundreds of MB of events."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -205,6 +207,16 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.logf.close()
+        try:
+            size = os.path.getsize(self.logfile)
+            if keep_bytes and size > keep_bytes:
+                with open(self.logfile, "rb") as f:
+                    f.seek(size - keep_bytes)
+                    tail = f.read()
+                with open(self.logfile, "wb") as f:
+                    f.write(b"[... %d bytes trimmed ...]\n" % (size - keep_bytes) + tail)
+        except OSError:
+            pass
 
 
 def cpu_ns(pid):

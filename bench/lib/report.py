@@ -404,10 +404,23 @@ def flatten(d, prefix=""):
 
 
 def sec_tls(t):
+    """bench_tls's JSON is its own: scalars and nested dicts as key/value
+    rows, each list of objects (e.g. "cases") as a table of its own."""
     md = ["## 7. TLS (bench_tls)\n"]
     if skipped(t):
         return md + [f"Skipped: {t['skipped']}\n"]
-    md.append(table(["key", "value"], list(flatten(t))))
+    scalars = {k: v for k, v in t.items()
+               if not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))}
+    if scalars:
+        md.append(table(["key", "value"], list(flatten(scalars))))
+    for k, v in t.items():
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            rows = [dict(flatten(x)) for x in v]
+            cols = []
+            for r in rows:
+                cols += [c for c in r if c not in cols]
+            md.append(f"{k}:\n")
+            md.append(table(cols, [[r.get(c, "") for c in cols] for r in rows]))
     return md
 
 

@@ -90,9 +90,10 @@ static int configure(vigil_conn *c, vigil__tls *t,
   BIO *bio = vigil__tls_bio_new(c);
   if (!bio) return VIGIL_ENOMEM;
   SSL_set_bio(t->ssl, bio, bio);
-  /* Partial writes let the queue advance record by record; the queue's
-   * head may move (realloc-free, but a retry can present a longer run of
-   * the same bytes); idle conns keep no 34 KiB record buffers. */
+  /* Partial writes let the queue advance record by record; a retry after
+   * WANT_WRITE may present the same bytes from the queue's copy (another
+   * address, possibly a longer run); idle conns keep no record buffers
+   * (about 34 KiB per conn otherwise). */
   SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                            SSL_MODE_RELEASE_BUFFERS);

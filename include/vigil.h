@@ -208,6 +208,11 @@ typedef struct vigil_policy {
   /* Frame codec (vigil/frame.h); 0 = codec off (default). */
   int frame_codec;               /* bool */
   uint32_t max_frame;            /* max frame payload, 16..16 MiB; 65536 */
+
+  /* TCP_NODELAY (bool; default 1, as nginx's tcp_nodelay): heartbeats and
+   * game messages are small, and Nagle holding one back behind the peer's
+   * delayed ACK costs ~40 ms. */
+  int nodelay;
 } vigil_policy;
 
 VIGIL_EXPORT void vigil_policy_init(vigil_policy *p);

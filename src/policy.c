@@ -76,6 +76,8 @@ void vigil_policy_init(vigil_policy *p) {
 
   p->frame_codec = 0;
   p->max_frame = 65536;
+
+  p->nodelay = 1;
 }
 
 /* ---- range pass -------------------------------------------------------- */
@@ -144,6 +146,7 @@ static const field_rule k_rules[] = {
     DURATION_RULE(flap_ban_ms),
     BOOL_RULE(frame_codec),
     {F(max_frame), KIND_U32, MAX_FRAME_MIN, MAX_FRAME_MAX, NULL, NULL, 0},
+    BOOL_RULE(nodelay),
 };
 
 /* Writes a formatted message if there is room; always NUL-terminates when

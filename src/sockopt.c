@@ -208,6 +208,9 @@ int vigil_socket_apply_policy(int fd, const vigil_policy *p) {
                (int)vigil_policy_user_timeout(p));
   if (rc != VIGIL_OK) return rc;
 
+  rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, p->nodelay ? 1 : 0);
+  if (rc != VIGIL_OK) return rc;
+
   /* Same for TCP_LINGER2: the kernel reads 0 as "use tcp_fin_timeout",
    * which is what fin_wait2_s = 0 means, so writing it restores the
    * default after an override. */

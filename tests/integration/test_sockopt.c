@@ -90,7 +90,7 @@ static void test_apply_defaults(void **state) {
   assert_int_equal(o.keepalive_cnt, 6);
   assert_int_equal(o.user_timeout_ms, 120000); /* AUTO: 60 + 10 * 6 s */
   assert_int_equal(o.fin_wait2_s, fin_timeout_default());
-  assert_int_equal(o.nodelay, 0);
+  assert_int_equal(o.nodelay, 1); /* default on */
 
   /* The untouched end shows the kernel defaults, proving the read-back
    * reads this socket and not a constant. */
@@ -105,10 +105,6 @@ static void test_apply_explicit_then_override(void **state) {
   (void)state;
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  int one = 1;
-  assert_int_equal(
-      setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one), 0);
-
   vigil_policy p;
   vigil_policy_init(&p);
   p.keepalive_idle_s = 5;
@@ -127,6 +123,12 @@ static void test_apply_explicit_then_override(void **state) {
   assert_int_equal(o.user_timeout_ms, 4321);
   assert_int_equal(o.fin_wait2_s, 7);
   assert_int_equal(o.nodelay, 1);
+  /* nodelay 0 turns Nagle back on. */
+  p.nodelay = 0;
+  assert_int_equal(vigil_socket_apply_policy(s, &p), VIGIL_OK);
+  assert_int_equal(vigil_socket_get_opts(s, &o), VIGIL_OK);
+  assert_int_equal(o.nodelay, 0);
+  p.nodelay = 1;
 
   /* AUTO follows the keepalive numbers. */
   p.user_timeout_ms = VIGIL_USER_TIMEOUT_AUTO;

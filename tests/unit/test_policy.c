@@ -45,6 +45,7 @@ static void test_defaults_exact(void **state) {
   assert_int_equal(p.flap_ban_ms, 300000);
   assert_int_equal(p.frame_codec, 0);
   assert_int_equal(p.max_frame, 65536);
+  assert_int_equal(p.nodelay, 1);
 
   /* Byte-for-byte against a zeroed struct with the same fields: proves the
    * padding was cleared too, so policies can be compared with memcmp. */
@@ -67,6 +68,7 @@ static void test_defaults_exact(void **state) {
   expect.flap_window_ms = 60000;
   expect.flap_ban_ms = 300000;
   expect.max_frame = 65536;
+  expect.nodelay = 1;
   assert_memory_equal(&p, &expect, sizeof p);
 }
 
@@ -133,6 +135,7 @@ MUT(fban_big, p->flap_ban_ms = VIGIL_MAX_DURATION_MS + 1)
 MUT(codec_2, p->frame_codec = 2)
 MUT(frame_small, p->max_frame = 15)
 MUT(frame_big, p->max_frame = 16777217)
+MUT(nodelay_2, p->nodelay = 2)
 MUT(ping_ge_dead, p->ping_interval_ms = 30000; p->dead_after_ms = 20000)
 MUT(ping_eq_dead, p->ping_interval_ms = 20000; p->dead_after_ms = 20000)
 MUT(susp_eq_dead, p->suspect_after_ms = 20000; p->dead_after_ms = 20000)
@@ -209,6 +212,7 @@ static const bad_case k_bad[] = {
     {codec_2, "frame_codec = 2 is out of range: allowed 0..1"},
     {frame_small, "max_frame = 15 is out of range: allowed 16..16777216"},
     {frame_big, "max_frame = 16777217 is out of range: allowed 16..16777216"},
+    {nodelay_2, "nodelay = 2 is out of range: allowed 0..1"},
     {ping_ge_dead,
      "ping_interval_ms = 30000 must be less than dead_after_ms = 20000"},
     {ping_eq_dead,

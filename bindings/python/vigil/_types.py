@@ -40,6 +40,7 @@ class PolicyStruct(C.Structure):
         ("flap_ban_ms", C.c_uint32),
         ("frame_codec", C.c_int),
         ("max_frame", C.c_uint32),
+        ("nodelay", C.c_int),
     ]
 
 

@@ -12,6 +12,9 @@
  *          answered with PONG too.
  *   mqtt   CONNECT (client id "idle-<n>", keep-alive H/1000 s, clean
  *          session), then PINGREQ; the server answers PINGRESP.
+ *   line   for examples/echo_server: "HELLO\n", ready when it comes back;
+ *          then "PING\n" lines, which the server echoes (its echo is a
+ *          send, so its own ping_interval, set above H, never fires).
  * Each connection's heartbeat phase is uniform in [0, H) from the moment it
  * is ready, so the load is flat from the start and a window shorter than H
  * still sees the average rate (N/H heartbeats per second).
@@ -21,7 +24,7 @@
  * rss_per_conn_bytes ((RSS with N conns - RSS before) / N), heartbeats and
  * drops (connections the server closed) during the windows.
  *
- * Usage: bench_idle --connect HOST:PORT --protocol vigil|mqtt --conns N
+ * Usage: bench_idle --connect HOST:PORT --protocol vigil|mqtt|line --conns N
  *          --procs K --heartbeat-ms H --window-s W --windows R
  *          --server-pid PID [--source-ips A-B] [--label L] [--json FILE]
  * Every loop is bounded: connecting stops after 60 s, and each client
@@ -53,7 +56,7 @@
 #define INFLIGHT 512
 #define SLOT_MS 10
 
-enum proto { P_VIGIL, P_MQTT };
+enum proto { P_VIGIL, P_MQTT, P_LINE };
 enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_READY, C_DEAD };
 
 typedef struct cconn {
@@ -134,6 +137,22 @@ static int send_all(int fd, const void *p, size_t n) {
 static int on_bytes(cconn *c, int n, const uint8_t *p, size_t len,
                     cstats *st) {
   int became_ready = 0;
+  if (o.proto == P_LINE) {
+    /* Every '\n' ends a line: the first is the HELLO echo, the others echo
+     * our PINGs. */
+    for (size_t i = 0; i < len; i++) {
+      if (c->have < sizeof c->carry) c->carry[c->have++] = p[i];
+      if (p[i] != '\n') continue;
+      if (c->state == C_HANDSHAKE) {
+        c->state = C_READY;
+        became_ready = 1;
+      } else if (c->have == 5 && !memcmp(c->carry, "PING\n", 5)) {
+        st->answers++;
+      }
+      c->have = 0;
+    }
+    return became_ready;
+  }
   if (o.proto == P_MQTT) {
     /* CONNACK (0x20 0x02 0x00 rc) first, then PINGRESPs: count and drop. */
     for (size_t i = 0; i < len; i++) {
@@ -285,6 +304,9 @@ static void client_main(int first, int count, int ctl, int proc_index) {
           if (o.proto == P_VIGIL) {
             n = encode_hello(idx, hs);
             n += encode_ping(idx, 0, hs + n);
+          } else if (o.proto == P_LINE) {
+            memcpy(hs, "HELLO\n", 6);
+            n = 6;
           } else {
             uint32_t ka = o.heartbeat_ms / 1000;
             n = encode_connect(idx, (uint16_t)(ka ? ka : 1), hs);
@@ -340,7 +362,10 @@ static void client_main(int first, int count, int ctl, int proc_index) {
         uint8_t hb[16];
         size_t n;
         if (o.proto == P_VIGIL) n = encode_ping(first + i, ++seq, hb);
-        else {
+        else if (o.proto == P_LINE) {
+          memcpy(hb, "PING\n", 5);
+          n = 5;
+        } else {
           hb[0] = 0xc0;
           hb[1] = 0;
           n = 2;
@@ -370,7 +395,7 @@ static int parse_ipv4(const char *s, uint32_t *out) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: bench_idle --connect HOST:PORT --protocol vigil|mqtt "
+          "usage: bench_idle --connect HOST:PORT --protocol vigil|mqtt|line "
           "--conns N --procs K\n  --heartbeat-ms H --window-s W --windows R "
           "--server-pid PID [--source-ips A-B]\n  [--label L] [--json FILE]\n");
   exit(2);
@@ -401,6 +426,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(f, "--protocol")) {
       if (!strcmp(v, "vigil")) o.proto = P_VIGIL;
       else if (!strcmp(v, "mqtt")) o.proto = P_MQTT;
+      else if (!strcmp(v, "line")) o.proto = P_LINE;
       else usage();
     } else if (!strcmp(f, "--conns")) o.conns = atoi(v);
     else if (!strcmp(f, "--procs")) o.procs = atoi(v);
@@ -513,7 +539,9 @@ int main(int argc, char **argv) {
   fprintf(f, "{\"label\": \"%s\", \"protocol\": \"%s\", \"conns\": %ld, "
              "\"failed\": %ld, \"procs\": %d, \"heartbeat_ms\": %u, "
              "\"window_s\": %.1f, \"setup_s\": %.2f, \"loadavg_1m\": %.2f, ",
-          o.label, o.proto == P_VIGIL ? "vigil" : "mqtt", ready, failed,
+          o.label,
+          o.proto == P_VIGIL ? "vigil" : o.proto == P_MQTT ? "mqtt" : "line",
+          ready, failed,
           o.procs, o.heartbeat_ms, o.window_s, setup_s, load);
   bc_json_stats(f, "cpu_pct", pct, (size_t)o.windows);
   fputs(", ", f);

@@ -46,8 +46,8 @@ STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Section estimates in seconds (quick full), for the time-left line.
-declare -A EST_Q=([build]=25 [timers]=25 [memory]=10 [storm]=45 [idle]=30 [detect]=15 [stall]=20 [tls]=20 [report]=3)
-declare -A EST_F=([build]=25 [timers]=90 [memory]=12 [storm]=260 [idle]=160 [detect]=45 [stall]=30 [tls]=170 [report]=3)
+declare -A EST_Q=([build]=25 [timers]=20 [memory]=10 [storm]=45 [idle]=30 [detect]=15 [stall]=15 [tls]=12 [report]=3)
+declare -A EST_F=([build]=25 [timers]=50 [memory]=12 [storm]=190 [idle]=170 [detect]=45 [stall]=50 [tls]=80 [report]=3)
 ORDER=(build timers memory storm idle detect stall tls report)
 est() { if [ "$MODE" = quick ]; then echo "${EST_Q[$1]}"; else echo "${EST_F[$1]}"; fi; }
 mmss() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
@@ -61,9 +61,12 @@ header() { # name what
     [ "$s" = "$name" ] && seen=1
     [ $seen = 1 ] && left=$((left + $(est "$s")))
   done
-  # Scale the remaining estimate by how the finished sections compared.
-  if [ "$EST_DONE" -gt 0 ] && [ "$el" -gt 0 ]; then
-    scale=$(( el * 100 / EST_DONE )); [ $scale -lt 50 ] && scale=50
+  # Once a minute of estimates is done, scale the rest by how the finished
+  # sections compared with their estimates (a busy machine runs slower).
+  if [ "$EST_DONE" -ge 60 ] && [ "$el" -gt 0 ]; then
+    scale=$(( el * 100 / EST_DONE ))
+    [ $scale -lt 50 ] && scale=50
+    [ $scale -gt 300 ] && scale=300
     left=$(( left * scale / 100 ))
   fi
   echo
@@ -187,15 +190,13 @@ done_section stall
 header tls "tls: bench_tls (if present)"
 if ! wanted tls; then skip_json tls "not selected (--only)"
 elif have "$B/bench_tls"; then
-  # bench_tls is wall-clock bound on this machine (tens of ms per TLS
-  # connection while its CPU cost is ~2 ms), so N is capped to fit the
-  # budgets and the whole section is bounded by timeout(1).
-  if [ "$MODE" = quick ]; then tls_args=(--quick --n 20); tls_limit=90
-  else tls_args=(--n 200 --reps 3); tls_limit=300; fi
-  run_part tls '.' timeout "$tls_limit" "$B/bench_tls" "${tls_args[@]}" --json "$PARTS/tls.json"
+  # Its own --quick / default sizes; timeout(1) bounds the section.
+  if [ "$MODE" = quick ]; then tls_args=(--quick); tls_limit=120
+  else tls_args=(); tls_limit=400; fi
+  run_part tls '.' timeout "$tls_limit" "$B/bench_tls" ${tls_args[@]+"${tls_args[@]}"} --json "$PARTS/tls.json"
   if [ -s "$PARTS/tls.json" ]; then
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d=d if "tls" in d else {"tls": d}; d["tls"].setdefault("run_sh_args", sys.argv[2]); json.dump(d, open(sys.argv[1], "w"))' \
-      "$PARTS/tls.json" "${tls_args[*]}" || skip_json tls "bench_tls wrote unreadable JSON"
+      "$PARTS/tls.json" "${tls_args[*]-}" || skip_json tls "bench_tls wrote unreadable JSON"
   fi
 elif [ -f "$ROOT/bench/bench_tls.c" ]; then skip_json tls "bench_tls did not build"
 else skip_json tls "bench/bench_tls.c has not landed"; fi

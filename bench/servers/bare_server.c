@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
   if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || lfd < 0 ||
       setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
       bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-      listen(lfd, 4096) < 0 ||
+      listen(lfd, 511) < 0 || /* the usual default (nginx, Node, vigil) */
       getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0) {
     perror("bare_server: listen");
     return 1;

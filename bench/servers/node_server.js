@@ -97,7 +97,7 @@ const server = net.createServer((sock) => {
   sock.on('end', () => sock.end());
 });
 server.maxConnections = 1 << 20;
-server.listen({ host, port, backlog: 4096 }, () => {
+server.listen({ host, port, backlog: 511 } /* Node's default, as vigil's */, () => {
   const a = server.address();
   console.log(`listening on ${a.address}:${a.port}`);
 });

@@ -118,7 +118,7 @@ fi
 
 # ---- build ----------------------------------------------------------------------
 header build "build (Release) in $BUILD"
-targets=(vigil_static vigil-census game_server mqtt_gateway)
+targets=(vigil_static vigil-census echo_server game_server mqtt_gateway)
 [ -f "$ROOT/examples/device_sim.c" ] && targets+=(device_sim)
 for src in "$ROOT"/bench/bench_*.c; do targets+=("$(basename "$src" .c)"); done
 if ! cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DVIGIL_BUILD_TESTS=OFF \
@@ -162,7 +162,7 @@ else skip_json storm "examples/device_sim or bench/servers/bare_server did not b
 done_section storm
 
 # ---- 4 idle ---------------------------------------------------------------------------
-header idle "idle: heartbeating idle connections, game_server / mqtt_gateway / mosquitto"
+header idle "idle: heartbeating idle connections, echo_server / mqtt_gateway / mosquitto"
 if have "$B/bench_idle"; then
   run_part idle '^  ' python3 "$LIB/idle.py" $QUICK --examples "$EX" --bench-idle "$B/bench_idle" \
     --logs "$LOGS" --out "$PARTS/idle.json"

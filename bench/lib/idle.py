@@ -31,6 +31,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402
 
 
+def start_server(a, ns, name, hb, log):
+    if name == "vigil_echo_server":
+        argv = [f"{a.examples}/echo_server", "--listen", "127.0.0.1:0",
+                "--ping-interval", str(2 * hb), "--dead-after", str(3 * hb)]
+        return bl.Server(name, argv, ns, log)
+    if name == "vigil_mqtt_gateway":
+        return bl.Server(name, [f"{a.examples}/mqtt_gateway", "--listen", "127.0.0.1:0"],
+                         ns, log)
+    port = 18900 + hb // 1000
+    conf = os.path.join(a.logs, f"mosquitto-idle-{hb}.conf")
+    with open(conf, "w") as f:
+        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                "persistence false\nlog_dest stdout\nmax_connections -1\n")
+    return bl.Server(name, ["mosquitto", "-c", conf], ns, log, port=port)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -74,20 +90,11 @@ def main():
             for name, proto in group:
                 modes[f"hb_{hb}ms"] = {"side_by_side": together, "window_s": win}
                 log = os.path.join(a.logs, f"idle-{name}-{hb}.log")
-                if name == "vigil_echo_server":
-                    argv = [f"{a.examples}/echo_server", "--listen", "127.0.0.1:0",
-                            "--ping-interval", str(2 * hb), "--dead-after", str(3 * hb)]
-                    srv = bl.Server(name, argv, ns, log)
-                elif name == "vigil_mqtt_gateway":
-                    argv = [f"{a.examples}/mqtt_gateway", "--listen", "127.0.0.1:0"]
-                    srv = bl.Server(name, argv, ns, log)
-                else:
-                    port = 18900 + hb // 1000
-                    conf = os.path.join(a.logs, f"mosquitto-idle-{hb}.conf")
-                    with open(conf, "w") as f:
-                        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                                "persistence false\nlog_dest stdout\nmax_connections -1\n")
-                    srv = bl.Server(name, ["mosquitto", "-c", conf], ns, log, port=port)
+                try:
+                    srv = start_server(a, ns, name, hb, log)
+                except Exception as e:  # the others still run
+                    results.setdefault(name, {})[f"hb_{hb}ms"] = {"skipped": str(e)[:300]}
+                    continue
                 started.append(srv)
                 out = os.path.join(a.logs, f"idle-{name}-{hb}.json")
                 cmd = bl.in_ns(ns, [a.bench_idle, "--connect", f"127.0.0.1:{srv.port}",

@@ -12,6 +12,9 @@
  *  - A session id context is always set: without one, OpenSSL refuses to
  *    resume any session when client certificates are verified.
  *  - No renegotiation (a CPU-exhaustion vector, unused by our users).
+ *  - TLS 1.3 resumption keeps its (EC)DHE exchange unless both sides opt
+ *    into resume_without_dhe (tls_psk_ke.c): forward secrecy of resumed
+ *    sessions is the host's call, not ours.
  */
 #include <stdio.h>
 #include <string.h>
@@ -118,8 +121,9 @@ int vigil_tls_server_ctx_new(const char *cert_file, const char *key_file,
                                               : 0),
                        NULL);
   }
-  static const unsigned char sid_ctx[] = "vigil";
-  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
+  SSL_CTX_set_session_id_context(ctx,
+                                 (const unsigned char *)VIGIL__TLS_SID_CTX,
+                                 sizeof VIGIL__TLS_SID_CTX - 1);
   if (o->session_cache) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_sess_set_cache_size(ctx, (long)o->session_cache);
@@ -129,6 +133,12 @@ int vigil_tls_server_ctx_new(const char *cert_file, const char *key_file,
   /* TLS 1.3 sends tickets after the handshake; one is all a client that
    * keeps the newest session uses, and each costs an encryption. */
   SSL_CTX_set_num_tickets(ctx, (o->tickets || o->session_cache) ? 1 : 0);
+  if (o->resume_without_dhe &&
+      (rc = vigil__tls_psk_ke_setup(ctx, 1)) != VIGIL_OK) {
+    say(err, errlen, "resume_without_dhe", "could not install callbacks");
+    SSL_CTX_free(ctx);
+    return rc;
+  }
   ERR_clear_error();
   *out = ctx;
   return VIGIL_OK;
@@ -164,6 +174,8 @@ int vigil_tls_client_ctx_new(const char *ca_file, const char *cert_file,
   if (loaded != 1)
     return ssl_fail(ctx, err, errlen, ca_file ? ca_file : "default CA paths");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  /* Client side: an option bit only, it cannot fail. */
+  if (o->resume_without_dhe) vigil__tls_psk_ke_setup(ctx, 0);
   ERR_clear_error();
   *out = ctx;
   return VIGIL_OK;

@@ -95,6 +95,16 @@ int vigil__tls_extract_identity(vigil__tls *t);
  * takeover_rejected. */
 int vigil__tls_claim_check(vigil_conn *c, const void *id, size_t len);
 
+/* ---- tls_ctx.c ---- */
+/* The session id context of vigil's server contexts (tickets carry it). */
+#define VIGIL__TLS_SID_CTX "vigil"
+
+/* ---- tls_psk_ke.c ---- */
+/* resume_without_dhe on ctx: allows psk_ke (both roles) and makes a
+ * server prefer it when resuming TLS 1.3. VIGIL_OK, VIGIL_ENOMEM or
+ * VIGIL_ETLS. */
+int vigil__tls_psk_ke_setup(SSL_CTX *ctx, int server);
+
 /* ---- tls_session.c ---- */
 void vigil__tls_session_ref(vigil_tls_session *s);
 SSL_SESSION *vigil__tls_session_get(const vigil_tls_session *s);

@@ -60,7 +60,9 @@
  *  - Resumption. vigil_tls_server_ctx_new() enables session tickets (and
  *    optionally a server session cache); a client conn given a
  *    vigil_tls_session resumes from it and stores every new session in
- *    it, so reconnects are cheap.
+ *    it, so reconnects are cheap. TLS 1.3 resumption keeps an (EC)DHE
+ *    exchange unless both contexts set
+ *    vigil_tls_ctx_options.resume_without_dhe (read its trade-off).
  *
  * Lifetimes: the SSL_CTX is reference-counted by OpenSSL (each conn holds
  * one reference), but the pointers in vigil_adopt_options are copied by a
@@ -125,7 +127,52 @@ typedef struct vigil_tls_ctx_options {
   uint32_t session_cache;    /* server: entries in a server-side session
                                 cache; 0 = off (default: tickets only) */
   uint32_t session_timeout_s;/* session lifetime, 1..604800; 7200 */
+  int resume_without_dhe;    /* bool, default 0: TLS 1.3 resumption
+                                without a key exchange; see below */
 } vigil_tls_ctx_options;
+
+/*
+ * resume_without_dhe: cheap TLS 1.3 reconnects, at the cost of forward
+ * secrecy for resumed sessions. Opt in only if you accept that cost.
+ *
+ * By default a resumed TLS 1.3 handshake still runs a fresh (EC)DHE key
+ * exchange (RFC 8446 psk_dhe_ke): it skips the certificate signature but
+ * not the key exchange, so with ECDSA keys it saves little. With
+ * resume_without_dhe set on BOTH the server and the client context, a
+ * resumption uses psk_ke instead: no public-key operation at all; the
+ * traffic keys come only from the ticket's resumption secret (and the
+ * hello randoms). Full handshakes, TLS 1.2 and peers that do not opt in
+ * are unaffected (each side alone changes nothing).
+ *
+ * The trade-off:
+ *  - Resumed sessions have no forward secrecy. Whoever obtains the
+ *    server's ticket key (memory dump, a leaked key file if the host
+ *    installs its own keys) or a client's stored session can decrypt
+ *    every recorded session resumed from those tickets, and each one
+ *    resumed after them, since every resumption issues the next ticket.
+ *    Full handshakes keep forward secrecy.
+ *  - Keep ticket lifetimes short (session_timeout_s) and rotate ticket
+ *    keys: vigil's server contexts hold random ticket keys that live as
+ *    long as the SSL_CTX, so recreating the server context regularly
+ *    (say daily) bounds the exposure; clients then do one full handshake.
+ *  - It suits fleets of devices that reconnect all at once after a
+ *    network blip, where server CPU per reconnect decides whether the
+ *    fleet comes back in seconds or minutes, and where the data's
+ *    confidentiality horizon is short. Do not use it for traffic that
+ *    must stay secret even if the server is later compromised.
+ *
+ * OpenSSL 3.3 and later prefer psk_ke with SSL_OP_PREFER_NO_DHE_KEX.
+ * Before 3.3 an OpenSSL server always picks psk_dhe_ke when a client
+ * offers both (OpenSSL clients always do), so the server context installs
+ * a ClientHello callback and a ticket decryption callback
+ * (SSL_CTX_set_client_hello_cb, SSL_CTX_set_session_ticket_cb) that make
+ * it choose psk_ke for tickets it will certainly accept: do not replace
+ * them, and do not change the context's session id context. There it
+ * takes effect with tickets (the default), not with a server session
+ * cache alone. If such a resumption fails anyway, the handshake ends with
+ * a fatal alert, after which OpenSSL no longer offers that session: the
+ * next reconnect is a full handshake, not the same failure again.
+ */
 
 VIGIL_EXPORT void vigil_tls_ctx_options_init(vigil_tls_ctx_options *o);
 

@@ -11,20 +11,30 @@
  *   resumed  the same over TLS resuming the previous connection's session
  *            (TLS 1.3 ticket / TLS 1.2 ticket, as vigil_tls_server_ctx_new
  *            sets up by default)
+ *   nodhe    TLS 1.3 only: resumed, with resume_without_dhe on the server
+ *            context and SSL_OP_ALLOW_NO_DHE_KEX on the client (what
+ *            vigil_tls_client_ctx_new sets for that option), so the
+ *            resumption is psk_ke: no (EC)DHE, no forward secrecy for
+ *            resumed sessions (see include/vigil/tls.h)
  *
- * The server is a vigil hub with two listeners in this process's main
- * thread; a forked client process connects one connection at a time with
- * plain OpenSSL and keeps the newest session like vigil_tls_session does.
+ * The server is a vigil hub with three listeners (plain, TLS, TLS with
+ * resume_without_dhe) in this process's main thread; a forked client
+ * process connects one connection at a time with plain OpenSSL and keeps
+ * the newest session per listener like vigil_tls_session does. Before the
+ * timed phases one untimed nodhe connection primes its session, so every
+ * timed nodhe connection resumes; the client checks that none of their
+ * ServerHellos carried a key share.
  * The server's CPU is CLOCK_THREAD_CPUTIME_ID of the loop thread over a
  * phase of N connections (the loop sleeps while the client works, so only
  * the server's own work is charged), divided by N. The TLS cost of a
- * handshake is the phase's cost minus the plain baseline; the ratio
- * full/resumed of those is the number to watch (target >= 3).
+ * handshake is the phase's cost minus the plain baseline; the ratios
+ * full/resumed and full/nodhe of those are the numbers to watch (target
+ * >= 3).
  *
  * Cases: server key RSA-2048 and EC P-256, TLS 1.3 and TLS 1.2. TLS 1.3
- * resumption still runs an (EC)DHE exchange (psk_dhe_ke, for forward
- * secrecy), so it saves the certificate signature, not the key exchange;
- * TLS 1.2 resumption skips both.
+ * resumption by default still runs an (EC)DHE exchange (psk_dhe_ke, for
+ * forward secrecy), so it saves the certificate signature, not the key
+ * exchange; nodhe skips both, as TLS 1.2 resumption does.
  *
  * Usage: bench_tls [--quick] [--n N] [--reps R] [--json FILE]
  *   --quick: N = 200, R = 3 (a few seconds); default N = 1000, R = 5.
@@ -44,8 +54,9 @@
 #define TARGET_RATIO 3.0
 #define PHASE_TIMEOUT_S 120.0
 
-enum { PLAIN = 0, FULL = 1, RESUMED = 2, NPHASES = 3 };
-static const char *const phase_names[NPHASES] = {"plain", "full", "resumed"};
+enum { PLAIN = 0, FULL = 1, RESUMED = 2, NODHE = 3, NPHASES = 4 };
+static const char *const phase_names[NPHASES] = {"plain", "full", "resumed",
+                                                 "nodhe"};
 
 typedef struct tls_case {
   const char *key;  /* "rsa2048" or "p256" */
@@ -56,7 +67,7 @@ typedef struct tls_case {
 typedef struct server {
   struct ev_loop *loop;
   vigil_hub *hub;
-  vigil_listener *plain, *tls;
+  vigil_listener *plain, *tls, *nodhe; /* nodhe: NULL for TLS 1.2 */
   long closed, target;
   ev_timer guard;
   int timed_out;
@@ -106,10 +117,30 @@ static int connect_port(uint16_t port) {
   return fd;
 }
 
+/* Client message callback: counts ServerHellos that carry a key_share
+ * (extension 51), i.e. resumptions that still ran (EC)DHE. */
+static long key_share_hellos;
+
+static void client_msg(int write_p, int version, int content_type,
+                       const void *buf, size_t len, SSL *ssl, void *arg) {
+  const unsigned char *p = buf, *end = p + len;
+  (void)version, (void)ssl, (void)arg;
+  if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 4 + 2 + 32 + 1 ||
+      p[0] != SSL3_MT_SERVER_HELLO)
+    return;
+  p += 4 + 2 + 32;
+  if ((size_t)(end - p) < 1u + p[0] + 2 + 1 + 2) return;
+  p += 1 + p[0] + 2 + 1; /* session id, cipher suite, compression */
+  const unsigned char *ext_end = p + 2 + ((size_t)p[0] << 8 | p[1]);
+  if (ext_end > end) return;
+  for (p += 2; ext_end - p >= 4; p += 4 + ((size_t)p[2] << 8 | p[3]))
+    if (p[0] == 0 && p[1] == 51) key_share_hellos++;
+}
+
 /* One connection of a phase; returns 1 resumed, 0 not, -1 failed. */
-static int client_once(int phase, uint16_t plain_port, uint16_t tls_port,
-                       SSL_CTX *ctx, SSL_SESSION **sess) {
-  int fd = connect_port(phase == PLAIN ? plain_port : tls_port);
+static int client_once(int phase, uint16_t port, SSL_CTX *ctx,
+                       SSL_SESSION **sess) {
+  int fd = connect_port(port);
   if (fd < 0) return -1;
   char b;
   int resumed = 0, ok = 0;
@@ -118,7 +149,7 @@ static int client_once(int phase, uint16_t plain_port, uint16_t tls_port,
   } else {
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
-    if (phase == RESUMED && *sess) SSL_set_session(ssl, *sess);
+    if (phase != FULL && *sess) SSL_set_session(ssl, *sess);
     /* The server's byte comes after its TLS 1.3 ticket: once it is read,
      * the session is resumable. */
     if (SSL_connect(ssl) == 1 && SSL_read(ssl, &b, 1) == 1) {
@@ -139,25 +170,36 @@ static int client_once(int phase, uint16_t plain_port, uint16_t tls_port,
 }
 
 /* Runs phases on command ("<phase> <n>\n" on cmd), answers
- * "<resumed> <failed>\n" on rep. Never returns. */
-static void client_child(const tls_case *tc, uint16_t plain_port,
-                         uint16_t tls_port, int cmd, int rep) {
+ * "<resumed> <failed> <key_share_hellos>\n" on rep. ports[] is indexed
+ * by phase. Never returns. */
+static void client_child(const tls_case *tc, const uint16_t *ports, int cmd,
+                         int rep) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) _exit(3);
+  SSL_CTX *nodhe = SSL_CTX_new(TLS_client_method());
+  if (!ctx || !nodhe) _exit(3);
   SSL_CTX_set_max_proto_version(ctx, tc->version);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-  SSL_SESSION *sess = NULL;
+  SSL_CTX_set_max_proto_version(nodhe, tc->version);
+  SSL_CTX_set_verify(nodhe, SSL_VERIFY_NONE, NULL);
+  SSL_CTX_set_options(nodhe, SSL_OP_ALLOW_NO_DHE_KEX);
+  SSL_CTX_set_msg_callback(nodhe, client_msg);
+  SSL_SESSION *sess = NULL, *sess_nodhe = NULL;
   FILE *in = fdopen(cmd, "r");
   int phase, n;
-  while (in && fscanf(in, "%d %d", &phase, &n) == 2) {
+  while (in && fscanf(in, "%d %d", &phase, &n) == 2 && phase >= 0 &&
+         phase < NPHASES) {
     int resumed = 0, failed = 0;
+    key_share_hellos = 0;
     for (int i = 0; i < n; i++) {
-      int r = client_once(phase, plain_port, tls_port, ctx, &sess);
+      int r = phase == NODHE
+                  ? client_once(phase, ports[phase], nodhe, &sess_nodhe)
+                  : client_once(phase, ports[phase], ctx, &sess);
       if (r < 0) failed++;
       else resumed += r;
     }
     char line[64];
-    int len = snprintf(line, sizeof line, "%d %d\n", resumed, failed);
+    int len = snprintf(line, sizeof line, "%d %d %ld\n", resumed, failed,
+                       key_share_hellos);
     if (write(rep, line, (size_t)len) != len) _exit(4);
   }
   _exit(0);
@@ -198,7 +240,7 @@ static double thread_cpu_ns(void) {
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static int start_server(server *s, SSL_CTX *ctx) {
+static int start_server(server *s, SSL_CTX *ctx, SSL_CTX *nodhe) {
   static const vigil_conn_callbacks cb = {.on_data = on_data,
                                           .on_peer_closed = on_peer_closed,
                                           .on_close = on_close};
@@ -216,31 +258,83 @@ static int start_server(server *s, SSL_CTX *ctx) {
   if (vigil_listen(s->hub, &lo, &s->plain) != VIGIL_OK) return -1;
   lo.adopt.tls_ctx = ctx;
   if (vigil_listen(s->hub, &lo, &s->tls) != VIGIL_OK) return -1;
+  lo.adopt.tls_ctx = nodhe;
+  if (nodhe && vigil_listen(s->hub, &lo, &s->nodhe) != VIGIL_OK) return -1;
   ev_timer_init(&s->guard, guard_cb, PHASE_TIMEOUT_S, 0.0);
   s->guard.data = s;
   return 0;
 }
 
 typedef struct case_result {
+  int nodhe;                /* the nodhe phase ran (TLS 1.3) */
   double us[NPHASES];       /* median server CPU per connection */
   double wall_ms[NPHASES];  /* median wall time of a phase */
-  long resumed, failed;     /* over all resumed phases */
-  double ratio, ratio_raw;
+  long resumed, failed;     /* resumed: over all resumed phases */
+  long resumed_nodhe;       /* over all nodhe phases */
+  long nodhe_key_shares;    /* nodhe ServerHellos with a key share */
+  double ratio, ratio_raw, ratio_nodhe;
 } case_result;
 
-static int run_case(const tls_case *tc, const char *dir, int n, int reps,
-                    case_result *out) {
-  char cert[256], key[256], err[256];
-  memset(out, 0, sizeof *out);
-  if (write_cert(dir, tc->key, cert, key, sizeof cert) != 0) return -1;
-  SSL_CTX *ctx = NULL;
-  if (vigil_tls_server_ctx_new(cert, key, NULL, 0, NULL, &ctx, err,
+/* Runs one phase of n connections on the server loop; returns the
+ * server's thread CPU in ns, or < 0 if it stalled. Reads the client's
+ * answer into resumed/failed/key_shares. */
+static double run_phase(server *s, int cmd, FILE *replies, int ph, int n,
+                        int *resumed, int *failed, long *key_shares) {
+  s->closed = 0;
+  s->target = n;
+  char line[32];
+  int len = snprintf(line, sizeof line, "%d %d\n", ph, n);
+  double c0 = thread_cpu_ns();
+  if (write(cmd, line, (size_t)len) != len) return -1;
+  ev_timer_again(s->loop, &s->guard);
+  ev_run(s->loop, 0);
+  ev_timer_stop(s->loop, &s->guard);
+  double cpu = thread_cpu_ns() - c0;
+  if (s->timed_out || !replies ||
+      fscanf(replies, "%d %d %ld", resumed, failed, key_shares) != 3) {
+    fprintf(stderr, "bench_tls: phase %s stalled\n", phase_names[ph]);
+    return -1;
+  }
+  return cpu;
+}
+
+/* Server contexts for the case: default, and resume_without_dhe for
+ * TLS 1.3 (*nodhe stays NULL for TLS 1.2). */
+static int make_ctxs(const tls_case *tc, const char *cert, const char *key,
+                     SSL_CTX **ctx, SSL_CTX **nodhe) {
+  char err[256];
+  vigil_tls_ctx_options co;
+  vigil_tls_ctx_options_init(&co);
+  *ctx = *nodhe = NULL;
+  if (vigil_tls_server_ctx_new(cert, key, NULL, 0, &co, ctx, err,
                                sizeof err) != VIGIL_OK) {
     fprintf(stderr, "bench_tls: %s\n", err);
     return -1;
   }
+  if (tc->version != TLS1_3_VERSION) return 0;
+  co.resume_without_dhe = 1;
+  if (vigil_tls_server_ctx_new(cert, key, NULL, 0, &co, nodhe, err,
+                               sizeof err) != VIGIL_OK) {
+    fprintf(stderr, "bench_tls: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
+static int run_case(const tls_case *tc, const char *dir, int n, int reps,
+                    case_result *out) {
+  char cert[256], key[256];
+  memset(out, 0, sizeof *out);
+  if (write_cert(dir, tc->key, cert, key, sizeof cert) != 0) return -1;
+  SSL_CTX *ctx, *nodhe_ctx;
+  if (make_ctxs(tc, cert, key, &ctx, &nodhe_ctx) != 0) return -1;
+  out->nodhe = nodhe_ctx != NULL;
+  int nph = out->nodhe ? NPHASES : NODHE;
   server s;
-  if (start_server(&s, ctx) != 0) return -1;
+  if (start_server(&s, ctx, nodhe_ctx) != 0) return -1;
+  uint16_t ports[NPHASES] = {
+      vigil_listener_port(s.plain), vigil_listener_port(s.tls),
+      vigil_listener_port(s.tls), s.nodhe ? vigil_listener_port(s.nodhe) : 0};
   int cmd[2], rep[2];
   if (pipe(cmd) || pipe(rep)) return -1;
   pid_t pid = fork();
@@ -248,43 +342,42 @@ static int run_case(const tls_case *tc, const char *dir, int n, int reps,
   if (pid == 0) {
     close(cmd[1]);
     close(rep[0]);
-    client_child(tc, vigil_listener_port(s.plain), vigil_listener_port(s.tls),
-                 cmd[0], rep[1]);
+    client_child(tc, ports, cmd[0], rep[1]);
   }
   close(cmd[0]);
   close(rep[1]);
   FILE *replies = fdopen(rep[0], "r");
   double *cpu = calloc((size_t)reps * NPHASES, sizeof *cpu);
   double *wall = calloc((size_t)reps * NPHASES, sizeof *wall);
-  int rc = 0;
+  int rc = 0, resumed, failed;
+  long key_shares;
+  /* Untimed: gives the nodhe client a session to resume from. */
+  if (out->nodhe && run_phase(&s, cmd[1], replies, NODHE, 1, &resumed,
+                              &failed, &key_shares) < 0)
+    rc = -1;
   for (int r = 0; r < reps && rc == 0; r++) {
-    for (int ph = 0; ph < NPHASES && rc == 0; ph++) {
-      s.closed = 0;
-      s.target = n;
-      char line[32];
-      int len = snprintf(line, sizeof line, "%d %d\n", ph, n);
-      double c0 = thread_cpu_ns(), w0 = bc_now_ms();
-      if (write(cmd[1], line, (size_t)len) != len) rc = -1;
-      ev_timer_again(s.loop, &s.guard);
-      ev_run(s.loop, 0);
-      ev_timer_stop(s.loop, &s.guard);
-      cpu[r * NPHASES + ph] = (thread_cpu_ns() - c0) / 1e3 / n;
-      wall[r * NPHASES + ph] = bc_now_ms() - w0;
-      int resumed, failed;
-      if (s.timed_out || !replies ||
-          fscanf(replies, "%d %d", &resumed, &failed) != 2) {
-        fprintf(stderr, "bench_tls: phase %s stalled\n", phase_names[ph]);
+    for (int ph = 0; ph < nph && rc == 0; ph++) {
+      double w0 = bc_now_ms();
+      double ns = run_phase(&s, cmd[1], replies, ph, n, &resumed, &failed,
+                            &key_shares);
+      if (ns < 0) {
         rc = -1;
         break;
       }
+      cpu[r * NPHASES + ph] = ns / 1e3 / n;
+      wall[r * NPHASES + ph] = bc_now_ms() - w0;
       out->failed += failed;
       if (ph == RESUMED) out->resumed += resumed;
+      if (ph == NODHE) {
+        out->resumed_nodhe += resumed;
+        out->nodhe_key_shares += key_shares;
+      }
     }
   }
   close(cmd[1]); /* the child's fscanf ends: it exits */
   waitpid(pid, NULL, 0);
   if (replies) fclose(replies);
-  for (int ph = 0; ph < NPHASES; ph++) {
+  for (int ph = 0; ph < nph; ph++) {
     double v[64], w[64];
     int m = reps < 64 ? reps : 64;
     for (int r = 0; r < m; r++) {
@@ -298,14 +391,17 @@ static int run_case(const tls_case *tc, const char *dir, int n, int reps,
   }
   double full = out->us[FULL] - out->us[PLAIN];
   double res = out->us[RESUMED] - out->us[PLAIN];
+  double nd = out->us[NODHE] - out->us[PLAIN];
   out->ratio = res > 0 ? full / res : 0;
   out->ratio_raw = out->us[RESUMED] > 0 ? out->us[FULL] / out->us[RESUMED] : 0;
+  out->ratio_nodhe = out->nodhe && nd > 0 ? full / nd : 0;
   free(cpu);
   free(wall);
   vigil_hub_free(s.hub);
   ev_run(s.loop, EVRUN_NOWAIT);
   ev_loop_destroy(s.loop);
   SSL_CTX_free(ctx);
+  SSL_CTX_free(nodhe_ctx);
   return rc;
 }
 
@@ -349,19 +445,29 @@ int main(int argc, char **argv) {
   enum { NCASES = sizeof cases / sizeof cases[0] };
   case_result res[NCASES];
   int rc = 0;
-  printf("%-8s %-8s %9s %9s %11s %9s %9s %8s\n", "key", "version",
-         "plain_us", "full_us", "resumed_us", "full_tls", "res_tls", "ratio");
+  printf("%-8s %-8s %9s %9s %11s %9s %9s %9s %9s %8s %8s\n", "key",
+         "version", "plain_us", "full_us", "resumed_us", "nodhe_us",
+         "full_tls", "res_tls", "nodhe_tls", "ratio", "r_nodhe");
   int ran[NCASES] = {0};
   for (int i = 0; i < NCASES && rc == 0; i++) {
     if (only && strcmp(only, cases[i].key) != 0) continue;
     ran[i] = 1;
     rc = run_case(&cases[i], dir, n, reps, &res[i]);
     const case_result *r = &res[i];
-    printf("%-8s %-8s %9.1f %9.1f %11.1f %9.1f %9.1f %7.1fx%s\n",
+    char nd_us[16] = "-", nd_tls[16] = "-", nd_ratio[16] = "-";
+    if (r->nodhe) {
+      snprintf(nd_us, sizeof nd_us, "%.1f", r->us[NODHE]);
+      snprintf(nd_tls, sizeof nd_tls, "%.1f", r->us[NODHE] - r->us[PLAIN]);
+      snprintf(nd_ratio, sizeof nd_ratio, "%.1fx", r->ratio_nodhe);
+    }
+    int nodhe_ok = !r->nodhe || (r->resumed_nodhe == (long)n * reps &&
+                                 r->nodhe_key_shares == 0);
+    printf("%-8s %-8s %9.1f %9.1f %11.1f %9s %9.1f %9.1f %9s %7.1fx %8s%s%s\n",
            cases[i].key, cases[i].vname, r->us[PLAIN], r->us[FULL],
-           r->us[RESUMED], r->us[FULL] - r->us[PLAIN],
-           r->us[RESUMED] - r->us[PLAIN], r->ratio,
-           r->resumed == (long)n * reps ? "" : "  (not all resumed!)");
+           r->us[RESUMED], nd_us, r->us[FULL] - r->us[PLAIN],
+           r->us[RESUMED] - r->us[PLAIN], nd_tls, r->ratio, nd_ratio,
+           r->resumed == (long)n * reps ? "" : "  (not all resumed!)",
+           nodhe_ok ? "" : "  (nodhe: not all resumed without a key share!)");
     fflush(stdout);
   }
   char cmd[64];
@@ -387,11 +493,20 @@ int main(int argc, char **argv) {
             "%s\n  {\"key\": \"%s\", \"version\": \"%s\", \"plain_us\": %.2f, "
             "\"full_us\": %.2f, \"resumed_us\": %.2f, \"full_tls_us\": %.2f, "
             "\"resumed_tls_us\": %.2f, \"ratio\": %.2f, \"ratio_raw\": %.2f, "
-            "\"resumed\": %ld, \"failed\": %ld, \"meets_target\": %s}",
+            "\"resumed\": %ld, \"failed\": %ld, \"meets_target\": %s",
             first ? "" : ",", cases[i].key, cases[i].vname, r->us[PLAIN],
             r->us[FULL], r->us[RESUMED], r->us[FULL] - r->us[PLAIN],
             r->us[RESUMED] - r->us[PLAIN], r->ratio, r->ratio_raw, r->resumed,
             r->failed, r->ratio >= TARGET_RATIO ? "true" : "false");
+    if (r->nodhe)
+      fprintf(f,
+              ", \"nodhe_us\": %.2f, \"nodhe_tls_us\": %.2f, "
+              "\"ratio_nodhe\": %.2f, \"resumed_nodhe\": %ld, "
+              "\"nodhe_key_shares\": %ld, \"meets_target_nodhe\": %s",
+              r->us[NODHE], r->us[NODHE] - r->us[PLAIN], r->ratio_nodhe,
+              r->resumed_nodhe, r->nodhe_key_shares,
+              r->ratio_nodhe >= TARGET_RATIO ? "true" : "false");
+    fputc('}', f);
     first = 0;
   }
   fprintf(f, "\n]}}\n");

@@ -277,6 +277,13 @@ def sec_storm(s, plot):
     if r:
         md.append("Ratios (vigil / other; rate above 1 and p99, CPU below 1 favour vigil): " +
                   ", ".join(f"{k.replace('_', ' ')} = {f(v)}" for k, v in r.items()) + "\n")
+    tr = [(n, v["syscalls"]) for n, v in servers.items()
+          if isinstance(v, dict) and isinstance(v.get("syscalls"), dict)]
+    if tr:
+        md.append("System calls per connection (one extra traced run per server, strace -c):\n")
+        md.append(table(["server", "syscalls / conn", "top calls / conn"],
+                        [[n, f(t["syscalls_per_conn"]),
+                          ", ".join(f"{k} {f(v)}" for k, v in t["top"].items())] for n, t in tr]))
     md.append("Server CPU % near 100 means the server was the bottleneck; well below, the one "
               "device_sim process (on the other core) was. Ghosts = CLOSE_WAIT + orphans + "
               "ESTABLISHED on the server port after every device left (vigil-census).\n")
@@ -451,10 +458,14 @@ def targets(res):
         if "rate_ge_90pct_of_bare" in tg:
             add("storm", "game_server >= 90 % of the bare server's rate",
                 f"{f(r.get('vigil_game_server_vs_bare_libev_rate', 0) * 100)} %", tg["rate_ge_90pct_of_bare"])
+        metric = {"rate": "conn_per_s", "p99": "p99_ms", "cpu_per_conn": "cpu_ms_per_1000"}
         for k, v in tg.items():
             if isinstance(v, dict):
+                mine, other = k.split("_ahead_of_")
                 for kk, ok in v.items():
-                    add("storm", f"{k.replace('_', ' ')}: {kk}", "", ok)
+                    m = metric[kk]
+                    add("storm", f"{mine} ahead of {other}: {kk}",
+                        f"{f(med(sv.get(mine, {}), m))} vs {f(med(sv.get(other, {}), m))}", ok)
         if "vigil_ghosts_zero" in tg:
             add("storm", "ghosts after the storm = 0 (vigil servers)", "", tg["vigil_ghosts_zero"])
     i = res["idle"]

@@ -16,14 +16,17 @@ elapsed time), p50/p99 connect-to-ready latency (device_sim), server CPU
 time per 1,000 connections (/proc/PID/task/*/sched before/after), server
 CPU utilisation (is the server or the load generator the bottleneck?),
 accepts per second over time (the namespace's TCP PassiveOpens counter,
-sampled twice a second: only this run's traffic lives there), and ghosts
+sampled twice a second: only this run's traffic lives there), ghosts
 once the devices have left (vigil-census on the server port: CLOSE_WAIT +
-orphans + ESTABLISHED; polled until zero or the settle time passes).
+orphans + ESTABLISHED; polled until zero or the settle time passes), and,
+in the full run, system calls per connection from one extra 3 s run per
+server under `strace -f -c` (not timed).
 """
 import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -65,7 +68,21 @@ def mosquitto_argv(a, port, tag):
     return ["mosquitto", "-c", conf]
 
 
-def one_run(a, ns, name, proto, argv, rep):
+def parse_strace(path):
+    """strace -c summary: {syscall: calls} (and "total")."""
+    calls = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) in (5, 6) and p[3].isdigit():
+                    calls[p[-1]] = int(p[3])
+    except OSError:
+        pass
+    return calls
+
+
+def one_run(a, ns, name, proto, argv, rep, trace=False):
     log = os.path.join(a.logs, f"storm-{name}-{rep}.log")
     port = None
     if name == "mosquitto":
@@ -79,10 +96,16 @@ def one_run(a, ns, name, proto, argv, rep):
         time.sleep(0.1)
         c0, o0 = bl.cpu_ns(srv.pid), bl.passive_opens(srv.pid)
         d0 = bl.listen_drops(srv.pid)
+        tracer = None
+        if trace:  # syscalls per connection (slows the server: not timed)
+            tpath = log + ".strace"
+            tracer = subprocess.Popen(["strace", "-f", "-c", "-o", tpath, "-p", str(srv.pid)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
         t0 = time.monotonic()
         sim = bl.track(subprocess.Popen(bl.in_ns(ns, [
             a.device_sim, "--connect", f"127.0.0.1:{srv.port}",
-            "--devices", str(a.devices), "--duration", str(a.duration),
+            "--devices", str(a.devices), "--duration", str(3 if trace else a.duration),
             "--protocol", proto, "--mode", "flap", "--rate", str(a.rate),
             "--churn-ms", "10,10", "--keepalive", "60",
             "--source-ips", SRC_IPS, "--report", "json"] + ids),
@@ -100,6 +123,12 @@ def one_run(a, ns, name, proto, argv, rep):
                 sim.kill()
         out, err = sim.communicate()
         c1, d1 = bl.cpu_ns(srv.pid), bl.listen_drops(srv.pid)
+        if tracer:
+            tracer.send_signal(signal.SIGINT)
+            try:
+                tracer.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                tracer.kill()
         try:
             r = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -134,6 +163,13 @@ def one_run(a, ns, name, proto, argv, rep):
             "census_orphans": census.get("orphans") if census else None,
             "rate_series": series, "loadavg_1m": bl.loadavg()[0],
         }
+        if tracer:
+            calls = parse_strace(tpath)
+            if conns and calls.get("total"):
+                top = sorted(((k, v) for k, v in calls.items() if k != "total"),
+                             key=lambda kv: -kv[1])[:8]
+                res["syscalls_per_conn"] = round(calls["total"] / conns, 1)
+                res["top_syscalls_per_conn"] = {k: round(v / conns, 2) for k, v in top}
         return res
     finally:
         srv.stop()
@@ -149,10 +185,12 @@ def main():
     ap.add_argument("--logs", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", help="comma list of server names (testing)")
+    ap.add_argument("--reps", type=int, help="override (testing)")
+    ap.add_argument("--duration", type=int, help="override, seconds (testing)")
     a = ap.parse_args()
     a.device_sim = os.path.join(a.examples, "device_sim")
-    a.reps = 3
-    a.duration = 2 if a.quick else 10  # device_sim takes whole seconds
+    a.reps = a.reps or 3
+    a.duration = a.duration or (2 if a.quick else 10)  # whole seconds
     a.devices = 4000
     a.rate = 40000
     a.settle = 2.0 if a.quick else 4.0
@@ -168,7 +206,8 @@ def main():
         tg = [t for t in tg if t[0] in a.only.split(",")]
     runnable = [t for t in tg if t[4] is None]
     ns = bl.netns_single("storm")
-    prog = bl.Progress("storm", len(runnable) * a.reps, a.duration + 1.5)
+    traced = 0 if a.quick or not shutil.which("strace") else len(runnable)
+    prog = bl.Progress("storm", len(runnable) * a.reps + traced, a.duration + 1.5)
     runs = {t[0]: [] for t in runnable}
     errors = {}
     for rep in range(a.reps):
@@ -179,6 +218,20 @@ def main():
             except Exception as e:  # one broken server must not end the run
                 errors.setdefault(name, []).append(str(e)[:300])
                 bl.log(f"  storm: {name} rep {rep + 1} failed: {str(e)[:200]}")
+    traces = {}
+    if not a.quick and shutil.which("strace"):
+        # One extra traced run per server: how many system calls a
+        # connection costs each of them (strace slows the server, so these
+        # runs are not part of the rates above).
+        for name, proto, kind, argv, _ in runnable:
+            prog.step(f"{name}: syscalls per connection (strace -c, not timed)")
+            try:
+                r = one_run(a, ns, name, proto, argv, 9, trace=True)
+                if "syscalls_per_conn" in r:
+                    traces[name] = {"syscalls_per_conn": r["syscalls_per_conn"],
+                                    "top": r["top_syscalls_per_conn"]}
+            except Exception as e:
+                bl.log(f"  storm: {name} traced run failed: {str(e)[:200]}")
     bl.netns_delete(ns)
     out = {"config": {"devices": a.devices, "duration_s": a.duration,
                       "reps": a.reps, "mode": "flap", "churn_ms": "10,10",
@@ -209,6 +262,8 @@ def main():
                               "orphans": rs[-1]["census_orphans"]}
         if name in errors:
             agg["failed_reps"] = errors[name]
+        if name in traces:
+            agg["syscalls"] = traces[name]
         out["servers"][name] = agg
 
     def med(n, k):

@@ -132,8 +132,8 @@ def main():
     out = {"config": {"connections": conns, "client_procs": 4, "windows": windows,
                       "window_s": {k: v["window_s"] for k, v in modes.items()},
                       "side_by_side": {k: v["side_by_side"] for k, v in modes.items()},
-                      "note": ("quick mode: 5,000 connections and 2 s windows"
-                               if a.quick else "19,900 connections (20,000 files per process)")},
+                      "note": ("quick mode: 5,000 and 2 s windows"
+                               if a.quick else "20,000 files per process less the server's own")},
            "servers": results}
     for name, why in skipped.items():
         out["servers"][name] = {"skipped": why}

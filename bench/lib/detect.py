@@ -14,9 +14,9 @@ Two halves, one after the other in the same namespace pair:
      is connected, wait a random 0.3..5 s (so the blackhole lands at every
      phase of its PINGREQ cycle), blackhole its port and kill the client
      (its FIN dies in the blackhole, and it cannot reconnect), read from the
-     server's socket how long ago it last received data (`ss -ti`
-     lastrcv), and timestamp the server's log line that declares the
-     client dead as it arrives (mosquitto: "exceeded timeout"; gateway:
+     server's socket how long ago it last received data (tcp_info
+     last_data_recv over sock_diag, like `ss -ti` lastrcv), and timestamp
+     the server's log line that declares the client dead as it arrives (mosquitto: "exceeded timeout"; gateway:
      the "dead"/"close" event). Overshoot = that time - (last receive +
      7.5 s). Afterwards `ss -tan` in A lists the sockets each server left
      for its dead peers (FIN_WAIT1 and others).
@@ -112,6 +112,9 @@ def client_port(ns_b, pid, server_port, deadline):
     return None
 
 
+probe_lock = threading.Lock()
+
+
 def run_trial(k, broker, a, res, nft, nft_lock):
     cid = f"det-{broker.name[:4]}-{k}"
     trial = {"client": cid}
@@ -135,15 +138,16 @@ def run_trial(k, broker, a, res, nft, nft_lock):
         # reconnect from a new (not blackholed) port after its own keep-alive
         # and take the old session over. Its FIN dies in the blackhole.
         sub.kill()
-        q0 = time.monotonic()
-        info = ss(a.ns_a, "-tin", f"( sport = :{broker.port} and dport = :{cport} )")
-        q1 = time.monotonic()
-        m = re.search(r"lastrcv:(\d+)", info)
-        if not m:
-            trial["error"] = "no lastrcv for the server socket"
+        with probe_lock:
+            q0 = time.monotonic()
+            lastrcv = a.probe.last_data_recv_ms(broker.port, cport)
+            q1 = time.monotonic()
+        if lastrcv is None:
+            trial["error"] = "no tcp_info for the server socket"
             return
-        last_rx = (q0 + q1) / 2 - int(m.group(1)) / 1000.0
-        # lastrcv has 1 ms steps and ss runs between q0 and q1.
+        last_rx = (q0 + q1) / 2 - lastrcv / 1000.0
+        # tcpi_last_data_recv has 1 ms steps (jiffies); the dump ran
+        # between q0 and q1.
         trial["precision_ms"] = round((q1 - q0) / 2 * 1000 + 1, 1)
         bound = last_rx + BOUND_S
         pred = broker.dead_line(cid)
@@ -242,6 +246,7 @@ def main():
             f.write(f"listener 1883 {a.addr_a}\nallow_anonymous true\nlog_dest stdout\n"
                     "log_type all\npersistence false\n")
         brokers = []
+        a.probe = bl.TcpInfoProbe(a.ns_a)
         try:
             brokers.append(Broker("mosquitto", ["stdbuf", "-oL", "mosquitto", "-c", conf],
                                   a.ns_a, os.path.join(a.logs, "detect-mosquitto.log"), 1883))

@@ -364,8 +364,8 @@ def sec_detect(d, plot):
     md.append(table(["server", "policy", "bound ms", "trials", "overshoot p50 ms",
                      "overshoot max ms", "early", "missed", "left on server port"], rows))
     md.append("Overshoot = detection time − bound, where the bound counts from the last "
-              "byte the server received (vigil: the client's last send; MQTT: `ss -ti` "
-              "lastrcv on the broker's socket right after the blackhole, good to the ± shown). The hub tick is "
+              "byte the server received (vigil: the client's last send; MQTT: tcp_info "
+              "last_data_recv of the broker's socket right after the blackhole, good to the ± shown). The hub tick is "
               "10 ms. vigil stamps receives with the loop's cached, truncated millisecond, so "
               "it may act up to 1 ms before the true bound; \"beyond 1 ms\" counts what that "
               "cannot explain. The kernel rows use the same socket options without vigil.\n")

@@ -458,6 +458,10 @@ def targets(res):
         if "rate_ge_90pct_of_bare" in tg:
             add("storm", "game_server >= 90 % of the bare server's rate",
                 f"{f(r.get('vigil_game_server_vs_bare_libev_rate', 0) * 100)} %", tg["rate_ge_90pct_of_bare"])
+        if "gateway_rate_ge_90pct_of_bare_mqtt" in tg:
+            add("storm", "mqtt_gateway >= 90 % of the bare server's MQTT rate",
+                f"{f(r.get('vigil_mqtt_gateway_vs_bare_libev_mqtt_rate', 0) * 100)} %",
+                tg["gateway_rate_ge_90pct_of_bare_mqtt"])
         metric = {"rate": "conn_per_s", "p99": "p99_ms", "cpu_per_conn": "cpu_ms_per_1000"}
         for k, v in tg.items():
             if isinstance(v, dict):

@@ -284,6 +284,9 @@ def main():
     tgt = {}
     if "vigil_game_server_vs_bare_libev_rate" in ratios:
         tgt["rate_ge_90pct_of_bare"] = ratios["vigil_game_server_vs_bare_libev_rate"] >= 0.9
+    if "vigil_mqtt_gateway_vs_bare_libev_mqtt_rate" in ratios:
+        tgt["gateway_rate_ge_90pct_of_bare_mqtt"] = \
+            ratios["vigil_mqtt_gateway_vs_bare_libev_mqtt_rate"] >= 0.9
     for v, other in (("vigil_mqtt_gateway", "mosquitto"), ("vigil_game_server", "node")):
         r, p, c = (ratios.get(f"{v}_vs_{other}_{k}") for k in ("conn_per_s", "p99_ms", "cpu_ms_per_1000"))
         if None not in (r, p, c):

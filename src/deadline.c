@@ -30,8 +30,12 @@ static void consider(eval *e, uint64_t at, unsigned bit) {
     e->next = at;
 }
 
+/* A terminal deadline is due only once `period` has fully passed. Stamps
+ * are whole milliseconds truncated from the clock, so a stamp can be up to
+ * 1 ms older than the event it records; the +1 makes "due" mean "more than
+ * period ms since", and a close never comes before its bound. */
 static uint64_t after(uint64_t base, uint32_t period) {
-  return period ? base + period : VIGIL__NEVER;
+  return period ? base + period + 1 : VIGIL__NEVER;
 }
 
 static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }

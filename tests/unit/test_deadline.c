@@ -2,7 +2,7 @@
  * Deadline logic with a fake clock: the pure evaluation table (deadline.c)
  * per state, "once per quiet period" reports, and a simulation of many
  * connections with different policies on the real timing wheel, checking
- * that every death fires at its bound + at most one tick, never before.
+ * that every death fires after its bound and at most one tick past it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,27 +39,31 @@ static const eval_case cases[] = {
      VIGIL__QUIET_PING, 100, 0, 0, 0, 0, 0, 0, T(0, 0, 0, 0), 120, 0, 220},
     {"open: rx refresh pushes death", VIGIL_CONN_OPEN, 0, 0, 300, 0, 0, 0, 0,
      0, T(0, 250, 0, 0), 300, 0, 400 /* suspect at 250+150 */},
-    {"open: dead exactly at bound", VIGIL_CONN_OPEN, VIGIL__QUIET_SUSPECT, 0,
-     300, 0, 0, 0, 0, 0, T(0, 0, 0, 0), 300, VIGIL__DUE_DEAD, 450},
+    {"open: not dead at exactly the bound", VIGIL_CONN_OPEN,
+     VIGIL__QUIET_SUSPECT, 0, 300, 0, 0, 0, 0, 0, T(0, 0, 0, 0), 300, 0,
+     301},
+    {"open: dead once the bound has passed", VIGIL_CONN_OPEN,
+     VIGIL__QUIET_SUSPECT, 0, 300, 0, 0, 0, 0, 0, T(0, 0, 0, 0), 301,
+     VIGIL__DUE_DEAD, 451},
     {"open: read idle", VIGIL_CONN_OPEN, 0, 0, 0, 80, 0, 0, 0, 0,
      T(0, 10, 50, 0), 90, VIGIL__DUE_IDLE_R, VIGIL__NEVER},
     {"handshake: timeout", VIGIL_CONN_HANDSHAKE, 0, 100, 0, 0, 200, 0, 0, 0,
-     T(0, 0, 0, 0), 200, VIGIL__DUE_HANDSHAKE, VIGIL__NEVER},
+     T(0, 0, 0, 0), 201, VIGIL__DUE_HANDSHAKE, VIGIL__NEVER},
     {"handshake: no ping before ready", VIGIL_CONN_HANDSHAKE, 0, 100, 0, 0,
-     200, 0, 0, 0, T(0, 0, 0, 0), 150, 0, 200},
+     200, 0, 0, 0, T(0, 0, 0, 0), 150, 0, 201},
     {"close_wait: grace", VIGIL_CONN_CLOSE_WAIT, 0, 100, 300, 0, 0, 250, 0,
-     0, T(0, 0, 0, 1000), 1100, 0, 1250},
+     0, T(0, 0, 0, 1000), 1100, 0, 1251},
     {"close_wait: no heartbeat after FIN", VIGIL_CONN_CLOSE_WAIT, 0, 0, 300,
-     0, 0, 250, 0, 0, T(0, 0, 0, 1000), 1250, VIGIL__DUE_CLOSE_WAIT,
+     0, 0, 250, 0, 0, T(0, 0, 0, 1000), 1251, VIGIL__DUE_CLOSE_WAIT,
      VIGIL__NEVER},
     {"flushing: stall since last write", VIGIL_CONN_FLUSHING, 0, 0, 0, 0, 0,
-     0, 100, 1000, T(0, 0, 500, 400), 550, 0, 600},
+     0, 100, 1000, T(0, 0, 500, 400), 550, 0, 601},
     {"draining: drain after FIN", VIGIL_CONN_DRAINING, 0, 0, 0, 0, 0, 0, 100,
-     1000, T(0, 0, 500, 400), 600, VIGIL__DUE_DRAIN, 1400},
+     1000, T(0, 0, 500, 400), 601, VIGIL__DUE_DRAIN, 1401},
     {"draining: rx keeps it", VIGIL_CONN_DRAINING, 0, 0, 0, 0, 0, 0, 100,
-     1000, T(0, 650, 500, 400), 700, 0, 750},
+     1000, T(0, 650, 500, 400), 700, 0, 751},
     {"draining: linger cap", VIGIL_CONN_DRAINING, 0, 0, 0, 0, 0, 0, 100, 1000,
-     T(0, 1390, 500, 400), 1400, VIGIL__DUE_LINGER, 1490},
+     T(0, 1390, 500, 400), 1401, VIGIL__DUE_LINGER, 1491},
     {"closed: nothing", VIGIL_CONN_CLOSED, 0, 100, 100, 100, 0, 0, 0, 0,
      T(0, 0, 0, 0), 10000, 0, VIGIL__NEVER},
 };
@@ -202,7 +206,7 @@ static void test_many_conns_bound_plus_one_tick(void **state) {
     if (last < 1000) last = 1000;
     uint64_t bound = last + c->p.dead_after_ms;
     assert_true(c->state == VIGIL_CONN_CLOSED);
-    if (c->died_at < bound || c->died_at > bound + s.tick)
+    if (c->died_at <= bound || c->died_at > bound + s.tick)
       fail_msg("conn %d died at %llu, bound %llu", i,
                (unsigned long long)c->died_at, (unsigned long long)bound);
   }

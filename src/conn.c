@@ -27,18 +27,15 @@ void vigil_adopt_options_init(vigil_adopt_options *o) {
 static uint64_t now_of(vigil_conn *c) { return c->hub->now_ms; }
 
 /* Stores the peer address compactly; IPv4-mapped IPv6 becomes IPv4. */
-static void store_peer(vigil_conn *c, int fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
+static void store_peer_addr(vigil_conn *c, const struct sockaddr *sa) {
   memset(&c->peer, 0, sizeof c->peer);
-  if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) return;
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
     c->peer.family = AF_INET;
     c->peer.port = ntohs(a->sin_port);
     memcpy(c->peer.addr, &a->sin_addr, 4);
-  } else if (ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
     c->peer.port = ntohs(a->sin6_port);
     if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
       c->peer.family = AF_INET;
@@ -68,7 +65,7 @@ static void emit_open(vigil_conn *c) {
   vigil_sockopts so;
   vigil_event ev;
   vigil__event_init(&ev, VIGIL_EV_OPEN, hub, c);
-  if (vigil_socket_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
+  if (vigil__sock_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
   vigil__event_send(hub, &ev);
 }
 
@@ -78,6 +75,25 @@ int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
   if (!hub || hub->free_requested) return VIGIL_EINVAL;
   int rc = vigil__sock_classify(fd);
   if (rc != VIGIL_OK) return rc;
+  /* Refuse a bad policy before touching the fd's flags. */
+  if (opts && opts->policy && vigil_policy_validate(opts->policy, NULL, 0))
+    return VIGIL_EINVAL;
+  rc = vigil__sock_set_nonblock(fd);
+  if (rc != VIGIL_OK) return rc;
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) return VIGIL_ENOTCONN;
+  return vigil__adopt(hub, fd, (const struct sockaddr *)&ss, opts, out);
+}
+
+/* Adoption proper, for a connected non-blocking TCP socket whose peer
+ * address is known: vigil_adopt checks those first; the listener knows
+ * them from accept4 and saves the system calls. */
+int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
+                 const vigil_adopt_options *opts, vigil_conn **out) {
+  int rc;
+  if (out) *out = NULL;
+  if (!hub || hub->free_requested) return VIGIL_EINVAL;
   vigil_adopt_options defaults;
   if (!opts) {
     vigil_adopt_options_init(&defaults);
@@ -109,8 +125,7 @@ int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
     discard(c);
     return VIGIL_ENOMEM;
   }
-  rc = vigil__sock_set_nonblock(fd);
-  if (rc == VIGIL_OK) rc = vigil_socket_apply_policy(fd, c->policy);
+  rc = vigil__sock_apply(fd, c->policy);
   if (rc != VIGIL_OK) {
     vigil__hub_remove_conn(hub, c);
     discard(c);
@@ -125,7 +140,7 @@ int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
   c->state = c->policy->handshake_timeout_ms ? VIGIL_CONN_HANDSHAKE
                                              : VIGIL_CONN_OPEN;
   if (opts->watch_only) c->flags |= VIGIL__F_WATCH_ONLY;
-  store_peer(c, fd);
+  store_peer_addr(c, peer);
   vigil__wheel_node_init(&c->wnode);
   ev_io_init(&c->io, io_cb, fd, 0);
   hub->stats.opened++;
@@ -456,7 +471,7 @@ int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
   *own = *p;
   c->policy = own;
   c->flags |= VIGIL__F_OWN_POLICY;
-  int rc = vigil_socket_apply_policy(c->io.fd, own);
+  int rc = vigil__sock_apply(c->io.fd, own);
   /* A new policy is judged afresh: reports made under the old one (idle
    * notified, ping asked) do not hold back the new deadlines. */
   c->quiet = 0;
@@ -499,11 +514,11 @@ const char *vigil_conn_peer(vigil_conn *c) {
 int vigil_conn_sockopts(vigil_conn *c, vigil_sockopts *out) {
   if (!c || !out) return VIGIL_EINVAL;
   if (c->io.fd < 0) return VIGIL_ECLOSED;
-  return vigil_socket_get_opts(c->io.fd, out);
+  return vigil__sock_get_opts(c->io.fd, out);
 }
 
 int vigil_conn_tcp_info(vigil_conn *c, vigil_tcp_info *out) {
   if (!c || !out) return VIGIL_EINVAL;
   if (c->io.fd < 0) return VIGIL_ECLOSED;
-  return vigil_socket_tcp_info(c->io.fd, out);
+  return vigil__sock_tcp_info(c->io.fd, out);
 }

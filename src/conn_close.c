@@ -59,7 +59,7 @@ void vigil__conn_report_dead(vigil_conn *c, vigil_reason reason) {
   vigil_tcp_info ti;
   vigil__event_init(&ev, VIGIL_EV_DEAD, hub, c);
   ev.reason = reason;
-  if (c->io.fd >= 0 && vigil_socket_tcp_info(c->io.fd, &ti) == VIGIL_OK)
+  if (c->io.fd >= 0 && vigil__sock_tcp_info(c->io.fd, &ti) == VIGIL_OK)
     ev.tcp_info = &ti;
   vigil__event_send(hub, &ev);
 }
@@ -224,7 +224,7 @@ static void cut_drain(vigil_conn *c) {
     mode = VIGIL__CLOSE_DEAD;
   } else {
     vigil_tcp_info ti;
-    if (vigil_socket_tcp_info(c->io.fd, &ti) == VIGIL_OK &&
+    if (vigil__sock_tcp_info(c->io.fd, &ti) == VIGIL_OK &&
         (ti.state == VIGIL_TCP_FIN_WAIT1 || ti.state == VIGIL_TCP_CLOSING))
       mode = VIGIL__CLOSE_DEAD;
   }

@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "sockopt.h"
 
 enum {
   GB_NONE = 0, /* no GOODBYE sent */
@@ -268,7 +269,7 @@ int vigil__codec_release_fin(vigil_conn *c) {
   /* A peer that did not even acknowledge the GOODBYE is gone: a FIN now
    * would only retransmit; leave it to the drain cut (RST). */
   vigil_tcp_info ti;
-  if (vigil_socket_tcp_info(c->io.fd, &ti) == VIGIL_OK && ti.unacked > 0)
+  if (vigil__sock_tcp_info(c->io.fd, &ti) == VIGIL_OK && ti.unacked > 0)
     return 0;
   k->goodbye = GB_DONE;
   if (!c->ext->detail) c->ext->detail = "no FIN after GOODBYE: closed first";

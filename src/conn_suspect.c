@@ -51,7 +51,7 @@ void vigil__conn_suspect_check(vigil_conn *c) {
   int first = !(c->quiet & VIGIL__QUIET_CHECKED);
   c->quiet |= VIGIL__QUIET_CHECKED;
   c->t.checked = hub->now_ms;
-  if (c->io.fd < 0 || vigil_socket_tcp_info(c->io.fd, &ti) != VIGIL_OK)
+  if (c->io.fd < 0 || vigil__sock_tcp_info(c->io.fd, &ti) != VIGIL_OK)
     return;
   uint32_t e = evidence_of(&ti);
   if (e) {
@@ -80,7 +80,7 @@ vigil_reason vigil__timedout_reason(vigil_conn *c) {
    *     probes 0, but notsent_bytes keeps the bytes the peer never took.
    * Keepalive probes are only sent with nothing in flight, so any trace of
    * data outranks probes. */
-  if (c->io.fd >= 0 && vigil_socket_tcp_info(c->io.fd, &ti) == VIGIL_OK) {
+  if (c->io.fd >= 0 && vigil__sock_tcp_info(c->io.fd, &ti) == VIGIL_OK) {
     if (ti.unacked > 0 || ti.retransmits > 0 || ti.notsent_bytes > 0)
       return VIGIL_REASON_USER_TIMEOUT;
     if (ti.probes > 0) return VIGIL_REASON_KEEPALIVE_TIMEOUT;

@@ -149,6 +149,9 @@ static inline int vigil__hub_wants_events(const vigil_hub *hub) {
 const char *vigil__conn_peer_str(const vigil_conn *c, char *buf, size_t len);
 
 /* ---- conn.c ---- */
+struct sockaddr;
+int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
+                 const vigil_adopt_options *opts, vigil_conn **out);
 void vigil__conn_schedule(vigil_conn *c);
 void vigil__conn_on_deadline(vigil__wheel_node *n, void *ctx);
 void vigil__conn_update_io(vigil_conn *c);

@@ -84,7 +84,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
   (void)revents;
   vigil__hub_enter(hub);
   for (int i = 0; i < ACCEPTS_PER_EVENT && !hub->free_requested; i++) {
-    int fd = accept4(l->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof peer;
+    int fd = accept4(l->io.fd, (struct sockaddr *)&peer, &plen,
+                     SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       int err = errno;
       if (err == EINTR || err == ECONNABORTED) continue;
@@ -97,7 +100,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
       emit(l, VIGIL_EV_ACCEPT_RESUMED, 0);
     }
     vigil_conn *c;
-    if (vigil_adopt(hub, fd, &l->adopt, &c) != VIGIL_OK) {
+    /* accept4 already made it non-blocking and gave its peer: skip the
+     * checks vigil_adopt makes on a host's fd. */
+    if (vigil__adopt(hub, fd, (struct sockaddr *)&peer, &l->adopt, &c) !=
+        VIGIL_OK) {
       close(fd); /* e.g. reset before we got to it (ENOTCONN) */
       continue;
     }

@@ -190,8 +190,11 @@ int vigil_socket_apply_policy(int fd, const vigil_policy *p) {
     return VIGIL_EINVAL;
   int rc = require_tcp(fd);
   if (rc != VIGIL_OK) return rc;
+  return vigil__sock_apply(fd, p);
+}
 
-  rc = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, p->keepalive ? 1 : 0);
+int vigil__sock_apply(int fd, const vigil_policy *p) {
+  int rc = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, p->keepalive ? 1 : 0);
   if (rc != VIGIL_OK) return rc;
   if (p->keepalive) {
     rc = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, p->keepalive_idle_s);
@@ -222,8 +225,12 @@ int vigil_socket_get_opts(int fd, vigil_sockopts *out) {
   memset(out, 0, sizeof *out);
   int rc = require_tcp(fd);
   if (rc != VIGIL_OK) return rc;
+  return vigil__sock_get_opts(fd, out);
+}
 
-  int ut = 0;
+int vigil__sock_get_opts(int fd, vigil_sockopts *out) {
+  int rc, ut = 0;
+  memset(out, 0, sizeof *out);
   if ((rc = get_int(fd, SOL_SOCKET, SO_KEEPALIVE, &out->keepalive)) ||
       (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, &out->keepalive_idle_s)) ||
       (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL,
@@ -244,6 +251,11 @@ int vigil_socket_tcp_info(int fd, vigil_tcp_info *out) {
   memset(out, 0, sizeof *out);
   int rc = require_tcp(fd);
   if (rc != VIGIL_OK) return rc;
+  return vigil__sock_tcp_info(fd, out);
+}
+
+int vigil__sock_tcp_info(int fd, vigil_tcp_info *out) {
+  memset(out, 0, sizeof *out);
 
   /* Zeroed first: an older kernel copies a shorter struct, and the fields
    * it does not know then read as 0. */

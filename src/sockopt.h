@@ -32,6 +32,16 @@
  */
 int vigil__sock_classify(int fd);
 
+/* vigil_socket_apply_policy without its checks, for sockets vigil already
+ * knows are TCP and policies already validated: one setsockopt per
+ * option, nothing else (accept storms pay for every system call). */
+int vigil__sock_apply(int fd, const vigil_policy *p);
+/* The read-backs without the socket-type check, for vigil's own conns:
+ * a suspicion check or an open event should cost its getsockopt and
+ * nothing more. */
+int vigil__sock_get_opts(int fd, vigil_sockopts *out);
+int vigil__sock_tcp_info(int fd, vigil_tcp_info *out);
+
 /* Sets O_NONBLOCK, keeping the other status flags. */
 int vigil__sock_set_nonblock(int fd);
 

@@ -242,7 +242,7 @@ static void emit_open(vigil_conn *c, vigil__tls *t) {
   vigil_sockopts so;
   vigil_event ev;
   vigil__event_init(&ev, VIGIL_EV_OPEN, hub, c);
-  if (vigil_socket_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
+  if (vigil__sock_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
   ev.tls_resumed = SSL_session_reused(t->ssl) ? 1 : 0;
   ev.detail = "tls"; /* tells the formatter tls_resumed applies */
   vigil__event_send(hub, &ev);

@@ -178,10 +178,9 @@ else skip_json detect "bench_detect did not build"; fi
 done_section detect
 
 # ---- 6 stall ----------------------------------------------------------------------------
-header stall "stall: 10,000 deadlines in one tick, expire_batch 2048 vs unlimited"
+header stall "stall: 10,000 deadlines in one tick, expire_batch 256 (default), 2048, unlimited"
 if have "$B/bench_stall"; then
-  batches=(--batch 2048 --batch 0)
-  [ "$MODE" = full ] && batches+=(--batch 256)
+  batches=(--batch 256 --batch 2048 --batch 0)
   run_part stall '^stall rep' "$B/bench_stall" $QUICK "${batches[@]}" --json "$PARTS/stall.json"
 else skip_json stall "bench_stall did not build"; fi
 done_section stall

@@ -20,7 +20,7 @@
 void vigil_hub_options_init(vigil_hub_options *o) {
   memset(o, 0, sizeof *o);
   o->tick_ms = 10;
-  o->expire_batch = 2048;
+  o->expire_batch = 256;
 }
 
 /* Monotonic ms: CLOCK_MONOTONIC, because ev_now() follows the wall clock

@@ -387,7 +387,7 @@ def sec_stall(s):
     for sc in ("ping", "dead"):
         for b, r in (s.get(sc) or {}).items():
             rows.append([sc, b.replace("batch_", "").replace("_", " ") +
-                         (" (unlimited)" if b == "batch_0" else " (default)" if b == "batch_2048" else ""),
+                         (" (unlimited)" if b == "batch_0" else " (default)" if b == "batch_256" else ""),
                          mmm(r, "max_iter_ms"), mmm(r, "max_iter_cpu_ms"), mmm(r, "p999_iter_ms"),
                          mmm(r, "expiry_iters"),
                          mmm(r, "span_ms"), mmm(r, "per_expiry_us"), f(r.get("suggested_batch")),
@@ -504,7 +504,7 @@ def targets(res):
     st = res["stall"]
     if not skipped(st):
         for sc in ("ping", "dead"):
-            r = (st.get(sc) or {}).get("batch_2048")
+            r = (st.get(sc) or {}).get("batch_256")
             if r:
                 add("stall", f"{sc} wave, default expire_batch: longest iteration <= 5 ms",
                     f"{f(med(r, 'max_iter_ms'))} ms", r.get("meets_5ms"))
@@ -555,9 +555,9 @@ def headline(res):
                      f"mosquitto leaves {', '.join(f'{k} {c}' for k, c in (mo.get('left_on_server_port') or {}).items()) or 'nothing'}"])
     st = res["stall"]
     if not skipped(st):
-        p, p0 = (st.get("ping") or {}).get("batch_2048", {}), (st.get("ping") or {}).get("batch_0", {})
+        p, p0 = (st.get("ping") or {}).get("batch_256", {}), (st.get("ping") or {}).get("batch_0", {})
         rows.append(["stall", "longest loop turn, 10k pings due at once",
-                     f"{f(med(p, 'max_iter_ms'))} ms (expire_batch 2048)",
+                     f"{f(med(p, 'max_iter_ms'))} ms (expire_batch 256)",
                      f"unbatched {f(med(p0, 'max_iter_ms'))} ms", "target 5 ms"])
     return rows
 

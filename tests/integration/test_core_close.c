@@ -327,6 +327,33 @@ static void test_close_ex_reason_and_detail(void **state) {
   cf_conn_free(&cc);
 }
 
+static void test_conn_fail_io_error(void **state) {
+  (void)state;
+  cf_hub h;
+  cf_hub_init(&h, NULL, TICK);
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  cf_conn cc = {0};
+  cf_adopt(&h, s, &cc, NULL);
+  vigil_send(cc.conn, "queued", 6);
+  assert_int_equal(vigil_conn_fail(cc.conn, EPROTO), VIGIL_OK);
+  assert_true(cf_wait_closed(&h, &cc, 1000));
+  assert_int_equal(cc.reason, VIGIL_REASON_IO_ERROR);
+  assert_non_null(strstr(h.last_line, "reason=io_error"));
+  assert_non_null(strstr(h.last_line, "errno=71"));
+  /* Abortive: the peer gets RST after whatever had reached it. */
+  char buf[16];
+  errno = 0;
+  long n;
+  do
+    n = recv(c, buf, sizeof buf, 0);
+  while (n > 0);
+  assert_true(n < 0 && errno == ECONNRESET);
+  close(c);
+  cf_hub_done(&h);
+  cf_conn_free(&cc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_graceful_close_delivers_1mib),
@@ -338,6 +365,7 @@ int main(void) {
       cmocka_unit_test(test_handshake_timeout),
       cmocka_unit_test(test_output_overflow),
       cmocka_unit_test(test_close_ex_reason_and_detail),
+      cmocka_unit_test(test_conn_fail_io_error),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

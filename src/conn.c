@@ -336,7 +336,7 @@ int vigil__conn_flush(vigil_conn *c) {
   return 0;
 }
 
-static void handle_readable(vigil_conn *c) {
+void vigil__conn_read_plain(vigil_conn *c) {
   vigil_hub *hub = c->hub;
   for (int i = 0; i < VIGIL__READS_PER_EVENT; i++) {
     ssize_t n = recv(c->io.fd, hub->rbuf, VIGIL__READ_BUF, 0);
@@ -380,7 +380,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
     if (revents & EV_WRITE) vigil__conn_flush(c);
     if ((revents & EV_READ) && c->state != VIGIL_CONN_CLOSED &&
         !hub->free_requested)
-      handle_readable(c);
+      vigil__conn_read_plain(c);
   }
   vigil__hub_leave(hub);
 }

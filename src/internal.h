@@ -161,6 +161,9 @@ int vigil__conn_flush(vigil_conn *c);
 /* Classifies a failed I/O errno and closes the conn accordingly. */
 void vigil__conn_io_failed(vigil_conn *c, int err);
 vigil__conn_ext *vigil__conn_ext_get(vigil_conn *c);
+/* Reads the socket (no TLS) until EAGAIN, a budget of reads, EOF or an
+ * error; bytes go to the host, or are discarded while closing. */
+void vigil__conn_read_plain(vigil_conn *c);
 /* Hands received bytes to the host (or the frame codec). */
 void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len);
 /* Sets the ping bit, emits ping_due and calls on_ping_due. */

@@ -376,28 +376,6 @@ static void read_records(vigil_conn *c, vigil__tls *t) {
   if (SSL_has_pending(t->ssl)) ev_feed_event(hub->loop, &c->io, EV_READ);
 }
 
-/* DRAINING: our close_notify and FIN are out; read raw and discard until
- * the peer's FIN (its close_notify needs no decrypting). */
-static void drain_raw(vigil_conn *c) {
-  vigil_hub *hub = c->hub;
-  for (int i = 0; i < VIGIL__READS_PER_EVENT; i++) {
-    ssize_t n = recv(c->io.fd, hub->rbuf, VIGIL__READ_BUF, 0);
-    if (n > 0) {
-      vigil__conn_note_rx(c, (size_t)n);
-      if ((size_t)n < VIGIL__READ_BUF) return;
-      continue;
-    }
-    if (n == 0) {
-      vigil__conn_peer_fin(c);
-      return;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      vigil__conn_io_failed(c, errno);
-    return;
-  }
-}
-
 /* After the handshake: queued plaintext out, then records in. */
 static void tls_records(vigil_conn *c, vigil__tls *t, int revents,
                         int fresh) {
@@ -422,7 +400,10 @@ static int cork(int fd, int on) {
 void vigil__tls_io(vigil_conn *c, int revents) {
   vigil__tls *t = vigil__tls_of(c);
   if (c->state == VIGIL_CONN_DRAINING) {
-    if (revents & EV_READ) drain_raw(c);
+    /* DRAINING: our close_notify and FIN are out; the peer's close_notify
+     * needs no decrypting, so read raw and discard until its FIN, as on
+     * plain TCP. */
+    if (revents & EV_READ) vigil__conn_read_plain(c);
     return;
   }
   int fresh = 0; /* handshake completed in this call */

@@ -83,6 +83,24 @@ static int load_identity(SSL_CTX *ctx, const char *cert, const char *key,
   return VIGIL_OK;
 }
 
+/* The steps both roles share: default options, their check, a fresh
+ * context with the common settings. Returns VIGIL_OK and *ctx. */
+static int new_ctx(const SSL_METHOD *method, const vigil_tls_ctx_options **o,
+                   vigil_tls_ctx_options *defaults, SSL_CTX **ctx, char *err,
+                   size_t errlen) {
+  if (!*o) {
+    vigil_tls_ctx_options_init(defaults);
+    *o = defaults;
+  }
+  int rc = check_options(*o, err, errlen);
+  if (rc != VIGIL_OK) return rc;
+  ERR_clear_error();
+  *ctx = SSL_CTX_new(method);
+  if (!*ctx) return ssl_fail(NULL, err, errlen, "SSL_CTX_new");
+  common_setup(*ctx, *o);
+  return VIGIL_OK;
+}
+
 int vigil_tls_server_ctx_new(const char *cert_file, const char *key_file,
                              const char *ca_file, int require_client_cert,
                              const vigil_tls_ctx_options *o,
@@ -98,16 +116,9 @@ int vigil_tls_server_ctx_new(const char *cert_file, const char *key_file,
     say(err, errlen, "require_client_cert", "needs ca_file to verify with");
     return VIGIL_EINVAL;
   }
-  if (!o) {
-    vigil_tls_ctx_options_init(&defaults);
-    o = &defaults;
-  }
-  int rc = check_options(o, err, errlen);
+  SSL_CTX *ctx;
+  int rc = new_ctx(TLS_server_method(), &o, &defaults, &ctx, err, errlen);
   if (rc != VIGIL_OK) return rc;
-  ERR_clear_error();
-  SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-  if (!ctx) return ssl_fail(NULL, err, errlen, "SSL_CTX_new");
-  common_setup(ctx, o);
   if ((rc = load_identity(ctx, cert_file, key_file, err, errlen)) != VIGIL_OK)
     return rc;
   if (ca_file) {
@@ -156,16 +167,9 @@ int vigil_tls_client_ctx_new(const char *ca_file, const char *cert_file,
         "needs out, and cert_file and key_file together");
     return VIGIL_EINVAL;
   }
-  if (!o) {
-    vigil_tls_ctx_options_init(&defaults);
-    o = &defaults;
-  }
-  int rc = check_options(o, err, errlen);
+  SSL_CTX *ctx;
+  int rc = new_ctx(TLS_client_method(), &o, &defaults, &ctx, err, errlen);
   if (rc != VIGIL_OK) return rc;
-  ERR_clear_error();
-  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  if (!ctx) return ssl_fail(NULL, err, errlen, "SSL_CTX_new");
-  common_setup(ctx, o);
   if (cert_file &&
       (rc = load_identity(ctx, cert_file, key_file, err, errlen)) != VIGIL_OK)
     return rc;

@@ -507,7 +507,7 @@ void vigil_conn_set_user_data(vigil_conn *c, void *ud) { c->user_data = ud; }
 size_t vigil_conn_queued(vigil_conn *c) { return c->queued; }
 
 const char *vigil_conn_peer(vigil_conn *c) {
-  static __thread char buf[64];
+  static __thread char buf[VIGIL__PEER_STRLEN];
   return vigil__conn_peer_str(c, buf, sizeof buf);
 }
 

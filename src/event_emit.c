@@ -1,5 +1,4 @@
 /* Building and sending diagnostics events (formatting is event_format.c). */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,18 +6,28 @@
 #include <time.h>
 
 #include "internal.h"
+#include "sockopt.h"
 
+/* Formats the compact peer address through the one address formatter
+ * (sockopt.c), rebuilding the sockaddr it takes. */
 const char *vigil__conn_peer_str(const vigil_conn *c, char *buf, size_t len) {
-  char ip[INET6_ADDRSTRLEN];
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
   if (c->peer.family == AF_INET) {
-    inet_ntop(AF_INET, c->peer.addr, ip, sizeof ip);
-    snprintf(buf, len, "%s:%u", ip, (unsigned)c->peer.port);
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(c->peer.port);
+    memcpy(&a->sin_addr, c->peer.addr, 4);
   } else if (c->peer.family == AF_INET6) {
-    inet_ntop(AF_INET6, c->peer.addr, ip, sizeof ip);
-    snprintf(buf, len, "[%s]:%u", ip, (unsigned)c->peer.port);
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(c->peer.port);
+    memcpy(&a->sin6_addr, c->peer.addr, 16);
   } else {
     snprintf(buf, len, "unknown");
+    return buf;
   }
+  vigil__sockaddr_format((const struct sockaddr *)&ss, buf, len);
   return buf;
 }
 
@@ -30,7 +39,7 @@ static uint64_t wall_ms(void) {
 
 /* Per-thread scratch for the peer string: events are only valid during the
  * callback, and a hub is single-threaded. */
-static __thread char peer_scratch[72];
+static __thread char peer_scratch[VIGIL__PEER_STRLEN];
 
 void vigil__event_init(vigil_event *ev, vigil_event_type type, vigil_hub *hub,
                        vigil_conn *c) {

@@ -41,7 +41,6 @@ uint64_t vigil__hub_clock(vigil_hub *hub) {
 
 uint64_t vigil_hub_now(vigil_hub *hub) { return vigil__hub_clock(hub); }
 
-static void free_closed(vigil_hub *hub);
 static void hub_destroy(vigil_hub *hub);
 
 void vigil__hub_enter(vigil_hub *hub) { hub->depth++; }
@@ -64,8 +63,6 @@ static void deliver_closed(vigil_hub *hub) {
     vigil__conn_free(c);
   }
 }
-
-static void free_closed(vigil_hub *hub) { deliver_closed(hub); }
 
 static void deliver_cb(struct ev_loop *loop, ev_prepare *w, int revents) {
   vigil_hub *hub = vigil__container_of(w, vigil_hub, deliver);
@@ -234,7 +231,7 @@ static void hub_destroy(vigil_hub *hub) {
   while (hub->nconns > 0)
     vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
                       VIGIL__CLOSE_NOW);
-  free_closed(hub);
+  deliver_closed(hub);
   ev_timer_stop(hub->loop, &hub->tick);
   ev_timer_stop(hub->loop, &hub->shutdown_timer);
   vigil__hub_census_free(hub);

@@ -162,7 +162,7 @@ static int run(const uint16_t *ports, size_t nports, int list,
   q.list_states = VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_ESTABLISHED) |
                   VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_CLOSE_WAIT);
   q.max_sockets = 0; /* a leak beyond any cap would go unseen */
-  return vigil_census_run(&q, out);
+  return vigil__census_run(&q, VIGIL__CENSUS_LOOP_WAIT_MS, out);
 }
 
 int vigil_hub_census(vigil_hub *hub, vigil_hub_census_report *out) {

@@ -125,7 +125,7 @@ static int judge_sockets(vigil_hub *hub, const vigil_census *cs,
   census_state *st = state_get(hub);
   if (!st) return VIGIL_ENOMEM;
   uint64_t now = vigil__hub_clock(hub);
-  uint32_t grace = hub->policy.close_wait_grace_ms;
+  uint32_t grace = hub->policy->close_wait_grace_ms;
   seen_socket *next = NULL;
   size_t nnext = 0;
   for (size_t i = 0; i < cs->nsockets; i++) {
@@ -244,7 +244,7 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop;
   (void)revents;
   if (!vigil__hub_wants_events(hub)) return;
-  vigil__hub_enter(hub);
+  vigil__hub_enter_loop(hub);
   vigil_hub_census_report r;
   int rc = vigil_hub_census(hub, &r);
   emit_census(hub, rc, &r);

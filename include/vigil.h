@@ -12,13 +12,32 @@
  * that loop. Different hubs on different loops are independent.
  *
  * Ownership: vigil_adopt() takes ownership of the fd on success only. On
- * error the caller still owns it. A conn handle stays valid until its
- * on_close callback returns; after that it must not be used.
+ * error the caller still owns it, untouched. A conn handle stays valid
+ * until its on_close callback returns; after that it must not be used.
  *
- * Re-entrancy: vigil_send(), vigil_close(), vigil_abort() and
- * vigil_hub_free() may be called from inside any vigil callback. Frees are
- * deferred until control returns to the loop; on_close is still called
- * exactly once per connection.
+ * Re-entrancy (the rule, after libuv and hiredis). Host code runs inside
+ * vigil in the conn callbacks, the event sink, on_takeover, on_accept, the
+ * shutdown done callback and the client callbacks; events are also emitted
+ * from inside public calls (vigil_adopt, vigil_close, vigil_conn_identify,
+ * vigil_hub_shutdown...). From any of them the host may call any vigil
+ * function, including those that close or free the object the callback is
+ * about, its listener, its client or the hub itself. Then:
+ *  - nothing is freed under running vigil code: vigil_hub_free(),
+ *    vigil_listener_close() and vigil_client_free() called while vigil code
+ *    is on the stack only record the request; the object goes once control
+ *    has left vigil. A hub freed this way is destroyed only once control is
+ *    back in the loop, never inside a public call the host made: a handle
+ *    that call returns (a conn from vigil_adopt...) stays valid until then,
+ *    and calls on it refuse new work (VIGIL_ECLOSED, VIGIL_EINVAL);
+ *  - vigil_hub_free() called outside any callback destroys the hub at once
+ *    (on_close runs for each conn before it returns);
+ *  - on_close runs exactly once per conn and never inside a public call
+ *    (except vigil_hub_free above): it comes from the loop, after the
+ *    callback chain that closed the conn has returned;
+ *  - timers and watchers of a closed or freed object never fire. A freed
+ *    hub closes its listeners and detaches its clients (they stop and wait
+ *    for vigil_client_free()).
+ * The one thing a host must not do is free the ev_loop under a live hub.
  *
  * Stability: error codes, close reasons and event types are only ever
  * appended; their numeric values never change.
@@ -187,8 +206,11 @@ typedef struct vigil_policy {
   uint32_t handshake_timeout_ms;
 
   /* Closing. */
-  uint32_t drain_timeout_ms;    /* after our FIN, wait for peer FIN; 5000 */
-  uint32_t linger_max_ms;       /* cap on the whole graceful close; 30000 */
+  uint32_t drain_timeout_ms;    /* after our FIN, wait for peer FIN; also
+                                   bounds a flush that makes no progress;
+                                   0 = close right after our FIN; 5000 */
+  uint32_t linger_max_ms;       /* cap on the whole graceful close; 0 = no
+                                   cap (then drain_timeout_ms > 0); 30000 */
   uint32_t close_wait_grace_ms; /* after peer FIN, host has this long; 5000 */
   int fin_wait2_s;              /* TCP_LINGER2: 0 = kernel default, 1..120 */
   int abort_dead;               /* bool: RST confirmed-dead peers; 1 */
@@ -455,8 +477,9 @@ VIGIL_EXPORT int vigil_hub_new(struct ev_loop *loop,
                                vigil_hub **out);
 
 /* Closes every connection at once (on_close with reason shutdown, plain
- * close), closes listeners and frees the hub. Safe from a callback: the
- * free is deferred until control returns to the loop. */
+ * close), closes listeners, detaches clients and frees the hub. Safe from
+ * a callback: the free is deferred until control is back in the loop (see
+ * Re-entrancy at the top). */
 VIGIL_EXPORT void vigil_hub_free(vigil_hub *hub);
 
 typedef void (*vigil_shutdown_cb)(vigil_hub *hub, void *user_data);
@@ -468,8 +491,14 @@ VIGIL_EXPORT int vigil_hub_shutdown(vigil_hub *hub, uint32_t deadline_ms,
                                     vigil_shutdown_cb done, void *user_data);
 
 VIGIL_EXPORT struct ev_loop *vigil_hub_loop(vigil_hub *hub);
+/* The policy for conns adopted from now on; valid until the next
+ * vigil_hub_set_policy(). */
 VIGIL_EXPORT const vigil_policy *vigil_hub_policy(vigil_hub *hub);
-/* Replaces the default policy for conns adopted from now on. */
+/* Replaces the default policy for conns adopted from now on (and for
+ * listeners without a policy of their own, at their next accept). Live
+ * conns keep the policy they were adopted with: their socket options,
+ * frame codec and output limit were set up for it; change a live conn's
+ * policy with vigil_conn_set_policy(). */
 VIGIL_EXPORT int vigil_hub_set_policy(vigil_hub *hub, const vigil_policy *p);
 /* The hub's notion of now (monotonic ms). */
 VIGIL_EXPORT uint64_t vigil_hub_now(vigil_hub *hub);
@@ -531,8 +560,12 @@ VIGIL_EXPORT void vigil_adopt_options_init(vigil_adopt_options *o);
 /*
  * Adopts a connected TCP socket (IPv4 or IPv6). It is made non-blocking.
  * On success vigil owns fd. Errors: VIGIL_EBADF (not open), VIGIL_ENOTSOCK,
- * VIGIL_ENOTTCP (e.g. UDP), VIGIL_ENOTCONN, VIGIL_EINVAL (bad policy),
- * VIGIL_ENOMEM; the fd is then untouched and still the caller's.
+ * VIGIL_ENOTTCP (e.g. UDP), VIGIL_ENOTCONN, VIGIL_EINVAL (bad policy or
+ * options, or the hub is being freed), VIGIL_ENOMEM, VIGIL_ETLS, or the
+ * error of a socket option the kernel refused (VIGIL_ENOTSUP...). On error
+ * the fd is untouched and still the caller's: every check runs before the
+ * fd is changed, and if the kernel refuses a socket option, the flags and
+ * options already changed are put back.
  */
 VIGIL_EXPORT int vigil_adopt(vigil_hub *hub, int fd,
                              const vigil_adopt_options *opts,
@@ -540,8 +573,10 @@ VIGIL_EXPORT int vigil_adopt(vigil_hub *hub, int fd,
 
 /* Queues bytes: writes what the kernel takes now, queues the rest and
  * flushes on writability. VIGIL_ECLOSED once closing started (except in
- * CLOSE_WAIT, where the host may still reply), VIGIL_EOVERFLOW with
- * overflow_action FAIL. In watch_only mode returns VIGIL_ESTATE. */
+ * CLOSE_WAIT, where the host may still reply) or the hub is being freed,
+ * VIGIL_EOVERFLOW when queued + len would exceed output_limit (any len;
+ * the conn closes with output_overflow under overflow_action CLOSE). In
+ * watch_only mode returns VIGIL_ESTATE. */
 VIGIL_EXPORT int vigil_send(vigil_conn *c, const void *data, size_t len);
 
 /* Graceful close: flush, shutdown(SHUT_WR), drain until peer FIN or
@@ -637,11 +672,15 @@ VIGIL_EXPORT void vigil_listen_options_init(vigil_listen_options *o);
 
 /* Binds, listens and accepts on the hub's loop. On EMFILE/ENFILE it pauses
  * accepting, retries with exponential backoff and emits accept_paused /
- * accept_resumed. */
+ * accept_resumed. Errors: VIGIL_EINVAL, VIGIL_EADDR (bad address, in use),
+ * VIGIL_ENOTSUP (SO_REUSEPORT), VIGIL_ENOMEM, VIGIL_ESYS and mapped errnos
+ * of socket()/getsockname(). */
 VIGIL_EXPORT int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
                               vigil_listener **out);
 VIGIL_EXPORT uint16_t vigil_listener_port(vigil_listener *l);
 VIGIL_EXPORT int vigil_listener_fd(vigil_listener *l);
+/* Stops accepting and closes the socket now; the handle is freed once no
+ * vigil code is on the stack. Conns it accepted are not affected. */
 VIGIL_EXPORT void vigil_listener_close(vigil_listener *l);
 
 /* ------------------------------------------------------------------------ */
@@ -685,7 +724,11 @@ typedef struct vigil_hub_census_report {
  * per live conn: run it every few seconds at most, not per event. With
  * hub option census_interval_ms the hub runs it on a timer and emits
  * "census" (state counts) and, when ghosts > ghost_threshold, "ghosts".
- * Returns VIGIL_OK, VIGIL_EINVAL, or an error of vigil_census_run().
+ * The census runs on the caller's thread, normally the loop's: it waits at
+ * most 100 ms for each part of the kernel's answer (the kernel builds it
+ * as it is read, so this only matters if the kernel stops answering) and
+ * then gives up with VIGIL_EAGAIN. Returns VIGIL_OK, VIGIL_EINVAL,
+ * VIGIL_EAGAIN, or an error of vigil_census_run().
  */
 VIGIL_EXPORT int vigil_hub_census(vigil_hub *hub,
                                   vigil_hub_census_report *out);

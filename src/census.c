@@ -210,7 +210,8 @@ static int dump_family_once(vigil__census_collector *col, int family,
     req.nlh.nlmsg_len = (uint32_t)NLMSG_ALIGN(NLMSG_LENGTH(sizeof req.r) +
                                               sizeof req.attr + bclen);
   }
-  return vigil__census_exchange(&req.nlh, vigil__census_collect, col);
+  return vigil__census_exchange(&req.nlh, vigil__census_collect, col,
+                                col->wait_ms);
 }
 
 /* Dumps one family. A kernel that rejects our filter program (EINVAL from
@@ -225,6 +226,11 @@ static int dump_family(vigil__census_collector *col, int family) {
 }
 
 int vigil_census_run(const vigil_census_query *q, vigil_census **out) {
+  return vigil__census_run(q, VIGIL__CENSUS_WAIT_MS, out);
+}
+
+int vigil__census_run(const vigil_census_query *q, uint32_t wait_ms,
+                      vigil_census **out) {
   vigil__census_collector col;
   vigil__inode_set self = {0};
   if (!out) return VIGIL_EINVAL;
@@ -232,6 +238,7 @@ int vigil_census_run(const vigil_census_query *q, vigil_census **out) {
   vigil_census *c = calloc(1, sizeof *c);
   if (!c) return VIGIL_ENOMEM;
   int rc = vigil__census_collector_init(&col, q, NULL, c);
+  col.wait_ms = wait_ms;
   if (rc == VIGIL_OK && q->want_self) {
     rc = vigil__census_self_inodes(&self);
     col.self = &self;

@@ -43,7 +43,8 @@ int vigil_census_destroy(const vigil_census_socket *s) {
   req.r.id.idiag_cookie[0] = (uint32_t)s->id.cookie;
   req.r.id.idiag_cookie[1] = (uint32_t)(s->id.cookie >> 32);
 
-  int rc = vigil__census_exchange(&req.nlh, NULL, NULL);
+  int rc =
+      vigil__census_exchange(&req.nlh, NULL, NULL, VIGIL__CENSUS_WAIT_MS);
   if (rc == VIGIL__CENSUS_ACK) return VIGIL_OK;
   if (rc >= 0) return VIGIL_EPROTO; /* a DONE where an ack was due */
   return rc;

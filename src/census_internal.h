@@ -30,12 +30,25 @@ typedef int (*vigil__census_msg_fn)(const struct inet_diag_msg *m, void *ctx);
 int vigil__census_parse(const void *buf, size_t len, uint32_t seq,
                         vigil__census_msg_fn fn, void *ctx, int *kerr);
 
+/* How long a census waits for each part of the kernel's answer: the
+ * kernel builds a dump while it is read, so data is normally there at
+ * once; the bound only matters for a kernel that stops answering. The
+ * census command-line tool may wait long; a hub's census runs on its loop
+ * and gives up quickly. */
+#define VIGIL__CENSUS_WAIT_MS 10000u
+#define VIGIL__CENSUS_LOOP_WAIT_MS 100u
+
 /* Sends req (a complete netlink message; its seq and pid are set here) on
- * a fresh NETLINK_SOCK_DIAG socket and parses the answers with fn until
- * the kernel finishes. Returns VIGIL__CENSUS_DONE or _ACK, or a negative
- * vigil_err. */
+ * a fresh non-blocking NETLINK_SOCK_DIAG socket and parses the answers
+ * with fn until the kernel finishes, waiting at most wait_ms for each
+ * read. Returns VIGIL__CENSUS_DONE or _ACK, or a negative vigil_err
+ * (VIGIL_EAGAIN when the kernel did not answer within wait_ms). */
 int vigil__census_exchange(struct nlmsghdr *req, vigil__census_msg_fn fn,
-                           void *ctx);
+                           void *ctx, uint32_t wait_ms);
+
+/* vigil_census_run with a bound on each wait for the kernel. */
+int vigil__census_run(const vigil_census_query *q, uint32_t wait_ms,
+                      vigil_census **out);
 
 /* Maps a positive errno from the kernel to a vigil_err (and sets errno
  * for VIGIL_ESYS). */
@@ -98,6 +111,7 @@ typedef struct vigil__census_collector {
   const vigil__inode_set *self; /* NULL = want_self off */
   vigil_census *out;
   size_t cap; /* allocated entries in out->sockets */
+  uint32_t wait_ms; /* per wait for the kernel's answer */
 } vigil__census_collector;
 
 /* Checks q and prepares col to fill out (which must be zeroed). */

@@ -3,14 +3,19 @@
  * NETLINK_SOCK_DIAG socket, answers read until the request is complete.
  * A fresh socket per request keeps stale answers from an interrupted
  * earlier request out, and costs one socket() call.
+ *
+ * The socket is non-blocking and every wait goes through poll() with the
+ * caller's bound, so a census on an event loop can never stall it for
+ * longer than that bound per read, whatever the kernel does.
  */
 #include <errno.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "census_internal.h"
@@ -18,8 +23,6 @@
 /* Big enough for any dump chunk the kernel builds (it sizes them to the
  * reader's buffer, up to 32 KiB by default); MSG_TRUNC catches the rest. */
 #define CENSUS_RECV_BUF (64 * 1024)
-/* A local request should answer in microseconds; this only bounds a hang. */
-#define CENSUS_RECV_TIMEOUT_S 10
 
 static uint32_t next_seq(void) {
   /* Any value works on a fresh socket; vary it so stale data never
@@ -28,14 +31,34 @@ static uint32_t next_seq(void) {
   return __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) ^ (uint32_t)getpid();
 }
 
-/* Opens a sock_diag socket with a receive timeout; returns fd or a
- * negative vigil_err. */
+/* Opens a non-blocking sock_diag socket; returns fd or a negative
+ * vigil_err. */
 static int open_diag_socket(void) {
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                  NETLINK_SOCK_DIAG);
   if (fd < 0) return vigil__census_map_errno(errno);
-  struct timeval tv = {.tv_sec = CENSUS_RECV_TIMEOUT_S, .tv_usec = 0};
-  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return fd;
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Waits until fd is readable: 0, VIGIL_EAGAIN after wait_ms, or a mapped
+ * error. EINTR keeps the original deadline. */
+static int wait_readable(int fd, uint32_t wait_ms) {
+  uint64_t deadline = mono_ms() + wait_ms;
+  for (;;) {
+    uint64_t now = mono_ms();
+    int left = now >= deadline ? 0 : (int)(deadline - now);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, left);
+    if (n > 0) return 0;
+    if (n == 0) return VIGIL_EAGAIN;
+    if (errno != EINTR) return vigil__census_map_errno(errno);
+  }
 }
 
 /* Sends the whole message to the kernel; 0 or a negative vigil_err. */
@@ -56,7 +79,7 @@ static int send_request(int fd, struct nlmsghdr *req) {
 }
 
 int vigil__census_exchange(struct nlmsghdr *req, vigil__census_msg_fn fn,
-                           void *ctx) {
+                           void *ctx, uint32_t wait_ms) {
   int fd = open_diag_socket();
   if (fd < 0) return fd;
   unsigned char *buf = malloc(CENSUS_RECV_BUF);
@@ -79,8 +102,11 @@ int vigil__census_exchange(struct nlmsghdr *req, vigil__census_msg_fn fn,
     ssize_t n = recvmsg(fd, &msg, 0);
     if (n < 0) {
       if (errno == EINTR) continue;
-      rc = vigil__census_map_errno(
-          errno == EAGAIN || errno == EWOULDBLOCK ? ETIMEDOUT : errno);
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        rc = wait_readable(fd, wait_ms);
+        continue;
+      }
+      rc = vigil__census_map_errno(errno);
       break;
     }
     if (n == 0 || (msg.msg_flags & MSG_TRUNC)) {

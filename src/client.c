@@ -19,6 +19,14 @@
  * Once connected, the conn belongs to the hub; this file only sees it
  * through its callbacks, whose user_data is the client (NULL once the
  * client is freed, so a late on_close touches nothing).
+ *
+ * Re-entrancy: every entry (watcher callbacks, conn callbacks, public
+ * calls) runs inside the hub's bracket and the client's own (depth). Host
+ * code (client callbacks, the hub's event sink) may free the client or
+ * the hub; a client free is then recorded and performed by the outermost
+ * client leave, a hub free by the hub's. A freed hub detaches its
+ * clients: their watchers stop and they wait, CLOSED, for
+ * vigil_client_free().
  */
 #include <errno.h>
 #include <netdb.h>
@@ -37,7 +45,8 @@
 enum { CL_WAITING, CL_CONNECTING, CL_CONNECTED, CL_CLOSED };
 
 struct vigil_client {
-  vigil_hub *hub;
+  vigil__owned owned;      /* in hub->owned while attached */
+  vigil_hub *hub;          /* NULL once the hub is gone */
   struct ev_loop *loop;
   vigil_client_options o;  /* host, identity, policy point at our copies */
   char *host;
@@ -69,7 +78,7 @@ static uint32_t rand32(vigil_client *cl) {
                       : vigil__rand32(&cl->rng);
 }
 
-static uint64_t now_of(vigil_client *cl) { return vigil_hub_now(cl->hub); }
+static uint64_t now_of(vigil_client *cl) { return vigil__hub_clock(cl->hub); }
 
 static const char *errno_name(int err, char *buf, size_t len) {
 #if defined(__GLIBC__) &&                                                    \
@@ -86,7 +95,7 @@ __attribute__((format(printf, 4, 5))) static void
 emit(vigil_client *cl, int sys_errno, uint32_t retry_ms, const char *fmt,
      ...) {
   vigil_hub *hub = cl->hub;
-  if (!vigil__hub_wants_events(hub)) return;
+  if (!hub || !vigil__hub_wants_events(hub)) return;
   char detail[160];
   va_list ap;
   va_start(ap, fmt);
@@ -108,13 +117,35 @@ static void really_free(vigil_client *cl) {
   free(cl);
 }
 
-/* Host callbacks run bracketed so a free inside them is deferred. Returns
- * 0 if the client was freed meanwhile (the caller must stop). */
+static void client_release(vigil__owned *o) {
+  really_free(vigil__container_of(o, vigil_client, owned));
+}
+
+/* Frees cl, through the hub's graveyard while it is attached: vigil code
+ * of the hub may still be on the stack. */
+static void dispose(vigil_client *cl) {
+  if (!cl->hub) {
+    really_free(cl);
+    return;
+  }
+  vigil__hub_disown(cl->hub, &cl->owned);
+  vigil__hub_release(cl->hub, &cl->owned);
+}
+
+/* Brackets client code that may run host code. leave() returns 0 if the
+ * client was freed meanwhile: the caller must not touch cl again. */
 static void enter(vigil_client *cl) { cl->depth++; }
 static int leave(vigil_client *cl) {
   if (--cl->depth > 0 || !cl->free_requested) return 1;
-  really_free(cl);
+  dispose(cl);
   return 0;
+}
+
+/* 1 once the client must stop working: closed, freed, or its hub gone or
+ * going. */
+static int stopped(const vigil_client *cl) {
+  return cl->state == CL_CLOSED || cl->free_requested || !cl->hub ||
+         cl->hub->free_requested;
 }
 
 static void stop_io(vigil_client *cl) {
@@ -126,8 +157,19 @@ static void stop_io(vigil_client *cl) {
   }
 }
 
-/* Waits delay_ms, then attempts. */
+/* The hub is being destroyed: no watcher of ours may outlive it. */
+static void client_hub_gone(vigil__owned *o) {
+  vigil_client *cl = vigil__container_of(o, vigil_client, owned);
+  stop_io(cl);
+  cl->state = CL_CLOSED;
+  if (cl->conn) vigil_conn_set_user_data(cl->conn, NULL);
+  cl->conn = NULL;
+  cl->hub = NULL;
+}
+
+/* Waits delay_ms, then attempts (unless host code stopped the client). */
 static void wait_then_attempt(vigil_client *cl, uint32_t delay_ms) {
+  if (stopped(cl)) return;
   cl->state = CL_WAITING;
   ev_timer_stop(cl->loop, &cl->timer);
   ev_timer_set(&cl->timer, delay_ms / 1000.0, 0.0);
@@ -144,6 +186,7 @@ static void attempt_failed(vigil_client *cl, int err, const char *why) {
     emit(cl, err, 0, "resolve_failed %s", why);
   else
     emit(cl, err, 0, "connect_failed %s", errno_name(err, b, sizeof b));
+  if (stopped(cl)) return;
   emit(cl, 0, wait, "backoff %ums", (unsigned)wait);
   wait_then_attempt(cl, wait);
 }
@@ -151,7 +194,7 @@ static void attempt_failed(vigil_client *cl, int err, const char *why) {
 static void conn_data(vigil_conn *c, const void *data, size_t len, void *ud) {
   vigil_client *cl = ud;
   (void)c;
-  if (!cl || !cl->o.on_data) return;
+  if (!cl || !cl->o.on_data || stopped(cl)) return;
   enter(cl);
   cl->o.on_data(cl, data, len, cl->o.user_data);
   leave(cl);
@@ -170,22 +213,21 @@ static void conn_closed(vigil_conn *c, vigil_reason reason, void *ud) {
   (void)c;
   if (!cl) return;
   cl->conn = NULL;
-  emit(cl, 0, 0, "disconnected %s", vigil_reason_name(reason));
   enter(cl);
-  if (cl->o.on_disconnected)
+  emit(cl, 0, 0, "disconnected %s", vigil_reason_name(reason));
+  if (cl->o.on_disconnected && !cl->free_requested)
     cl->o.on_disconnected(cl, reason, cl->o.user_data);
-  if (!leave(cl)) return;
-  if (cl->state == CL_CLOSED || cl->hub->free_requested) {
-    cl->state = CL_CLOSED;
-    return;
+  if (!stopped(cl)) {
+    /* A connection that stayed up for a while starts the backoff over;
+     * one dropped at once (a server accepting and closing) keeps backing
+     * off. */
+    if (now_of(cl) - cl->connected_at >= cl->backoff.cfg.initial_ms)
+      vigil__backoff_reset(&cl->backoff);
+    uint32_t delay = vigil__backoff_next(&cl->backoff, rand32(cl));
+    emit(cl, 0, delay, "backoff %ums", (unsigned)delay);
+    wait_then_attempt(cl, delay);
   }
-  /* A connection that stayed up for a while starts the backoff over; one
-   * dropped at once (a server accepting and closing) keeps backing off. */
-  if (now_of(cl) - cl->connected_at >= cl->backoff.cfg.initial_ms)
-    vigil__backoff_reset(&cl->backoff);
-  uint32_t delay = vigil__backoff_next(&cl->backoff, rand32(cl));
-  emit(cl, 0, delay, "backoff %ums", (unsigned)delay);
-  wait_then_attempt(cl, delay);
+  leave(cl);
 }
 
 static const vigil_conn_callbacks k_conn_cb = {
@@ -211,6 +253,14 @@ static void connected(vigil_client *cl) {
     return;
   }
   cl->fd = -1;
+  /* The open event inside vigil_adopt ran host code: the conn handle is
+   * valid until the loop runs, but the client may be done with. */
+  if (stopped(cl)) {
+    if (!cl->free_requested && cl->state != CL_CLOSED) cl->state = CL_CLOSED;
+    vigil_conn_set_user_data(c, NULL);
+    vigil_close(c);
+    return;
+  }
   cl->conn = c;
   cl->state = CL_CONNECTED;
   cl->connected_at = now_of(cl);
@@ -221,17 +271,17 @@ static void connected(vigil_client *cl) {
     if (n > 0) vigil_send(c, hello, (size_t)n); /* a failure closes c */
   }
   emit(cl, 0, 0, "connected");
-  if (cl->o.on_connected) {
-    enter(cl);
-    cl->o.on_connected(cl, c, cl->o.user_data);
-    leave(cl);
-  }
+  if (cl->o.on_connected && !stopped(cl) && cl->conn)
+    cl->o.on_connected(cl, cl->conn, cl->o.user_data);
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
   vigil_client *cl = vigil__container_of(w, vigil_client, io);
+  vigil_hub *hub = cl->hub;
   (void)loop;
   (void)revents;
+  vigil__hub_enter_loop(hub);
+  enter(cl);
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(cl->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
@@ -239,6 +289,8 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
     connected(cl);
   else
     attempt_failed(cl, err, NULL);
+  leave(cl);
+  vigil__hub_leave(hub);
 }
 
 /* Starts one non-blocking connect. */
@@ -253,6 +305,7 @@ static void attempt(vigil_client *cl) {
           ? now + cl->o.connect_timeout_ms
           : vigil__backoff_connect_deadline(&cl->o.backoff, now, cl->next_at);
   emit(cl, 0, 0, "connecting");
+  if (stopped(cl)) return;
 
   struct addrinfo hints, *res = NULL;
   memset(&hints, 0, sizeof hints);
@@ -286,12 +339,17 @@ static void attempt(vigil_client *cl) {
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   vigil_client *cl = vigil__container_of(w, vigil_client, timer);
+  vigil_hub *hub = cl->hub;
   (void)loop;
   (void)revents;
+  vigil__hub_enter_loop(hub);
+  enter(cl);
   if (cl->state == CL_WAITING)
     attempt(cl);
   else if (cl->state == CL_CONNECTING)
     attempt_failed(cl, ETIMEDOUT, NULL);
+  leave(cl);
+  vigil__hub_leave(hub);
 }
 
 /* Random seed for the jitter PRNG when the host gave none. Distinct
@@ -353,6 +411,10 @@ int vigil_client_new(vigil_hub *hub, const vigil_client_options *o,
   vigil__backoff_init(&cl->backoff, &cl->o.backoff);
   ev_io_init(&cl->io, io_cb, -1, EV_WRITE);
   ev_timer_init(&cl->timer, timer_cb, 0.0, 0.0);
+  cl->owned.kind = VIGIL__OWNED_CLIENT;
+  cl->owned.hub_gone = client_hub_gone;
+  cl->owned.release = client_release;
+  vigil__hub_own(hub, &cl->owned);
   wait_then_attempt(cl, 0); /* first attempt from the loop, at once */
   *out = cl;
   return VIGIL_OK;
@@ -360,29 +422,46 @@ int vigil_client_new(vigil_hub *hub, const vigil_client_options *o,
 
 int vigil_client_send_data(vigil_client *cl, const void *data, size_t len) {
   if (!cl) return VIGIL_EINVAL;
-  if (!cl->conn) return VIGIL_ENOTCONN;
+  if (!cl->conn || stopped(cl)) return VIGIL_ENOTCONN;
   return vigil_send_data(cl->conn, data, len);
+}
+
+/* Closing proper; the caller holds both brackets. */
+static void close_client(vigil_client *cl) {
+  cl->state = CL_CLOSED;
+  stop_io(cl);
+  emit(cl, 0, 0, "closed");
+  /* The event may have freed the hub: its conns then close with it. */
+  if (cl->conn && cl->hub && !cl->hub->free_requested)
+    vigil_close(cl->conn); /* on_disconnected follows */
 }
 
 int vigil_client_close(vigil_client *cl) {
   if (!cl) return VIGIL_EINVAL;
   if (cl->state == CL_CLOSED) return VIGIL_OK;
-  cl->state = CL_CLOSED;
-  stop_io(cl);
-  emit(cl, 0, 0, "closed");
-  if (cl->conn) vigil_close(cl->conn); /* on_disconnected follows */
+  vigil_hub *hub = cl->hub; /* a closed client is the only detached one */
+  vigil__hub_enter(hub);
+  enter(cl);
+  close_client(cl);
+  leave(cl);
+  vigil__hub_leave(hub);
   return VIGIL_OK;
 }
 
 void vigil_client_free(vigil_client *cl) {
   if (!cl || cl->free_requested) return;
-  vigil_client_close(cl);
+  vigil_hub *hub = cl->hub;
+  if (hub) vigil__hub_enter(hub);
+  enter(cl);
+  if (cl->state != CL_CLOSED) close_client(cl);
   if (cl->conn) {
+    /* A connection still closing finishes on the hub on its own. */
     vigil_conn_set_user_data(cl->conn, NULL);
     cl->conn = NULL;
   }
   cl->free_requested = 1;
-  if (cl->depth == 0) really_free(cl);
+  leave(cl); /* frees cl unless client code is on the stack */
+  if (hub) vigil__hub_leave(hub);
 }
 
 vigil_conn *vigil_client_conn(vigil_client *cl) {

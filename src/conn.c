@@ -49,9 +49,10 @@ static void store_peer_addr(vigil_conn *c, const struct sockaddr *sa) {
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
-/* Frees a conn whose adoption failed after it got its policy. */
-static void discard(vigil_conn *c) {
-  if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
+/* Undoes prepare(): the conn never started. */
+static void discard(vigil_conn *c, vigil_hub *hub) {
+  if (c->slot != UINT32_MAX) vigil__hub_remove_conn(hub, c);
+  vigil__policy_unref(c->policy);
   if (c->ext) {
     vigil__tls_free(c);
     free(c->ext);
@@ -69,69 +70,34 @@ static void emit_open(vigil_conn *c) {
   vigil__event_send(hub, &ev);
 }
 
-int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
-                vigil_conn **out) {
-  if (out) *out = NULL;
-  if (!hub || hub->free_requested) return VIGIL_EINVAL;
-  int rc = vigil__sock_classify(fd);
-  if (rc != VIGIL_OK) return rc;
-  /* Refuse a bad policy before touching the fd's flags. */
-  if (opts && opts->policy && vigil_policy_validate(opts->policy, NULL, 0))
-    return VIGIL_EINVAL;
-  rc = vigil__sock_set_nonblock(fd);
-  if (rc != VIGIL_OK) return rc;
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) return VIGIL_ENOTCONN;
-  return vigil__adopt(hub, fd, (const struct sockaddr *)&ss, opts, out);
-}
-
-/* Adoption proper, for a connected non-blocking TCP socket whose peer
- * address is known: vigil_adopt checks those first; the listener knows
- * them from accept4 and saves the system calls. */
-int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
-                 const vigil_adopt_options *opts, vigil_conn **out) {
-  int rc;
-  if (out) *out = NULL;
-  if (!hub || hub->free_requested) return VIGIL_EINVAL;
-  vigil_adopt_options defaults;
-  if (!opts) {
-    vigil_adopt_options_init(&defaults);
-    opts = &defaults;
-  }
+/* Adoption, step 1: everything that can fail without touching the fd.
+ * Takes a reference to the shared `policy`. */
+static int prepare(vigil_hub *hub, const vigil_policy *policy,
+                   const vigil_adopt_options *opts, vigil_conn **out) {
   vigil_conn *c = calloc(1, sizeof *c);
   if (!c) return VIGIL_ENOMEM;
-  c->policy = &hub->policy;
-  if (opts->policy) {
-    if (vigil_policy_validate(opts->policy, NULL, 0) != VIGIL_OK) {
-      free(c);
-      return VIGIL_EINVAL;
-    }
-    vigil_policy *own = malloc(sizeof *own);
-    if (!own) {
-      free(c);
-      return VIGIL_ENOMEM;
-    }
-    *own = *opts->policy;
-    c->policy = own;
-    c->flags |= VIGIL__F_OWN_POLICY;
+  c->slot = UINT32_MAX;
+  c->io.fd = -1;
+  c->policy = vigil__policy_ref(policy);
+  int rc = VIGIL_OK;
+  if (opts->tls_ctx) rc = vigil__tls_adopt(c, opts);
+  if (rc == VIGIL_OK) {
+    c->cb = vigil__hub_intern_cb(hub, opts->callbacks);
+    if (!c->cb || vigil__hub_add_conn(hub, c) != VIGIL_OK) rc = VIGIL_ENOMEM;
   }
-  if (opts->tls_ctx && (rc = vigil__tls_adopt(c, opts)) != VIGIL_OK) {
-    discard(c);
-    return rc;
-  }
-  c->cb = vigil__hub_intern_cb(hub, opts->callbacks);
-  if (!c->cb || vigil__hub_add_conn(hub, c) != VIGIL_OK) {
-    discard(c);
-    return VIGIL_ENOMEM;
-  }
-  rc = vigil__sock_apply(fd, c->policy);
   if (rc != VIGIL_OK) {
-    vigil__hub_remove_conn(hub, c);
-    discard(c);
+    discard(c, hub);
     return rc;
   }
-  vigil__hub_enter(hub);
+  *out = c;
+  return VIGIL_OK;
+}
+
+/* Adoption, step 3 (after the fd took the options): the conn goes live.
+ * Runs host code (the open event) last. */
+static void start(vigil_hub *hub, vigil_conn *c, int fd,
+                  const struct sockaddr *peer,
+                  const vigil_adopt_options *opts) {
   uint64_t now = vigil__hub_clock(hub);
   c->hub = hub;
   c->id = hub->next_conn_id++;
@@ -146,9 +112,65 @@ int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
   hub->stats.opened++;
   vigil__conn_update_io(c);
   vigil__conn_schedule(c);
-  if (out) *out = c;
   if (!vigil__conn_is_tls(c)) emit_open(c); /* TLS: once the handshake is
                                                done (tls_conn.c) */
+}
+
+int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
+                vigil_conn **out) {
+  if (out) *out = NULL;
+  if (!hub || hub->free_requested) return VIGIL_EINVAL;
+  vigil_adopt_options defaults;
+  if (!opts) {
+    vigil_adopt_options_init(&defaults);
+    opts = &defaults;
+  }
+  /* Every check that can fail runs before the fd is touched: on error
+   * the fd is exactly as the host left it. */
+  struct sockaddr_storage peer;
+  int rc = vigil__sock_classify_peer(fd, &peer);
+  if (rc != VIGIL_OK) return rc;
+  if (opts->policy && vigil_policy_validate(opts->policy, NULL, 0))
+    return VIGIL_EINVAL;
+  const vigil_policy *policy = opts->policy ? vigil__policy_new(opts->policy)
+                                            : vigil__policy_ref(hub->policy);
+  if (!policy) return VIGIL_ENOMEM;
+  vigil_conn *c = NULL;
+  vigil__sock_state before;
+  rc = prepare(hub, policy, opts, &c);
+  vigil__policy_unref(policy); /* c holds its own reference */
+  if (rc != VIGIL_OK) return rc;
+  rc = vigil__sock_snapshot(fd, &before);
+  if (rc == VIGIL_OK) rc = vigil__sock_set_nonblock(fd);
+  if (rc == VIGIL_OK && (rc = vigil__sock_apply(fd, c->policy)) != VIGIL_OK)
+    vigil__sock_restore(fd, &before);
+  if (rc != VIGIL_OK) {
+    discard(c, hub);
+    return rc;
+  }
+  vigil__hub_enter(hub);
+  start(hub, c, fd, (const struct sockaddr *)&peer, opts);
+  if (out) *out = c;
+  vigil__hub_leave(hub);
+  return VIGIL_OK;
+}
+
+int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
+                 const vigil_policy *policy, const vigil_adopt_options *opts,
+                 vigil_conn **out) {
+  if (out) *out = NULL;
+  if (!hub || hub->free_requested) return VIGIL_EINVAL;
+  vigil_conn *c;
+  int rc = prepare(hub, policy, opts, &c);
+  if (rc != VIGIL_OK) return rc;
+  rc = vigil__sock_apply(fd, c->policy);
+  if (rc != VIGIL_OK) {
+    discard(c, hub);
+    return rc;
+  }
+  vigil__hub_enter(hub);
+  start(hub, c, fd, peer, opts);
+  if (out) *out = c;
   vigil__hub_leave(hub);
   return VIGIL_OK;
 }
@@ -158,7 +180,7 @@ void vigil__conn_free(vigil_conn *c) {
     close(c->io.fd);
     c->io.fd = -1;
   }
-  if (c->flags & VIGIL__F_OWN_POLICY) free((void *)c->policy);
+  vigil__policy_unref(c->policy);
   if (c->ext) {
     vigil__codec_free(c);
     vigil__tls_free(c);
@@ -167,6 +189,12 @@ void vigil__conn_free(vigil_conn *c) {
     free(c->ext);
   }
   free(c);
+}
+
+void vigil__conn_use_policy(vigil_conn *c, const vigil_policy *p) {
+  const vigil_policy *old = c->policy;
+  c->policy = vigil__policy_ref(p);
+  vigil__policy_unref(old);
 }
 
 vigil__conn_ext *vigil__conn_ext_get(vigil_conn *c) {
@@ -373,7 +401,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
   vigil_conn *c = vigil__container_of(w, vigil_conn, io);
   vigil_hub *hub = c->hub;
   (void)loop;
-  vigil__hub_enter(hub);
+  vigil__hub_enter_loop(hub);
   if (vigil__conn_is_tls(c)) {
     vigil__tls_io(c, revents); /* handshake, records, close_notify */
   } else {
@@ -387,23 +415,27 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
 
 /* ---- public API ---- */
 
+int vigil__conn_check_send(vigil_conn *c, size_t len) {
+  if (c->flags & VIGIL__F_WATCH_ONLY) return VIGIL_ESTATE;
+  if (vigil__closing(c) || c->hub->free_requested) return VIGIL_ECLOSED;
+  /* Checked before anything is written so a refused send is
+   * all-or-nothing: the stream never carries half a message. Written
+   * so that no sum can wrap: queued never exceeds the limit. */
+  size_t limit = c->policy->output_limit;
+  if (len <= limit && c->queued <= limit - len) return VIGIL_OK;
+  if (c->policy->overflow_action == VIGIL_OVERFLOW_CLOSE) {
+    vigil__hub_enter(c->hub);
+    vigil__conn_close(c, VIGIL_REASON_OUTPUT_OVERFLOW, VIGIL__CLOSE_ABORT);
+    vigil__hub_leave(c->hub);
+  }
+  return VIGIL_EOVERFLOW;
+}
+
 int vigil_send(vigil_conn *c, const void *data, size_t len) {
   if (!c || (!data && len)) return VIGIL_EINVAL;
-  if (c->flags & VIGIL__F_WATCH_ONLY) return VIGIL_ESTATE;
-  if (vigil__closing(c)) return VIGIL_ECLOSED;
-  if (len == 0) return VIGIL_OK;
+  int rc = vigil__conn_check_send(c, len);
+  if (rc != VIGIL_OK || len == 0) return rc;
   vigil_hub *hub = c->hub;
-  /* The limit is checked before anything is written so a refused send is
-   * all-or-nothing: the stream never carries half a message. */
-  if (c->queued + len > c->policy->output_limit) {
-    if (c->policy->overflow_action == VIGIL_OVERFLOW_CLOSE) {
-      vigil__hub_enter(hub);
-      vigil__conn_close(c, VIGIL_REASON_OUTPUT_OVERFLOW, VIGIL__CLOSE_ABORT);
-      vigil__hub_leave(hub);
-    }
-    return VIGIL_EOVERFLOW;
-  }
-  int rc = VIGIL_OK;
   vigil__hub_enter(hub);
   if (vigil__conn_is_tls(c)) {
     rc = vigil__tls_send(c, data, len); /* SSL_write; queue = plaintext */
@@ -464,14 +496,11 @@ int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
   if (!c || !p) return VIGIL_EINVAL;
   if (c->state == VIGIL_CONN_CLOSED) return VIGIL_ECLOSED;
   if (vigil_policy_validate(p, NULL, 0) != VIGIL_OK) return VIGIL_EINVAL;
-  vigil_policy *own = (c->flags & VIGIL__F_OWN_POLICY)
-                          ? (vigil_policy *)c->policy
-                          : malloc(sizeof *own);
+  const vigil_policy *own = vigil__policy_new(p);
   if (!own) return VIGIL_ENOMEM;
-  *own = *p;
-  c->policy = own;
-  c->flags |= VIGIL__F_OWN_POLICY;
-  int rc = vigil__sock_apply(c->io.fd, own);
+  vigil__conn_use_policy(c, own);
+  vigil__policy_unref(own);
+  int rc = vigil__sock_apply(c->io.fd, c->policy);
   /* A new policy is judged afresh: reports made under the old one (idle
    * notified, ping asked) do not hold back the new deadlines. */
   c->quiet = 0;

@@ -291,20 +291,12 @@ int vigil_send_data(vigil_conn *c, const void *payload, size_t len) {
   /* Large payloads go as header + payload without a copy. The limit is
    * checked for both together first, so the payload send cannot be
    * refused after the header went out. */
-  if (c->flags & VIGIL__F_WATCH_ONLY) return VIGIL_ESTATE;
-  if (vigil__closing(c)) return VIGIL_ECLOSED;
-  if (c->queued + VIGIL_FRAME_SIZE(len) > c->policy->output_limit) {
-    if (c->policy->overflow_action == VIGIL_OVERFLOW_CLOSE) {
-      vigil__hub_enter(c->hub);
-      vigil__conn_close(c, VIGIL_REASON_OUTPUT_OVERFLOW, VIGIL__CLOSE_ABORT);
-      vigil__hub_leave(c->hub);
-    }
-    return VIGIL_EOVERFLOW;
-  }
+  int rc = vigil__conn_check_send(c, VIGIL_FRAME_SIZE(len));
+  if (rc != VIGIL_OK) return rc;
   uint8_t hdr[VIGIL_FRAME_HEADER_SIZE];
   int n = vigil_frame_encode_header(VIGIL_FRAME_DATA, len, hdr, sizeof hdr);
   if (n < 0) return n;
-  int rc = vigil_send(c, hdr, sizeof hdr);
+  rc = vigil_send(c, hdr, sizeof hdr);
   if (rc != VIGIL_OK) return rc;
   return vigil_send(c, payload, len);
 }

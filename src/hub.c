@@ -3,12 +3,20 @@
  * its single ev_timer, the set of live connections, the pending on_close
  * queue, statistics and the diagnostics sink.
  *
- * Re-entrancy (after hiredis): every entry point from libev or from the host
- * brackets its work with vigil__hub_enter/leave. A free requested while
- * depth > 0 only sets free_requested; the outermost leave performs it.
- * Connections that close are queued and get on_close from the ev_prepare
- * watcher, i.e. after the current callback chain has fully returned, so a
- * host iterating its own structures never sees a conn vanish mid-loop.
+ * Re-entrancy (after hiredis's IN_CALLBACK/FREEING and libuv's deferred
+ * uv_close): every entry point brackets its work with an enter/leave pair;
+ * watcher callbacks use vigil__hub_enter_loop, public calls
+ * vigil__hub_enter. While depth > 0, frees are only recorded:
+ *  - vigil_hub_free sets free_requested. The outermost leave destroys the
+ *    hub if that bracket was entered from the loop (control goes straight
+ *    back to libev); if it was a public call the host made, destruction
+ *    waits for the loop (the deliver prepare watcher), so every handle the
+ *    call returns stays valid until the host is back in the loop;
+ *  - listeners and clients freed meanwhile wait in the graveyard, reaped by
+ *    the outermost leave (nothing of vigil's refers to them by then);
+ *  - conns that close are queued and get on_close from the deliver prepare
+ *    watcher, after the current callback chain has fully returned, so a
+ *    host iterating its own structures never sees a conn vanish mid-loop.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -45,10 +53,54 @@ static void hub_destroy(vigil_hub *hub);
 
 void vigil__hub_enter(vigil_hub *hub) { hub->depth++; }
 
+void vigil__hub_enter_loop(vigil_hub *hub) {
+  if (hub->depth++ == 0) hub->entered_from_loop = 1;
+}
+
+/* Frees every object released while vigil code was on the stack. */
+static void reap_graveyard(vigil_hub *hub) {
+  while (hub->graveyard) {
+    vigil__owned *o = hub->graveyard;
+    hub->graveyard = o->next;
+    o->release(o);
+  }
+}
+
 void vigil__hub_leave(vigil_hub *hub) {
   if (--hub->depth > 0) return;
-  if (hub->dead_listeners) vigil__listeners_reap(hub);
-  if (hub->free_requested && !hub->freeing) hub_destroy(hub);
+  int from_loop = hub->entered_from_loop;
+  hub->entered_from_loop = 0;
+  reap_graveyard(hub);
+  if (!hub->free_requested || hub->freeing) return;
+  if (from_loop)
+    hub_destroy(hub);
+  else
+    ev_prepare_start(hub->loop, &hub->deliver); /* destroyed from the loop */
+}
+
+void vigil__hub_own(vigil_hub *hub, vigil__owned *o) {
+  o->prev = NULL;
+  o->next = hub->owned;
+  if (hub->owned) hub->owned->prev = o;
+  hub->owned = o;
+}
+
+void vigil__hub_disown(vigil_hub *hub, vigil__owned *o) {
+  if (o->prev)
+    o->prev->next = o->next;
+  else if (hub->owned == o)
+    hub->owned = o->next;
+  if (o->next) o->next->prev = o->prev;
+  o->next = o->prev = NULL;
+}
+
+void vigil__hub_release(vigil_hub *hub, vigil__owned *o) {
+  if (hub->depth == 0) {
+    o->release(o);
+    return;
+  }
+  o->next = hub->graveyard;
+  hub->graveyard = o;
 }
 
 /* Delivers on_close for every queued conn, then frees it. */
@@ -64,11 +116,13 @@ static void deliver_closed(vigil_hub *hub) {
   }
 }
 
+/* Runs before the loop blocks: pending on_close calls, and a hub free
+ * that a public call requested (the leave below performs it). */
 static void deliver_cb(struct ev_loop *loop, ev_prepare *w, int revents) {
   vigil_hub *hub = vigil__container_of(w, vigil_hub, deliver);
   (void)loop;
   (void)revents;
-  vigil__hub_enter(hub);
+  vigil__hub_enter_loop(hub);
   deliver_closed(hub);
   ev_prepare_stop(hub->loop, &hub->deliver);
   vigil__hub_leave(hub);
@@ -113,7 +167,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   vigil_hub *hub = vigil__container_of(w, vigil_hub, tick);
   (void)loop;
   (void)revents;
-  vigil__hub_enter(hub);
+  vigil__hub_enter_loop(hub);
   uint64_t now = vigil__hub_clock(hub);
   vigil__wheel_advance(&hub->wheel, now, hub->opts.expire_batch,
                        vigil__conn_on_deadline, hub);
@@ -131,18 +185,15 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
     opts = &defaults;
   }
   if (opts->tick_ms < 1 || opts->tick_ms > 1000) return VIGIL_EINVAL;
+  if (opts->policy && vigil_policy_validate(opts->policy, NULL, 0))
+    return VIGIL_EINVAL;
   vigil_hub *hub = calloc(1, sizeof *hub);
   if (!hub) return VIGIL_ENOMEM;
-  if (opts->policy)
-    hub->policy = *opts->policy;
-  else
-    vigil_policy_init(&hub->policy);
-  if (vigil_policy_validate(&hub->policy, NULL, 0) != VIGIL_OK) {
-    free(hub);
-    return VIGIL_EINVAL;
-  }
+  hub->policy = vigil__policy_new(opts->policy);
   hub->rbuf = malloc(VIGIL__READ_BUF);
-  if (!hub->rbuf) {
+  if (!hub->policy || !hub->rbuf) {
+    vigil__policy_unref(hub->policy);
+    free(hub->rbuf);
     free(hub);
     return VIGIL_ENOMEM;
   }
@@ -166,17 +217,17 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
 
 struct ev_loop *vigil_hub_loop(vigil_hub *hub) { return hub->loop; }
 
-const vigil_policy *vigil_hub_policy(vigil_hub *hub) { return &hub->policy; }
+const vigil_policy *vigil_hub_policy(vigil_hub *hub) { return hub->policy; }
 
 int vigil_hub_set_policy(vigil_hub *hub, const vigil_policy *p) {
   if (!hub || !p) return VIGIL_EINVAL;
   if (vigil_policy_validate(p, NULL, 0) != VIGIL_OK) return VIGIL_EINVAL;
-  /* Conns that use the hub policy point at hub->policy: they follow the
-   * change; re-evaluate their deadlines so shorter ones take effect. */
-  hub->policy = *p;
-  for (uint32_t i = 0; i < hub->nconns; i++)
-    if (!(hub->conns[i]->flags & VIGIL__F_OWN_POLICY))
-      vigil__conn_schedule(hub->conns[i]);
+  /* A new shared copy: live conns keep the one they were adopted with
+   * (their socket options, codec and output limit were set up for it). */
+  const vigil_policy *np = vigil__policy_new(p);
+  if (!np) return VIGIL_ENOMEM;
+  vigil__policy_unref(hub->policy);
+  hub->policy = np;
   return VIGIL_OK;
 }
 
@@ -227,7 +278,13 @@ const vigil_conn_callbacks *vigil__hub_intern_cb(vigil_hub *hub,
 static void hub_destroy(vigil_hub *hub) {
   hub->freeing = 1;
   hub->depth++; /* callbacks below may call vigil_hub_free again */
-  vigil__listeners_free(hub);
+  /* Listeners go, clients are detached (they stay the host's to free):
+   * none of their watchers may outlive the hub. */
+  while (hub->owned) {
+    vigil__owned *o = hub->owned;
+    vigil__hub_disown(hub, o);
+    o->hub_gone(o);
+  }
   while (hub->nconns > 0)
     vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
                       VIGIL__CLOSE_NOW);
@@ -245,6 +302,8 @@ static void hub_destroy(vigil_hub *hub) {
     free(hub->cbsets);
     hub->cbsets = n;
   }
+  reap_graveyard(hub);
+  vigil__policy_unref(hub->policy);
   free(hub->conns);
   free(hub->rbuf);
   free(hub);
@@ -253,6 +312,8 @@ static void hub_destroy(vigil_hub *hub) {
 void vigil_hub_free(vigil_hub *hub) {
   if (!hub || hub->freeing) return;
   hub->free_requested = 1;
+  /* Outside any vigil callback the host tears down at once; inside one,
+   * the outermost leave (or the loop) does. */
   if (hub->depth == 0) hub_destroy(hub);
 }
 
@@ -275,7 +336,7 @@ static void shutdown_poll_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 int vigil_hub_shutdown(vigil_hub *hub, uint32_t deadline_ms,
                        vigil_shutdown_cb done, void *user_data) {
-  if (!hub || hub->freeing) return VIGIL_EINVAL;
+  if (!hub || hub->free_requested) return VIGIL_EINVAL;
   if (hub->shutting_down) return VIGIL_EEXIST;
   vigil__hub_enter(hub);
   hub->shutting_down = 1;
@@ -296,8 +357,7 @@ int vigil_hub_shutdown(vigil_hub *hub, uint32_t deadline_ms,
                       VIGIL__CLOSE_GRACEFUL);
   }
   ev_timer_init(&hub->shutdown_timer, shutdown_poll_cb, 0.0, 0.01);
-  hub->shutdown_timer.data = (void *)(uintptr_t)(vigil__hub_clock(hub) +
-                                                 deadline_ms);
+  hub->shutdown_deadline = vigil__hub_clock(hub) + deadline_ms;
   ev_timer_start(hub->loop, &hub->shutdown_timer);
   vigil__hub_leave(hub);
   return VIGIL_OK;
@@ -307,9 +367,8 @@ static void shutdown_poll_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   vigil_hub *hub = vigil__container_of(w, vigil_hub, shutdown_timer);
   (void)loop;
   (void)revents;
-  vigil__hub_enter(hub);
-  uint64_t deadline = (uint64_t)(uintptr_t)w->data;
-  if (hub->nconns > 0 && vigil__hub_clock(hub) >= deadline) {
+  vigil__hub_enter_loop(hub);
+  if (hub->nconns > 0 && vigil__hub_clock(hub) >= hub->shutdown_deadline) {
     while (hub->nconns > 0)
       vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
                         VIGIL__CLOSE_ABORT);

@@ -125,7 +125,7 @@ static int judge_sockets(vigil_hub *hub, const vigil_census *cs,
   census_state *st = state_get(hub);
   if (!st) return VIGIL_ENOMEM;
   uint64_t now = vigil__hub_clock(hub);
-  uint32_t grace = hub->policy.close_wait_grace_ms;
+  uint32_t grace = hub->policy->close_wait_grace_ms;
   seen_socket *next = NULL;
   size_t nnext = 0;
   for (size_t i = 0; i < cs->nsockets; i++) {
@@ -162,7 +162,7 @@ static int run(const uint16_t *ports, size_t nports, int list,
   q.list_states = VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_ESTABLISHED) |
                   VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_CLOSE_WAIT);
   q.max_sockets = 0; /* a leak beyond any cap would go unseen */
-  return vigil_census_run(&q, out);
+  return vigil__census_run(&q, VIGIL__CENSUS_LOOP_WAIT_MS, out);
 }
 
 int vigil_hub_census(vigil_hub *hub, vigil_hub_census_report *out) {
@@ -244,7 +244,7 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop;
   (void)revents;
   if (!vigil__hub_wants_events(hub)) return;
-  vigil__hub_enter(hub);
+  vigil__hub_enter_loop(hub);
   vigil_hub_census_report r;
   int rc = vigil_hub_census(hub, &r);
   emit_census(hub, rc, &r);

@@ -27,7 +27,6 @@
 
 /* Connection flags. */
 #define VIGIL__F_WATCH_ONLY 0x01u
-#define VIGIL__F_OWN_POLICY 0x02u  /* policy points to a private copy */
 #define VIGIL__F_PEER_FIN 0x04u    /* peer's FIN seen */
 #define VIGIL__F_SHUT_WR 0x08u     /* our FIN sent */
 #define VIGIL__F_WRITING 0x10u     /* io watcher includes EV_WRITE */
@@ -62,7 +61,7 @@ struct vigil_conn {
   vigil__times t;
   uint64_t bytes_in;
   uint64_t bytes_out;
-  const vigil_policy *policy;        /* hub's or own copy */
+  const vigil_policy *policy;        /* shared (policy_share.c): a ref */
   const vigil_conn_callbacks *cb;    /* interned in the hub */
   void *user_data;
   vigil__outchunk *outq_tail;        /* circular list: tail->next = head */
@@ -84,6 +83,26 @@ struct vigil__conn_ext {
   int truncated;         /* TLS: peer closed without close_notify */
 };
 
+/* Objects a hub owns besides its conns (listeners, clients). They are
+ * linked in hub->owned while alive; released ones wait in hub->graveyard
+ * until no vigil code is on the stack. */
+typedef enum vigil__owned_kind {
+  VIGIL__OWNED_LISTENER = 1,
+  VIGIL__OWNED_CLIENT = 2,
+} vigil__owned_kind;
+
+typedef struct vigil__owned vigil__owned;
+struct vigil__owned {
+  vigil__owned *next;
+  vigil__owned *prev;
+  vigil__owned_kind kind;
+  /* The hub is being destroyed: stop every watcher; free the object or
+   * detach it (a client stays the host's to free). */
+  void (*hub_gone)(vigil__owned *o);
+  /* Frees the object (after vigil__hub_release). */
+  void (*release)(vigil__owned *o);
+};
+
 typedef struct vigil__cbset {
   struct vigil__cbset *next;
   vigil_conn_callbacks cb;
@@ -91,7 +110,7 @@ typedef struct vigil__cbset {
 
 struct vigil_hub {
   struct ev_loop *loop;
-  vigil_policy policy;
+  const vigil_policy *policy;  /* shared; conns adopted now take a ref */
   vigil_hub_options opts;      /* opts.policy is NULL: see `policy` */
   vigil__wheel wheel;
   ev_timer tick;               /* sleeps until the wheel's next expiry */
@@ -106,16 +125,18 @@ struct vigil_hub {
   vigil_conn *closed_head;     /* pending on_close (FIFO) */
   vigil_conn *closed_tail;
   vigil__cbset *cbsets;
-  vigil_listener *listeners;
-  vigil_listener *dead_listeners; /* closed inside a callback; freed later */
+  vigil__owned *owned;         /* live listeners and clients */
+  vigil__owned *graveyard;     /* released while depth > 0 */
   char *rbuf;                  /* shared read buffer, VIGIL__READ_BUF */
   vigil_stats stats;
   int depth;                   /* nesting of vigil entry points */
+  int entered_from_loop;       /* the outermost bracket is a watcher's */
   int free_requested;
   int freeing;
   /* graceful shutdown */
   int shutting_down;
   ev_timer shutdown_timer;
+  uint64_t shutdown_deadline;  /* hub clock ms */
   vigil_shutdown_cb shutdown_done;
   void *shutdown_data;
   /* identity index (identity.c) */
@@ -125,10 +146,30 @@ struct vigil_hub {
   void *census_state;          /* CLOSE_WAIT first-seen table */
 };
 
+/* ---- policy_share.c ---- */
+/* A shared copy of p (vigil_policy_init() defaults for NULL) with one
+ * reference; NULL on ENOMEM. */
+const vigil_policy *vigil__policy_new(const vigil_policy *p);
+const vigil_policy *vigil__policy_ref(const vigil_policy *p);
+/* Drops a reference (NULL is ignored). */
+void vigil__policy_unref(const vigil_policy *p);
+
 /* ---- hub.c ---- */
 uint64_t vigil__hub_clock(vigil_hub *hub);
+/* Brackets around vigil code that may run host code (see hub.c): public
+ * calls use enter, watcher callbacks enter_loop. */
 void vigil__hub_enter(vigil_hub *hub);
+void vigil__hub_enter_loop(vigil_hub *hub);
 void vigil__hub_leave(vigil_hub *hub);
+/* Links o into the hub's owned list / unlinks it. */
+void vigil__hub_own(vigil_hub *hub, vigil__owned *o);
+void vigil__hub_disown(vigil_hub *hub, vigil__owned *o);
+/* Frees an unlinked o now, or once no vigil code is on the stack. */
+void vigil__hub_release(vigil_hub *hub, vigil__owned *o);
+/* 1 once the conn's hub is going away: the conn takes no new work. */
+static inline int vigil__hub_going(const vigil_hub *hub) {
+  return hub->free_requested;
+}
 int vigil__hub_add_conn(vigil_hub *hub, vigil_conn *c);
 void vigil__hub_remove_conn(vigil_hub *hub, vigil_conn *c);
 void vigil__hub_queue_closed(vigil_hub *hub, vigil_conn *c);
@@ -150,8 +191,19 @@ const char *vigil__conn_peer_str(const vigil_conn *c, char *buf, size_t len);
 
 /* ---- conn.c ---- */
 struct sockaddr;
+/* Adoption of a connected non-blocking socket whose peer is known (the
+ * listener's path): `policy` is a shared policy the conn takes a
+ * reference to (opts->policy is not read); on error the fd is untouched
+ * and still the caller's. */
 int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
-                 const vigil_adopt_options *opts, vigil_conn **out);
+                 const vigil_policy *policy, const vigil_adopt_options *opts,
+                 vigil_conn **out);
+/* May c take len more bytes of output? VIGIL_OK, VIGIL_ESTATE
+ * (watch-only), VIGIL_ECLOSED, or VIGIL_EOVERFLOW (after closing c when
+ * overflow_action is CLOSE). */
+int vigil__conn_check_send(vigil_conn *c, size_t len);
+/* Gives c the shared policy p (takes a reference, drops the old one). */
+void vigil__conn_use_policy(vigil_conn *c, const vigil_policy *p);
 void vigil__conn_schedule(vigil_conn *c);
 void vigil__conn_on_deadline(vigil__wheel_node *n, void *ctx);
 void vigil__conn_update_io(vigil_conn *c);
@@ -237,8 +289,7 @@ void vigil__hub_census_free(vigil_hub *hub);
 /* Stores up to cap local ports of the hub's open listeners; returns how
  * many listeners there are. */
 size_t vigil__listener_ports(vigil_hub *hub, uint16_t *out, size_t cap);
-void vigil__listeners_free(vigil_hub *hub);
+/* Stops accepting on every listener (graceful shutdown). */
 void vigil__listeners_stop(vigil_hub *hub);
-void vigil__listeners_reap(vigil_hub *hub);
 
 #endif

@@ -24,13 +24,15 @@
 #define ACCEPTS_PER_EVENT 64
 
 struct vigil_listener {
+  vigil__owned owned;  /* in hub->owned while open */
   ev_io io;
   ev_timer retry;
   vigil_hub *hub;
-  vigil_listener *next;
+  int closed;          /* vigil_listener_close() was called */
   vigil_listen_options opts;
   vigil_adopt_options adopt;
-  vigil_policy policy; /* copy when opts.adopt.policy was set */
+  const vigil_policy *policy; /* shared by the conns it adopts; NULL = the
+                                 hub's policy at each accept */
   vigil_conn_callbacks callbacks;
   uint32_t backoff_ms;
   uint16_t port;
@@ -54,6 +56,9 @@ static void emit(vigil_listener *l, vigil_event_type type, int err) {
   vigil__event_send(hub, &ev);
 }
 
+/* The state change (watcher stopped, retry armed) is complete before the
+ * event runs host code, which may close the listener and with it the
+ * timer. */
 static void pause_accepting(vigil_listener *l, int err) {
   vigil_hub *hub = l->hub;
   ev_io_stop(hub->loop, &l->io);
@@ -65,9 +70,9 @@ static void pause_accepting(vigil_listener *l, int err) {
                         : l->backoff_ms * 2;
   l->paused = 1;
   hub->stats.accept_paused++;
-  emit(l, VIGIL_EV_ACCEPT_PAUSED, err);
   ev_timer_set(&l->retry, l->backoff_ms / 1000.0, 0.0);
   ev_timer_start(hub->loop, &l->retry);
+  emit(l, VIGIL_EV_ACCEPT_PAUSED, err);
 }
 
 static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -77,13 +82,19 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   ev_io_start(loop, &l->io);
 }
 
+/* 1 when accepting must stop: host code closed the listener or freed the
+ * hub (l itself stays valid until the hub unwinds). */
+static int accept_stopped(const vigil_listener *l) {
+  return l->closed || l->hub->free_requested;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
   vigil_listener *l = vigil__container_of(w, vigil_listener, io);
   vigil_hub *hub = l->hub;
   (void)loop;
   (void)revents;
-  vigil__hub_enter(hub);
-  for (int i = 0; i < ACCEPTS_PER_EVENT && !hub->free_requested; i++) {
+  vigil__hub_enter_loop(hub);
+  for (int i = 0; i < ACCEPTS_PER_EVENT && !accept_stopped(l); i++) {
     struct sockaddr_storage peer;
     socklen_t plen = sizeof peer;
     int fd = accept4(l->io.fd, (struct sockaddr *)&peer, &plen,
@@ -98,22 +109,31 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
     if (l->paused) {
       l->paused = 0;
       emit(l, VIGIL_EV_ACCEPT_RESUMED, 0);
+      if (accept_stopped(l)) {
+        close(fd); /* accepted for a listener that no longer exists */
+        break;
+      }
     }
     vigil_conn *c;
     /* accept4 already made it non-blocking and gave its peer: skip the
      * checks vigil_adopt makes on a host's fd. */
-    if (vigil__adopt(hub, fd, (struct sockaddr *)&peer, &l->adopt, &c) !=
-        VIGIL_OK) {
+    const vigil_policy *policy = l->policy ? l->policy : hub->policy;
+    if (vigil__adopt(hub, fd, (struct sockaddr *)&peer, policy, &l->adopt,
+                     &c) != VIGIL_OK) {
       close(fd); /* e.g. reset before we got to it (ENOTCONN) */
       continue;
     }
-    if (l->opts.on_accept && c->state != VIGIL_CONN_CLOSED)
+    /* The open event may have closed the listener: the conn is adopted
+     * all the same and on_accept still tells the host about it. */
+    if (l->opts.on_accept && c->state != VIGIL_CONN_CLOSED &&
+        !hub->free_requested)
       l->opts.on_accept(l, c, l->opts.accept_data);
-    /* on_accept may have closed this listener: l is then freed. */
-    if (l->io.fd < 0) break;
   }
   vigil__hub_leave(hub);
 }
+
+static void listener_hub_gone(vigil__owned *o);
+static void listener_release(vigil__owned *o);
 
 static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   struct addrinfo hints, *res = NULL;
@@ -152,7 +172,12 @@ static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   freeaddrinfo(res);
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  getsockname(fd, (struct sockaddr *)&ss, &len);
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return vigil__err_from_errno(err);
+  }
   *port_out = ntohs(ss.ss_family == AF_INET6
                         ? ((struct sockaddr_in6 *)&ss)->sin6_port
                         : ((struct sockaddr_in *)&ss)->sin_port);
@@ -173,9 +198,10 @@ int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
   if (l->opts.emfile_backoff_max_ms < l->opts.emfile_backoff_min_ms)
     l->opts.emfile_backoff_max_ms = l->opts.emfile_backoff_min_ms;
   l->adopt = o->adopt;
-  if (o->adopt.policy) {
-    l->policy = *o->adopt.policy;
-    l->adopt.policy = &l->policy;
+  l->adopt.policy = NULL; /* l->policy holds it */
+  if (o->adopt.policy && !(l->policy = vigil__policy_new(o->adopt.policy))) {
+    free(l);
+    return VIGIL_ENOMEM;
   }
   if (o->adopt.callbacks) {
     l->callbacks = *o->adopt.callbacks;
@@ -183,29 +209,40 @@ int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
   }
   int fd = open_socket(o, &l->port);
   if (fd < 0) {
+    vigil__policy_unref(l->policy);
     free(l);
     return fd;
   }
   ev_io_init(&l->io, accept_cb, fd, EV_READ);
   ev_timer_init(&l->retry, retry_cb, 0.0, 0.0);
   ev_io_start(hub->loop, &l->io);
-  l->next = hub->listeners;
-  hub->listeners = l;
+  l->owned.kind = VIGIL__OWNED_LISTENER;
+  l->owned.hub_gone = listener_hub_gone;
+  l->owned.release = listener_release;
+  vigil__hub_own(hub, &l->owned);
   if (out) *out = l;
   return VIGIL_OK;
 }
 
 uint16_t vigil_listener_port(vigil_listener *l) { return l->port; }
 
+static vigil_listener *listener_of(vigil__owned *o) {
+  return vigil__container_of(o, vigil_listener, owned);
+}
+
 size_t vigil__listener_ports(vigil_hub *hub, uint16_t *out, size_t cap) {
   size_t n = 0;
-  for (vigil_listener *l = hub->listeners; l; l = l->next, n++)
-    if (n < cap) out[n] = l->port;
+  for (vigil__owned *o = hub->owned; o; o = o->next) {
+    if (o->kind != VIGIL__OWNED_LISTENER) continue;
+    if (n < cap) out[n] = listener_of(o)->port;
+    n++;
+  }
   return n;
 }
 
 int vigil_listener_fd(vigil_listener *l) { return l->io.fd; }
 
+/* Stops both watchers and closes the socket; the struct stays. */
 static void stop_one(vigil_listener *l) {
   ev_io_stop(l->hub->loop, &l->io);
   ev_timer_stop(l->hub->loop, &l->retry);
@@ -213,39 +250,28 @@ static void stop_one(vigil_listener *l) {
   l->io.fd = -1;
 }
 
-void vigil_listener_close(vigil_listener *l) {
-  if (!l) return;
-  vigil_hub *hub = l->hub;
-  for (vigil_listener **p = &hub->listeners; *p; p = &(*p)->next) {
-    if (*p == l) {
-      *p = l->next;
-      break;
-    }
-  }
-  stop_one(l);
-  /* Inside a callback (on_accept may close its own listener) the struct
-   * must outlive the accept loop: free it when the hub unwinds. */
-  if (hub->depth > 0) {
-    l->next = hub->dead_listeners;
-    hub->dead_listeners = l;
-  } else {
-    free(l);
-  }
+static void listener_release(vigil__owned *o) {
+  vigil_listener *l = listener_of(o);
+  vigil__policy_unref(l->policy);
+  free(l);
 }
 
-void vigil__listeners_reap(vigil_hub *hub) {
-  while (hub->dead_listeners) {
-    vigil_listener *l = hub->dead_listeners;
-    hub->dead_listeners = l->next;
-    free(l);
-  }
+static void listener_hub_gone(vigil__owned *o) {
+  stop_one(listener_of(o));
+  listener_release(o);
+}
+
+void vigil_listener_close(vigil_listener *l) {
+  if (!l || l->closed) return;
+  l->closed = 1;
+  vigil__hub_disown(l->hub, &l->owned);
+  stop_one(l);
+  /* Inside a callback (on_accept, an event) the accept loop may still
+   * hold l: it is freed when the hub unwinds. */
+  vigil__hub_release(l->hub, &l->owned);
 }
 
 void vigil__listeners_stop(vigil_hub *hub) {
-  for (vigil_listener *l = hub->listeners; l; l = l->next) stop_one(l);
-}
-
-void vigil__listeners_free(vigil_hub *hub) {
-  while (hub->listeners) vigil_listener_close(hub->listeners);
-  vigil__listeners_reap(hub);
+  for (vigil__owned *o = hub->owned; o; o = o->next)
+    if (o->kind == VIGIL__OWNED_LISTENER) stop_one(listener_of(o));
 }

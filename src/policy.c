@@ -7,7 +7,8 @@
  *   1. range pass: every field, in struct order, against its own range
  *      (a table below, one row per field);
  *   2. relation pass: rules between fields (ping < dead, suspect < dead,
- *      linger_max >= drain, flap_window > 0 when flapping is on).
+ *      linger_max >= drain, not both 0, flap_window > 0 when flapping is
+ *      on).
  *
  * So "the first bad field" is the first field out of its own range in
  * struct order; only a policy whose fields are each in range gets a
@@ -242,6 +243,14 @@ static int check_relations(const vigil_policy *p, char *msg, size_t msglen) {
                 "linger_max_ms = %" PRIu32
                 " must be 0 (no cap) or at least drain_timeout_ms = %" PRIu32,
                 p->linger_max_ms, p->drain_timeout_ms);
+  /* FLUSHING is bounded by drain_timeout (no byte taken for that long)
+   * or linger_max; with neither, a peer that stops reading would hold a
+   * closing conn and its queued output forever. */
+  if (p->linger_max_ms == 0 && p->drain_timeout_ms == 0)
+    return fail(msg, msglen,
+                "linger_max_ms = 0 (no cap) needs drain_timeout_ms > 0: "
+                "with both 0 a graceful close to a peer that stops reading "
+                "would never end");
 
   if (p->flap_max > 0 && p->flap_window_ms == 0)
     return fail(msg, msglen,

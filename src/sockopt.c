@@ -54,6 +54,11 @@ static int set_int(int fd, int level, int name, int value) {
 }
 
 int vigil__sock_classify(int fd) {
+  struct sockaddr_storage ss;
+  return vigil__sock_classify_peer(fd, &ss);
+}
+
+int vigil__sock_classify_peer(int fd, struct sockaddr_storage *peer) {
   if (fd < 0) {
     errno = EBADF;
     return VIGIL_EBADF;
@@ -73,9 +78,9 @@ int vigil__sock_classify(int fd) {
   if (rc != VIGIL_OK) return rc;
   if (proto != IPPROTO_TCP) return VIGIL_ENOTTCP;
 
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+  socklen_t len = sizeof *peer;
+  memset(peer, 0, sizeof *peer);
+  if (getpeername(fd, (struct sockaddr *)peer, &len) < 0)
     return vigil__err_from_errno(errno);
   return VIGIL_OK;
 }
@@ -94,6 +99,29 @@ int vigil__sock_set_nonblock(int fd) {
   if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
     return vigil__err_from_errno(errno);
   return VIGIL_OK;
+}
+
+int vigil__sock_snapshot(int fd, vigil__sock_state *st) {
+  st->fl = fcntl(fd, F_GETFL);
+  if (st->fl < 0) return vigil__err_from_errno(errno);
+  return vigil__sock_get_opts(fd, &st->opts);
+}
+
+/* Best effort: this runs on an error path, and every value written was
+ * just read from this socket. TCP_LINGER2 reads back tcp_fin_timeout
+ * when unset; writing that value back keeps the same timeout. */
+void vigil__sock_restore(int fd, const vigil__sock_state *st) {
+  int saved = errno;
+  const vigil_sockopts *o = &st->opts;
+  (void)set_int(fd, SOL_SOCKET, SO_KEEPALIVE, o->keepalive);
+  (void)set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, o->keepalive_idle_s);
+  (void)set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, o->keepalive_intvl_s);
+  (void)set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, o->keepalive_cnt);
+  (void)set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)o->user_timeout_ms);
+  (void)set_int(fd, IPPROTO_TCP, TCP_NODELAY, o->nodelay);
+  (void)set_int(fd, IPPROTO_TCP, TCP_LINGER2, o->fin_wait2_s);
+  (void)fcntl(fd, F_SETFL, st->fl);
+  errno = saved;
 }
 
 /*

@@ -31,6 +31,17 @@
  * VIGIL_ESYS (errno set) if a probe fails for another reason.
  */
 int vigil__sock_classify(int fd);
+/* The same, also storing the peer address (zeroed when there is none). */
+int vigil__sock_classify_peer(int fd, struct sockaddr_storage *peer);
+
+/* What adoption changes on a host's fd, so an adoption that fails after
+ * touching it can put it back (vigil_adopt leaves the fd as it was). */
+typedef struct vigil__sock_state {
+  int fl;               /* F_GETFL */
+  vigil_sockopts opts;  /* the options vigil__sock_apply writes */
+} vigil__sock_state;
+int vigil__sock_snapshot(int fd, vigil__sock_state *st);
+void vigil__sock_restore(int fd, const vigil__sock_state *st);
 
 /* vigil_socket_apply_policy without its checks, for sockets vigil already
  * knows are TCP and policies already validated: one setsockopt per

@@ -68,17 +68,15 @@ static int set_server_name(SSL *ssl, const char *name) {
          SSL_set1_host(ssl, name) == 1;
 }
 
-/* Gives c a private policy copy with the TLS default handshake bound. */
+/* Gives c a copy of its policy with the TLS default handshake bound. */
 static int default_handshake_timeout(vigil_conn *c) {
   if (c->policy->handshake_timeout_ms) return VIGIL_OK;
-  vigil_policy *own = (c->flags & VIGIL__F_OWN_POLICY)
-                          ? (vigil_policy *)c->policy
-                          : malloc(sizeof *own);
+  vigil_policy p = *c->policy;
+  p.handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
+  const vigil_policy *own = vigil__policy_new(&p);
   if (!own) return VIGIL_ENOMEM;
-  *own = *c->policy;
-  own->handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
-  c->policy = own;
-  c->flags |= VIGIL__F_OWN_POLICY;
+  vigil__conn_use_policy(c, own);
+  vigil__policy_unref(own);
   return VIGIL_OK;
 }
 

@@ -127,8 +127,10 @@ VIGIL_EXPORT int vigil_client_send_data(vigil_client *cl, const void *data,
 VIGIL_EXPORT int vigil_client_close(vigil_client *cl);
 
 /* Closes (as vigil_client_close) and frees. No callback runs afterwards;
- * a connection still closing finishes on the hub on its own. Must be
- * called before the hub is freed. */
+ * a connection still closing finishes on the hub on its own. Safe from
+ * any callback (the free then waits until client code has returned), and
+ * after the hub was freed: a freed hub detaches its clients, which stop
+ * and wait, closed, for this call. */
 VIGIL_EXPORT void vigil_client_free(vigil_client *cl);
 
 /* The current connection, or NULL while not connected. */

@@ -167,6 +167,66 @@ static void test_listener_and_emfile(void **state) {
   }
 }
 
+
+/* Closing the listener from the accept_paused event: its retry timer must
+ * not stay armed in libev's heap once the listener is gone. */
+typedef struct pause_close {
+  vigil_listener *l;
+  int paused;
+} pause_close;
+
+static void close_on_pause(vigil_hub *hub, const vigil_event *ev, void *ud) {
+  pause_close *pc = ud;
+  (void)hub;
+  if (ev->type != VIGIL_EV_ACCEPT_PAUSED) return;
+  pc->paused++;
+  if (pc->l) vigil_listener_close(pc->l);
+  pc->l = NULL;
+}
+
+static int paused_once(void *arg) { return ((pause_close *)arg)->paused > 0; }
+
+static void test_listener_close_from_accept_paused(void **state) {
+  (void)state;
+  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+  pause_close pc = {0};
+  vigil_hub_options o;
+  vigil_hub_options_init(&o);
+  o.on_event = close_on_pause;
+  o.event_data = &pc;
+  vigil_hub *hub;
+  assert_int_equal(vigil_hub_new(loop, &o, &hub), VIGIL_OK);
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = "127.0.0.1";
+  lo.emfile_backoff_min_ms = 20;
+  assert_int_equal(vigil_listen(hub, &lo, &pc.l), VIGIL_OK);
+  int c = vt_connect_loopback(vigil_listener_port(pc.l));
+  struct rlimit old, tight;
+  getrlimit(RLIMIT_NOFILE, &old);
+  tight = old;
+  tight.rlim_cur = (rlim_t)vt_open_fd_count() + 4;
+  setrlimit(RLIMIT_NOFILE, &tight);
+  int fillers[32], nfill = 0;
+  while (nfill < 32 && (fillers[nfill] = open("/dev/null", O_RDONLY)) >= 0)
+    nfill++;
+  vt_run_until(loop, paused_once, &pc, 1000);
+  for (int i = 0; i < nfill; i++) close(fillers[i]);
+  setrlimit(RLIMIT_NOFILE, &old);
+  assert_int_equal(pc.paused, 1);
+  close(c);
+  /* Nothing of the closed listener is left in the loop: with no active
+   * watcher, ev_run returns after one iteration. A retry timer armed
+   * after the close would keep it running, then fire into freed memory. */
+  unsigned iter = ev_iteration(loop);
+  uint64_t t0 = vt_now_ms();
+  ev_run(loop, 0);
+  assert_int_equal(ev_iteration(loop) - iter, 1);
+  assert_true(vt_now_ms() - t0 < 15);
+  vigil_hub_free(hub);
+  ev_loop_destroy(loop);
+}
+
 static int g_done;
 static void shutdown_done(vigil_hub *hub, void *ud) {
   (void)hub;
@@ -221,6 +281,7 @@ int main(void) {
       cmocka_unit_test(test_bad_fds),
       cmocka_unit_test(test_ipv6_adopt),
       cmocka_unit_test(test_listener_and_emfile),
+      cmocka_unit_test(test_listener_close_from_accept_paused),
       cmocka_unit_test(test_hub_shutdown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -148,10 +148,16 @@ static void test_hub_free_from_event_sink(void **state) {
   ao.callbacks = &cb;
   ao.user_data = &closes;
   vigil_conn *conn;
-  /* The free is deferred until vigil_adopt returns; the conn is then
-   * closed with reason shutdown and on_close runs once. */
+  /* The sink frees the hub inside vigil_adopt: the hub is destroyed only
+   * once control is back in the loop, so the returned handle stays
+   * usable until then (sends are refused), and on_close comes from the
+   * loop with reason shutdown. */
   assert_int_equal(vigil_adopt(hub, s, &ao, &conn), VIGIL_OK);
   assert_int_equal(freed, 1);
+  assert_int_equal(closes, 0);
+  assert_true(vigil_conn_id(conn) > 0);
+  assert_int_equal(vigil_send(conn, "x", 1), VIGIL_ECLOSED);
+  ev_run(loop, EVRUN_NOWAIT);
   assert_int_equal(closes, 1);
   close(c);
   ev_loop_destroy(loop);

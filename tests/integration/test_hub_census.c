@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ghostfix.h"
+#include "sysfault.h"
 #include "testutil.h"
 #include "vigil.h"
 
@@ -101,6 +102,54 @@ static vigil_hub_census_report census(fixture *f) {
   vigil_hub_census_report r;
   assert_int_equal(vigil_hub_census(f->hub, &r), VIGIL_OK);
   return r;
+}
+
+
+/* A NETLINK_SOCK_DIAG socket that never answers: one end of a datagram
+ * socketpair stands in for the kernel (the other end stays open, silent). */
+static int silent_kernel[2] = {-1, -1};
+
+static int fake_netlink_socket(int domain, int type, int protocol) {
+  (void)protocol;
+  if (domain != AF_NETLINK) return -2;
+  /* The caller's SOCK_NONBLOCK / SOCK_CLOEXEC flags carry over. */
+  int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (socketpair(AF_UNIX, SOCK_DGRAM | flags, 0, silent_kernel) < 0)
+    return -1;
+  return silent_kernel[0];
+}
+
+static ssize_t fake_netlink_sendto(int fd, const void *buf, size_t len,
+                                   int flags, const struct sockaddr *to,
+                                   socklen_t tolen) {
+  (void)buf;
+  (void)flags;
+  (void)to;
+  (void)tolen;
+  return fd == silent_kernel[0] ? (ssize_t)len : -2;
+}
+
+static void test_silent_kernel_does_not_block_loop(void **state) {
+  fixture *f = *state;
+  hub_up(f, 0, 0, 0);
+  listen_here(f);
+  int srv;
+  connect_accept(f, &srv);
+  gf_adopt(f->hub, keep(f, srv), &f->rec[0], NULL);
+  sf_set_socket_hook(fake_netlink_socket);
+  sf_set_sendto_hook(fake_netlink_sendto);
+  uint64_t t0 = vt_now_ms();
+  vigil_hub_census_report r;
+  int rc = vigil_hub_census(f->hub, &r);
+  uint64_t took = vt_now_ms() - t0;
+  sf_reset();
+  if (silent_kernel[1] >= 0) close(silent_kernel[1]);
+  /* The hub's census runs on the loop: it gives up on a kernel that does
+   * not answer within its wait bound instead of blocking for seconds. */
+  assert_int_equal(rc, VIGIL_EAGAIN);
+  assert_true(took < 1000);
+  assert_int_equal(r.total, 0);
+  assert_int_equal(r.conns, 1);
 }
 
 static void test_errors_and_empty_hub(void **state) {
@@ -377,6 +426,8 @@ static void test_census_timer_does_not_hold_loop(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_silent_kernel_does_not_block_loop,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_errors_and_empty_hub, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_counts_on_listener_port, setup,

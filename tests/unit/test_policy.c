@@ -140,6 +140,7 @@ MUT(ping_ge_dead, p->ping_interval_ms = 30000; p->dead_after_ms = 20000)
 MUT(ping_eq_dead, p->ping_interval_ms = 20000; p->dead_after_ms = 20000)
 MUT(susp_eq_dead, p->suspect_after_ms = 20000; p->dead_after_ms = 20000)
 MUT(linger_lt_drain, p->linger_max_ms = 1000; p->drain_timeout_ms = 5000)
+MUT(close_unbounded, p->linger_max_ms = 0; p->drain_timeout_ms = 0)
 MUT(flap_no_window, p->flap_max = 15; p->flap_window_ms = 0)
 /* Ordering: the first field in struct order wins, and any single-field
  * range error wins over a relation between fields. */
@@ -221,6 +222,9 @@ static const bad_case k_bad[] = {
      "suspect_after_ms = 20000 must be less than dead_after_ms = 20000"},
     {linger_lt_drain, "linger_max_ms = 1000 must be 0 (no cap) or at least "
                       "drain_timeout_ms = 5000"},
+    {close_unbounded, "linger_max_ms = 0 (no cap) needs drain_timeout_ms > "
+                      "0: with both 0 a graceful close to a peer that "
+                      "stops reading would never end"},
     {flap_no_window, "flap_window_ms = 0 is out of range: allowed "
                      "1..86400000 when flap_max > 0"},
     {two_bad,

@@ -118,6 +118,7 @@ static int configure(vigil_conn *c, vigil__tls *t,
     vigil__tls_session_ref(t->session);
     SSL_SESSION *s = vigil__tls_session_get(t->session);
     if (s && SSL_set_session(t->ssl, s) != 1) return VIGIL_ETLS;
+    if (s && SSL_SESSION_up_ref(s)) t->offered = s;
   }
   return VIGIL_OK;
 }
@@ -150,6 +151,7 @@ void vigil__tls_free(vigil_conn *c) {
   if (!t) return;
   if (t->ssl) SSL_free(t->ssl); /* frees the BIO; the fd is not its */
   if (t->stored) SSL_SESSION_free(t->stored);
+  if (t->offered) SSL_SESSION_free(t->offered);
   vigil_tls_session_free(t->session);
   free(t->cert_identity);
   if (c->ext->detail == t->detail) c->ext->detail = NULL;
@@ -261,6 +263,17 @@ static void store_session(vigil__tls *t) {
   vigil__tls_session_put(t->session, s);
 }
 
+/* Client, handshake done: a session offered but not resumed is of no use
+ * with this server, so the store forgets it; a ticket the server issues
+ * after the full handshake takes its place (store_session). */
+static void forget_declined(vigil__tls *t) {
+  if (!t->offered) return;
+  if (!SSL_session_reused(t->ssl))
+    vigil__tls_session_drop(t->session, t->offered);
+  SSL_SESSION_free(t->offered);
+  t->offered = NULL;
+}
+
 /* The TLS handshake just completed. Returns 1, or -1 if c closed. */
 static int handshake_done(vigil_conn *c, vigil__tls *t) {
   t->flags |= VIGIL__TLS_HS_DONE;
@@ -269,6 +282,7 @@ static int handshake_done(vigil_conn *c, vigil__tls *t) {
     vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
     return -1;
   }
+  forget_declined(t);
   store_session(t);
   emit_open(c, t);
   if (c->state == VIGIL_CONN_HANDSHAKE && t->cert_identity)

@@ -30,6 +30,8 @@ typedef struct vigil__tls {
   SSL *ssl;
   vigil_tls_session *session; /* client: a reference to the host's store */
   SSL_SESSION *stored;        /* last session put in the store (a ref) */
+  SSL_SESSION *offered;       /* session offered for resumption, until
+                                 the handshake ends (a ref) */
   char *cert_identity;        /* from the verified peer cert; NULL = none */
   int bio_errno;              /* errno of the BIO's last failed call */
   uint16_t flags;             /* VIGIL__TLS_* */
@@ -110,5 +112,8 @@ void vigil__tls_session_ref(vigil_tls_session *s);
 SSL_SESSION *vigil__tls_session_get(const vigil_tls_session *s);
 /* Replaces the stored session (takes its own reference). */
 void vigil__tls_session_put(vigil_tls_session *s, SSL_SESSION *sess);
+/* Forgets sess if it is still the stored session (another conn may have
+ * stored a newer one meanwhile). */
+void vigil__tls_session_drop(vigil_tls_session *s, const SSL_SESSION *sess);
 
 #endif

@@ -60,8 +60,9 @@
  *  - Resumption. vigil_tls_server_ctx_new() enables session tickets (and
  *    optionally a server session cache); a client conn given a
  *    vigil_tls_session resumes from it and stores every new session in
- *    it, so reconnects are cheap. TLS 1.3 resumption keeps an (EC)DHE
- *    exchange unless both contexts set
+ *    it, so reconnects are cheap. A session the server declined is
+ *    forgotten after that handshake, so it is not offered again. TLS 1.3
+ *    resumption keeps an (EC)DHE exchange unless both contexts set
  *    vigil_tls_ctx_options.resume_without_dhe (read its trade-off).
  *
  * Lifetimes: the SSL_CTX is reference-counted by OpenSSL (each conn holds

@@ -469,6 +469,7 @@ int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
                           : malloc(sizeof *own);
   if (!own) return VIGIL_ENOMEM;
   *own = *p;
+  vigil__tls_bound_handshake(c, own);
   c->policy = own;
   c->flags |= VIGIL__F_OWN_POLICY;
   int rc = vigil__sock_apply(c->io.fd, own);

@@ -68,6 +68,11 @@ static int set_server_name(SSL *ssl, const char *name) {
          SSL_set1_host(ssl, name) == 1;
 }
 
+void vigil__tls_bound_handshake(const vigil_conn *c, vigil_policy *p) {
+  if (vigil__conn_is_tls(c) && p->handshake_timeout_ms == 0)
+    p->handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
+}
+
 /* Gives c a private policy copy with the TLS default handshake bound. */
 static int default_handshake_timeout(vigil_conn *c) {
   if (c->policy->handshake_timeout_ms) return VIGIL_OK;
@@ -76,7 +81,7 @@ static int default_handshake_timeout(vigil_conn *c) {
                           : malloc(sizeof *own);
   if (!own) return VIGIL_ENOMEM;
   *own = *c->policy;
-  own->handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
+  vigil__tls_bound_handshake(c, own);
   c->policy = own;
   c->flags |= VIGIL__F_OWN_POLICY;
   return VIGIL_OK;

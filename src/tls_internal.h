@@ -75,6 +75,11 @@ int vigil__tls_send(vigil_conn *c, const void *data, size_t len);
  * applicable), go on with shutdown(SHUT_WR); 0 = not yet (or the conn
  * closed meanwhile): vigil__conn_flushed is called again once written. */
 int vigil__tls_close_notify(vigil_conn *c);
+/* A TLS conn's handshake is always bounded: a policy p for c with
+ * handshake_timeout_ms 0 gets the TLS default (at adoption, and in
+ * vigil_conn_set_policy, so a new policy cannot unbound a handshake that
+ * is under way). No-op for plain conns. */
+void vigil__tls_bound_handshake(const vigil_conn *c, vigil_policy *p);
 /* 1 while the TLS handshake itself is unfinished. */
 int vigil__tls_handshaking(const vigil_conn *c);
 /* Records an OpenSSL failure (first queued error, then the queue is

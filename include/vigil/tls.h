@@ -9,8 +9,9 @@
  * as on plain TCP. In short:
  *
  *  - Handshake. A TLS conn starts in HANDSHAKE, bounded by the policy's
- *    handshake_timeout_ms (10 s when the policy has 0), counted from
- *    adoption: bytes trickling in do not extend it. When the TLS handshake
+ *    handshake_timeout_ms (10 s when the policy has 0, also for a policy
+ *    given later with vigil_conn_set_policy()), counted from adoption:
+ *    bytes trickling in do not extend it. When the TLS handshake
  *    completes the conn emits "open" (detail "tls", tls_resumed 0 or 1)
  *    and becomes OPEN ("ready"), unless vigil_tls_options.app_handshake is
  *    set: it then stays in HANDSHAKE, under the same deadline, until the

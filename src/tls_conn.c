@@ -9,7 +9,9 @@
  *     |  TCP EOF -> CLOSED (peer_closed, detail "eof during handshake")
  *     |  handshake_timeout -> CLOSED at once (no drain)
  *     v
- *   TLS up: "open" (tls_resumed), identity from the certificate,
+ *   TLS up: certificate identity read (unreadable -> CLOSED, tls_error;
+ *     |     ENOMEM -> CLOSED, io_error), "open" (tls_resumed), identity
+ *     |     claimed (refused -> closing, see claim_cert_identity),
  *     |     "ready" -> OPEN unless the host runs its own handshake
  *     |  SSL_read -> on_data; vigil_send -> SSL_write (queue = plaintext)
  *     |  peer close_notify -> peer FIN path (CLOSE_WAIT, peer_closed)
@@ -279,19 +281,59 @@ static void forget_declined(vigil__tls *t) {
   t->offered = NULL;
 }
 
+/* Records the verified certificate's identity. A certificate whose
+ * identity could not be read or copied closes the conn: going on as if
+ * it had none would let it claim what its certificate rules out. Returns
+ * VIGIL_OK, or an error once c is closed. */
+static int record_identity(vigil_conn *c, vigil__tls *t) {
+  int rc = vigil__tls_extract_identity(t);
+  if (rc == VIGIL_ENOMEM) {
+    vigil_conn_fail(c, ENOMEM);
+  } else if (rc != VIGIL_OK) {
+    vigil__tls_set_error_detail(c, "certificate identity unreadable");
+    vigil__conn_close(c, VIGIL_REASON_TLS_ERROR, VIGIL__CLOSE_NOW);
+  }
+  return rc;
+}
+
+/* Claims the certificate's identity for c, still in HANDSHAKE. A conn
+ * that cannot hold it does not go on: without its identity it would leave
+ * its ghost in place and could be displaced by anyone, and under
+ * identity_proof it must not keep an identity its certificate
+ * contradicts. */
+static void claim_cert_identity(vigil_conn *c, vigil__tls *t) {
+  if (!t->cert_identity) return;
+  int rc = vigil_conn_identify(c, t->cert_identity, strlen(t->cert_identity));
+  switch (rc) {
+  case VIGIL_OK:
+  case VIGIL_EREJECTED: /* refused: c is closing (takeover_rejected) */
+  case VIGIL_EBANNED:   /* refused: c is closing (identity_banned) */
+  case VIGIL_ECLOSED:   /* c, or its hub, is closing already */
+    return;
+  case VIGIL_EEXIST: /* the host claimed one before the handshake ended */
+    if (vigil__tls_check_held(c) != VIGIL_OK)
+      vigil__conn_close(c, VIGIL_REASON_TAKEOVER_REJECTED,
+                        VIGIL__CLOSE_GRACEFUL);
+    return;
+  case VIGIL_ENOMEM:
+    vigil_conn_fail(c, ENOMEM);
+    return;
+  default: /* VIGIL_EINVAL: longer than an identity may be */
+    if (!c->ext->detail) c->ext->detail = "certificate identity too long";
+    vigil__conn_close(c, VIGIL_REASON_TAKEOVER_REJECTED,
+                      VIGIL__CLOSE_GRACEFUL);
+    return;
+  }
+}
+
 /* The TLS handshake just completed. Returns 1, or -1 if c closed. */
 static int handshake_done(vigil_conn *c, vigil__tls *t) {
   t->flags |= VIGIL__TLS_HS_DONE;
-  if (vigil__tls_extract_identity(t) != VIGIL_OK) {
-    c->sys_errno = ENOMEM;
-    vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
-    return -1;
-  }
+  if (record_identity(c, t) != VIGIL_OK) return -1;
   forget_declined(t);
   store_session(t);
   emit_open(c, t);
-  if (c->state == VIGIL_CONN_HANDSHAKE && t->cert_identity)
-    vigil_conn_identify(c, t->cert_identity, strlen(t->cert_identity));
+  if (c->state == VIGIL_CONN_HANDSHAKE) claim_cert_identity(c, t);
   if (c->state == VIGIL_CONN_HANDSHAKE && !(t->flags & VIGIL__TLS_APP_HS))
     vigil_conn_ready(c);
   return c->state == VIGIL_CONN_CLOSED || c->hub->free_requested ? -1 : 1;
@@ -484,8 +526,7 @@ int vigil__tls_send(vigil_conn *c, const void *data, size_t len) {
      * new address). */
     if (vigil__outq_append(c, (const char *)data + off, len - off) !=
         VIGIL_OK) {
-      c->sys_errno = ENOMEM;
-      vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
+      vigil_conn_fail(c, ENOMEM);
       return VIGIL_ENOMEM;
     }
   }

@@ -94,13 +94,22 @@ BIO *vigil__tls_bio_new(vigil_conn *c);
 
 /* ---- tls_ident.c ---- */
 /* Extracts the identity of the verified peer certificate into
- * t->cert_identity (none when unverified or absent). VIGIL_ENOMEM. */
+ * t->cert_identity (NULL when unverified, absent, empty or holding a NUL).
+ * VIGIL_OK, VIGIL_ENOMEM, or VIGIL_ETLS when OpenSSL could not read the
+ * field (its error stays queued); on error t->cert_identity stays NULL
+ * and the conn must not go on as certificate-less. */
 int vigil__tls_extract_identity(vigil__tls *t);
 /* Certificate proof for a claim of id by c (called from
  * vigil_conn_identify before anything else): VIGIL_OK, or VIGIL_EREJECTED
  * after setting the close detail; the caller then closes c with
  * takeover_rejected. */
 int vigil__tls_claim_check(vigil_conn *c, const void *id, size_t len);
+/* The identity c already holds (claimed before its certificate was
+ * known) against that certificate: VIGIL_OK when it is the certificate's
+ * own, when there is nothing to compare or identity_proof is off; else
+ * VIGIL_EREJECTED after setting the close detail, and the caller closes
+ * c with takeover_rejected. */
+int vigil__tls_check_held(vigil_conn *c);
 
 /* ---- tls_ctx.c ---- */
 /* The session id context of vigil's server contexts (tickets carry it). */

@@ -57,6 +57,13 @@
  *    by certificate"). A conn without a certificate identity claims like
  *    a plain TCP conn: free and unproven identities only. Claiming the
  *    certificate identity again returns VIGIL_EEXIST (already held).
+ *    A conn whose certificate carries an identity never becomes ready
+ *    without holding it: if the identity cannot be read or copied (close
+ *    reason tls_error, or io_error with errno ENOMEM), if its claim is
+ *    refused (takeover_rejected, identity_banned, io_error on ENOMEM, or
+ *    takeover_rejected with detail "certificate identity too long" past
+ *    65535 bytes), or, under identity_proof, if the host claimed another
+ *    identity before the handshake ended (takeover_rejected), it closes.
  *
  *  - Resumption. vigil_tls_server_ctx_new() enables session tickets (and
  *    optionally a server session cache); a client conn given a

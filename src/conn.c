@@ -496,7 +496,9 @@ int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
   if (!c || !p) return VIGIL_EINVAL;
   if (c->state == VIGIL_CONN_CLOSED) return VIGIL_ECLOSED;
   if (vigil_policy_validate(p, NULL, 0) != VIGIL_OK) return VIGIL_EINVAL;
-  const vigil_policy *own = vigil__policy_new(p);
+  vigil_policy q = *p;
+  vigil__tls_bound_handshake(c, &q); /* a TLS handshake stays bounded */
+  const vigil_policy *own = vigil__policy_new(&q);
   if (!own) return VIGIL_ENOMEM;
   vigil__conn_use_policy(c, own);
   vigil__policy_unref(own);

@@ -9,7 +9,9 @@
  *     |  TCP EOF -> CLOSED (peer_closed, detail "eof during handshake")
  *     |  handshake_timeout -> CLOSED at once (no drain)
  *     v
- *   TLS up: "open" (tls_resumed), identity from the certificate,
+ *   TLS up: certificate identity read (unreadable -> CLOSED, tls_error;
+ *     |     ENOMEM -> CLOSED, io_error), "open" (tls_resumed), identity
+ *     |     claimed (refused -> closing, see claim_cert_identity),
  *     |     "ready" -> OPEN unless the host runs its own handshake
  *     |  SSL_read -> on_data; vigil_send -> SSL_write (queue = plaintext)
  *     |  peer close_notify -> peer FIN path (CLOSE_WAIT, peer_closed)
@@ -68,11 +70,16 @@ static int set_server_name(SSL *ssl, const char *name) {
          SSL_set1_host(ssl, name) == 1;
 }
 
+void vigil__tls_bound_handshake(const vigil_conn *c, vigil_policy *p) {
+  if (vigil__conn_is_tls(c) && p->handshake_timeout_ms == 0)
+    p->handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
+}
+
 /* Gives c a copy of its policy with the TLS default handshake bound. */
 static int default_handshake_timeout(vigil_conn *c) {
   if (c->policy->handshake_timeout_ms) return VIGIL_OK;
   vigil_policy p = *c->policy;
-  p.handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
+  vigil__tls_bound_handshake(c, &p);
   const vigil_policy *own = vigil__policy_new(&p);
   if (!own) return VIGIL_ENOMEM;
   vigil__conn_use_policy(c, own);
@@ -116,6 +123,7 @@ static int configure(vigil_conn *c, vigil__tls *t,
     vigil__tls_session_ref(t->session);
     SSL_SESSION *s = vigil__tls_session_get(t->session);
     if (s && SSL_set_session(t->ssl, s) != 1) return VIGIL_ETLS;
+    if (s && SSL_SESSION_up_ref(s)) t->offered = s;
   }
   return VIGIL_OK;
 }
@@ -148,6 +156,7 @@ void vigil__tls_free(vigil_conn *c) {
   if (!t) return;
   if (t->ssl) SSL_free(t->ssl); /* frees the BIO; the fd is not its */
   if (t->stored) SSL_SESSION_free(t->stored);
+  if (t->offered) SSL_SESSION_free(t->offered);
   vigil_tls_session_free(t->session);
   free(t->cert_identity);
   if (c->ext->detail == t->detail) c->ext->detail = NULL;
@@ -259,18 +268,70 @@ static void store_session(vigil__tls *t) {
   vigil__tls_session_put(t->session, s);
 }
 
+/* Client, handshake done: a session offered but not resumed is of no use
+ * with this server, so the store forgets it; a ticket the server issues
+ * after the full handshake takes its place (store_session). */
+static void forget_declined(vigil__tls *t) {
+  if (!t->offered) return;
+  if (!SSL_session_reused(t->ssl))
+    vigil__tls_session_drop(t->session, t->offered);
+  SSL_SESSION_free(t->offered);
+  t->offered = NULL;
+}
+
+/* Records the verified certificate's identity. A certificate whose
+ * identity could not be read or copied closes the conn: going on as if
+ * it had none would let it claim what its certificate rules out. Returns
+ * VIGIL_OK, or an error once c is closed. */
+static int record_identity(vigil_conn *c, vigil__tls *t) {
+  int rc = vigil__tls_extract_identity(t);
+  if (rc == VIGIL_ENOMEM) {
+    vigil_conn_fail(c, ENOMEM);
+  } else if (rc != VIGIL_OK) {
+    vigil__tls_set_error_detail(c, "certificate identity unreadable");
+    vigil__conn_close(c, VIGIL_REASON_TLS_ERROR, VIGIL__CLOSE_NOW);
+  }
+  return rc;
+}
+
+/* Claims the certificate's identity for c, still in HANDSHAKE. A conn
+ * that cannot hold it does not go on: without its identity it would leave
+ * its ghost in place and could be displaced by anyone, and under
+ * identity_proof it must not keep an identity its certificate
+ * contradicts. */
+static void claim_cert_identity(vigil_conn *c, vigil__tls *t) {
+  if (!t->cert_identity) return;
+  int rc = vigil_conn_identify(c, t->cert_identity, strlen(t->cert_identity));
+  switch (rc) {
+  case VIGIL_OK:
+  case VIGIL_EREJECTED: /* refused: c is closing (takeover_rejected) */
+  case VIGIL_EBANNED:   /* refused: c is closing (identity_banned) */
+  case VIGIL_ECLOSED:   /* c, or its hub, is closing already */
+    return;
+  case VIGIL_EEXIST: /* the host claimed one before the handshake ended */
+    if (vigil__tls_check_held(c) != VIGIL_OK)
+      vigil__conn_close(c, VIGIL_REASON_TAKEOVER_REJECTED,
+                        VIGIL__CLOSE_GRACEFUL);
+    return;
+  case VIGIL_ENOMEM:
+    vigil_conn_fail(c, ENOMEM);
+    return;
+  default: /* VIGIL_EINVAL: longer than an identity may be */
+    if (!c->ext->detail) c->ext->detail = "certificate identity too long";
+    vigil__conn_close(c, VIGIL_REASON_TAKEOVER_REJECTED,
+                      VIGIL__CLOSE_GRACEFUL);
+    return;
+  }
+}
+
 /* The TLS handshake just completed. Returns 1, or -1 if c closed. */
 static int handshake_done(vigil_conn *c, vigil__tls *t) {
   t->flags |= VIGIL__TLS_HS_DONE;
-  if (vigil__tls_extract_identity(t) != VIGIL_OK) {
-    c->sys_errno = ENOMEM;
-    vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
-    return -1;
-  }
+  if (record_identity(c, t) != VIGIL_OK) return -1;
+  forget_declined(t);
   store_session(t);
   emit_open(c, t);
-  if (c->state == VIGIL_CONN_HANDSHAKE && t->cert_identity)
-    vigil_conn_identify(c, t->cert_identity, strlen(t->cert_identity));
+  if (c->state == VIGIL_CONN_HANDSHAKE) claim_cert_identity(c, t);
   if (c->state == VIGIL_CONN_HANDSHAKE && !(t->flags & VIGIL__TLS_APP_HS))
     vigil_conn_ready(c);
   return c->state == VIGIL_CONN_CLOSED || c->hub->free_requested ? -1 : 1;
@@ -463,8 +524,7 @@ int vigil__tls_send(vigil_conn *c, const void *data, size_t len) {
      * new address). */
     if (vigil__outq_append(c, (const char *)data + off, len - off) !=
         VIGIL_OK) {
-      c->sys_errno = ENOMEM;
-      vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
+      vigil_conn_fail(c, ENOMEM);
       return VIGIL_ENOMEM;
     }
   }

@@ -9,7 +9,9 @@
  *    that proves it too: a peer cannot kick a device off by naming it;
  *  - a conn without a certificate identity (no client certificate, or no
  *    such field in it) claims like a plain TCP conn, so a gateway may mix
- *    certificate devices with other clients.
+ *    certificate devices with other clients. A field that is there but
+ *    could not be read or copied is not "none": the conn closes
+ *    (tls_conn.c), like one whose certificate identity cannot be claimed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -21,43 +23,58 @@
 
 static const char NOT_PROVEN[] = "identity not proven by certificate";
 
-/* A copy of an ASN.1 string's bytes, refused if empty or holding a NUL
- * (a NUL would let "a\0b" pass as "a" in C string comparisons). */
-static char *copy_clean(const unsigned char *p, int len) {
-  if (len <= 0 || memchr(p, 0, (size_t)len)) return NULL;
+/* Reading one certificate field. Each reader returns VIGIL_OK with *out
+ * set to a copy of the field, or NULL when the field is absent or refused
+ * (empty, or holding a NUL, which would let "a\0b" pass as "a" in C
+ * string comparisons); VIGIL_ENOMEM when the copy failed; VIGIL_ETLS when
+ * OpenSSL could not read a field that is there (its error stays queued).
+ * A failure is never "absent": that would make the conn look
+ * certificate-less and let it claim identities its certificate rules
+ * out. */
+
+static int copy_clean(const unsigned char *p, int len, char **out) {
+  *out = NULL;
+  if (len <= 0 || memchr(p, 0, (size_t)len)) return VIGIL_OK;
   char *s = malloc((size_t)len + 1);
-  if (!s) return NULL;
+  if (!s) return VIGIL_ENOMEM;
   memcpy(s, p, (size_t)len);
   s[len] = '\0';
-  return s;
+  *out = s;
+  return VIGIL_OK;
 }
 
-static char *common_name(X509 *cert) {
+static int common_name(X509 *cert, char **out) {
+  *out = NULL;
   X509_NAME *name = X509_get_subject_name(cert);
   int i = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
-  if (i < 0) return NULL;
+  if (i < 0) return VIGIL_OK;
   ASN1_STRING *data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
   unsigned char *utf8 = NULL;
   int len = ASN1_STRING_to_UTF8(&utf8, data);
-  char *s = len > 0 ? copy_clean(utf8, len) : NULL;
+  if (len < 0) return VIGIL_ETLS;
+  int rc = copy_clean(utf8, len, out);
   OPENSSL_free(utf8);
-  return s;
+  return rc;
 }
 
 /* The first subjectAltName of a GEN_* type. */
-static char *first_san(X509 *cert, int type) {
-  GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL,
+static int first_san(X509 *cert, int type, char **out) {
+  *out = NULL;
+  int crit = -1; /* stays -1 only when the extension is absent */
+  GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, &crit,
                                          NULL);
-  char *s = NULL;
-  for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens) && !s; i++) {
+  if (!gens) return crit == -1 ? VIGIL_OK : VIGIL_ETLS;
+  int rc = VIGIL_OK;
+  for (int i = 0; i < sk_GENERAL_NAME_num(gens) && !*out && rc == VIGIL_OK;
+       i++) {
     const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
     if (g->type != type) continue;
     /* dNSName, URI and rfc822Name are all IA5Strings. */
     const ASN1_IA5STRING *v = g->d.ia5;
-    s = copy_clean(ASN1_STRING_get0_data(v), ASN1_STRING_length(v));
+    rc = copy_clean(ASN1_STRING_get0_data(v), ASN1_STRING_length(v), out);
   }
   GENERAL_NAMES_free(gens);
-  return s;
+  return rc;
 }
 
 int vigil__tls_extract_identity(vigil__tls *t) {
@@ -73,24 +90,28 @@ int vigil__tls_extract_identity(vigil__tls *t) {
   X509 *cert = SSL_get_peer_certificate(t->ssl);
 #endif
   if (!cert) return VIGIL_OK;
+  char *id = NULL;
+  int rc = VIGIL_OK;
   switch (t->identity_from) {
   case VIGIL_TLS_ID_CN:
-    t->cert_identity = common_name(cert);
+    rc = common_name(cert, &id);
     break;
   case VIGIL_TLS_ID_SAN_DNS:
-    t->cert_identity = first_san(cert, GEN_DNS);
+    rc = first_san(cert, GEN_DNS, &id);
     break;
   case VIGIL_TLS_ID_SAN_URI:
-    t->cert_identity = first_san(cert, GEN_URI);
+    rc = first_san(cert, GEN_URI, &id);
     break;
   case VIGIL_TLS_ID_SAN_EMAIL:
-    t->cert_identity = first_san(cert, GEN_EMAIL);
+    rc = first_san(cert, GEN_EMAIL, &id);
     break;
   default:
     break;
   }
   X509_free(cert);
-  ERR_clear_error(); /* parsing failures just mean "no identity" */
+  if (rc != VIGIL_OK) return rc;
+  t->cert_identity = id;
+  ERR_clear_error(); /* lookups of absent fields may queue errors */
   return VIGIL_OK;
 }
 
@@ -119,4 +140,13 @@ int vigil__tls_claim_check(vigil_conn *c, const void *id, size_t len) {
   if (!h || !(h->flags & VIGIL__TLS_PROOF) || !proves(h, id, len))
     return VIGIL_OK;
   return proves(t, id, len) ? VIGIL_OK : refuse(c);
+}
+
+int vigil__tls_check_held(vigil_conn *c) {
+  const vigil__tls *t = vigil__tls_of(c);
+  const vigil__conn_ext *x = c->ext;
+  if (!t || !(t->flags & VIGIL__TLS_PROOF) || !t->cert_identity ||
+      !x->identity || proves(t, x->identity, x->identity_len))
+    return VIGIL_OK;
+  return refuse(c);
 }

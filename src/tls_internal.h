@@ -30,6 +30,8 @@ typedef struct vigil__tls {
   SSL *ssl;
   vigil_tls_session *session; /* client: a reference to the host's store */
   SSL_SESSION *stored;        /* last session put in the store (a ref) */
+  SSL_SESSION *offered;       /* session offered for resumption, until
+                                 the handshake ends (a ref) */
   char *cert_identity;        /* from the verified peer cert; NULL = none */
   int bio_errno;              /* errno of the BIO's last failed call */
   uint16_t flags;             /* VIGIL__TLS_* */
@@ -73,6 +75,11 @@ int vigil__tls_send(vigil_conn *c, const void *data, size_t len);
  * applicable), go on with shutdown(SHUT_WR); 0 = not yet (or the conn
  * closed meanwhile): vigil__conn_flushed is called again once written. */
 int vigil__tls_close_notify(vigil_conn *c);
+/* A TLS conn's handshake is always bounded: a policy p for c with
+ * handshake_timeout_ms 0 gets the TLS default (at adoption, and in
+ * vigil_conn_set_policy, so a new policy cannot unbound a handshake that
+ * is under way). No-op for plain conns. */
+void vigil__tls_bound_handshake(const vigil_conn *c, vigil_policy *p);
 /* 1 while the TLS handshake itself is unfinished. */
 int vigil__tls_handshaking(const vigil_conn *c);
 /* Records an OpenSSL failure (first queued error, then the queue is
@@ -87,13 +94,22 @@ BIO *vigil__tls_bio_new(vigil_conn *c);
 
 /* ---- tls_ident.c ---- */
 /* Extracts the identity of the verified peer certificate into
- * t->cert_identity (none when unverified or absent). VIGIL_ENOMEM. */
+ * t->cert_identity (NULL when unverified, absent, empty or holding a NUL).
+ * VIGIL_OK, VIGIL_ENOMEM, or VIGIL_ETLS when OpenSSL could not read the
+ * field (its error stays queued); on error t->cert_identity stays NULL
+ * and the conn must not go on as certificate-less. */
 int vigil__tls_extract_identity(vigil__tls *t);
 /* Certificate proof for a claim of id by c (called from
  * vigil_conn_identify before anything else): VIGIL_OK, or VIGIL_EREJECTED
  * after setting the close detail; the caller then closes c with
  * takeover_rejected. */
 int vigil__tls_claim_check(vigil_conn *c, const void *id, size_t len);
+/* The identity c already holds (claimed before its certificate was
+ * known) against that certificate: VIGIL_OK when it is the certificate's
+ * own, when there is nothing to compare or identity_proof is off; else
+ * VIGIL_EREJECTED after setting the close detail, and the caller closes
+ * c with takeover_rejected. */
+int vigil__tls_check_held(vigil_conn *c);
 
 /* ---- tls_ctx.c ---- */
 /* The session id context of vigil's server contexts (tickets carry it). */
@@ -110,5 +126,8 @@ void vigil__tls_session_ref(vigil_tls_session *s);
 SSL_SESSION *vigil__tls_session_get(const vigil_tls_session *s);
 /* Replaces the stored session (takes its own reference). */
 void vigil__tls_session_put(vigil_tls_session *s, SSL_SESSION *sess);
+/* Forgets sess if it is still the stored session (another conn may have
+ * stored a newer one meanwhile). */
+void vigil__tls_session_drop(vigil_tls_session *s, const SSL_SESSION *sess);
 
 #endif

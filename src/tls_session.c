@@ -4,6 +4,13 @@
  * A store is reference-counted (the host and each conn using it hold a
  * reference) so the host may free it while a conn is still up. Like a
  * hub, a store belongs to one loop thread: the counts are not atomic.
+ *
+ * A session the server declined is forgotten (tls_conn.c): servers do
+ * not always issue a new ticket after declining one (OpenSSL releases
+ * without the fix for openssl/openssl#18549, 3.0.19 among them, send
+ * none after a TLS 1.3 ticket whose hash does not match the suite they
+ * chose), and a client that kept offering the declined session would
+ * never resume again.
  */
 #include <stdlib.h>
 
@@ -48,4 +55,8 @@ void vigil__tls_session_put(vigil_tls_session *s, SSL_SESSION *sess) {
   SSL_SESSION_up_ref(sess);
   if (s->sess) SSL_SESSION_free(s->sess);
   s->sess = sess;
+}
+
+void vigil__tls_session_drop(vigil_tls_session *s, const SSL_SESSION *sess) {
+  if (s->sess == sess) vigil_tls_session_clear(s);
 }

@@ -10,3 +10,13 @@ if(TARGET integration_test_tls_interop)
   endforeach()
   set_property(TEST integration/test_tls_interop APPEND PROPERTY LABELS interop)
 endif()
+
+# test_tls_alloc fails allocations one by one: calls to malloc, calloc and
+# realloc in the test and in the statically linked library go through the
+# test's __wrap_* functions, and so do the library's calls that open and
+# close the window in which OpenSSL's allocations fail. See the test.
+if(TARGET integration_test_tls_alloc)
+  target_link_options(integration_test_tls_alloc PRIVATE
+    -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc
+    -Wl,--wrap=SSL_get1_peer_certificate -Wl,--wrap=X509_free)
+endif()

@@ -9,8 +9,9 @@
  * as on plain TCP. In short:
  *
  *  - Handshake. A TLS conn starts in HANDSHAKE, bounded by the policy's
- *    handshake_timeout_ms (10 s when the policy has 0), counted from
- *    adoption: bytes trickling in do not extend it. When the TLS handshake
+ *    handshake_timeout_ms (10 s when the policy has 0, also for a policy
+ *    given later with vigil_conn_set_policy()), counted from adoption:
+ *    bytes trickling in do not extend it. When the TLS handshake
  *    completes the conn emits "open" (detail "tls", tls_resumed 0 or 1)
  *    and becomes OPEN ("ready"), unless vigil_tls_options.app_handshake is
  *    set: it then stays in HANDSHAKE, under the same deadline, until the
@@ -56,12 +57,20 @@
  *    by certificate"). A conn without a certificate identity claims like
  *    a plain TCP conn: free and unproven identities only. Claiming the
  *    certificate identity again returns VIGIL_EEXIST (already held).
+ *    A conn whose certificate carries an identity never becomes ready
+ *    without holding it: if the identity cannot be read or copied (close
+ *    reason tls_error, or io_error with errno ENOMEM), if its claim is
+ *    refused (takeover_rejected, identity_banned, io_error on ENOMEM, or
+ *    takeover_rejected with detail "certificate identity too long" past
+ *    65535 bytes), or, under identity_proof, if the host claimed another
+ *    identity before the handshake ended (takeover_rejected), it closes.
  *
  *  - Resumption. vigil_tls_server_ctx_new() enables session tickets (and
  *    optionally a server session cache); a client conn given a
  *    vigil_tls_session resumes from it and stores every new session in
- *    it, so reconnects are cheap. TLS 1.3 resumption keeps an (EC)DHE
- *    exchange unless both contexts set
+ *    it, so reconnects are cheap. A session the server declined is
+ *    forgotten after that handshake, so it is not offered again. TLS 1.3
+ *    resumption keeps an (EC)DHE exchange unless both contexts set
  *    vigil_tls_ctx_options.resume_without_dhe (read its trade-off).
  *
  * Lifetimes: the SSL_CTX is reference-counted by OpenSSL (each conn holds

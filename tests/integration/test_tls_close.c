@@ -291,6 +291,52 @@ static void test_handshake_timeout_trickling_client(void **state) {
   run_handshake_deadline(1);
 }
 
+/* Runs until cc closed, or for ms of real time; 1 if it closed. */
+static int closes_within(tf_hub *h, cf_conn *cc, uint32_t ms) {
+  return vt_run_until(h->loop, is_closed, cc, ms);
+}
+
+/* vigil_conn_set_policy() during the TLS handshake: a policy without a
+ * handshake bound (0) gets the TLS default, as at adoption, so the
+ * handshake stays bounded; a policy with one replaces it. Fake clock. */
+static void test_set_policy_keeps_handshake_bounded(void **state) {
+  (void)state;
+  uint64_t now = 1000000;
+  tf_hub h;
+  tf_hub_init_clock(&h, NULL, &now);
+  vigil_policy unbounded, three_s;
+  vigil_policy_init(&unbounded);
+  unbounded.handshake_timeout_ms = 0;
+  vigil_policy_init(&three_s);
+  three_s.handshake_timeout_ms = 3000;
+  cf_conn a = {0}, b = {0};
+  int as, ac, bs, bc;
+  assert_int_equal(vt_tcp_pair(&as, &ac), 0);
+  assert_int_equal(vt_tcp_pair(&bs, &bc), 0);
+  assert_int_equal(tf_adopt(&h, as, &a, sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(&h, bs, &b, sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(vigil_conn_policy(a.conn)->handshake_timeout_ms, 10000);
+  assert_int_equal(vigil_conn_set_policy(a.conn, &unbounded), VIGIL_OK);
+  assert_int_equal(vigil_conn_policy(a.conn)->handshake_timeout_ms, 10000);
+  assert_int_equal(vigil_conn_set_policy(b.conn, &three_s), VIGIL_OK);
+  assert_int_equal(vigil_conn_policy(b.conn)->handshake_timeout_ms, 3000);
+  /* Silent clients: only the handshake bound can end these conns. */
+  now += 3000 + 11;
+  assert_true(closes_within(&h, &b, 500));
+  assert_int_equal(b.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
+  assert_false(closes_within(&h, &a, 30));
+  now += 10000 - 3011 - 1; /* one ms before the default bound */
+  assert_false(closes_within(&h, &a, 60));
+  now += 1 + 11;
+  assert_true(closes_within(&h, &a, 500));
+  assert_int_equal(a.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
+  close(ac);
+  close(bc);
+  tf_hub_done(&h);
+  cf_conn_free(&a);
+  cf_conn_free(&b);
+}
+
 /* A client that gives up during the handshake: closed at once, no
  * on_peer_closed (the host never had an open conn to reply on). */
 static void test_eof_during_handshake(void **state) {
@@ -327,6 +373,7 @@ int main(void) {
       cmocka_unit_test(test_close_during_handshake_flushes_after_it),
       cmocka_unit_test(test_handshake_timeout_silent_client),
       cmocka_unit_test(test_handshake_timeout_trickling_client),
+      cmocka_unit_test(test_set_policy_keeps_handshake_bounded),
       cmocka_unit_test(test_eof_during_handshake),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -52,15 +52,43 @@ static void device_make(device *d, const char *name, const char *cn,
   d->ctx = tf_client_ctx(&pki, d->cert, d->key);
 }
 
-/* Connects d to a server conn adopted with to; waits until it is open. */
-static void device_connect(tf_hub *h, device *d, const vigil_tls_options *to) {
-  int s, c;
-  assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  assert_int_equal(tf_adopt(h, s, &d->cc, sctx, 0, to, NULL), VIGIL_OK);
-  tf_peer_init(&d->peer, d->ctx, c, 1, "localhost");
+/* Adopts a server conn (context ctx, options to) for d; the device's
+ * handshake starts with device_go. */
+static void device_adopt(tf_hub *h, device *d, SSL_CTX *ctx,
+                         const vigil_tls_options *to, int *device_fd) {
+  int s;
+  assert_int_equal(vt_tcp_pair(&s, device_fd), 0);
+  assert_int_equal(tf_adopt(h, s, &d->cc, ctx, 0, to, NULL), VIGIL_OK);
+}
+
+static void device_go(tf_hub *h, device *d, int device_fd) {
+  tf_peer_init(&d->peer, d->ctx, device_fd, 1, "localhost");
   assert_true(vt_run_until(h->loop, tf_peer_handshaken, &d->peer, 3000));
   assert_true(d->peer.hs_done);
+}
+
+/* Connects d to a server conn adopted with to; waits until it is open. */
+static void device_connect(tf_hub *h, device *d, const vigil_tls_options *to) {
+  int c;
+  device_adopt(h, d, sctx, to, &c);
+  device_go(h, d, c);
   assert_true(vt_run_until(h->loop, conn_open, &d->cc, 3000));
+}
+
+/* d's conn (id) is refused: it closes gracefully, close_notify first,
+ * and once the device hangs up it ends with reason (and detail, unless
+ * NULL), never having been ready. */
+static void expect_refused(tf_hub *h, device *d, uint64_t id,
+                           vigil_reason reason, const char *detail) {
+  assert_true(vt_run_until(h->loop, tf_peer_closed, &d->peer, 3000));
+  assert_int_equal(d->peer.zero_return, 1);
+  close(d->peer.fd);
+  d->peer.fd = -1;
+  assert_true(vt_run_until(h->loop, is_closed, &d->cc, 2000));
+  assert_int_equal(d->cc.reason, reason);
+  if (detail)
+    assert_string_equal(tf_last(h, VIGIL_EV_CLOSE, id)->detail, detail);
+  assert_null(tf_last(h, VIGIL_EV_READY, id));
 }
 
 static void device_done(device *d) {
@@ -248,6 +276,107 @@ static void test_identity_from_san(void **state) {
   tf_hub_done(&h);
 }
 
+/* A claim made before the TLS handshake completed (from on_accept, say)
+ * meets the certificate once it is known: under identity_proof another
+ * identity closes the conn with takeover_rejected and frees the identity
+ * it held; the certificate's own identity stays. */
+static void test_early_claim_meets_certificate(void **state) {
+  (void)state;
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.identity_from = VIGIL_TLS_ID_CN;
+  device liar, honest;
+  device_make(&liar, "dev6", "device-6", NULL);
+  device_make(&honest, "dev7", "device-7", NULL);
+  int c;
+  device_adopt(&h, &liar, sctx, &to, &c);
+  assert_int_equal(vigil_conn_identify(liar.cc.conn, "device-7", 8),
+                   VIGIL_OK);
+  uint64_t lid = vigil_conn_id(liar.cc.conn);
+  tf_peer_init(&liar.peer, liar.ctx, c, 1, "localhost");
+  expect_refused(&h, &liar, lid, VIGIL_REASON_TAKEOVER_REJECTED,
+                 "identity not proven by certificate");
+  assert_null(vigil_hub_find_identity(h.hub, "device-7", 8));
+  /* The real device-7, claimed early with what its certificate says. */
+  device_adopt(&h, &honest, sctx, &to, &c);
+  assert_int_equal(vigil_conn_identify(honest.cc.conn, "device-7", 8),
+                   VIGIL_OK);
+  device_go(&h, &honest, c);
+  assert_true(vt_run_until(h.loop, conn_open, &honest.cc, 3000));
+  assert_string_equal(vigil_conn_identity(honest.cc.conn), "device-7");
+  assert_ptr_equal(vigil_hub_find_identity(h.hub, "device-7", 8),
+                   honest.cc.conn);
+  device_done(&liar);
+  device_done(&honest);
+  tf_hub_done(&h);
+}
+
+/* The certificate's identity is in a flapping ban: the claim made after
+ * the handshake is refused and the conn closes with identity_banned; it
+ * never becomes ready without its identity. */
+static void test_banned_certificate_identity(void **state) {
+  (void)state;
+  vigil_policy p;
+  vigil_policy_init(&p);
+  p.flap_max = 1;
+  p.flap_window_ms = 60000;
+  p.flap_ban_ms = 60000;
+  tf_hub h;
+  tf_hub_init(&h, &p);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.identity_from = VIGIL_TLS_ID_CN;
+  device d[3];
+  for (int i = 0; i < 3; i++) device_make(&d[i], "dev8", "device-8", NULL);
+  /* Two takeovers in the window: the second crosses flap_max and bans. */
+  device_connect(&h, &d[0], &to);
+  device_connect(&h, &d[1], &to);
+  int c;
+  device_adopt(&h, &d[2], sctx, &to, &c);
+  uint64_t id = vigil_conn_id(d[2].cc.conn);
+  tf_peer_init(&d[2].peer, d[2].ctx, c, 1, "localhost");
+  expect_refused(&h, &d[2], id, VIGIL_REASON_IDENTITY_BANNED, NULL);
+  for (int i = 0; i < 3; i++) device_done(&d[i]);
+  tf_hub_done(&h);
+}
+
+/* A certificate identity longer than any identity may be (65535 bytes):
+ * it cannot be claimed, so the conn closes instead of going on without
+ * the identity its certificate proves. (Tickets off: OpenSSL cannot fit
+ * a session holding such a certificate into one.) */
+static void test_certificate_identity_too_long(void **state) {
+  (void)state;
+  static char san[70016];
+  int n = snprintf(san, sizeof san, "URI:urn:");
+  memset(san + n, 'x', 70000);
+  vigil_tls_ctx_options co;
+  vigil_tls_ctx_options_init(&co);
+  co.tickets = 0;
+  SSL_CTX *no_tickets = NULL;
+  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
+                                            pki.ca, 1, &co, &no_tickets,
+                                            NULL, 0),
+                   VIGIL_OK);
+  tf_hub h;
+  tf_hub_init(&h, NULL);
+  vigil_tls_options to;
+  vigil_tls_options_init(&to);
+  to.identity_from = VIGIL_TLS_ID_SAN_URI;
+  device d;
+  device_make(&d, "dev9", "device-9", san);
+  int c;
+  device_adopt(&h, &d, no_tickets, &to, &c);
+  uint64_t id = vigil_conn_id(d.cc.conn);
+  tf_peer_init(&d.peer, d.ctx, c, 1, "localhost");
+  expect_refused(&h, &d, id, VIGIL_REASON_TAKEOVER_REJECTED,
+                 "certificate identity too long");
+  device_done(&d);
+  tf_hub_done(&h);
+  SSL_CTX_free(no_tickets);
+}
+
 static int got5(void *arg) { return ((cf_conn *)arg)->rx_len >= 5; }
 
 /* With app_handshake the conn stays in HANDSHAKE after TLS, under the
@@ -285,6 +414,9 @@ int main(void) {
       cmocka_unit_test(test_proof_off),
       cmocka_unit_test(test_identity_from_san),
       cmocka_unit_test(test_app_handshake),
+      cmocka_unit_test(test_early_claim_meets_certificate),
+      cmocka_unit_test(test_banned_certificate_identity),
+      cmocka_unit_test(test_certificate_identity_too_long),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -167,7 +167,7 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   copy_str(e->line, sizeof e->line, line);
 }
 
-void tf_hub_init(tf_hub *h, const vigil_policy *p) {
+void tf_hub_init_clock(tf_hub *h, const vigil_policy *p, uint64_t *fake_now) {
   memset(h, 0, sizeof *h);
   h->loop = ev_loop_new(EVFLAG_AUTO);
   assert_non_null(h->loop);
@@ -177,7 +177,15 @@ void tf_hub_init(tf_hub *h, const vigil_policy *p) {
   o.tick_ms = 10;
   o.on_event = on_event;
   o.event_data = h;
+  if (fake_now) {
+    o.clock = vt_fake_clock;
+    o.clock_data = fake_now;
+  }
   assert_int_equal(vigil_hub_new(h->loop, &o, &h->hub), VIGIL_OK);
+}
+
+void tf_hub_init(tf_hub *h, const vigil_policy *p) {
+  tf_hub_init_clock(h, p, NULL);
 }
 
 void tf_hub_done(tf_hub *h) {

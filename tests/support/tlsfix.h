@@ -68,6 +68,8 @@ typedef struct tf_hub {
 } tf_hub;
 
 void tf_hub_init(tf_hub *h, const vigil_policy *p);
+/* Same on a fake clock: the hub reads *fake_now (vt_fake_clock). */
+void tf_hub_init_clock(tf_hub *h, const vigil_policy *p, uint64_t *fake_now);
 void tf_hub_done(tf_hub *h);
 int tf_count(const tf_hub *h, vigil_event_type t);
 /* Last event of a type (for conn_id, or any conn when 0), or NULL. */

@@ -42,6 +42,14 @@ class CensusTest(unittest.TestCase):
         self.assertEqual(c.counts["CLOSE_WAIT"], self.K)
         self.assertEqual(c.total, self.N + 1)
         self.assertEqual(c.self_counts["CLOSE_WAIT"], self.K)
+        # A TcpState (or its number) finds the same count as its name.
+        CW = vigil.TcpState.CLOSE_WAIT
+        self.assertEqual(c.counts[CW], self.K)
+        self.assertEqual(c.counts.get(8), self.K)
+        self.assertIn(vigil.TcpState.LISTEN, c.counts)
+        self.assertEqual(c.self_counts[CW], self.K)
+        self.assertEqual(list(c.counts)[:5], ["LISTEN", "SYN_SENT", "SYN_RECV",
+                                              "ESTABLISHED", "CLOSE_WAIT"])
         listed = [s for s in c.sockets if s.state == "CLOSE_WAIT"]
         self.assertEqual(len(listed), self.K)  # default: ghosts are listed
         self.assertEqual(len(c.sockets), self.K)
@@ -56,6 +64,8 @@ class CensusTest(unittest.TestCase):
     def test_states_filter_and_either(self):
         c = vigil.census([self.port], states=["established"])
         self.assertEqual(c.total, self.N - self.K)
+        self.assertEqual(vigil.census([self.port], states=[
+            vigil.TcpState.ESTABLISHED]).total, self.N - self.K)
         self.assertEqual(len(c.sockets), self.N - self.K)
         # Client ends have the port as their peer port: counted with either.
         c = vigil.census([self.port], states=["ESTABLISHED"], either=True)

@@ -18,6 +18,7 @@ from .hub import CallbackError, Hub, Listener
 from .policy import (SUSPECT_AUTO, USER_TIMEOUT_AUTO, USER_TIMEOUT_OFF,
                      IdleAction, OverflowAction, Policy, Takeover)
 from .sockets import SockOpts, TcpInfo, apply_policy, sockopts, tcp_info
+from .tcp_state import TcpState
 
 __version__ = "%d.%d.%d" % WRITTEN_FOR
 library_version = "%d.%d.%d" % _found
@@ -25,7 +26,8 @@ library_version = "%d.%d.%d" % _found
 __all__ = [
     "Census", "CensusSocket", "CallbackError", "ClosedError", "Conn", "Hub",
     "IdleAction", "LibraryError", "Listener", "OverflowAction", "Policy",
-    "SUSPECT_AUTO", "SockOpts", "Takeover", "TcpInfo", "USER_TIMEOUT_AUTO",
+    "SUSPECT_AUTO", "SockOpts", "Takeover", "TcpInfo", "TcpState",
+    "USER_TIMEOUT_AUTO",
     "USER_TIMEOUT_OFF", "VigilError", "apply_policy", "census",
     "library_path", "library_version", "sockopts", "tcp_info",
 ]

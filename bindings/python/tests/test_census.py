@@ -1,13 +1,10 @@
 import json
-import os
 import socket
 import subprocess
 import sys
 import unittest
 
-from _util import vigil
-
-PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _util import python_env, vigil
 
 
 class CensusTest(unittest.TestCase):
@@ -78,7 +75,7 @@ class CensusTest(unittest.TestCase):
             vigil.census([70000])
 
     def test_cli_json(self):
-        env = dict(os.environ, PYTHONPATH=PKG_DIR)
+        env = python_env()
         out = subprocess.run(
             [sys.executable, "-m", "vigil", "census", "--port",
              str(self.port), "--json"], env=env, check=True,

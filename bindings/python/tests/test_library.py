@@ -27,8 +27,8 @@ def touch(path):
 def libdirs(prefix):
     multiarch = sysconfig.get_config_var("MULTIARCH")
     return ([os.path.join(prefix, "lib", multiarch, SONAME)]
-            if multiarch else []) + [os.path.join(prefix, "lib64", SONAME),
-                                     os.path.join(prefix, "lib", SONAME)]
+            if multiarch else []) + [os.path.join(prefix, "lib", SONAME),
+                                     os.path.join(prefix, "lib64", SONAME)]
 
 
 class SearchOrderTest(unittest.TestCase):
@@ -71,7 +71,7 @@ class SearchOrderTest(unittest.TestCase):
     def test_prefix_copy_is_loaded_and_reported(self):
         # cmake --install into a prefix the loader does not know: the
         # probe of <prefix>/lib* finds it, and library_path says where.
-        for want in libdirs(self.tmp)[-1:] + libdirs(self.tmp)[:1]:
+        for want in reversed(libdirs(self.tmp)):
             with self.subTest(path=want):
                 os.makedirs(os.path.dirname(want), exist_ok=True)
                 shutil.copy(vigil.library_path, want)

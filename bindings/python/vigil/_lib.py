@@ -11,7 +11,7 @@ Search order; the first library that loads and has the right version wins:
      /usr/lib), then the library ctypes.util.find_library("vigil") names.
   5. Prefixes `cmake --install` writes to, which the loader only knows once
      ldconfig has run (or never, for a venv): sys.prefix, then /usr/local;
-     in each lib/<multiarch>, lib64 and lib.
+     in each lib/<multiarch>, lib and lib64.
 """
 import ctypes as C
 import ctypes.util
@@ -52,7 +52,7 @@ def source_checkout(package_dir):
 def _libdirs():
     multiarch = sysconfig.get_config_var("MULTIARCH")  # x86_64-linux-gnu
     return ([os.path.join("lib", multiarch)] if multiarch else []) + [
-        "lib64", "lib"]
+        "lib", "lib64"]
 
 
 def search_order(environ=os.environ, package_dir=_HERE, prefixes=PREFIXES):

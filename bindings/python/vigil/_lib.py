@@ -7,7 +7,7 @@ Search order; the first library that loads and has the right version wins:
   3. Only when this package runs from a source checkout
      (bindings/python/vigil): $VIGIL_BUILD_DIR/libvigil.so, then
      build/libvigil.so at the top of the checkout.
-  4. The system loader: libvigil.so.<major> (ld.so.cache, LD_LIBRARY_PATH,
+  4. The system loader: libvigil.so.<major> (LD_LIBRARY_PATH, ld.so.cache,
      /usr/lib), then the library ctypes.util.find_library("vigil") names.
   5. Prefixes `cmake --install` writes to, which the loader only knows once
      ldconfig has run (or never, for a venv): sys.prefix, then /usr/local;

@@ -21,9 +21,10 @@ from .policy import (SUSPECT_AUTO, USER_TIMEOUT_AUTO, USER_TIMEOUT_OFF,
 from .sockets import SockOpts, TcpInfo, apply_policy, sockopts, tcp_info
 from .tcp_state import TcpState
 
-# vigil.metrics() has its place here, beside census(): a function in its
-# own module over the C library's metrics writer, exported like the helpers
-# above. Nothing in the package uses that name yet.
+# Reserved: vigil.metrics(), exported here like census(), from its own
+# module (vigil/metrics.py) over the C library's metrics writer once the C
+# API has one; its prototype then joins _lib._PROTOS. No other name in the
+# package is "metrics".
 
 library_version = "%d.%d.%d" % _found
 

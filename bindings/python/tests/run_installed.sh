@@ -33,7 +33,7 @@ mkdir -p "$WORK/src"
 
 echo "== cmake --install $BUILD --prefix $WORK/prefix"
 "$CMAKE" --install "$BUILD" --prefix "$WORK/prefix" >"$WORK/install.log"
-soname=$(find "$WORK/prefix" -name libvigil.so.0 | head -n 1)
+soname=$(find "$WORK/prefix" -name libvigil.so.0 -print -quit)
 [ -n "$soname" ] || { echo "FAIL: no libvigil.so.0 under $WORK/prefix"; exit 1; }
 libdir=$(dirname "$soname")
 

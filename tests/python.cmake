@@ -1,7 +1,11 @@
-# Python bindings (bindings/python): one ctest per
-# bindings/python/tests/test_*.py, run against the shared library built
-# here (VIGIL_LIBRARY). abi_dump prints the C struct layouts the ctypes
-# mirrors are checked against.
+# Python bindings (bindings/python):
+# - python/test_*: one ctest per bindings/python/tests/test_*.py, the
+#   package's source tree against the shared library built here
+#   (VIGIL_LIBRARY). abi_dump prints the C struct layouts the ctypes
+#   mirrors are checked against.
+# - python/installed: the same tests as users run them, pip-installed into
+#   a venv against the library cmake --install put in a scratch prefix
+#   (bindings/python/tests/run_installed.sh).
 #
 # Not registered when VIGIL_SANITIZE is ON: python3 is not instrumented, so
 # loading an ASan libvigil.so into it needs LD_PRELOAD of libasan and
@@ -27,4 +31,19 @@ else()
     set_tests_properties(python/${name} PROPERTIES LABELS python TIMEOUT 120
       ENVIRONMENT "VIGIL_LIBRARY=$<TARGET_FILE:vigil_shared>;VIGIL_BUILD_DIR=${PROJECT_BINARY_DIR};VIGIL_ABI_DUMP=$<TARGET_FILE:python_abi_dump>;PYTHONPATH=${VIGIL_PY_DIR};PYTHONDONTWRITEBYTECODE=1")
   endforeach()
+
+  # The venv borrows setuptools and wheel from the system site-packages
+  # (apt's python3-setuptools, python3-wheel), so it is made with the
+  # distribution's python3 when there is one, not a pyenv or other build
+  # found first on PATH. About 6 s: venv, pip install, the tests.
+  find_program(VIGIL_SYSTEM_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+  if(NOT VIGIL_SYSTEM_PYTHON3)
+    set(VIGIL_SYSTEM_PYTHON3 ${Python3_EXECUTABLE})
+  endif()
+  add_test(NAME python/installed
+    COMMAND bash ${VIGIL_PY_DIR}/tests/run_installed.sh ${PROJECT_BINARY_DIR}
+            ${VIGIL_SYSTEM_PYTHON3} ${CMAKE_COMMAND})
+  set_tests_properties(python/installed PROPERTIES LABELS python TIMEOUT 300
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "VIGIL_ABI_DUMP=$<TARGET_FILE:python_abi_dump>")
 endif()

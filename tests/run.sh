@@ -20,6 +20,8 @@ cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 PACKAGES=(build-essential cmake pkg-config libev-dev libcmocka-dev libssl-dev
           openssl nftables iproute2 clang libclang-rt-dev python3 socat
           mosquitto mosquitto-clients netcat-openbsd)
+# python/installed pip-installs bindings/python into a venv, offline.
+PACKAGES+=(python3-venv python3-pip python3-setuptools python3-wheel)
 
 quick=0
 install=1

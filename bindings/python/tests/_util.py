@@ -1,17 +1,47 @@
 """Helpers shared by the binding tests: import path, loop polling, sockets.
-No test sleeps a fixed time: they poll until a condition or a deadline."""
+No test sleeps a fixed time: they poll until a condition or a deadline.
+
+The tests run against one of two vigil packages:
+- the source tree (bindings/python/vigil), the default, put first on
+  sys.path here;
+- an installed package (pip install), when VIGIL_TEST_INSTALLED=1: then
+  nothing is added to sys.path, and importing the source tree instead is an
+  error (run_installed.sh, beside this file, runs them so).
+"""
 import os
 import socket
 import sys
 import time
 
-# Run from a checkout without PYTHONPATH: the package is one level up.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
+PACKAGE_SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INSTALLED = os.environ.get("VIGIL_TEST_INSTALLED") == "1"
+
+if not INSTALLED:
+    sys.path.insert(0, PACKAGE_SOURCE)
 
 import vigil  # noqa: E402  (after the path fix)
 
-__all__ = ["vigil", "run_until", "tcp_pair", "recv_until", "connect"]
+if INSTALLED and os.path.abspath(vigil.__file__).startswith(
+        PACKAGE_SOURCE + os.sep):
+    raise RuntimeError("VIGIL_TEST_INSTALLED=1 but vigil was imported from "
+                       "the source tree: %s" % vigil.__file__)
+
+__all__ = ["vigil", "run_until", "tcp_pair", "recv_until", "connect",
+           "python_env", "INSTALLED", "PACKAGE_SOURCE"]
+
+
+def python_env(**changes):
+    """The environment for a child python that must import the same vigil
+    package as this process. changes: variables to set (None: unset)."""
+    env = dict(os.environ)
+    if not INSTALLED:
+        env["PYTHONPATH"] = PACKAGE_SOURCE
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
 
 
 def run_until(hub, cond, timeout=3.0, step=0.02):

@@ -1,13 +1,10 @@
 import json
-import os
 import socket
 import subprocess
 import sys
 import unittest
 
-from _util import vigil
-
-PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _util import python_env, vigil
 
 
 class CensusTest(unittest.TestCase):
@@ -42,6 +39,14 @@ class CensusTest(unittest.TestCase):
         self.assertEqual(c.counts["CLOSE_WAIT"], self.K)
         self.assertEqual(c.total, self.N + 1)
         self.assertEqual(c.self_counts["CLOSE_WAIT"], self.K)
+        # A TcpState (or its number) finds the same count as its name.
+        CW = vigil.TcpState.CLOSE_WAIT
+        self.assertEqual(c.counts[CW], self.K)
+        self.assertEqual(c.counts.get(8), self.K)
+        self.assertIn(vigil.TcpState.LISTEN, c.counts)
+        self.assertEqual(c.self_counts[CW], self.K)
+        self.assertEqual(list(c.counts)[:5], ["LISTEN", "SYN_SENT", "SYN_RECV",
+                                              "ESTABLISHED", "CLOSE_WAIT"])
         listed = [s for s in c.sockets if s.state == "CLOSE_WAIT"]
         self.assertEqual(len(listed), self.K)  # default: ghosts are listed
         self.assertEqual(len(c.sockets), self.K)
@@ -56,6 +61,8 @@ class CensusTest(unittest.TestCase):
     def test_states_filter_and_either(self):
         c = vigil.census([self.port], states=["established"])
         self.assertEqual(c.total, self.N - self.K)
+        self.assertEqual(vigil.census([self.port], states=[
+            vigil.TcpState.ESTABLISHED]).total, self.N - self.K)
         self.assertEqual(len(c.sockets), self.N - self.K)
         # Client ends have the port as their peer port: counted with either.
         c = vigil.census([self.port], states=["ESTABLISHED"], either=True)
@@ -68,7 +75,7 @@ class CensusTest(unittest.TestCase):
             vigil.census([70000])
 
     def test_cli_json(self):
-        env = dict(os.environ, PYTHONPATH=PKG_DIR)
+        env = python_env()
         out = subprocess.run(
             [sys.executable, "-m", "vigil", "census", "--port",
              str(self.port), "--json"], env=env, check=True,

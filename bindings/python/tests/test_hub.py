@@ -147,6 +147,8 @@ class EchoAndHeartbeatTest(unittest.TestCase):
         self.assertEqual(report["conns"], 3)
         self.assertEqual(report["counts"].get("ESTABLISHED"), 3)
         self.assertEqual(report["counts"].get("LISTEN"), 1)
+        self.assertEqual(report["counts"][vigil.TcpState.ESTABLISHED], 3)
+        self.assertNotIn(vigil.TcpState.CLOSE_WAIT, report["counts"])
         self.assertEqual(report["ghosts"], 0)
 
 

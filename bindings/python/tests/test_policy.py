@@ -66,6 +66,23 @@ class PolicyTest(unittest.TestCase):
         with self.assertRaises(AttributeError):
             p.no_such_field
 
+    def test_fields_are_listed_by_dir_and_help(self):
+        p = vigil.Policy(dead_after_ms=3000)
+        listed = dir(p)
+        for name in vigil.Policy.fields:
+            with self.subTest(field=name):
+                self.assertIn(name, listed)
+                self.assertIn(name, dir(vigil.Policy))
+                self.assertIn("vigil_policy." + name,
+                              getattr(vigil.Policy, name).__doc__)
+        self.assertIn("vigil.Takeover", vigil.Policy.takeover.__doc__)
+        # Still read-only values, not settable slots.
+        with self.assertRaisesRegex(AttributeError, "immutable"):
+            p.keepalive = 0
+        with self.assertRaises(AttributeError):
+            del p.dead_after_ms
+        self.assertEqual(p.dead_after_ms, 3000)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,4 +1,5 @@
 import asyncio
+import dataclasses
 import socket
 import time
 import unittest
@@ -50,7 +51,8 @@ class SocketHelpersTest(unittest.TestCase):
                          1000)
         time.sleep(0.01)
         info = vigil.tcp_info(self.client)
-        self.assertEqual(info.state, 1)
+        self.assertIs(info.state, vigil.TcpState.ESTABLISHED)
+        self.assertEqual(info.state, 1)  # still the kernel's number
         self.assertEqual(info.state_name, "ESTABLISHED")
         self.assertGreater(info.rtt_us, 0)
         self.assertGreater(info.rto_us, 0)
@@ -62,6 +64,8 @@ class SocketHelpersTest(unittest.TestCase):
         self.assertEqual(self.server.recv(1), b"")
         self.assertEqual(vigil.tcp_info(self.server).state_name,
                          "CLOSE_WAIT")
+        self.assertIs(vigil.tcp_info(self.server).state,
+                      vigil.TcpState.CLOSE_WAIT)
         # Our FIN's ACK may be delayed a moment: FIN_WAIT1, then FIN_WAIT2.
         deadline = time.monotonic() + 2
         while (vigil.tcp_info(self.client).state_name == "FIN_WAIT1"
@@ -69,6 +73,7 @@ class SocketHelpersTest(unittest.TestCase):
             time.sleep(0.005)
         self.assertEqual(vigil.tcp_info(self.client).state_name,
                          "FIN_WAIT2")
+        self.assertEqual(vigil.tcp_info(self.client).state, 5)
 
     def test_asyncio_owned_socket(self):
         policy = vigil.Policy(keepalive_idle_s=11, user_timeout_ms=7000)
@@ -107,6 +112,34 @@ class SocketHelpersTest(unittest.TestCase):
         closed.close()
         with self.assertRaises(ValueError):
             vigil.sockopts(closed)
+
+
+class TcpStateTest(unittest.TestCase):
+    def test_names_and_numbers_are_the_c_librarys(self):
+        from vigil._lib import lib, text
+        from vigil._types import TCP_STATE_COUNT
+        self.assertEqual([int(s) for s in vigil.TcpState],
+                         list(range(1, TCP_STATE_COUNT)))
+        for state in vigil.TcpState:
+            with self.subTest(state=state.name):
+                self.assertEqual(text(lib.vigil_tcp_state_name(state)),
+                                 state.name)
+                self.assertEqual(vigil.TcpState[state.name], state)
+        self.assertEqual(vigil.TcpState.CLOSE_WAIT, 8)
+        self.assertEqual({vigil.TcpState.LISTEN: "x"}[10], "x")
+
+    def test_unknown_number_keeps_its_value(self):
+        # A state a newer kernel adds must not make tcp_info() fail.
+        state = vigil.TcpState(13)
+        self.assertIsInstance(state, vigil.TcpState)
+        self.assertEqual((state.name, state), ("UNKNOWN", 13))
+        fields = dict.fromkeys(f.name for f in dataclasses.fields(
+            vigil.TcpInfo))
+        info = vigil.TcpInfo(**dict(fields, state=99))
+        self.assertEqual((info.state, info.state.name, info.state_name),
+                         (99, "UNKNOWN", "UNKNOWN"))
+        with self.assertRaises(ValueError):
+            vigil.TcpState("CLOSE_WAIT")  # names go through TcpState[...]
 
 
 if __name__ == "__main__":

@@ -8,24 +8,30 @@ Pure standard library over libvigil.so through ctypes. See README.md.
     hub.listen("0.0.0.0", 1883, on_data=lambda c, data: c.send(data))
     hub.run()
 """
-from ._lib import LibraryError, WRITTEN_FOR
+from ._lib import LibraryError
 from ._lib import path as library_path
 from ._lib import version as _found
 from ._census import Census, CensusSocket, census
+from ._version import __version__
 from .conn import Conn
 from .errors import ClosedError, VigilError
 from .hub import CallbackError, Hub, Listener
 from .policy import (SUSPECT_AUTO, USER_TIMEOUT_AUTO, USER_TIMEOUT_OFF,
                      IdleAction, OverflowAction, Policy, Takeover)
 from .sockets import SockOpts, TcpInfo, apply_policy, sockopts, tcp_info
+from .tcp_state import TcpState
 
-__version__ = "%d.%d.%d" % WRITTEN_FOR
+# Reserved: vigil.metrics(), exported here like census(), from its own
+# module (vigil/metrics.py) over the C library's metrics writer once the C
+# API has one; its prototype then joins _lib._PROTOS. No other name in the
+# package is "metrics".
+
 library_version = "%d.%d.%d" % _found
 
 __all__ = [
     "Census", "CensusSocket", "CallbackError", "ClosedError", "Conn", "Hub",
     "IdleAction", "LibraryError", "Listener", "OverflowAction", "Policy",
-    "SUSPECT_AUTO", "SockOpts", "Takeover", "TcpInfo", "USER_TIMEOUT_AUTO",
-    "USER_TIMEOUT_OFF", "VigilError", "apply_policy", "census",
-    "library_path", "library_version", "sockopts", "tcp_info",
+    "SUSPECT_AUTO", "SockOpts", "Takeover", "TcpInfo", "TcpState",
+    "USER_TIMEOUT_AUTO", "USER_TIMEOUT_OFF", "VigilError", "apply_policy",
+    "census", "library_path", "library_version", "sockopts", "tcp_info",
 ]

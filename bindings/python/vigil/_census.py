@@ -10,14 +10,16 @@ import typing
 from . import _types as T
 from ._lib import lib, text
 from .errors import check
+from .tcp_state import StateCounts, TcpState
 
 # The life of a connection: the order counts are printed in.
 STATES = ("LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "CLOSE_WAIT",
           "LAST_ACK", "FIN_WAIT1", "FIN_WAIT2", "CLOSING", "TIME_WAIT",
           "CLOSE")
-CLOSE_WAIT = 8
 # FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK: where an fd-less socket lingers.
-ORPHAN_STATES = (1 << 4) | (1 << 5) | (1 << 11) | (1 << 9)
+ORPHAN_STATES = ((1 << TcpState.FIN_WAIT1) | (1 << TcpState.FIN_WAIT2)
+                 | (1 << TcpState.CLOSING) | (1 << TcpState.LAST_ACK))
+LISTED_BY_DEFAULT = (1 << TcpState.CLOSE_WAIT) | ORPHAN_STATES
 _FAMILIES = {None: 0, 4: 1, 6: 2, socket.AF_INET: 1, socket.AF_INET6: 2}
 
 
@@ -46,9 +48,9 @@ class Census:
     ts_ms: int
     ports: typing.Tuple[int, ...]
     total: int
-    counts: typing.Dict[str, int]       # every state in STATES order
+    counts: StateCounts       # every state in STATES order
     orphans: int
-    self_counts: typing.Dict[str, int]  # held by this process
+    self_counts: StateCounts  # held by this process
     sockets: typing.List[CensusSocket]
     sockets_omitted: int
     owners_resolved: bool
@@ -113,18 +115,17 @@ def census(ports=(), states=None, owners=False, either=False, family=None,
     if list_states is not None:
         q.list_states = state_mask(list_states)
     else:
-        q.list_states = q.states or (1 << CLOSE_WAIT) | ORPHAN_STATES
+        q.list_states = q.states or LISTED_BY_DEFAULT
     out = C.POINTER(T.CensusStruct)()
     check(lib.vigil_census_run(C.byref(q), C.byref(out)), "census")
     try:
         c = out.contents
-        byname = {text(lib.vigil_tcp_state_name(i)): i
-                  for i in range(1, T.TCP_STATE_COUNT)}
         return Census(
             ts_ms=int(time.time() * 1000), ports=ports, total=c.total,
-            counts={n: c.counts[byname[n]] for n in STATES},
+            counts=StateCounts((n, c.counts[TcpState[n]]) for n in STATES),
             orphans=c.orphans,
-            self_counts={n: c.self_counts[byname[n]] for n in STATES},
+            self_counts=StateCounts((n, c.self_counts[TcpState[n]])
+                                    for n in STATES),
             sockets=[_socket(c.sockets[i]) for i in range(c.nsockets)],
             sockets_omitted=c.sockets_omitted,
             owners_resolved=bool(c.owners_resolved),

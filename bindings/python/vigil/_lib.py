@@ -1,42 +1,78 @@
-"""Finds and loads libvigil.so, checks its version, declares prototypes.
+"""Finds and loads libvigil, checks its version, declares prototypes.
 
-Search order (first hit wins):
-  1. $VIGIL_LIBRARY (a path to the .so);
-  2. libvigil.so* next to this package (an installed copy);
-  3. $VIGIL_BUILD_DIR/libvigil.so (set by ctest);
-  4. build/libvigil.so under the repository root (a source checkout);
-  5. the system's libvigil.so.<major> (ctypes.util.find_library).
+Search order; the first library that loads and has the right version wins:
+  1. $VIGIL_LIBRARY, a path. When it is set nothing else is tried: an
+     explicit choice must not silently fall back to another copy.
+  2. libvigil.so* inside this package directory (a bundled copy).
+  3. Only when this package runs from a source checkout
+     (bindings/python/vigil): $VIGIL_BUILD_DIR/libvigil.so, then
+     build/libvigil.so at the top of the checkout.
+  4. The system loader: libvigil.so.<major> (LD_LIBRARY_PATH, ld.so.cache,
+     /usr/lib), then the library ctypes.util.find_library("vigil") names.
+  5. Prefixes `cmake --install` writes to, which the loader only knows once
+     ldconfig has run (or never, for a venv): sys.prefix, then /usr/local;
+     in each lib/<multiarch>, lib and lib64.
 """
 import ctypes as C
 import ctypes.util
 import glob
 import os
+import sys
+import sysconfig
 
 from . import _types as T
+from ._version import __version__
 
-# The C API version this package was written for. The library must have
-# the same major and minor version: struct layouts may grow in a minor.
-WRITTEN_FOR = (0, 1, 0)
+# The library must have the same major and minor version: struct layouts
+# may grow in a minor.
+WRITTEN_FOR = tuple(int(part) for part in __version__.split("."))
+SONAME = "libvigil.so.%d" % WRITTEN_FOR[0]
+# In a search order: ask ctypes.util.find_library, when this is reached (it
+# may spawn ldconfig or gcc, so only then).
+FIND_LIBRARY = "ctypes.util.find_library('vigil')"
+PREFIXES = (sys.prefix, "/usr/local")
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class LibraryError(ImportError):
     """libvigil could not be found, loaded, or has the wrong version."""
 
 
-def _candidates():
-    env = os.environ.get("VIGIL_LIBRARY")
-    if env:
-        yield env
-        return  # an explicit choice must not silently fall back
-    here = os.path.dirname(os.path.abspath(__file__))
-    yield from sorted(glob.glob(os.path.join(here, "libvigil.so*")))
-    build = os.environ.get("VIGIL_BUILD_DIR")
-    if build:
-        yield os.path.join(build, "libvigil.so")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(here)))
-    yield os.path.join(root, "build", "libvigil.so")
-    system = ctypes.util.find_library("vigil")
-    yield system or "libvigil.so.%d" % WRITTEN_FOR[0]
+def source_checkout(package_dir):
+    """The top of the vigil source tree holding package_dir, or None when
+    the package is installed (site-packages) or copied elsewhere."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(package_dir)))
+    if (os.path.isfile(os.path.join(top, "include", "vigil.h"))
+            and os.path.isfile(os.path.join(top, "bindings", "python",
+                                            "pyproject.toml"))):
+        return top
+    return None
+
+
+def _libdirs():
+    multiarch = sysconfig.get_config_var("MULTIARCH")  # x86_64-linux-gnu
+    return ([os.path.join("lib", multiarch)] if multiarch else []) + [
+        "lib", "lib64"]
+
+
+def search_order(environ=os.environ, package_dir=_HERE, prefixes=PREFIXES):
+    """Yields the libraries to try, in order: paths, bare names for the
+    system loader, or FIND_LIBRARY."""
+    explicit = environ.get("VIGIL_LIBRARY")
+    if explicit:
+        yield explicit
+        return
+    yield from sorted(glob.glob(os.path.join(package_dir, "libvigil.so*")))
+    top = source_checkout(package_dir)
+    if top:
+        if environ.get("VIGIL_BUILD_DIR"):
+            yield os.path.join(environ["VIGIL_BUILD_DIR"], "libvigil.so")
+        yield os.path.join(top, "build", "libvigil.so")
+    yield SONAME
+    yield FIND_LIBRARY
+    for prefix in dict.fromkeys(prefixes):  # in order, without repeats
+        for libdir in _libdirs():
+            yield os.path.join(prefix, libdir, SONAME)
 
 
 def check_version(hexver, path):
@@ -51,26 +87,75 @@ def check_version(hexver, path):
     return found
 
 
-def _load():
+class _LinkMap(C.Structure):
+    """The public head of glibc's struct link_map (<link.h>)."""
+    _fields_ = [("l_addr", C.c_void_p), ("l_name", C.c_char_p)]
+
+
+_RTLD_DI_LINKMAP = 2
+
+
+def loaded_path(handle, name):
+    """The file the loader chose for a dlopen handle (dlinfo), so a bare
+    name like libvigil.so.0 reports where it was found; name if the C
+    library cannot tell."""
+    dlinfo = getattr(C.CDLL(None), "dlinfo", None)
+    if dlinfo is None:
+        return name
+    dlinfo.argtypes = [C.c_void_p, C.c_int, C.c_void_p]
+    link_map = C.POINTER(_LinkMap)()
+    if dlinfo(handle, _RTLD_DI_LINKMAP, C.byref(link_map)) != 0 \
+            or not link_map or not link_map.contents.l_name:
+        return name
+    return os.fsdecode(link_map.contents.l_name)
+
+
+def load(candidates, explicit=False):
+    """(lib, path, version) of the first candidate that loads and matches;
+    LibraryError listing every attempt otherwise. explicit: the candidates
+    are only $VIGIL_LIBRARY (the message then says so)."""
     tried = []
-    for path in _candidates():
-        if os.sep in path and not os.path.exists(path):
-            tried.append(path + " (missing)")
+    for name in candidates:
+        if name == FIND_LIBRARY:
+            found = ctypes.util.find_library("vigil")
+            if not found or found == SONAME:  # nothing new to try
+                tried.append("%s: %s" % (name, "%s, as above" % found
+                                         if found else "nothing found"))
+                continue
+            name = found
+        if os.sep in name and not os.path.exists(name):
+            tried.append("%s: no such file" % name)
             continue
         try:
-            lib = C.CDLL(path, use_errno=True)
+            lib = C.CDLL(name, use_errno=True)
         except OSError as e:
-            tried.append("%s (%s)" % (path, e))
+            tried.append(str(e) if name in str(e) else "%s: %s" % (name, e))
             continue
-        lib.vigil_version.restype = C.c_uint
-        return lib, path, check_version(lib.vigil_version(), path)
-    raise LibraryError(
-        "libvigil.so not found. Build it (cmake -S . -B build && cmake "
-        "--build build) or set VIGIL_LIBRARY=/path/to/libvigil.so. Tried: "
-        + "; ".join(tried))
+        path = loaded_path(lib._handle, name)
+        try:
+            lib.vigil_version.restype = C.c_uint
+            return lib, path, check_version(lib.vigil_version(), path)
+        except AttributeError:
+            tried.append("%s: not libvigil (no vigil_version)" % path)
+        except LibraryError as e:
+            tried.append(str(e))
+    raise LibraryError(not_found_message(tried, explicit))
 
 
-lib, path, version = _load()
+def not_found_message(tried, explicit):
+    lines = ["cannot load libvigil: no usable %s (version %d.%d.x) found. "
+             "Tried, in order:" % ((SONAME,) + WRITTEN_FOR[:2])]
+    lines += ["  %d. %s" % (i, why) for i, why in enumerate(tried, 1)]
+    if explicit:
+        lines.append("VIGIL_LIBRARY is set, so nothing else was tried.")
+    lines.append(
+        "Install the C library (cmake --install build, then ldconfig), or "
+        "set VIGIL_LIBRARY to the path of %s." % SONAME)
+    return "\n".join(lines)
+
+
+lib, path, version = load(search_order(),
+                         explicit=bool(os.environ.get("VIGIL_LIBRARY")))
 
 _P = C.c_void_p
 _INT = C.c_int

@@ -28,6 +28,7 @@ from .conn import Conn
 from .errors import EINVAL, VigilError, check
 from .policy import policy_ref
 from .sockets import fileno
+from .tcp_state import StateCounts, TcpState
 
 log = logging.getLogger("vigil")
 
@@ -336,8 +337,9 @@ class Hub:
         r = T.HubCensusStruct()
         check(lib.vigil_hub_census(self._c("census"), C.byref(r)), "census")
         out = {name: getattr(r, name) for name, _ in r._fields_[1:]}
-        out["counts"] = {text(lib.vigil_tcp_state_name(i)): r.counts[i]
-                         for i in range(1, len(r.counts)) if r.counts[i]}
+        out["counts"] = StateCounts((TcpState(i).name, r.counts[i])
+                                    for i in range(1, len(r.counts))
+                                    if r.counts[i])
         return out
 
     def stats(self):

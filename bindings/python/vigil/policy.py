@@ -45,7 +45,8 @@ class Policy:
     (vigil_policy_init). Validation is the library's own
     (vigil_policy_validate): a bad value raises ValueError with its message,
     which names the field and its allowed range. Unknown keywords raise
-    TypeError. Read fields as attributes; derive variants with replace()."""
+    TypeError. Read fields as attributes (each is a read-only property, so
+    dir() and help() list them); derive variants with replace()."""
 
     __slots__ = ("_struct",)
     fields = _FIELDS
@@ -69,12 +70,6 @@ class Policy:
         if lib.vigil_policy_validate(C.byref(s), msg, len(msg)) != 0:
             raise ValueError(msg.value.decode("utf-8", "replace"))
         object.__setattr__(self, "_struct", s)
-
-    def __getattr__(self, name):
-        if name in _FIELDS:
-            value = getattr(self._struct, name)
-            return _ENUMS[name](value) if name in _ENUMS else value
-        raise AttributeError("Policy has no field %r" % name)
 
     def __setattr__(self, name, value):
         raise AttributeError("Policy is immutable; use policy.replace(%s=...)"
@@ -106,6 +101,22 @@ class Policy:
     def _ref(self):
         """A pointer for C calls; valid while this Policy lives."""
         return C.pointer(self._struct)
+
+
+def _field(name):
+    """A read-only property for one vigil_policy field."""
+    as_enum = _ENUMS.get(name)
+
+    def get(self):
+        value = getattr(self._struct, name)
+        return as_enum(value) if as_enum is not None else value
+    kind = ", a vigil." + as_enum.__name__ if as_enum is not None else ""
+    return property(get, doc="vigil_policy.%s%s (include/vigil.h)"
+                    % (name, kind))
+
+
+for _name in _FIELDS:
+    setattr(Policy, _name, _field(_name))
 
 
 def policy_ref(policy):

@@ -7,6 +7,7 @@ from . import _types as T
 from ._lib import lib, text
 from .errors import check
 from .policy import Policy, policy_ref
+from .tcp_state import TcpState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +25,7 @@ class SockOpts:
 @dataclasses.dataclass(frozen=True)
 class TcpInfo:
     """A TCP_INFO snapshot (vigil_tcp_info); *_ms fields are ms ago."""
-    state: int
+    state: TcpState
     rtt_us: int
     rttvar_us: int
     rto_us: int
@@ -38,6 +39,9 @@ class TcpInfo:
     last_ack_recv_ms: int
     snd_cwnd: int
     notsent_bytes: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "state", TcpState(self.state))
 
     @property
     def state_name(self):

@@ -1,39 +1,46 @@
 #!/usr/bin/env bash
-# Builds vigil and runs the whole test suite twice:
-#   1. release pass:    RelWithDebInfo, warnings are errors   -> build/
-#   2. sanitizer pass:  same plus ASan + UBSan                -> build-asan/
+# Builds vigil and runs the test suite in three passes:
+#   1. release pass:   RelWithDebInfo, warnings are errors   -> build/
+#   2. sanitizer pass: same plus ASan + UBSan                -> build-asan/
+#   3. memcheck pass:  the memcheck/ tests (tests/memcheck.cmake) on the
+#                      release build: core, listener, client, TLS and unit
+#                      tests under valgrind, which sees faults inside libev
+#                      and OpenSSL that ASan cannot. SKIP without valgrind.
 # On Debian as root it first installs the packages the suite needs.
-# Prints a summary of both passes; exits non-zero if anything failed.
+# Prints a summary of the passes; exits non-zero if anything failed.
 #
-# Usage: tests/run.sh [--quick] [--no-install] [-R regex] [-j N]
-#                     [--build-dir DIR] [-- extra ctest args]
-#   --quick        skip the sanitizer pass
+# Usage: tests/run.sh [--quick] [--no-memcheck] [--no-install] [-R regex]
+#                     [-j N] [--build-dir DIR] [-- extra ctest args]
+#   --quick        release pass only (no sanitizer or memcheck pass)
+#   --no-memcheck  skip the memcheck pass
 #   --no-install   do not check or install Debian packages
 #   -R regex       run only the matching tests (passed to ctest)
 #   -j N           run N tests at once (default 2)
-#   --build-dir    build directory of the release pass (default build);
-#                  the sanitizer pass uses DIR-asan
+#   --build-dir    build directory of the release and memcheck passes
+#                  (default build); the sanitizer pass uses DIR-asan
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 
 PACKAGES=(build-essential cmake pkg-config libev-dev libcmocka-dev libssl-dev
           openssl nftables iproute2 clang libclang-rt-dev python3 socat
-          mosquitto mosquitto-clients netcat-openbsd)
+          mosquitto mosquitto-clients netcat-openbsd valgrind)
 # python/installed pip-installs bindings/python into a venv, offline.
 PACKAGES+=(python3-venv python3-pip python3-setuptools python3-wheel)
 
 quick=0
+memcheck=1
 install=1
 build_dir=build
 test_jobs=2
 ctest_extra=()
 
-usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --no-memcheck) memcheck=0 ;;
     --no-install) install=0 ;;
     -R) [ $# -ge 2 ] || usage 2; ctest_extra+=(-R "$2"); shift ;;
     -j) [ $# -ge 2 ] || usage 2; test_jobs=$2; shift ;;
@@ -52,34 +59,91 @@ log() { printf '\n==> %s\n' "$*"; }
 # shellcheck source=tests/deps.sh
 . tests/deps.sh
 
-# run_pass NAME DIR [cmake args...]: configure, build, test. Never exits;
-# sets pass_status[NAME] (0 = ok) and pass_summary[NAME].
-declare -A pass_status pass_summary pass_seconds
+# Each pass keeps its logs in its build directory under its own name, so
+# the release and memcheck passes can share one: ctest-NAME.log (ctest's
+# output, whose verdict the summary repeats) and lasttest-NAME.log (ctest's
+# LastTest.log, the only place skipped tests' "SKIP: <why>" lines stay).
+# pass_status[NAME] is 0 (ok), 1 (failed) or 2 (skipped); pass_built[NAME]
+# is 1 once its build directory is built.
+declare -A pass_status pass_summary pass_seconds pass_dir pass_built
 pass_names=()
-run_pass() {
-  local name=$1 dir=$2 start=$SECONDS rc=0
+
+# configure_and_build NAME DIR [cmake args...]: returns non-zero and sets
+# pass_summary[NAME] when either step fails.
+configure_and_build() {
+  local name=$1 dir=$2
   shift 2
-  pass_names+=("$name")
-  rm -f "$dir/ctest.log" "$dir/Testing/Temporary/LastTest.log"
+  pass_built[$name]=0
   log "[$name] configure $dir/"
   if ! cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
          -DVIGIL_WERROR=ON "$@"; then
-    rc=1; pass_summary[$name]="configure failed"
+    pass_summary[$name]="configure failed"; return 1
+  fi
+  log "[$name] build"
+  if ! cmake --build "$dir" -j 2; then
+    pass_summary[$name]="build failed"; return 1
+  fi
+  pass_built[$name]=1
+}
+
+# run_ctest NAME DIR [ctest args...]: runs ctest in DIR with the options
+# given to this script; returns non-zero when a test failed and sets
+# pass_summary[NAME] to ctest's verdict.
+run_ctest() {
+  local name=$1 dir=$2 rc=0
+  shift 2
+  local out="$dir/ctest-$name.log" last="$dir/Testing/Temporary/LastTest.log"
+  rm -f "$last"
+  log "[$name] ctest"
+  (cd "$dir" && ctest --output-on-failure -j "$test_jobs" "$@" \
+      ${ctest_extra[@]+"${ctest_extra[@]}"}) 2>&1 | tee "$out" || rc=1
+  [ -f "$last" ] && cp "$last" "$dir/lasttest-$name.log"
+  pass_summary[$name]=$(grep -E 'tests passed|No tests were found' "$out" |
+                        tail -n 1 || true)
+  [ -n "${pass_summary[$name]}" ] || pass_summary[$name]="ctest did not finish"
+  return $rc
+}
+
+# begin_pass NAME DIR: registers the pass and drops the logs of its last run.
+begin_pass() {
+  pass_names+=("$1"); pass_dir[$1]=$2
+  rm -f "$2/ctest-$1.log" "$2/lasttest-$1.log"
+}
+
+# run_pass NAME DIR [cmake args...]: configure, build, and run every test
+# but the memcheck/ ones. Never exits.
+run_pass() {
+  local name=$1 dir=$2 start=$SECONDS rc=0
+  shift 2
+  begin_pass "$name" "$dir"
+  if ! configure_and_build "$name" "$dir" "$@"; then
+    rc=1
+  elif ! run_ctest "$name" "$dir" --no-tests=error -LE '^memcheck$'; then
+    rc=1
+  fi
+  pass_status[$name]=$rc
+  pass_seconds[$name]=$((SECONDS - start))
+}
+
+# run_memcheck_pass DIR: the memcheck/ tests (label memcheck) on the
+# release build in DIR, which the release pass configured and built. When
+# -R (or another ctest filter) selects no memcheck test, the pass is skipped,
+# not failed.
+run_memcheck_pass() {
+  local name=memcheck dir=$1 start=$SECONDS rc=0 no_tests=error
+  begin_pass "$name" "$dir"
+  [ ${#ctest_extra[@]} -eq 0 ] || no_tests=ignore
+  if ! command -v valgrind >/dev/null; then
+    rc=2; pass_summary[$name]="valgrind not found: install valgrind"
+  elif [ "${pass_built[release]:-0}" -ne 1 ]; then
+    rc=1; pass_summary[$name]="not run: the release build failed"
   fi
   if [ $rc -eq 0 ]; then
-    log "[$name] build"
-    if ! cmake --build "$dir" -j 2; then
-      rc=1; pass_summary[$name]="build failed"
+    if ! run_ctest "$name" "$dir" --no-tests=$no_tests -L '^memcheck$'; then
+      rc=1
+    elif ! grep -q 'tests passed' "$dir/ctest-$name.log"; then
+      rc=2; pass_summary[$name]="no memcheck test matches the filter"
     fi
-  fi
-  if [ $rc -eq 0 ]; then
-    log "[$name] ctest"
-    # The log is kept so the summary can repeat ctest's own verdict.
-    (cd "$dir" && ctest --output-on-failure --no-tests=error -j "$test_jobs" \
-        ${ctest_extra[@]+"${ctest_extra[@]}"}) 2>&1 | tee "$dir/ctest.log" || rc=1
-    pass_summary[$name]=$(grep -E 'tests passed|No tests were found' \
-                          "$dir/ctest.log" | tail -n 1 || true)
-    [ -n "${pass_summary[$name]}" ] || pass_summary[$name]="ctest did not finish"
   fi
   pass_status[$name]=$rc
   pass_seconds[$name]=$((SECONDS - start))
@@ -87,13 +151,12 @@ run_pass() {
 
 # Repeats the lines that say which tests failed or were skipped.
 report_tests() {
-  local dir=$1
-  [ -f "$dir/ctest.log" ] || return 0
+  local name=$1 dir=${pass_dir[$1]}
+  local out="$dir/ctest-$name.log" last="$dir/lasttest-$name.log"
+  [ -f "$out" ] || return 0
   awk '/^The following tests (FAILED|did not run):/ { p = 1; print "    " $0; next }
        p && /^[ \t]/ { print "    " $0; next }
-       { p = 0 }' "$dir/ctest.log"
-  # Skipped tests print "SKIP: <why>"; ctest keeps that only in LastTest.log.
-  local last="$dir/Testing/Temporary/LastTest.log"
+       { p = 0 }' "$out"
   [ -f "$last" ] || return 0
   awk '/^[0-9]+\/[0-9]+ Test: / { name = $3 }
        /^SKIP: / { print "    skipped " name ": " substr($0, 7) }' "$last"
@@ -101,28 +164,37 @@ report_tests() {
 
 [ $install -eq 1 ] && install_packages "${PACKAGES[@]}"
 
-run_pass release "$build_dir"
+run_pass release "$build_dir" -DVIGIL_MEMCHECK=ON
 if [ $quick -eq 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_pass asan "$build_dir-asan" -DVIGIL_SANITIZE=ON
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+  [ $memcheck -eq 0 ] || run_memcheck_pass "$build_dir"
 fi
 
 failed=0
 echo
 echo "==================== vigil test summary ===================="
 for name in "${pass_names[@]}"; do
-  verdict=PASS
-  [ "${pass_status[$name]}" -eq 0 ] || { verdict=FAIL; failed=1; }
-  dir=$build_dir; [ "$name" = asan ] && dir=$build_dir-asan
-  skipped=$(grep -cE '^[[:space:]]+[0-9]+ - .*\(Skipped\)$' "$dir/ctest.log" \
-            2>/dev/null || true)
+  case "${pass_status[$name]}" in
+    0) verdict=PASS ;;
+    2) verdict=SKIP ;;
+    *) verdict=FAIL; failed=1 ;;
+  esac
+  skipped=$(grep -cE '^[[:space:]]+[0-9]+ - .*\(Skipped\)$' \
+            "${pass_dir[$name]}/ctest-$name.log" 2>/dev/null || true)
   [ "${skipped:-0}" -eq 0 ] || verdict="$verdict, $skipped SKIPPED"
   printf '%-8s %s  %s  (%ss)\n' "$name" "$verdict" "${pass_summary[$name]}" \
     "${pass_seconds[$name]}"
-  report_tests "$dir"
+  report_tests "$name"
 done
-[ $quick -eq 1 ] && echo "asan     not run (--quick)"
+if [ $quick -eq 1 ]; then
+  echo "asan     not run (--quick)"
+  echo "memcheck not run (--quick)"
+elif [ $memcheck -eq 0 ]; then
+  echo "memcheck not run (--no-memcheck)"
+fi
 echo "total time: ${SECONDS}s"
 if [ $failed -ne 0 ]; then
   echo "RESULT: FAILED"

@@ -366,8 +366,10 @@ static void test_vigil_pings_at_interval(void **state) {
   }
   /* One per interval of silence: not earlier, not much later. */
   assert_true(w.f[0].at - t0 >= 95);
-  assert_true(w.f[1].at - w.f[0].at >= 90 && w.f[1].at - w.f[0].at <= 200);
-  assert_true(w.f[2].at - w.f[1].at >= 90 && w.f[2].at - w.f[1].at <= 200);
+  assert_true(w.f[1].at - w.f[0].at >= 90 &&
+              w.f[1].at - w.f[0].at <= 100 + vt_slack_ms(100));
+  assert_true(w.f[2].at - w.f[1].at >= 90 &&
+              w.f[2].at - w.f[1].at <= 100 + vt_slack_ms(100));
   assert_int_equal(r.pings_due, 0); /* vigil pinged; the host was not asked */
   assert_true(f.events[VIGIL_EV_PING_DUE] >= 3);
   raw_done(&w);
@@ -671,7 +673,7 @@ static void test_goodbye_unanswered_falls_back(void **state) {
   assert_true(raw_wait(&f, &w, 1, 1000));
   assert_true(raw_wait_eof(&f, &w, 2000));
   uint64_t waited = vt_now_ms() - t0;
-  assert_true(waited >= 290 && waited < 1000);
+  assert_true(waited >= 290 && waited < 300 + vt_slack_ms(700));
   assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_DRAINING);
   raw_done(&w);
   assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));

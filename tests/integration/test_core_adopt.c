@@ -150,6 +150,19 @@ static void test_listener_and_emfile(void **state) {
   /* Backoff 20, 40, 80, 80... ms over 300 ms: a handful, not a spin. */
   assert_true(paused >= 2 && paused <= 8);
   assert_int_equal(a.n, 1);
+  if (vt_under_valgrind()) {
+    /* valgrind emulates RLIMIT_NOFILE: the kernel accepted c2 and c3,
+     * then valgrind closed them (fds over its limit) and returned EMFILE.
+     * The listener paused all the same; new clients stand in for them. */
+    char b;
+    int eof = 0;
+    vt_read_avail(c2, &b, 1, &eof);
+    assert_true(eof);
+    close(c2);
+    close(c3);
+    c2 = vt_connect_loopback(port);
+    c3 = vt_connect_loopback(port);
+  }
   assert_true(vt_run_until(h.loop, accepted_n, &a, 1000));
   assert_int_equal(cf_count(&h, VIGIL_EV_ACCEPT_RESUMED), 1);
   vigil_stats st;
@@ -268,7 +281,7 @@ static void test_hub_shutdown(void **state) {
   assert_int_equal(coop.closed, 1);
   assert_int_equal(stub.closed, 1);
   /* The stubborn one was forced at the deadline. */
-  assert_true(took >= 300 && took < 600);
+  assert_true(took >= 300 && took < 300 + vt_slack_ms(300));
   assert_true(coop.closed_at < stub.closed_at);
   close(c2);
   cf_hub_done(&h);

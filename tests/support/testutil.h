@@ -12,6 +12,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "slack.h"
+
 struct ev_loop;
 
 /* Monotonic wall time in ms (CLOCK_MONOTONIC). */

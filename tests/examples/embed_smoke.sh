@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke tests of the small embedding examples (examples/embed_*.c), on
-# 127.0.0.1 with ephemeral ports, about 6 s each:
+# 127.0.0.1 with ephemeral ports, 6 to 8 s each:
 #
 #   adopt|watch EXE  embed_adopt or embed_watch (both: dead_after 3000 ms)
 #     1. a client's line comes back, and its FIN ends the conn peer_closed;
@@ -54,12 +54,19 @@ wait_until() {
 }
 has() { grep -Eq -- "$2" "$1" 2>/dev/null; }
 # exited PID: the process has ended (a reaped or zombie child).
-exited() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+exited() {
+  [ ! -e "/proc/$1" ] ||
+    [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]
+}
 # wait_exit MS PID NAME: fails unless the child ends within MS with status 0.
+# A reaped PID leaves the cleanup list: its number may belong to another
+# process by the time cleanup runs.
 wait_exit() {
   wait_until "$1" exited "$2" || fail "$3 still running after $1 ms"
   wait "$2"
-  local rc=$?
+  local rc=$? p keep=()
+  for p in "${pids[@]}"; do [ "$p" = "$2" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
   [ "$rc" = 0 ] || fail "$3 exited with status $rc"
 }
 # field LINE KEY: the value of key=value in a logfmt line.
@@ -151,7 +158,8 @@ server_test() {
   if [ "$mode" = adopt ] && [ "$pings" -lt 2 ]; then
     fail "silent peer got $pings PING lines in 3 s, expected 2 or more"
   fi
-  pass "silent conn: heartbeat_timeout at last_rx_ms=$rx, RST seen by the peer ${ms} ms after its echo, $pings pings"
+  pass "silent conn: heartbeat_timeout at last_rx_ms=$rx; the peer saw" \
+    "a RST ${ms} ms after its last byte, and $pings PING lines"
 
   wait_exit 5000 "$server_pid" "$mode"
   pass "$mode stopped by itself with exit 0"
@@ -160,7 +168,8 @@ server_test() {
 client_test() {
   local game=${3:?usage: $0 client EXE GAME_SERVER}
   local flags=(--ping-interval 1000 --dead-after 3000)
-  "$game" --listen 127.0.0.1:0 "${flags[@]}" >"$tmp/game1.out" 2>"$tmp/game1.err" &
+  "$game" --listen 127.0.0.1:0 "${flags[@]}" \
+    >"$tmp/game1.out" 2>"$tmp/game1.err" &
   local game_pid=$!
   pids+=("$game_pid")
   wait_until 3000 has "$tmp/game1.err" 'listening on .*:[0-9]+$' ||
@@ -170,7 +179,8 @@ client_test() {
 
   local name other client_pids=()
   for name in ann bob; do
-    "$exe" 127.0.0.1 "$port" "$name@lab" 6 >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    "$exe" 127.0.0.1 "$port" "$name@lab" 8 \
+      >"$tmp/$name.out" 2>"$tmp/$name.err" &
     client_pids+=($!)
     pids+=($!)
   done
@@ -187,9 +197,11 @@ client_test() {
     wait_until 2000 has "$tmp/$name.out" '^disconnected ' ||
       fail "$name did not see the server go"
   done
-  pass "server stopped: both clients disconnected ($(grep -m1 '^disconnected' "$tmp/ann.out"))"
+  pass "server stopped: both clients saw" \
+    "'$(grep -m1 '^disconnected' "$tmp/ann.out")'"
 
-  "$game" --listen "127.0.0.1:$port" "${flags[@]}" >"$tmp/game2.out" 2>"$tmp/game2.err" &
+  "$game" --listen "127.0.0.1:$port" "${flags[@]}" \
+    >"$tmp/game2.out" 2>"$tmp/game2.err" &
   pids+=($!)
   wait_until 3000 has "$tmp/game2.err" 'listening on' ||
     fail "game_server did not restart on port $port"
@@ -205,7 +217,9 @@ client_test() {
     has "$tmp/$name.err" 'event=client .*detail="backoff [0-9]+ms"' ||
       fail "$name reconnected without a backoff event"
   done
-  pass "both reconnected after a backoff and exchange DATA again"
+  backoff() { grep -om1 'backoff [0-9]*ms' "$tmp/$1.err"; }
+  pass "both reconnected (ann: $(backoff ann), bob: $(backoff bob))" \
+    "and exchange DATA again"
 
   for i in 0 1; do
     wait_exit 5000 "${client_pids[$i]}" "embed_client #$i"

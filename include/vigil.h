@@ -136,8 +136,15 @@ typedef enum vigil_reason {
   VIGIL_REASON_IDENTITY_BANNED = 16,   /* identity in flapping cool-down */
   VIGIL_REASON_PROTOCOL_ERROR = 17,    /* malformed frames */
   VIGIL_REASON_TLS_ERROR = 18,         /* OpenSSL failure */
+  VIGIL_REASON_PING_FLOOD = 19,        /* pings faster than
+                                          ping_min_interval_ms, past
+                                          ping_strikes */
   VIGIL_REASON__COUNT
 } vigil_reason;
+
+/* Room reserved for close reasons in vigil_stats.closed: reasons are
+ * appended without changing that struct's layout. */
+#define VIGIL_REASON_CAPACITY 32
 
 /* Log name, e.g. "heartbeat_timeout"; never NULL ("unknown" if invalid). */
 VIGIL_EXPORT const char *vigil_reason_name(vigil_reason r);
@@ -235,6 +242,27 @@ typedef struct vigil_policy {
    * game messages are small, and Nagle holding one back behind the peer's
    * delayed ACK costs ~40 ms. */
   int nodelay;
+
+  /* Ping-flood guard (gRPC's ping strikes). A ping from the peer (the
+   * frame codec's PING, or the host protocol's own ping reported with
+   * vigil_conn_ping_received()) that comes less than ping_min_interval_ms
+   * after the previous one is a strike; a ping at or past the interval
+   * clears the strikes. One strike more than ping_strikes closes the conn
+   * with reason ping_flood (the codec sends GOODBYE too_many_pings first).
+   * 0 in either field = off. Defaults 10 ms and 2: gRPC's 5-minute minimum
+   * suits browsers, not devices and games, whose pings measure RTT up to
+   * tens of times a second; a flood (a client looping on PING) comes every
+   * few microseconds and is cut on its third early ping, while anything at
+   * 100 Hz or slower is never touched. */
+  uint32_t ping_min_interval_ms; /* 0..86400000; default 10 */
+  uint32_t ping_strikes;         /* 0..1000; default 2 */
+
+  /* The longest a flow may stay idle on the network path before a NAT or
+   * load balancer drops it (AWS NLB: 350 s; many home NATs: 60-300 s);
+   * 0 = unknown (default). When set, validation refuses a policy whose
+   * first keepalive probe or first application ping would come later, or
+   * that sends neither, because such flows would die silently. */
+  uint32_t path_idle_max_s;      /* 0..86400; default 0 */
 } vigil_policy;
 
 VIGIL_EXPORT void vigil_policy_init(vigil_policy *p);
@@ -506,7 +534,8 @@ VIGIL_EXPORT uint64_t vigil_hub_now(vigil_hub *hub);
 typedef struct vigil_stats {
   uint64_t open;       /* connections open now */
   uint64_t opened;     /* adopted since hub creation */
-  uint64_t closed[VIGIL_REASON__COUNT]; /* per reason */
+  uint64_t closed[VIGIL_REASON_CAPACITY]; /* per reason (entries past
+                                             VIGIL_REASON__COUNT are 0) */
   uint64_t bytes_in;
   uint64_t bytes_out;
   uint64_t accept_paused; /* times accepting was paused */

@@ -63,6 +63,7 @@ static const char *const goodbye_names[VIGIL_GOODBYE__COUNT] = {
     [VIGIL_GOODBYE_TAKEOVER_REJECTED] = "takeover_rejected",
     [VIGIL_GOODBYE_IDENTITY_BANNED] = "identity_banned",
     [VIGIL_GOODBYE_OVERLOADED] = "overloaded",
+    [VIGIL_GOODBYE_TOO_MANY_PINGS] = "too_many_pings",
 };
 
 const char *vigil_goodbye_name(unsigned code) {
@@ -85,6 +86,7 @@ unsigned vigil_goodbye_for_reason(vigil_reason r) {
   case VIGIL_REASON_TAKEOVER_REJECTED: return VIGIL_GOODBYE_TAKEOVER_REJECTED;
   case VIGIL_REASON_IDENTITY_BANNED: return VIGIL_GOODBYE_IDENTITY_BANNED;
   case VIGIL_REASON_PROTOCOL_ERROR: return VIGIL_GOODBYE_PROTOCOL_ERROR;
+  case VIGIL_REASON_PING_FLOOD: return VIGIL_GOODBYE_TOO_MANY_PINGS;
   default: return VIGIL_GOODBYE_NORMAL;
   }
 }

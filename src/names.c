@@ -32,6 +32,7 @@ static const char *const reason_names[VIGIL_REASON__COUNT] = {
     [VIGIL_REASON_IDENTITY_BANNED] = "identity_banned",
     [VIGIL_REASON_PROTOCOL_ERROR] = "protocol_error",
     [VIGIL_REASON_TLS_ERROR] = "tls_error",
+    [VIGIL_REASON_PING_FLOOD] = "ping_flood",
 };
 
 /* Event types start at 1; slot 0 stays NULL and reads as "unknown". */

@@ -8,7 +8,7 @@
  *      (a table below, one row per field);
  *   2. relation pass: rules between fields (ping < dead, suspect < dead,
  *      linger_max >= drain, not both 0, flap_window > 0 when flapping is
- *      on).
+ *      on, keepalive and ping within path_idle_max_s).
  *
  * So "the first bad field" is the first field out of its own range in
  * struct order; only a policy whose fields are each in range gets a
@@ -37,6 +37,8 @@
 #define FLAP_MAX_MAX 1000000
 #define MAX_FRAME_MIN 16
 #define MAX_FRAME_MAX (16u * 1024u * 1024u)
+#define PING_STRIKES_MAX 1000
+#define PATH_IDLE_MAX_S 86400 /* a day, as VIGIL_MAX_DURATION_MS */
 
 void vigil_policy_init(vigil_policy *p) {
   if (!p) return;
@@ -79,6 +81,10 @@ void vigil_policy_init(vigil_policy *p) {
   p->max_frame = 65536;
 
   p->nodelay = 1;
+
+  p->ping_min_interval_ms = 10;
+  p->ping_strikes = 2;
+  p->path_idle_max_s = 0;
 }
 
 /* ---- range pass -------------------------------------------------------- */
@@ -148,6 +154,9 @@ static const field_rule k_rules[] = {
     BOOL_RULE(frame_codec),
     {F(max_frame), KIND_U32, MAX_FRAME_MIN, MAX_FRAME_MAX, NULL, NULL, 0},
     BOOL_RULE(nodelay),
+    DURATION_RULE(ping_min_interval_ms),
+    {F(ping_strikes), KIND_U32, 0, PING_STRIKES_MAX, NULL, NULL, 0},
+    {F(path_idle_max_s), KIND_U32, 0, PATH_IDLE_MAX_S, NULL, NULL, 0},
 };
 
 /* Writes a formatted message if there is room; always NUL-terminates when
@@ -216,6 +225,34 @@ static int check_rule(const vigil_policy *p, const field_rule *r, char *msg,
 
 /* ---- relation pass ----------------------------------------------------- */
 
+/* A middlebox that drops flows idle for path_idle_max_s: every mechanism
+ * the policy uses to keep an idle flow alive must send before that, and
+ * there must be one. Keepalive sends its first probe after
+ * keepalive_idle_s of silence; the application ping after
+ * ping_interval_ms with nothing sent. */
+static int check_path_idle(const vigil_policy *p, char *msg, size_t msglen) {
+  uint32_t limit = p->path_idle_max_s;
+  if (limit == 0) return VIGIL_OK;
+  if (p->keepalive && (uint32_t)p->keepalive_idle_s > limit)
+    return fail(msg, msglen,
+                "keepalive_idle_s = %d exceeds path_idle_max_s = %" PRIu32
+                " (first probe after the middlebox drops the flow)",
+                p->keepalive_idle_s, limit);
+  if (p->ping_interval_ms > 0 && p->ping_interval_ms > limit * 1000u)
+    return fail(msg, msglen,
+                "ping_interval_ms = %" PRIu32
+                " exceeds path_idle_max_s = %" PRIu32
+                " (first ping after the middlebox drops the flow)",
+                p->ping_interval_ms, limit);
+  if (!p->keepalive && p->ping_interval_ms == 0)
+    return fail(msg, msglen,
+                "path_idle_max_s = %" PRIu32
+                " needs keepalive or ping_interval_ms: with neither, an idle "
+                "flow sends nothing and the middlebox drops it silently",
+                limit);
+  return VIGIL_OK;
+}
+
 /* Rules between fields; assumes every field passed its own range. */
 static int check_relations(const vigil_policy *p, char *msg, size_t msglen) {
   /* A ping interval at or above dead_after would declare a healthy but
@@ -257,7 +294,7 @@ static int check_relations(const vigil_policy *p, char *msg, size_t msglen) {
                 "flap_window_ms = 0 is out of range: allowed 1..%u when "
                 "flap_max > 0",
                 (unsigned)VIGIL_MAX_DURATION_MS);
-  return VIGIL_OK;
+  return check_path_idle(p, msg, msglen);
 }
 
 int vigil_policy_validate(const vigil_policy *p, char *msg, size_t msglen) {

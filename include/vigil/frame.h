@@ -134,6 +134,8 @@ typedef enum vigil_goodbye_code {
   VIGIL_GOODBYE_TAKEOVER_REJECTED = 8, /* identity already connected */
   VIGIL_GOODBYE_IDENTITY_BANNED = 9,   /* identity flapping; back off */
   VIGIL_GOODBYE_OVERLOADED = 10,       /* server busy; back off */
+  VIGIL_GOODBYE_TOO_MANY_PINGS = 11,   /* pings faster than the server
+                                          allows; ping less often */
   VIGIL_GOODBYE__COUNT,
   VIGIL_GOODBYE_APPLICATION = 0x8000,  /* first application-defined code */
 } vigil_goodbye_code;

@@ -364,6 +364,8 @@ static void test_names(void **state) {
                       "heartbeat_timeout");
   assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE_OVERLOADED),
                       "overloaded");
+  assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE_TOO_MANY_PINGS),
+                      "too_many_pings");
   assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE__COUNT), "unknown");
   assert_string_equal(vigil_goodbye_name(0x8000), "application");
   assert_string_equal(vigil_goodbye_name(0xFFFF), "application");
@@ -378,6 +380,7 @@ static void test_names(void **state) {
       {VIGIL_REASON_IDLE_TIMEOUT, VIGIL_GOODBYE_IDLE_TIMEOUT},
       {VIGIL_REASON_HANDSHAKE_TIMEOUT, VIGIL_GOODBYE_HANDSHAKE_TIMEOUT},
       {VIGIL_REASON_SHUTDOWN, VIGIL_GOODBYE_SHUTDOWN},
+      {VIGIL_REASON_PING_FLOOD, VIGIL_GOODBYE_TOO_MANY_PINGS},
       {VIGIL_REASON_TAKEOVER, VIGIL_GOODBYE_TAKEOVER},
       {VIGIL_REASON_TAKEOVER_REJECTED, VIGIL_GOODBYE_TAKEOVER_REJECTED},
       {VIGIL_REASON_IDENTITY_BANNED, VIGIL_GOODBYE_IDENTITY_BANNED},

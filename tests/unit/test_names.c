@@ -34,6 +34,7 @@ static const struct name_case reason_cases[] = {
     {VIGIL_REASON_IDENTITY_BANNED, "identity_banned"},
     {VIGIL_REASON_PROTOCOL_ERROR, "protocol_error"},
     {VIGIL_REASON_TLS_ERROR, "tls_error"},
+    {VIGIL_REASON_PING_FLOOD, "ping_flood"},
 };
 
 static const struct name_case event_cases[] = {

@@ -46,6 +46,9 @@ static void test_defaults_exact(void **state) {
   assert_int_equal(p.frame_codec, 0);
   assert_int_equal(p.max_frame, 65536);
   assert_int_equal(p.nodelay, 1);
+  assert_int_equal(p.ping_min_interval_ms, 10);
+  assert_int_equal(p.ping_strikes, 2);
+  assert_int_equal(p.path_idle_max_s, 0);
 
   /* Byte-for-byte against a zeroed struct with the same fields: proves the
    * padding was cleared too, so policies can be compared with memcmp. */
@@ -69,6 +72,8 @@ static void test_defaults_exact(void **state) {
   expect.flap_ban_ms = 300000;
   expect.max_frame = 65536;
   expect.nodelay = 1;
+  expect.ping_min_interval_ms = 10;
+  expect.ping_strikes = 2;
   assert_memory_equal(&p, &expect, sizeof p);
 }
 
@@ -141,6 +146,13 @@ MUT(ping_eq_dead, p->ping_interval_ms = 20000; p->dead_after_ms = 20000)
 MUT(susp_eq_dead, p->suspect_after_ms = 20000; p->dead_after_ms = 20000)
 MUT(linger_lt_drain, p->linger_max_ms = 1000; p->drain_timeout_ms = 5000)
 MUT(close_unbounded, p->linger_max_ms = 0; p->drain_timeout_ms = 0)
+MUT(ping_min_big, p->ping_min_interval_ms = 86400001)
+MUT(ping_strikes_big, p->ping_strikes = 1001)
+MUT(path_idle_big, p->path_idle_max_s = 86401)
+MUT(path_ka_late, p->path_idle_max_s = 350; p->keepalive_idle_s = 600)
+MUT(path_ping_late, p->path_idle_max_s = 350; p->keepalive_idle_s = 300;
+    p->ping_interval_ms = 400000)
+MUT(path_nothing, p->path_idle_max_s = 350; p->keepalive = 0)
 MUT(flap_no_window, p->flap_max = 15; p->flap_window_ms = 0)
 /* Ordering: the first field in struct order wins, and any single-field
  * range error wins over a relation between fields. */
@@ -222,6 +234,18 @@ static const bad_case k_bad[] = {
      "suspect_after_ms = 20000 must be less than dead_after_ms = 20000"},
     {linger_lt_drain, "linger_max_ms = 1000 must be 0 (no cap) or at least "
                       "drain_timeout_ms = 5000"},
+    {ping_min_big, "ping_min_interval_ms = 86400001 is out of range: "
+                   "allowed 0..86400000"},
+    {ping_strikes_big, "ping_strikes = 1001 is out of range: allowed 0..1000"},
+    {path_idle_big, "path_idle_max_s = 86401 is out of range: allowed "
+                    "0..86400"},
+    {path_ka_late, "keepalive_idle_s = 600 exceeds path_idle_max_s = 350 "
+                   "(first probe after the middlebox drops the flow)"},
+    {path_ping_late, "ping_interval_ms = 400000 exceeds path_idle_max_s = "
+                     "350 (first ping after the middlebox drops the flow)"},
+    {path_nothing, "path_idle_max_s = 350 needs keepalive or "
+                   "ping_interval_ms: with neither, an idle flow sends "
+                   "nothing and the middlebox drops it silently"},
     {close_unbounded, "linger_max_ms = 0 (no cap) needs drain_timeout_ms > "
                       "0: with both 0 a graceful close to a peer that "
                       "stops reading would never end"},
@@ -292,6 +316,11 @@ MUT(ok_flap_emqx, p->flap_max = 15; p->flap_window_ms = 60000)
 MUT(ok_flap_max, p->flap_max = 1000000; p->flap_window_ms = 1)
 MUT(ok_frame_min, p->max_frame = 16)
 MUT(ok_frame_max, p->max_frame = 16777216)
+MUT(ok_path_idle, p->path_idle_max_s = 350; p->keepalive_idle_s = 300;
+    p->ping_interval_ms = 350000)
+MUT(ok_path_ping_only, p->path_idle_max_s = 60; p->keepalive = 0;
+    p->keepalive_idle_s = 7200; p->ping_interval_ms = 30000)
+MUT(ok_ping_guard_off, p->ping_min_interval_ms = 0; p->ping_strikes = 0)
 
 static void (*const k_good[])(vigil_policy *) = {
     ok_idle_min,       ok_idle_max,         ok_ut_off,
@@ -302,6 +331,7 @@ static void (*const k_good[])(vigil_policy *) = {
     ok_fw2_max,        ok_out_min,          ok_out_max,
     ok_enums_max,      ok_flap_off_no_window, ok_flap_emqx,
     ok_flap_max,       ok_frame_min,        ok_frame_max,
+    ok_path_idle,      ok_path_ping_only,   ok_ping_guard_off,
 };
 
 static void test_boundaries_accepted(void **state) {

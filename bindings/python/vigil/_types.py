@@ -41,6 +41,9 @@ class PolicyStruct(C.Structure):
         ("frame_codec", C.c_int),
         ("max_frame", C.c_uint32),
         ("nodelay", C.c_int),
+        ("ping_min_interval_ms", C.c_uint32),
+        ("ping_strikes", C.c_uint32),
+        ("path_idle_max_s", C.c_uint32),
     ]
 
 
@@ -149,7 +152,7 @@ class StatsStruct(C.Structure):
     _fields_ = [
         ("open", C.c_uint64),
         ("opened", C.c_uint64),
-        ("closed", C.c_uint64 * 19),  # VIGIL_REASON__COUNT
+        ("closed", C.c_uint64 * 32),  # VIGIL_REASON_CAPACITY
         ("bytes_in", C.c_uint64),
         ("bytes_out", C.c_uint64),
         ("accept_paused", C.c_uint64),

@@ -27,6 +27,8 @@ PACKAGES=(build-essential cmake pkg-config libev-dev libcmocka-dev libssl-dev
           mosquitto mosquitto-clients netcat-openbsd valgrind)
 # python/installed pip-installs bindings/python into a venv, offline.
 PACKAGES+=(python3-venv python3-pip python3-setuptools python3-wheel)
+# docs/man/* renders the manual pages with groff.
+PACKAGES+=(groff-base)
 
 quick=0
 memcheck=1

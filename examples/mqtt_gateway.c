@@ -4,7 +4,7 @@
  * client's keep-alive into a deadline, its client id into an identity (a
  * reconnecting device takes over its own ghost), and logs every step.
  *
- * Subset (see /README "MQTT gateway"): CONNECT/CONNACK, PUBLISH QoS 0 and
+ * Subset (see docs/examples.md, "MQTT gateway"): CONNECT/CONNACK, PUBLISH QoS 0 and
  * 1 (PUBACK) fanned out as QoS 0, SUBSCRIBE/SUBACK with '+'/'#' filters
  * granted at QoS 0, UNSUBSCRIBE/UNSUBACK, PINGREQ/PINGRESP, DISCONNECT,
  * Will messages. No QoS 2, no retained messages, no persistent sessions.

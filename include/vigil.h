@@ -182,7 +182,7 @@ typedef enum vigil_takeover_mode {
 /*
  * A plain struct. Always start from vigil_policy_init() so fields added in
  * later versions get their defaults. Durations in ms unless the name says
- * _s. The README's policy table gives each default's source.
+ * _s. docs/policy.md gives each default's source.
  */
 typedef struct vigil_policy {
   /* Kernel keepalive: SO_KEEPALIVE + TCP_KEEPIDLE/KEEPINTVL/KEEPCNT. */
@@ -348,7 +348,7 @@ typedef struct vigil_conn vigil_conn;
 typedef struct vigil_listener vigil_listener;
 
 /*
- * Connection states. The full diagram is in src/conn_close.c and README.
+ * Connection states. The full diagram is in docs/close.md.
  *
  *   HANDSHAKE --ready--> OPEN --peer FIN--> CLOSE_WAIT --host close--+
  *       |                 |                      |                   |

@@ -1,8 +1,8 @@
 /*
  * Policy defaults and validation.
  *
- * Defaults follow the field comments in include/vigil.h; the README's policy
- * table gives the reasoning for each one. Validation runs in two passes:
+ * Defaults follow the field comments in include/vigil.h; docs/policy.md
+ * gives the reasoning for each one. Validation runs in two passes:
  *
  *   1. range pass: every field, in struct order, against its own range
  *      (a table below, one row per field);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Short device_sim run against mqtt_gateway (the long one is manual, see the
-# README): 200 devices in silent-reboot mode for 4 s, then 1 s with churn
+# docs/examples.md): 200 devices in silent-reboot mode for 4 s, then 1 s with churn
 # stopped. Every abandoned socket must be ended by takeover (reset by the
 # gateway), and at the end the census of the gateway port must show exactly
 # the live devices as ESTABLISHED and no CLOSE_WAIT or orphan. Also checks

@@ -424,6 +424,7 @@ int mqtt_decode_connack(const uint8_t *body, uint32_t len,
   if (len != 2 || !body) return MQTT_EMALFORMED;
   if (body[0] & 0xFEu || body[1] > MQTT_CONNACK_NOT_AUTHORIZED)
     return MQTT_EMALFORMED;
+  if (body[0] && body[1]) return MQTT_EMALFORMED; /* MQTT-3.2.2-4 */
   if (session_present) *session_present = body[0] & 1u;
   if (return_code) *return_code = body[1];
   return MQTT_OK;

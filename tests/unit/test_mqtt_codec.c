@@ -655,6 +655,12 @@ static void test_subscribe_and_unsubscribe_decoding(void **state) {
                                        &rc), MQTT_EMALFORMED);
   assert_int_equal(mqtt_decode_connack((const uint8_t *)"\x00\x06", 2, &sp,
                                        &rc), MQTT_EMALFORMED);
+  /* MQTT-3.2.2-4: a refusal carries Session Present 0, as the encoder
+   * insists (found by tests/fuzz/fuzz_mqtt.c: the decoder took it). */
+  assert_int_equal(mqtt_decode_connack((const uint8_t *)"\x01\x02", 2, &sp,
+                                       &rc), MQTT_EMALFORMED);
+  assert_int_equal(mqtt_encode_connack(1, 2, (uint8_t[4]){0}, 4),
+                   MQTT_EINVAL);
 }
 
 /* Decodes a packet the way the gateway does; counts the verdicts. */

@@ -5,10 +5,11 @@
 #   run_fuzz.sh target [build_dir] [seconds]
 #
 # target: frame   the frame codec            (fuzz_frame.c,  src/frame.c)
+#         mqtt    the example MQTT codec     (fuzz_mqtt.c,   examples/mqtt/)
 #
 # build_dir defaults to ./build-fuzz; seconds to 20. VIGIL_FUZZ_SECONDS, if
 # set, wins over the argument, so a long run is e.g.
-#   VIGIL_FUZZ_SECONDS=600 tests/fuzz/run_fuzz.sh frame /tmp/fz
+#   VIGIL_FUZZ_SECONDS=600 tests/fuzz/run_fuzz.sh mqtt /tmp/fz
 # or `VIGIL_FUZZ_SECONDS=600 ctest -R fuzz/ --timeout 700`. CC may name
 # another clang. Several targets may share build_dir and run at once.
 #
@@ -33,8 +34,12 @@ case $target in
     sources=("$root/src/frame.c")
     includes=("$root/include")
     max_len=70000 ;;
+  mqtt)
+    sources=("$root/examples/mqtt/mqtt_codec.c" "$root/examples/mqtt/mqtt_topic.c")
+    includes=("$root/examples/mqtt")
+    max_len=70000 ;;
   *)
-    echo "usage: $0 frame [build_dir] [seconds]" >&2
+    echo "usage: $0 frame|mqtt [build_dir] [seconds]" >&2
     exit 1 ;;
 esac
 

@@ -6,6 +6,7 @@
 #
 # target: frame   the frame codec            (fuzz_frame.c,  src/frame.c)
 #         mqtt    the example MQTT codec     (fuzz_mqtt.c,   examples/mqtt/)
+#         census  the sock_diag reply parser (fuzz_census.c, src/census*.c)
 #
 # build_dir defaults to ./build-fuzz; seconds to 20. VIGIL_FUZZ_SECONDS, if
 # set, wins over the argument, so a long run is e.g.
@@ -38,8 +39,14 @@ case $target in
     sources=("$root/examples/mqtt/mqtt_codec.c" "$root/examples/mqtt/mqtt_topic.c")
     includes=("$root/examples/mqtt")
     max_len=70000 ;;
+  census)
+    # census.c (the collector the parser feeds) links against the rest of
+    # the census; only the pure parts are ever called.
+    sources=("$root"/src/census*.c "$root/src/names.c")
+    includes=("$root/include" "$root/src")
+    max_len=16384 ;;
   *)
-    echo "usage: $0 frame|mqtt [build_dir] [seconds]" >&2
+    echo "usage: $0 frame|mqtt|census [build_dir] [seconds]" >&2
     exit 1 ;;
 esac
 

@@ -6,9 +6,10 @@
 #   frame   the frame codec                    20 s
 #   mqtt    the example MQTT codec             15 s
 #   census  the sock_diag reply parser         15 s
+#   event   the event line formatter           15 s
 # Longer runs: VIGIL_FUZZ_SECONDS=600 ctest -R fuzz/ --timeout 700, or one
 # target by hand: VIGIL_FUZZ_SECONDS=600 tests/fuzz/run_fuzz.sh mqtt DIR.
-foreach(target_seconds frame:20 mqtt:15 census:15)
+foreach(target_seconds frame:20 mqtt:15 census:15 event:15)
   string(REPLACE ":" ";" pair ${target_seconds})
   list(GET pair 0 target)
   list(GET pair 1 seconds)

@@ -7,6 +7,7 @@
 # target: frame   the frame codec            (fuzz_frame.c,  src/frame.c)
 #         mqtt    the example MQTT codec     (fuzz_mqtt.c,   examples/mqtt/)
 #         census  the sock_diag reply parser (fuzz_census.c, src/census*.c)
+#         event   the event line formatter   (fuzz_event.c,  src/event_format.c)
 #
 # build_dir defaults to ./build-fuzz; seconds to 20. VIGIL_FUZZ_SECONDS, if
 # set, wins over the argument, so a long run is e.g.
@@ -45,8 +46,14 @@ case $target in
     sources=("$root"/src/census*.c "$root/src/names.c")
     includes=("$root/include" "$root/src")
     max_len=16384 ;;
+  event)
+    # sockopt.c: vigil_tcp_state_name (and what it links against)
+    sources=("$root/src/event_format.c" "$root/src/names.c" "$root/src/sockopt.c"
+             "$root/src/policy.c")
+    includes=("$root/include")
+    max_len=8192 ;;
   *)
-    echo "usage: $0 frame|mqtt|census [build_dir] [seconds]" >&2
+    echo "usage: $0 frame|mqtt|census|event [build_dir] [seconds]" >&2
     exit 1 ;;
 esac
 

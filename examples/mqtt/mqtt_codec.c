@@ -270,6 +270,14 @@ typedef struct reader {
   const uint8_t *end;
 } reader;
 
+/* The parser passes an empty body as NULL; NULL + 0 is undefined
+ * behaviour in C, so an empty reader points at a static empty string. */
+static reader rd_init(const uint8_t *body, uint32_t len) {
+  if (!body) body = (const uint8_t *)"";
+  reader r = {body, body + len};
+  return r;
+}
+
 static int rd_u8(reader *r, uint8_t *v) {
   if (r->p >= r->end) return 0;
   *v = *r->p++;
@@ -305,7 +313,7 @@ static int str_is(const mqtt_str *s, const char *lit) {
 int mqtt_decode_connect(const uint8_t *body, uint32_t len, mqtt_connect *o) {
   if (!o || (!body && len)) return MQTT_EINVAL;
   memset(o, 0, sizeof *o);
-  reader r = {body, body + len};
+  reader r = rd_init(body, len);
   if (!rd_str(&r, &o->protocol)) return MQTT_EMALFORMED;
   int v31 = str_is(&o->protocol, "MQIsdp");
   if (!v31 && !str_is(&o->protocol, "MQTT")) return MQTT_EPROTONAME;
@@ -353,7 +361,7 @@ int mqtt_decode_publish(uint8_t flags, const uint8_t *body, uint32_t len,
   o->dup = (flags >> 3) & 1u;
   o->retain = flags & 1u;
   if (o->qos == 3 || (o->dup && o->qos == 0)) return MQTT_EMALFORMED;
-  reader r = {body, body + len};
+  reader r = rd_init(body, len);
   if (!rd_str(&r, &o->topic) ||
       !mqtt_topic_name_valid(o->topic.p, o->topic.len))
     return MQTT_EMALFORMED;
@@ -368,7 +376,7 @@ int mqtt_decode_publish(uint8_t flags, const uint8_t *body, uint32_t len,
 static int decode_filters(const uint8_t *body, uint32_t len, int with_qos,
                           uint16_t *packet_id, mqtt_filter_iter *it) {
   if (!packet_id || !it || (!body && len)) return MQTT_EINVAL;
-  reader r = {body, body + len};
+  reader r = rd_init(body, len);
   if (!rd_u16(&r, packet_id) || *packet_id == 0) return MQTT_EMALFORMED;
   it->p = r.p;
   it->end = r.end;
@@ -416,6 +424,7 @@ int mqtt_decode_connack(const uint8_t *body, uint32_t len,
   if (len != 2 || !body) return MQTT_EMALFORMED;
   if (body[0] & 0xFEu || body[1] > MQTT_CONNACK_NOT_AUTHORIZED)
     return MQTT_EMALFORMED;
+  if (body[0] && body[1]) return MQTT_EMALFORMED; /* MQTT-3.2.2-4 */
   if (session_present) *session_present = body[0] & 1u;
   if (return_code) *return_code = body[1];
   return MQTT_OK;

@@ -270,7 +270,8 @@ int mqtt_filter_next(mqtt_filter_iter *it, mqtt_str *filter, uint8_t *qos);
 int mqtt_decode_packet_id(const uint8_t *body, uint32_t len, uint16_t *id);
 
 /* Decodes a CONNACK body (client side): exactly 2 bytes, reserved bits of
- * the acknowledge flags 0, return code 0..5. */
+ * the acknowledge flags 0, return code 0..5, and Session Present 0 when
+ * the return code refuses the connection (MQTT-3.2.2-4). */
 int mqtt_decode_connack(const uint8_t *body, uint32_t len,
                         int *session_present, uint8_t *return_code);
 

@@ -17,46 +17,13 @@
  *   and keep the description;
  * - the encoder accepts a frame iff the parser accepts its bytes, and
  *   decode(encode(x)) == x;
- * - GOODBYE text is checked against a reference UTF-8 validator.
+ * - GOODBYE text is checked against the reference UTF-8 validator in
+ *   fuzz_common.h.
  */
+#include "fuzz_common.h"
 #include "vigil.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__); \
-      abort();                                                               \
-    }                                                                        \
-  } while (0)
-
-/* Reference UTF-8 check, written differently from src/frame.c on purpose
- * (decode each code point, then judge it) so the two can disagree. */
-static int ref_utf8_ok(const uint8_t *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t c = s[i];
-    size_t n;
-    uint32_t cp, min;
-    if (c < 0x80) { i++; continue; }
-    if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; min = 0x80; }
-    else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; min = 0x800; }
-    else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (len - i < n) return 0;
-    for (size_t k = 1; k < n; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return 0;
-      cp = cp << 6 | (s[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    i += n;
-  }
-  return 1;
-}
 
 static const uint32_t max_frames[4] = {16, 64, 300, 65536};
 static const size_t max_chunks[4] = {1, 7, 64, 4096};
@@ -69,11 +36,7 @@ typedef struct digest {
 } digest;
 
 static void mix(digest *d, const void *b, size_t n) {
-  const uint8_t *p = b;
-  for (size_t i = 0; i < n; i++) {
-    d->hash ^= p[i];
-    d->hash *= 0x100000001B3ull;
-  }
+  d->hash = fuzz_fnv(d->hash, b, n);
 }
 
 /* Checks one delivered frame against the v1 rules and adds it to d. */
@@ -124,7 +87,7 @@ typedef struct outcome {
 
 static void outcome_start(outcome *o, uint32_t max_frame, size_t stop_at) {
   memset(o, 0, sizeof *o);
-  o->d.hash = 0xCBF29CE484222325ull;
+  o->d.hash = FUZZ_FNV_START;
   o->d.max_frame = max_frame;
   o->d.stop_at = stop_at;
 }
@@ -203,7 +166,7 @@ static void round_trip(vigil_frame_type type, const uint8_t *payload,
     CHECK((size_t)w == VIGIL_FRAME_SIZE(n));
     CHECK(vigil_frame_parser_feed(&p, out, (size_t)w, on_frame, &o.d) == w);
     CHECK(o.d.frames == 1);
-    digest want = {0xCBF29CE484222325ull, 0, 0, 65536};
+    digest want = {FUZZ_FNV_START, 0, 0, 65536};
     vigil_frame f = {type, (uint32_t)n, n ? payload : NULL};
     on_frame(&want, &f);
     CHECK(want.hash == o.d.hash);
@@ -256,8 +219,6 @@ static void goodbye_trip(unsigned code, const uint8_t *b, size_t n) {
         VIGIL_OK);
   CHECK(got == code && tl == tlen && memcmp(t, text, tl) == 0);
 }
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2) return 0;

@@ -655,6 +655,68 @@ static void test_subscribe_and_unsubscribe_decoding(void **state) {
                                        &rc), MQTT_EMALFORMED);
   assert_int_equal(mqtt_decode_connack((const uint8_t *)"\x00\x06", 2, &sp,
                                        &rc), MQTT_EMALFORMED);
+  /* MQTT-3.2.2-4: a refusal carries Session Present 0, as the encoder
+   * insists (found by tests/fuzz/fuzz_mqtt.c: the decoder took it). */
+  assert_int_equal(mqtt_decode_connack((const uint8_t *)"\x01\x02", 2, &sp,
+                                       &rc), MQTT_EMALFORMED);
+  assert_int_equal(mqtt_encode_connack(1, 2, (uint8_t[4]){0}, 4),
+                   MQTT_EINVAL);
+}
+
+/* Decodes a packet the way the gateway does; counts the verdicts. */
+static int decode_like_gateway(void *ud, const mqtt_packet *pkt) {
+  int *malformed = ud;
+  mqtt_connect c;
+  mqtt_publish m;
+  mqtt_filter_iter it;
+  uint16_t id;
+  int sp;
+  uint8_t code;
+  int rc = MQTT_OK;
+  switch (pkt->type) {
+  case MQTT_CONNECT: rc = mqtt_decode_connect(pkt->body, pkt->len, &c); break;
+  case MQTT_CONNACK:
+    rc = mqtt_decode_connack(pkt->body, pkt->len, &sp, &code);
+    break;
+  case MQTT_PUBLISH:
+    rc = mqtt_decode_publish(pkt->flags, pkt->body, pkt->len, &m);
+    break;
+  case MQTT_SUBSCRIBE:
+    rc = mqtt_decode_subscribe(pkt->body, pkt->len, &id, &it);
+    break;
+  case MQTT_UNSUBSCRIBE:
+    rc = mqtt_decode_unsubscribe(pkt->body, pkt->len, &id, &it);
+    break;
+  default: rc = mqtt_decode_packet_id(pkt->body, pkt->len, &id); break;
+  }
+  if (rc == MQTT_EMALFORMED) ++*malformed;
+  return 0;
+}
+
+/* The parser hands an empty body over as NULL; every decoder must take
+ * that as a short body (found by tests/fuzz/fuzz_mqtt.c: the readers did
+ * NULL + 0 pointer arithmetic, undefined behaviour). */
+static void test_decoders_take_empty_bodies(void **state) {
+  (void)state;
+  /* The fuzzer's input: a refused MQTT 3.1 CONNECT, then two body-less
+   * PUBLISH packets (DUP, QoS 2). */
+  static const uint8_t found[] =
+      "\x10\x0f\x00\x06MQIsdp\x03\x01\x00\x00\x00\x2c\x00\x3c\x00\x3c\x00";
+  static const uint8_t empty[] = {0x10, 0, 0x20, 0, 0x30, 0, 0x82, 0,
+                                  0xA2, 0, 0x40, 0};
+  mqtt_parser p;
+  int malformed = 0;
+  assert_int_equal(mqtt_parser_init(&p, 1024), MQTT_OK);
+  assert_int_equal(mqtt_parser_feed(&p, found, sizeof found - 1,
+                                    decode_like_gateway, &malformed),
+                   (ssize_t)(sizeof found - 1));
+  assert_int_equal(malformed, 2); /* CONNECT: ELEVEL; PUBLISH: malformed */
+  malformed = 0;
+  assert_int_equal(mqtt_parser_feed(&p, empty, sizeof empty,
+                                    decode_like_gateway, &malformed),
+                   (ssize_t)sizeof empty);
+  assert_int_equal(malformed, 6);
+  mqtt_parser_free(&p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -814,6 +876,7 @@ int main(void) {
       cmocka_unit_test(test_connect_refusals_in_order),
       cmocka_unit_test(test_publish_decoding),
       cmocka_unit_test(test_subscribe_and_unsubscribe_decoding),
+      cmocka_unit_test(test_decoders_take_empty_bodies),
       cmocka_unit_test(test_encoders_exact_bytes),
       cmocka_unit_test(test_encoders_round_trip),
   };

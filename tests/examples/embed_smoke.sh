@@ -177,9 +177,10 @@ client_test() {
   local port
   port=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$tmp/game1.err")
 
-  local name other client_pids=()
+  local name other client_pids=() run_s=8
+  local started_ms=$(($(date +%s%N) / 1000000))
   for name in ann bob; do
-    "$exe" 127.0.0.1 "$port" "$name@lab" 8 \
+    "$exe" 127.0.0.1 "$port" "$name@lab" "$run_s" \
       >"$tmp/$name.out" 2>"$tmp/$name.err" &
     client_pids+=($!)
     pids+=($!)
@@ -221,8 +222,14 @@ client_test() {
   pass "both reconnected (ann: $(backoff ann), bob: $(backoff bob))" \
     "and exchange DATA again"
 
+  # The clients stop on their own run_s after they started: wait for that
+  # moment, measured from their start (a loaded machine may have spent most
+  # of it in the steps above), plus 3 s.
+  local now_ms=$(($(date +%s%N) / 1000000))
+  local left=$((started_ms + run_s * 1000 + 3000 - now_ms))
+  [ "$left" -gt 3000 ] || left=3000
   for i in 0 1; do
-    wait_exit 5000 "${client_pids[$i]}" "embed_client #$i"
+    wait_exit "$left" "${client_pids[$i]}" "embed_client #$i"
   done
   pass "both clients stopped by themselves with exit 0"
 }

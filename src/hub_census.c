@@ -203,7 +203,7 @@ done:
     memset(out, 0, sizeof *out);
     out->conns = hub->nconns;
   }
-  vigil__metrics_census_done(hub, rc, out);
+  vigil__metrics_census_done(hub, rc, out, vigil__hub_clock(hub));
   vigil_census_free(cs);
   vigil__inode_set_free(&mine);
   free(ports);

@@ -145,7 +145,7 @@ struct vigil_hub {
   /* census (hub_census.c) */
   ev_timer census_timer;
   void *census_state;          /* CLOSE_WAIT first-seen table */
-  /* metrics beyond stats (metrics.c) */
+  /* metrics beyond stats (metrics_hooks.c) */
   vigil__metrics metrics;
 };
 

@@ -30,7 +30,7 @@ typedef enum vigil__takeover_scope {
   VIGIL__SCOPE__COUNT
 } vigil__takeover_scope;
 
-/* Bucket layouts (metrics.c). */
+/* Bucket layouts (metrics_hooks.c). */
 extern const vigil__hist_spec vigil__overshoot_spec;
 extern const vigil__hist_spec vigil__takeover_spec;
 
@@ -62,7 +62,7 @@ typedef struct vigil__metrics_series {
   const vigil__metrics_snapshot *snap;
 } vigil__metrics_series;
 
-/* ---- hooks (metrics.c), one call each in the engine ---- */
+/* ---- hooks (metrics_hooks.c), one call each in the engine ---- */
 /* conn_close.c, heartbeat dead close: how long after last_rx + dead_after
  * the conn is being closed. */
 void vigil__metrics_observe_dead(vigil_conn *c);
@@ -73,10 +73,13 @@ uint64_t vigil__metrics_claim_begin(vigil_hub *hub);
 void vigil__metrics_claim_end(vigil_hub *hub, uint64_t outer);
 /* identity.c, take_over: the displaced conn was just reset. */
 void vigil__metrics_observe_takeover(vigil_hub *hub);
-/* hub_census.c, vigil_hub_census: keeps a successful report. */
+/* hub_census.c, vigil_hub_census: keeps a successful report, taken at
+ * hub clock `now`. */
 void vigil__metrics_census_done(vigil_hub *hub, int rc,
-                                const vigil_hub_census_report *r);
+                                const vigil_hub_census_report *r,
+                                uint64_t now);
 
+/* ---- metrics.c ---- */
 /* The hub's metrics now. */
 void vigil__metrics_snapshot_take(vigil_hub *hub, vigil__metrics_snapshot *out);
 

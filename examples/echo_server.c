@@ -13,6 +13,8 @@
  * 127.0.0.1:7000`); --tls-ca verifies client certificates,
  * --require-client-cert makes them mandatory and --identity-from-cert
  * names each conn after its certificate's CN (takeover by certificate).
+ * --metrics HOST:PORT serves Prometheus metrics at /metrics
+ * (examples/metrics/metrics_http.h).
  */
 #include <ev.h>
 #include <openssl/ssl.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics_http.h"
 #include "vigil.h"
 
 static vigil_log_format log_format = VIGIL_LOG_LOGFMT;
@@ -67,7 +70,8 @@ static void usage_exit(const char *why, const char *arg) {
           "  [--user-timeout MS|auto|off] [--drain-timeout MS]\n"
           "  [--close-wait-grace MS] [--log json|logfmt]\n"
           "  [--tls-cert FILE --tls-key FILE [--tls-ca FILE]\n"
-          "   [--require-client-cert] [--identity-from-cert]]\n",
+          "   [--require-client-cert] [--identity-from-cert]]\n"
+          "  [--metrics HOST:PORT [--metrics-timeout MS]]\n",
           why, arg ? ": " : "", arg ? arg : "");
   exit(2);
 }
@@ -87,9 +91,18 @@ int main(int argc, char **argv) {
   int require_cert = 0, id_from_cert = 0;
   vigil_policy p;
   vigil_policy_init(&p);
+  metrics_http_config mcfg;
+  metrics_http_config_init(&mcfg);
+  char why[256];
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage_exit("usage", NULL);
+    int mf = metrics_http_flag(&mcfg, f, v, why, sizeof why);
+    if (mf < 0) usage_exit(why, NULL);
+    if (mf > 0) {
+      i++;
+      continue;
+    }
     if (!strcmp(f, "--require-client-cert")) { /* flags without value */
       require_cert = 1;
       continue;
@@ -139,7 +152,6 @@ int main(int argc, char **argv) {
       usage_exit("unknown flag", f);
     }
   }
-  char why[256];
   if (vigil_policy_validate(&p, why, sizeof why) != VIGIL_OK)
     usage_exit(why, NULL);
 
@@ -178,6 +190,14 @@ int main(int argc, char **argv) {
     return 1;
   }
   printf("listening on %s:%u\n", host, (unsigned)vigil_listener_port(l));
+  metrics_http *metrics = NULL;
+  if (mcfg.host[0]) {
+    if (metrics_http_start(hub, &mcfg, &metrics, why, sizeof why) != VIGIL_OK) {
+      fprintf(stderr, "echo_server: %s\n", why);
+      return 1;
+    }
+    printf("metrics on http://%s/metrics\n", metrics_http_address(metrics));
+  }
   fflush(stdout);
 
   ev_signal sigint, sigterm;
@@ -189,6 +209,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   ev_run(loop, 0);
   vigil_hub_free(hub);
+  metrics_http_free(metrics); /* after the hub: its conns were closed */
   SSL_CTX_free(tls);
   return 0;
 }

@@ -23,6 +23,8 @@
  *   game_server --listen 127.0.0.1:7000 --ping-interval 2000 \
  *               --dead-after 6000 --rejoin-window 30000 --log json
  * SIGINT/SIGTERM: graceful shutdown (players get GOODBYE "shutdown").
+ * --metrics HOST:PORT serves Prometheus metrics at /metrics
+ * (examples/metrics/metrics_http.h).
  */
 #include <ev.h>
 #include <signal.h>
@@ -30,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics_http.h"
 #include "vigil.h"
 
 #define SEATS_PER_ROOM 8
@@ -240,7 +243,8 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents) {
 static void usage(const char *why) {
   fprintf(stderr, "game_server: %s\nusage: game_server [--listen HOST:PORT] "
           "[--ping-interval MS] [--dead-after MS] [--rejoin-window MS] "
-          "[--log json|logfmt]\n", why);
+          "[--log json|logfmt] [--metrics HOST:PORT [--metrics-timeout MS]]\n",
+          why);
   exit(2);
 }
 
@@ -262,8 +266,17 @@ int main(int argc, char **argv) {
   p.dead_after_ms = 6000;
   p.handshake_timeout_ms = 10000; /* HELLO within 10 s */
   g.rejoin_window_ms = 30000;
+  metrics_http_config mcfg;
+  metrics_http_config_init(&mcfg);
+  char msg[160];
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    int mf = metrics_http_flag(&mcfg, argv[i], v, msg, sizeof msg);
+    if (mf < 0) usage(msg);
+    if (mf > 0) {
+      i++;
+      continue;
+    }
     if (strcmp(argv[i], "--listen") == 0 && v) {
       const char *colon = strrchr(v, ':');
       char *end;
@@ -287,7 +300,6 @@ int main(int argc, char **argv) {
     }
     i++;
   }
-  char msg[160];
   if (vigil_policy_validate(&p, msg, sizeof msg) != VIGIL_OK) usage(msg);
 
   struct ev_loop *loop = EV_DEFAULT;
@@ -312,6 +324,17 @@ int main(int argc, char **argv) {
   }
   fprintf(stderr, "game_server: listening on %s:%u\n", host,
           vigil_listener_port(l));
+  metrics_http *metrics = NULL;
+  if (mcfg.host[0]) {
+    char why[320];
+    if (metrics_http_start(g.hub, &mcfg, &metrics, why, sizeof why) !=
+        VIGIL_OK) {
+      fprintf(stderr, "game_server: %s\n", why);
+      return 1;
+    }
+    fprintf(stderr, "game_server: metrics on http://%s/metrics\n",
+            metrics_http_address(metrics));
+  }
   ev_timer sweep;
   ev_timer_init(&sweep, sweep_cb, 1.0, 1.0);
   ev_timer_start(loop, &sweep);
@@ -322,6 +345,7 @@ int main(int argc, char **argv) {
   ev_signal_start(loop, &sterm);
   ev_run(loop, 0);
   vigil_hub_free(g.hub);
+  metrics_http_free(metrics); /* after the hub: its conns were closed */
   while (g.sessions) drop(g.sessions);
   return 0;
 }

@@ -28,6 +28,9 @@
  * makes the client certificate's CN the identity, and a CONNECT client id
  * that differs from it is refused (takeover_rejected).
  *
+ * --metrics HOST:PORT serves Prometheus metrics at /metrics
+ * (examples/metrics/metrics_http.h).
+ *
  * Exit codes: 0 after SIGINT/SIGTERM, 1 when startup fails, 2 bad flags.
  */
 #include <errno.h>
@@ -42,6 +45,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "metrics_http.h"
 #include "mqtt_codec.h"
 #include "mqtt_subs.h"
 #include "mqtt_topic.h"
@@ -69,6 +73,7 @@ typedef struct config {
   uint32_t max_packet;
   const char *tls_cert, *tls_key, *tls_ca; /* TLS when tls_cert is set */
   int require_client_cert, identity_from_cert;
+  metrics_http_config metrics;   /* endpoint when metrics.host is set */
 } config;
 
 static void usage(FILE *f) {
@@ -95,6 +100,7 @@ static void usage(FILE *f) {
       "  --require-client-cert    refuse clients without a certificate\n"
       "  --identity-from-cert     the certificate CN is the client's\n"
       "                           identity; another client id is refused\n"
+      METRICS_HTTP_USAGE
       "  --help                   this text\n",
       DEFAULT_HANDSHAKE_MS, DEFAULT_MAX_PACKET);
 }
@@ -165,6 +171,8 @@ static void parse_args(int argc, char **argv, config *cfg) {
       {"tls-ca", required_argument, NULL, 'A'},
       {"require-client-cert", no_argument, NULL, 'R'},
       {"identity-from-cert", no_argument, NULL, 'I'},
+      {"metrics", required_argument, NULL, 'M'},
+      {"metrics-timeout", required_argument, NULL, 'T'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -177,6 +185,7 @@ static void parse_args(int argc, char **argv, config *cfg) {
   cfg->ka_intvl = 10;
   cfg->ka_cnt = 6;
   cfg->max_packet = DEFAULT_MAX_PACKET;
+  metrics_http_config_init(&cfg->metrics);
   opterr = 0;
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -208,6 +217,15 @@ static void parse_args(int argc, char **argv, config *cfg) {
     case 'A': cfg->tls_ca = optarg; break;
     case 'R': cfg->require_client_cert = 1; break;
     case 'I': cfg->identity_from_cert = 1; break;
+    case 'M':
+    case 'T': {
+      char why[320];
+      if (metrics_http_flag(&cfg->metrics,
+                            ch == 'M' ? "--metrics" : "--metrics-timeout",
+                            optarg, why, sizeof why) < 0)
+        die_usage("%s", why);
+      break;
+    }
     case 'h': usage(stdout); exit(0);
     default:
       if (optopt)
@@ -228,6 +246,7 @@ typedef struct gateway {
   vigil_hub *hub;
   vigil_listener *listener;
   uint16_t port;
+  metrics_http *metrics;        /* NULL = no /metrics endpoint */
   mqtt_subs *subs;
   ev_signal sigint, sigterm;
   ev_timer census;
@@ -851,6 +870,25 @@ static void raise_fd_limit(void) {
   }
 }
 
+/* The /metrics endpoint on the gateway's hub. */
+static int start_metrics(gateway *gw) {
+  char why[320];
+  if (metrics_http_start(gw->hub, &gw->cfg.metrics, &gw->metrics, why,
+                         sizeof why) != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: %s\n", why);
+    return 1;
+  }
+  const char *address = metrics_http_address(gw->metrics);
+  printf("metrics on http://%s/metrics\n", address);
+  fflush(stdout);
+  logline l;
+  ll_begin(&l, gw->cfg.log_format, "mqtt_metrics_listen");
+  ll_str(&l, "address", address);
+  ll_u64(&l, "request_timeout_ms", gw->cfg.metrics.timeout_ms);
+  ll_end(&l);
+  return 0;
+}
+
 static int start(gateway *gw) {
   vigil_policy p;
   char msg[256];
@@ -919,7 +957,7 @@ static int start(gateway *gw) {
   ll_u64(&l, "handshake_timeout_ms", gw->cfg.handshake_ms);
   ll_u64(&l, "max_packet", gw->cfg.max_packet);
   ll_end(&l);
-  return 0;
+  return gw->cfg.metrics.host[0] ? start_metrics(gw) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -949,6 +987,7 @@ int main(int argc, char **argv) {
   }
   ev_run(gw.loop, 0);
   vigil_hub_free(gw.hub);
+  metrics_http_free(gw.metrics); /* after the hub: its conns were closed */
   SSL_CTX_free(gw.tls);
   mqtt_subs_free(gw.subs);
   ev_loop_destroy(gw.loop);

@@ -491,7 +491,9 @@ typedef struct vigil_hub_options {
   void *clock_data;
   vigil_takeover_cb on_takeover; /* for VIGIL_TAKEOVER_ASK */
   void *takeover_data;
-  uint32_t census_interval_ms;/* periodic census event; 0 = off */
+  uint32_t census_interval_ms;/* periodic census: census/ghosts events
+                                 and the census metrics (vigil/metrics.h);
+                                 0 = off */
   uint32_t ghost_threshold;   /* ghosts event when census finds more */
 } vigil_hub_options;
 
@@ -753,6 +755,8 @@ typedef struct vigil_hub_census_report {
  * per live conn: run it every few seconds at most, not per event. With
  * hub option census_interval_ms the hub runs it on a timer and emits
  * "census" (state counts) and, when ghosts > ghost_threshold, "ghosts".
+ * Every successful census, periodic or called, becomes the vigil_sockets
+ * and vigil_ghosts metrics (vigil/metrics.h).
  * The census runs on the caller's thread, normally the loop's: it waits at
  * most 100 ms for each part of the kernel's answer (the kernel builds it
  * as it is read, so this only matters if the kernel stops answering) and
@@ -766,10 +770,11 @@ VIGIL_EXPORT int vigil_hub_census(vigil_hub *hub,
 }
 #endif
 
-/* Feature headers: census, frame codec, client, TLS. */
+/* Feature headers: census, frame codec, client, TLS, metrics. */
 #include "vigil/census.h"
 #include "vigil/frame.h"
 #include "vigil/client.h"
 #include "vigil/tls.h"
+#include "vigil/metrics.h"
 
 #endif /* VIGIL_H */

@@ -233,6 +233,7 @@ static void cut_drain(vigil_conn *c) {
 
 void vigil__conn_deadline_close(vigil_conn *c, unsigned due) {
   if (due & VIGIL__DUE_DEAD) {
+    vigil__metrics_observe_dead(c);
     vigil__conn_report_dead(c, VIGIL_REASON_HEARTBEAT_TIMEOUT);
     if (c->state == VIGIL_CONN_CLOSED) return;
     vigil__conn_close(c, VIGIL_REASON_HEARTBEAT_TIMEOUT, VIGIL__CLOSE_DEAD);

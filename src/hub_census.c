@@ -203,6 +203,7 @@ done:
     memset(out, 0, sizeof *out);
     out->conns = hub->nconns;
   }
+  vigil__metrics_census_done(hub, rc, out, vigil__hub_clock(hub));
   vigil_census_free(cs);
   vigil__inode_set_free(&mine);
   free(ports);
@@ -243,11 +244,10 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   vigil_hub *hub = vigil__container_of(w, vigil_hub, census_timer);
   (void)loop;
   (void)revents;
-  if (!vigil__hub_wants_events(hub)) return;
   vigil__hub_enter_loop(hub);
   vigil_hub_census_report r;
-  int rc = vigil_hub_census(hub, &r);
-  emit_census(hub, rc, &r);
+  int rc = vigil_hub_census(hub, &r); /* also kept for the metrics */
+  if (vigil__hub_wants_events(hub)) emit_census(hub, rc, &r);
   vigil__hub_leave(hub);
 }
 

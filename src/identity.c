@@ -302,6 +302,7 @@ static void take_over(vigil_hub *hub, id_index *idx, id_entry *e,
   /* The old peer is presumed gone (rebooted device): RST under abort_dead
    * so no FIN_WAIT1 orphan retransmits to it. */
   vigil__conn_close(old, VIGIL_REASON_TAKEOVER, VIGIL__CLOSE_DEAD);
+  vigil__metrics_observe_takeover(hub);
 }
 
 /* Refuses c's claim: it closes gracefully, so output it queued before
@@ -440,6 +441,7 @@ int vigil_conn_identify(vigil_conn *c, const void *id, size_t len) {
       c->state == VIGIL_CONN_CLOSE_WAIT || hub->free_requested)
     return VIGIL_ECLOSED;
   vigil__hub_enter(hub);
+  uint64_t outer_claim = vigil__metrics_claim_begin(hub);
   /* Certificate proof (tls_ident.c) comes first: a claim that a TLS
    * identity contradicts closes the conn even if it already holds one. */
   int rc = vigil__tls_claim_check(c, id, len);
@@ -450,6 +452,7 @@ int vigil_conn_identify(vigil_conn *c, const void *id, size_t len) {
     rc = VIGIL_EEXIST;
   else
     rc = claim(hub, c, id, len);
+  vigil__metrics_claim_end(hub, outer_claim);
   vigil__hub_leave(hub);
   return rc;
 }

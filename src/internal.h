@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "deadline.h"
+#include "metrics.h"
 #include "vigil.h"
 #include "wheel.h"
 
@@ -144,6 +145,8 @@ struct vigil_hub {
   /* census (hub_census.c) */
   ev_timer census_timer;
   void *census_state;          /* CLOSE_WAIT first-seen table */
+  /* metrics beyond stats (metrics_hooks.c) */
+  vigil__metrics metrics;
 };
 
 /* ---- policy_share.c ---- */

@@ -34,6 +34,8 @@ set(VIGIL_MEMCHECK_NAMES
   test_census
   test_codec_conn
   test_hub_census
+  test_metrics_http
+  test_metrics_hub
   test_sockopt
   test_suspect
   test_takeover)

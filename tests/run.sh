@@ -25,6 +25,9 @@ cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
 PACKAGES=(build-essential cmake pkg-config libev-dev libcmocka-dev libssl-dev
           openssl nftables iproute2 clang libclang-rt-dev python3 socat
           mosquitto mosquitto-clients netcat-openbsd valgrind)
+# The metrics tests check expositions with promtool and scrape the examples
+# with a real Prometheus server and curl.
+PACKAGES+=(prometheus curl)
 # python/installed pip-installs bindings/python into a venv, offline.
 PACKAGES+=(python3-venv python3-pip python3-setuptools python3-wheel)
 # docs/man/* renders the manual pages with groff.

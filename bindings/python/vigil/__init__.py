@@ -16,22 +16,20 @@ from ._version import __version__
 from .conn import Conn
 from .errors import ClosedError, VigilError
 from .hub import CallbackError, Hub, Listener
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import metrics
 from .policy import (SUSPECT_AUTO, USER_TIMEOUT_AUTO, USER_TIMEOUT_OFF,
                      IdleAction, OverflowAction, Policy, Takeover)
 from .sockets import SockOpts, TcpInfo, apply_policy, sockopts, tcp_info
 from .tcp_state import TcpState
 
-# Reserved: vigil.metrics(), exported here like census(), from its own
-# module (vigil/metrics.py) over the C library's metrics writer once the C
-# API has one; its prototype then joins _lib._PROTOS. No other name in the
-# package is "metrics".
-
 library_version = "%d.%d.%d" % _found
 
 __all__ = [
     "Census", "CensusSocket", "CallbackError", "ClosedError", "Conn", "Hub",
-    "IdleAction", "LibraryError", "Listener", "OverflowAction", "Policy",
-    "SUSPECT_AUTO", "SockOpts", "Takeover", "TcpInfo", "TcpState",
-    "USER_TIMEOUT_AUTO", "USER_TIMEOUT_OFF", "VigilError", "apply_policy",
-    "census", "library_path", "library_version", "sockopts", "tcp_info",
+    "IdleAction", "LibraryError", "Listener", "METRICS_CONTENT_TYPE",
+    "OverflowAction", "Policy", "SUSPECT_AUTO", "SockOpts", "Takeover",
+    "TcpInfo", "TcpState", "USER_TIMEOUT_AUTO", "USER_TIMEOUT_OFF",
+    "VigilError", "apply_policy", "census", "library_path",
+    "library_version", "metrics", "sockopts", "tcp_info",
 ]

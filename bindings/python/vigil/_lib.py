@@ -185,6 +185,7 @@ _PROTOS = {
     "vigil_hub_set_policy": (_INT, [_P, C.POINTER(T.PolicyStruct)]),
     "vigil_hub_stats": (None, [_P, C.POINTER(T.StatsStruct)]),
     "vigil_hub_census": (_INT, [_P, C.POINTER(T.HubCensusStruct)]),
+    "vigil_metrics_write": (_INT, [_P, C.c_char_p, C.c_size_t]),
     "vigil_hub_find_identity": (_P, [_P, C.c_char_p, C.c_size_t]),
     "vigil_adopt_options_init": (None, [C.POINTER(T.AdoptOptionsStruct)]),
     "vigil_adopt": (_INT, [_P, _INT, C.POINTER(T.AdoptOptionsStruct),

@@ -1,0 +1,31 @@
+/*
+ * A hub's metrics as a snapshot (metrics.h), and vigil_metrics_write():
+ * the snapshot of one hub rendered without a worker label.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+void vigil__metrics_snapshot_take(vigil_hub *hub,
+                                  vigil__metrics_snapshot *out) {
+  const vigil__metrics *m = &hub->metrics;
+  memset(out, 0, sizeof *out);
+  vigil_hub_stats(hub, &out->stats);
+  out->takeovers[VIGIL__SCOPE_HUB] = out->stats.takeovers;
+  out->takeover_latency[VIGIL__SCOPE_HUB] = m->takeover_latency;
+  out->dead_overshoot = m->dead_overshoot;
+  out->has_census = m->has_census;
+  if (m->has_census) {
+    out->census = m->census;
+    out->census_age_ms = vigil__hub_clock(hub) - m->census_at_ms;
+  }
+  out->directory_up = -1;
+}
+
+int vigil_metrics_write(vigil_hub *hub, char *buf, size_t len) {
+  if (!hub || (!buf && len > 0)) return VIGIL_EINVAL;
+  vigil__metrics_snapshot snap;
+  vigil__metrics_snapshot_take(hub, &snap);
+  vigil__metrics_series one = {-1, &snap};
+  return vigil__metrics_render(&one, 1, buf, len);
+}

@@ -75,6 +75,7 @@ struct vigil__redis_dir {
   char channel[VIGIL__DIR_PREFIX_MAX + 6 + VIGIL__DIR_NODE_MAX + 12];
   size_t channel_len;
   vigil__redis_link *cmd, *sub;
+  vigil__redis_link *closing; /* failed, still answering its commands */
   int state;
   int reported; /* -1 nothing yet, 0 DOWN, 1 UP */
   int handshake_left;
@@ -139,10 +140,10 @@ void vigil__redis_dir_free(vigil__redis_dir *d) {
   d->state = DIR_GONE;
   ev_timer_stop(d->loop, &d->retry);
   ev_timer_stop(d->loop, &d->refresh);
-  vigil__redis_link *cmd = d->cmd, *sub = d->sub;
-  d->cmd = d->sub = NULL;
-  vigil__redis_link_free(cmd); /* requests resolve CANCELLED */
-  vigil__redis_link_free(sub);
+  vigil__redis_link *links[3] = {d->cmd, d->sub, d->closing};
+  d->cmd = d->sub = d->closing = NULL;
+  for (int i = 0; i < 3; i++)
+    vigil__redis_link_free(links[i]); /* requests resolve CANCELLED */
   leave(d);
 }
 
@@ -320,8 +321,13 @@ static void start_retry(vigil__redis_dir *d, uint64_t at) {
 }
 
 /* Any failure: both connections go, DOWN is reported once, and the next
- * attempt is scheduled. Idempotent; called from inside link callbacks. */
-static void drop(vigil__redis_dir *d, const char *why) {
+ * attempt is scheduled. Idempotent; called from inside link callbacks.
+ * `keep` is a link that closed itself and is still handing out its
+ * commands, in order: it is set aside (d->closing) instead of freed, so
+ * its remaining requests are answered in order after this one, and freed
+ * from its on_closed (or by free()). */
+static void drop_keeping(vigil__redis_dir *d, vigil__redis_link *keep,
+                         const char *why) {
   if (d->state != DIR_CONNECTING && d->state != DIR_UP) return;
   int was_up = d->state == DIR_UP;
   d->state = DIR_WAITING;
@@ -333,10 +339,14 @@ static void drop(vigil__redis_dir *d, const char *why) {
     report(d, 0, d->last_error);
     if (d->freeing) return; /* free() closed the connections */
   }
-  vigil__redis_link *cmd = d->cmd, *sub = d->sub;
+  vigil__redis_link *links[2] = {d->cmd, d->sub};
   d->cmd = d->sub = NULL;
-  vigil__redis_link_free(cmd); /* requests resolve DISCONNECTED */
-  vigil__redis_link_free(sub);
+  for (int i = 0; i < 2; i++) {
+    if (links[i] && links[i] == keep)
+      d->closing = keep;
+    else
+      vigil__redis_link_free(links[i]); /* requests resolve DISCONNECTED */
+  }
   if (d->freeing) return;
   uint64_t at = d->next_at;
   if (was_up) {
@@ -345,6 +355,10 @@ static void drop(vigil__redis_dir *d, const char *why) {
     at = now_ms(d) + vigil__backoff_next(&d->backoff, rand32(d));
   }
   start_retry(d, at);
+}
+
+static void drop(vigil__redis_dir *d, const char *why) {
+  drop_keeping(d, NULL, why);
 }
 
 static void become_up(vigil__redis_dir *d) {
@@ -527,9 +541,9 @@ static void on_handshake(vigil__redis_dir *d, int kind, const redisReply *r) {
 
 /* ---- link callbacks ---------------------------------------------------- */
 
-static void link_failed(vigil__redis_dir *d, dir_op *op, int status,
-                        const char *why) {
-  if (!d->freeing) drop(d, why);
+static void link_failed(vigil__redis_dir *d, vigil__redis_link *l,
+                        dir_op *op, int status, const char *why) {
+  if (!d->freeing) drop_keeping(d, l, why);
   if (op->kind == OP_RELEASE) {
     d->inflight--;
     if (d->freeing)
@@ -556,7 +570,7 @@ static void on_link_reply(vigil__redis_link *l, vigil__redis_cmd *cmd,
   dir_op *op = container_of(cmd, dir_op, cmd);
   enter(d);
   if (status != VIGIL__LINK_REPLY) {
-    link_failed(d, op, status, vigil__redis_link_why(l));
+    link_failed(d, l, op, status, vigil__redis_link_why(l));
   } else if (op->kind <= OP_RELEASE) {
     if (!retry_with_eval(d, op, rep)) {
       if (op->kind == OP_RELEASE)
@@ -619,6 +633,10 @@ static void on_link_closed(vigil__redis_link *l, const char *why,
                            void *user) {
   vigil__redis_dir *d = user;
   enter(d);
+  if (l == d->closing) {
+    d->closing = NULL;
+    vigil__redis_link_free(l);
+  }
   drop(d, why);
   leave(d);
 }

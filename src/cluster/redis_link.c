@@ -89,22 +89,21 @@ static void stop_io(vigil__redis_link *l) {
   l->out_len = l->out_off = 0;
 }
 
-/* Resolves every pending command, oldest first. With `timed_out`, those
- * whose deadline passed get TIMEOUT. The owner may close or free the link
- * from the callbacks: the list is re-read after each one, so a nested
- * close() resolves the rest and this loop ends. */
+/* Resolves every pending command, oldest first, with TIMEOUT when the
+ * store stopped answering (all of them waited on it), else CLOSED. The
+ * owner may close or free the link from the callbacks: the list is re-read
+ * after each one, so a nested close() resolves the rest and this loop
+ * ends. */
 static void resolve_pending(vigil__redis_link *l, int timed_out) {
-  uint64_t now = now_ms(l);
   vigil__redis_cmd *c;
   while ((c = l->head) != NULL) {
     l->head = c->next;
     if (!l->head) l->tail = NULL;
     l->pending--;
     c->next = NULL;
-    int status = timed_out && c->deadline_ms && c->deadline_ms <= now
-                     ? VIGIL__LINK_TIMEOUT
-                     : VIGIL__LINK_CLOSED;
-    l->o.on_reply(l, c, NULL, status, l->o.user);
+    l->o.on_reply(l, c, NULL,
+                  timed_out ? VIGIL__LINK_TIMEOUT : VIGIL__LINK_CLOSED,
+                  l->o.user);
   }
 }
 

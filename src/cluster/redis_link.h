@@ -26,12 +26,13 @@
  * one write (pipelining). Replies are matched to commands in order. Each
  * sent command is resolved exactly once through on_reply:
  *   VIGIL__LINK_REPLY    with its reply (valid during the callback only);
- *   VIGIL__LINK_TIMEOUT  no reply: its deadline passed and the link closed;
+ *   VIGIL__LINK_TIMEOUT  no reply: the store stopped answering (below);
  *   VIGIL__LINK_CLOSED   no reply: the link closed before the answer.
  * A command's deadline is command_timeout_ms after it was queued, or after
  * the connection opened if it was queued while connecting. When the oldest
- * pending command passes its deadline the link closes: a later answer
- * would come out of step with the commands behind it.
+ * pending command passes its deadline the link closes, and every pending
+ * command is resolved TIMEOUT (each was waiting on the silent store): a
+ * later answer would come out of step with the commands behind it.
  *
  * Out-of-band replies (pub/sub messages): when is_push() says so, a reply
  * goes to on_push() and is not matched to a command. Any other reply with

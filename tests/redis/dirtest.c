@@ -186,8 +186,17 @@ int fs_default_answer(fakestore *fs, int conn, int argc, char **argv,
     vigil__dir_script_sha1(sha);
     snprintf(buf, sizeof buf, "$40\r\n%s\r\n", sha);
     fs_writes(fs, conn, buf);
-  } else if (arg_is(argv, lens, 0, "SET")) {
-    fs_writes(fs, conn, "$-1\r\n");
+  } else if (arg_is(argv, lens, 0, "SET") && argc >= 3) {
+    if (fs->has_value) {
+      snprintf(buf, sizeof buf, "$%zu\r\n%s\r\n", strlen(fs->set_value),
+               fs->set_value);
+      fs_writes(fs, conn, buf);
+    } else {
+      fs_writes(fs, conn, "$-1\r\n");
+    }
+    snprintf(fs->set_value, sizeof fs->set_value, "%.*s",
+             (int)(lens[2] < 63 ? lens[2] : 63), argv[2]);
+    fs->has_value = 1;
   } else if (arg_is(argv, lens, 0, "SUBSCRIBE") && argc == 2) {
     fs->conns[conn].is_sub = 1;
     snprintf(fs->conns[conn].channel, sizeof fs->conns[conn].channel, "%.*s",
@@ -203,7 +212,7 @@ int fs_default_answer(fakestore *fs, int conn, int argc, char **argv,
   return 0;
 }
 
-static void drop_conn(fakestore *fs, int i) {
+void fs_close(fakestore *fs, int i) {
   if (fs->conns[i].fd < 0) return;
   ev_io_stop(fs->loop, &fs->conns[i].io);
   close(fs->conns[i].fd);
@@ -220,7 +229,7 @@ static void on_conn(struct ev_loop *loop, ev_io *w, int revents) {
   char buf[16384];
   ssize_t n = read(fs->conns[i].fd, buf, sizeof buf);
   if (n <= 0) {
-    drop_conn(fs, i);
+    fs_close(fs, i);
     return;
   }
   if (fs->silent) return;
@@ -244,7 +253,7 @@ static void on_conn(struct ev_loop *loop, ev_io *w, int revents) {
                         : fs_default_answer(fs, i, argc, argv, lens, NULL);
     if (rc < 0 && !fs->answer) fs_writes(fs, i, "$-1\r\n");
     freeReplyObject(cmd);
-    if (rc < 0 && fs->answer) drop_conn(fs, i);
+    if (rc < 0 && fs->answer) fs_close(fs, i);
   }
 }
 
@@ -252,12 +261,19 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
   fakestore *fs = w->data;
   int fd = accept4(fs->lfd, NULL, NULL, SOCK_CLOEXEC);
   if (fd < 0) return;
-  if (fs->nconns >= FS_MAX_CONNS) {
+  int i;
+  for (i = 0; i < fs->nconns; i++)
+    if (fs->conns[i].fd < 0) break; /* reuse a closed slot */
+  if (i == FS_MAX_CONNS) {
     close(fd);
     return;
   }
-  int i = fs->nconns++;
+  if (i == fs->nconns) fs->nconns++;
   fs->accepted++;
+  /* Room for a large answer in one blocking send (the directory reads on
+   * the same loop, after this callback). */
+  int sndbuf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   fs->conns[i].fd = fd;
   fs->conns[i].reader = redisReaderCreate();
   fs->conns[i].is_sub = 0;
@@ -288,7 +304,7 @@ void fs_start(fakestore *fs, struct ev_loop *loop) {
 }
 
 void fs_stop(fakestore *fs) {
-  for (int i = 0; i < fs->nconns; i++) drop_conn(fs, i);
+  for (int i = 0; i < fs->nconns; i++) fs_close(fs, i);
   ev_io_stop(fs->loop, &fs->accept_io);
   close(fs->lfd);
 }

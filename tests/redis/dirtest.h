@@ -117,6 +117,8 @@ struct fakestore {
   int accepted;
   int commands; /* commands received, all connections */
   char last_cmd[32];
+  char set_value[64]; /* SET .. GET answers the previous value, like Redis */
+  int has_value;
 };
 
 /* Listens on 127.0.0.1, ephemeral port; asserts. */
@@ -131,5 +133,7 @@ int fs_default_answer(fakestore *fs, int conn, int argc, char **argv,
                       size_t *lens, void *data);
 /* The connection that subscribed, or -1. */
 int fs_sub_conn(const fakestore *fs);
+/* Closes connection conn (the store hangs up). */
+void fs_close(fakestore *fs, int conn);
 
 #endif

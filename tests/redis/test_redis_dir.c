@@ -487,6 +487,11 @@ static void reassert_verdicts(void **state) {
   assert_int_equal(r->epoch, 2);
   assert_string_equal(r->other.node, "node-b");
   assert_int_equal(r->other.conn_id, 9);
+  /* Proof does not beat a newer epoch: the older conn still goes. */
+  r = reassert_one(&f->a, "K", 7, 1, 1);
+  assert_int_equal(r->status, VIGIL__DIR_FENCED);
+  assert_int_equal(r->epoch, 2);
+  assert_int_equal(f->b.nevictions, 0);
 
   /* The store lost everything; b claims first (epoch 1), then a re-asserts
    * its epoch 5: the live holder wins between equals... */

@@ -5,7 +5,6 @@
 #include <ev.h>
 #include <stddef.h>
 #include <netdb.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +12,12 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backoff.h"
 #include "redis_link.h"
 #include "redis_reply.h"
+#include "redis_text.h"
 #include "redis_url.h"
 
 enum { DIR_WAITING, DIR_CONNECTING, DIR_UP, DIR_GONE };
@@ -96,15 +97,8 @@ static uint64_t now_ms(const vigil__redis_dir *d) {
   return (uint64_t)(ev_now(d->loop) * 1000.0);
 }
 
-static void note_error(vigil__redis_dir *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void note_error(vigil__redis_dir *d, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(d->last_error, sizeof d->last_error, fmt, ap);
-  va_end(ap);
-}
+#define note_error(d, ...)                                                   \
+  vigil__redis_textf((d)->last_error, sizeof (d)->last_error, 0, __VA_ARGS__)
 
 const char *vigil__dir_status_name(int status) {
   static const char *names[] = {"installed", "refused_proven", "fenced",
@@ -749,18 +743,8 @@ void vigil__redis_dir_config_init(vigil__redis_dir_config *c) {
   c->max_pending = 65536;
 }
 
-static int invalid(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int invalid(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return VIGIL_EINVAL;
-}
+#define invalid(err, errlen, ...)                                            \
+  vigil__redis_textf(err, errlen, VIGIL_EINVAL, __VA_ARGS__)
 
 static int validate(const vigil__redis_dir_config *c, vigil__redis_url *url,
                     char *err, size_t errlen) {
@@ -799,14 +783,17 @@ static int validate(const vigil__redis_dir_config *c, vigil__redis_url *url,
   return 0;
 }
 
-static uint64_t random_seed(const void *salt) {
+/* The incarnation must differ between two runs of a node, even across a
+ * reboot, so the fallback mixes wall-clock time and the pid (a monotonic
+ * clock restarts with the machine). */
+static uint64_t incarnation_seed(void) {
   uint64_t s = 0;
   if (getrandom(&s, sizeof s, GRND_NONBLOCK) == (ssize_t)sizeof s && s)
     return s;
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(CLOCK_REALTIME, &ts);
   return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
-         (uint64_t)(uintptr_t)salt;
+         ((uint64_t)getpid() << 32);
 }
 
 int vigil__redis_dir_new(struct ev_loop *loop,
@@ -839,7 +826,7 @@ int vigil__redis_dir_new(struct ev_loop *loop,
     free(d);
     return invalid(err, errlen, "cannot compute the script's SHA-1");
   }
-  d->rng = c->seed ? c->seed : random_seed(d);
+  d->rng = c->seed ? c->seed : incarnation_seed();
   snprintf(d->inc, sizeof d->inc, "%08x%08x", rand32(d), rand32(d));
   snprintf(d->worker_str, sizeof d->worker_str, "%u", (unsigned)c->worker);
   snprintf(d->keep_str, sizeof d->keep_str, "%u",

@@ -3,11 +3,11 @@
 #include "redis_dir_proto.h"
 
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "redis_reply.h"
+#include "redis_text.h"
 
 /* KEYS[1] = <prefix>id:<identity>
  * ARGV = op ('claim' | 'assert' | 'release'), prefix, node, incarnation,
@@ -110,18 +110,7 @@ int vigil__dir_script_sha1(char out[41]) {
   return 0;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
+#define fail(err, errlen, ...) vigil__redis_textf(err, errlen, -1, __VA_ARGS__)
 
 static int node_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -140,20 +129,6 @@ int vigil__dir_prefix_valid(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++)
     if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f) return 0;
   return 1;
-}
-
-int vigil__dir_parse_u64(const char *s, size_t len, uint64_t max,
-                         uint64_t *out) {
-  if (len == 0 || len > 20) return -1;
-  uint64_t v = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    unsigned d = (unsigned)(s[i] - '0');
-    if (v > (max - d) / 10) return -1;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return 0;
 }
 
 /* ---- eviction message --------------------------------------------------- */
@@ -199,7 +174,7 @@ int vigil__dir_parse_eviction(const char *msg, size_t len,
   uint64_t v;
   if (flen[0] != 2 || memcmp(f[0], "E1", 2) != 0)
     return fail(err, errlen, "eviction message tag must be E1");
-  if (vigil__dir_parse_u64(f[1], flen[1], UINT64_MAX, &ev.fence_epoch) < 0 ||
+  if (vigil__redis_parse_u64(f[1], flen[1], UINT64_MAX, &ev.fence_epoch) < 0 ||
       ev.fence_epoch == 0)
     return fail(err, errlen, "eviction %s must be a decimal 1..2^64-1",
                 names[1]);
@@ -207,13 +182,13 @@ int vigil__dir_parse_eviction(const char *msg, size_t len,
     return fail(err, errlen, "eviction %s must be %d lowercase hex digits",
                 names[2], VIGIL__DIR_INC_LEN);
   memcpy(ev.holder_inc, f[2], VIGIL__DIR_INC_LEN);
-  if (vigil__dir_parse_u64(f[3], flen[3], UINT32_MAX, &v) < 0)
+  if (vigil__redis_parse_u64(f[3], flen[3], UINT32_MAX, &v) < 0)
     return fail(err, errlen, "eviction %s must be a decimal 0..%u", names[3],
                 UINT32_MAX);
   ev.worker = (uint32_t)v;
-  if (vigil__dir_parse_u64(f[4], flen[4], UINT64_MAX, &ev.conn_id) < 0)
+  if (vigil__redis_parse_u64(f[4], flen[4], UINT64_MAX, &ev.conn_id) < 0)
     return fail(err, errlen, "eviction %s must be a decimal", names[4]);
-  if (vigil__dir_parse_u64(f[5], flen[5], UINT64_MAX, &ev.holder_epoch) < 0)
+  if (vigil__redis_parse_u64(f[5], flen[5], UINT64_MAX, &ev.holder_epoch) < 0)
     return fail(err, errlen, "eviction %s must be a decimal", names[5]);
   if (ev.holder_epoch >= ev.fence_epoch)
     return fail(err, errlen,
@@ -284,11 +259,11 @@ static int decode_owner(const redisReply *r, vigil__dir_owner *o, char *err,
                              "[A-Za-z0-9._-]", VIGIL__DIR_NODE_MAX);
   memcpy(o->node, e[2]->str, e[2]->len);
   uint64_t v;
-  if (vigil__dir_parse_u64(e[3]->str, e[3]->len, UINT32_MAX, &v) < 0)
+  if (vigil__redis_parse_u64(e[3]->str, e[3]->len, UINT32_MAX, &v) < 0)
     return fail(err, errlen, "answer owner worker must be a decimal 0..%u",
                 UINT32_MAX);
   o->worker = (uint32_t)v;
-  if (vigil__dir_parse_u64(e[4]->str, e[4]->len, UINT64_MAX, &o->conn_id) < 0)
+  if (vigil__redis_parse_u64(e[4]->str, e[4]->len, UINT64_MAX, &o->conn_id) < 0)
     return fail(err, errlen, "answer owner conn must be a decimal");
   if (e[5]->integer < 0)
     return fail(err, errlen, "answer owner epoch must not be negative");

@@ -38,10 +38,6 @@ int vigil__dir_node_valid(const char *s, size_t len);
 /* 1 if s[0..len) is a valid key prefix (may be empty). */
 int vigil__dir_prefix_valid(const char *s, size_t len);
 
-/* Strict decimal: 1..20 digits, no sign, value <= max. 0 or -1. */
-int vigil__dir_parse_u64(const char *s, size_t len, uint64_t max,
-                         uint64_t *out);
-
 /* An eviction as published on <prefix>evict:<node>:<worker>. */
 typedef struct vigil__dir_eviction {
   uint64_t fence_epoch;  /* the new claim's epoch */

@@ -5,13 +5,13 @@
 #include <ev.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "redis_reply.h"
+#include "redis_text.h"
 #include "vigil.h"
 
 enum { LINK_CONNECTING, LINK_OPEN, LINK_CLOSED };
@@ -50,15 +50,7 @@ static uint64_t now_ms(const vigil__redis_link *l) {
   return (uint64_t)(ev_now(l->loop) * 1000.0);
 }
 
-static void set_why(vigil__redis_link *l, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void set_why(vigil__redis_link *l, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(l->why, sizeof l->why, fmt, ap);
-  va_end(ap);
-}
+#define set_why(l, ...) vigil__redis_textf((l)->why, sizeof (l)->why, 0, __VA_ARGS__)
 
 /* ---- timer: the connect deadline, then the oldest command's ------------ */
 

@@ -1,28 +1,16 @@
 /* Redis URL parsing; see redis_url.h. */
 #include "redis_url.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "redis_text.h"
 #include "vigil.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    int n = snprintf(err, errlen, "redis URL: ");
-    if (n > 0 && (size_t)n < errlen) {
-      va_list ap;
-      va_start(ap, fmt);
-      vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-      va_end(ap);
-    }
-  }
-  return VIGIL_EINVAL;
-}
+/* Every message starts with "redis URL: " (fmt must be a literal). */
+#define fail(err, errlen, ...)                                               \
+  vigil__redis_textf(err, errlen, VIGIL_EINVAL, "redis URL: " __VA_ARGS__)
 
 static int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -50,20 +38,6 @@ static long pct_decode(const char *s, size_t n, char *out, size_t cap) {
   }
   out[o] = '\0';
   return (long)o;
-}
-
-/* Decimal digits only, value <= max. */
-static int parse_uint(const char *s, size_t n, uint64_t max, uint64_t *out) {
-  if (n == 0 || n > 20) return -1;
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9') return -1;
-    unsigned d = (unsigned)(s[i] - '0');
-    if (v > (max - d) / 10) return -1;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return 0;
 }
 
 /* user:password, either part may be empty; a password is required. */
@@ -147,7 +121,7 @@ static int parse_tcp(const char *s, vigil__redis_url *u, char *err,
   if (port) {
     uint64_t v;
     size_t plen = (size_t)(hp_end - port);
-    if (parse_uint(port, plen, 65535, &v) < 0 || v == 0)
+    if (vigil__redis_parse_u64(port, plen, 65535, &v) < 0 || v == 0)
       return fail(err, errlen, "port must be 1..65535, got \"%.*s\"",
                   (int)(plen > 32 ? 32 : plen), port);
     u->port = (uint16_t)v;
@@ -155,7 +129,7 @@ static int parse_tcp(const char *s, vigil__redis_url *u, char *err,
   if (slash && slash[1]) {
     uint64_t v;
     size_t dlen = (size_t)(end - slash - 1);
-    if (parse_uint(slash + 1, dlen, VIGIL__REDIS_DB_MAX, &v) < 0)
+    if (vigil__redis_parse_u64(slash + 1, dlen, VIGIL__REDIS_DB_MAX, &v) < 0)
       return fail(err, errlen, "db must be 0..%u, got \"%.*s\"",
                   VIGIL__REDIS_DB_MAX, (int)(dlen > 32 ? 32 : dlen),
                   slash + 1);
@@ -183,7 +157,7 @@ static int parse_unix(const char *s, vigil__redis_url *u, char *err,
   uint64_t v;
   const char *d = q + 4;
   size_t dlen = strlen(d);
-  if (parse_uint(d, dlen, VIGIL__REDIS_DB_MAX, &v) < 0)
+  if (vigil__redis_parse_u64(d, dlen, VIGIL__REDIS_DB_MAX, &v) < 0)
     return fail(err, errlen, "db must be 0..%u, got \"%.*s\"",
                 VIGIL__REDIS_DB_MAX, (int)(dlen > 32 ? 32 : dlen), d);
   u->db = (uint32_t)v;

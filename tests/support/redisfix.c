@@ -117,6 +117,17 @@ static int wait_ready(vt_redis *r) {
   return -1;
 }
 
+/* One try: 0 once it answers, -1 to try again (it exited: port taken),
+ * -2 when it cannot even be spawned. */
+static int launch(vt_redis *r) {
+  r->pid = spawn(r);
+  if (r->pid < 0) {
+    r->pid = 0;
+    return -2;
+  }
+  return wait_ready(r);
+}
+
 int vt_redis_start(vt_redis *r, const char *const *extra) {
   if (!vt_redis_available())
     vt_skip("redis-server not found (Debian: redis-server)");
@@ -131,12 +142,8 @@ int vt_redis_start(vt_redis *r, const char *const *extra) {
     if (!r->port) continue;
     snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%u",
              (unsigned)r->port);
-    r->pid = spawn(r);
-    if (r->pid < 0) {
-      r->pid = 0;
-      return -1;
-    }
-    if (wait_ready(r) == 0) return 0;
+    int rc = launch(r);
+    if (rc != -1) return rc == 0 ? 0 : -1;
   }
   return -1;
 }
@@ -154,12 +161,8 @@ int vt_redis_restart(vt_redis *r) {
   unlink(r->sock);
   /* The old server's port may linger a moment for a new bind: retry. */
   for (int i = 0; i < START_TRIES; i++) {
-    r->pid = spawn(r);
-    if (r->pid < 0) {
-      r->pid = 0;
-      return -1;
-    }
-    if (wait_ready(r) == 0) return 0;
+    int rc = launch(r);
+    if (rc != -1) return rc == 0 ? 0 : -1;
   }
   return -1;
 }

@@ -371,9 +371,9 @@ static void become_up(vigil__redis_dir *d) {
 
 /* The store may have handed this node's identities to others. */
 static void lapsed(vigil__redis_dir *d, const char *what) {
-  char reason[360];
+  char reason[sizeof d->last_error];
   d->st.lapses++;
-  snprintf(reason, sizeof reason, "%s: %s; re-assert held identities",
+  snprintf(reason, sizeof reason, "%.200s: %.160s; re-assert held identities",
            d->where, what);
   note_error(d, "%s", reason);
   report(d, 1, reason);

@@ -5,7 +5,7 @@
 # fake store on the test's loop, and register as integration/<name>, so
 # both kinds join the label, pattern and memcheck rules of the rest.
 if(NOT VIGIL_HAVE_REDIS)
-  message(STATUS "Redis directory tests: hiredis not found, none registered")
+  message(STATUS "Redis directory tests: none (no src/cluster in this build)")
   return()
 endif()
 

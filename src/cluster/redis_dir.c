@@ -22,21 +22,9 @@
 
 enum { DIR_WAITING, DIR_CONNECTING, DIR_UP, DIR_GONE };
 
-/* What a command in flight is for. Requests (claim, assert, release) go
- * on the command connection; the rest is connection upkeep. */
-enum {
-  OP_CLAIM,
-  OP_ASSERT,
-  OP_RELEASE,
-  OP_AUTH,
-  OP_SELECT,
-  OP_SETNAME,
-  OP_SCRIPT_LOAD,
-  OP_LIVENESS, /* handshake SET .. GET: any previous value is fine */
-  OP_SUBSCRIBE,
-  OP_REFRESH,  /* periodic SET .. GET: must find our incarnation */
-  OP_PING,     /* periodic, subscriber connection */
-};
+/* What a command in flight is for: a request (on the command connection)
+ * or a step of connection upkeep (op->step). */
+enum { OP_CLAIM, OP_ASSERT, OP_RELEASE, OP_STEP };
 
 #define container_of(ptr, type, member)                                     \
   ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
@@ -49,6 +37,7 @@ typedef struct dir_op {
   vigil__redis_cmd cmd; /* in a link's FIFO while in flight */
   struct dir_op *next_parked;
   uint8_t kind;
+  uint8_t step;      /* OP_STEP: a vigil__dir_step */
   uint8_t eval_sent; /* NOSCRIPT was answered: sent again as EVAL */
   uint8_t proven;
   uint64_t conn_id;
@@ -71,6 +60,7 @@ struct vigil__redis_dir {
   size_t node_len;
   char inc[VIGIL__DIR_INC_LEN + 1];
   char sha[41];
+  vigil__dir_expect expect; /* what upkeep answers must match */
   char worker_str[12], keep_str[12], ttl_str[12];
   char node_key[VIGIL__DIR_PREFIX_MAX + 5 + VIGIL__DIR_NODE_MAX + 1];
   char channel[VIGIL__DIR_PREFIX_MAX + 6 + VIGIL__DIR_NODE_MAX + 12];
@@ -381,12 +371,13 @@ static void lapsed(vigil__redis_dir *d, const char *what) {
 
 /* ---- handshake and upkeep ---------------------------------------------- */
 
-static int send_simple(vigil__redis_dir *d, vigil__redis_link *l, int kind,
-                       int argc, const char **argv) {
+static int send_step(vigil__redis_dir *d, vigil__redis_link *l, int step,
+                     int argc, const char **argv) {
   size_t lens[8];
   for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-  dir_op *op = new_op(d, kind, NULL, 0);
+  dir_op *op = new_op(d, OP_STEP, NULL, 0);
   if (!op) return VIGIL_ENOMEM;
+  op->step = (uint8_t)step;
   int rc = vigil__redis_link_send(l, &op->cmd, argc, argv, lens);
   if (rc) free(op);
   return rc;
@@ -394,143 +385,56 @@ static int send_simple(vigil__redis_dir *d, vigil__redis_link *l, int kind,
 
 static int send_handshake(vigil__redis_dir *d, vigil__redis_link *l,
                           int is_sub) {
-  char name[160], db[12], ttl[12];
+  char name[160], db[12];
   int rc = 0, sent = 0;
   snprintf(name, sizeof name, "vigil-dir:%s:%s:%s", d->node, d->worker_str,
            is_sub ? "sub" : "cmd");
   if (d->url.has_password) {
     const char *with_user[] = {"AUTH", d->url.user, d->url.password};
     const char *alone[] = {"AUTH", d->url.password};
-    rc = d->url.user[0] ? send_simple(d, l, OP_AUTH, 3, with_user)
-                        : send_simple(d, l, OP_AUTH, 2, alone);
+    rc = d->url.user[0]
+             ? send_step(d, l, VIGIL__DIR_STEP_AUTH, 3, with_user)
+             : send_step(d, l, VIGIL__DIR_STEP_AUTH, 2, alone);
     sent += !rc;
   }
   if (!rc && !is_sub && d->url.db) {
     snprintf(db, sizeof db, "%u", (unsigned)d->url.db);
     const char *argv[] = {"SELECT", db};
-    rc = send_simple(d, l, OP_SELECT, 2, argv);
+    rc = send_step(d, l, VIGIL__DIR_STEP_SELECT, 2, argv);
     sent += !rc;
   }
   if (!rc) {
     const char *argv[] = {"CLIENT", "SETNAME", name};
-    rc = send_simple(d, l, OP_SETNAME, 3, argv);
+    rc = send_step(d, l, VIGIL__DIR_STEP_SETNAME, 3, argv);
     sent += !rc;
   }
   if (!rc && is_sub) {
     const char *argv[] = {"SUBSCRIBE", d->channel};
-    rc = send_simple(d, l, OP_SUBSCRIBE, 2, argv);
+    rc = send_step(d, l, VIGIL__DIR_STEP_SUBSCRIBE, 2, argv);
     sent += !rc;
   } else if (!rc) {
     const char *load[] = {"SCRIPT", "LOAD", vigil__dir_script};
-    rc = send_simple(d, l, OP_SCRIPT_LOAD, 3, load);
+    rc = send_step(d, l, VIGIL__DIR_STEP_SCRIPT_LOAD, 3, load);
     sent += !rc;
-    snprintf(ttl, sizeof ttl, "%u", (unsigned)d->cfg.liveness_ttl_ms);
-    const char *set[] = {"SET", d->node_key, d->inc, "PX", ttl, "GET"};
-    if (!rc) rc = send_simple(d, l, OP_LIVENESS, 6, set);
+    const char *set[] = {"SET", d->node_key, d->inc, "PX", d->ttl_str, "GET"};
+    if (!rc) rc = send_step(d, l, VIGIL__DIR_STEP_LIVENESS, 6, set);
     sent += !rc;
   }
   d->handshake_left += sent;
   return rc;
 }
 
-static int answer_ok(const redisReply *r) {
-  return r->type == REDIS_REPLY_STATUS && vigil__redis_reply_is(r, "OK");
-}
-
-static void describe(const redisReply *r, char *buf, size_t len) {
-  if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS)
-    snprintf(buf, len, "%s \"%.120s\"", vigil__redis_reply_type_name(r->type),
-             r->str);
-  else
-    snprintf(buf, len, "%s", vigil__redis_reply_type_name(r->type));
-}
-
-/* Checks one handshake answer; why gets the reason when it is wrong. */
-static int handshake_ok(vigil__redis_dir *d, int kind, const redisReply *r,
-                        char *why, size_t len) {
-  char got[160];
-  describe(r, got, sizeof got);
-  switch (kind) {
-  case OP_AUTH:
-    if (answer_ok(r)) return 1;
-    snprintf(why, len, "AUTH failed: the store answered %s", got);
-    return 0;
-  case OP_SELECT:
-    if (answer_ok(r)) return 1;
-    snprintf(why, len, "SELECT %u failed: the store answered %s",
-             (unsigned)d->url.db, got);
-    return 0;
-  case OP_SETNAME: /* a proxy may not know CLIENT: not fatal */
-    if (answer_ok(r) || r->type == REDIS_REPLY_ERROR) return 1;
-    snprintf(why, len, "CLIENT SETNAME: the store answered %s", got);
-    return 0;
-  case OP_SCRIPT_LOAD:
-    if (r->type == REDIS_REPLY_STRING && r->len == 40 &&
-        memcmp(r->str, d->sha, 40) == 0)
-      return 1;
-    snprintf(why, len, "SCRIPT LOAD answered %s, expected the SHA-1 %s", got,
-             d->sha);
-    return 0;
-  case OP_LIVENESS:
-    if (r->type == REDIS_REPLY_NIL ||
-        (r->type == REDIS_REPLY_STRING && r->len <= 64))
-      return 1;
-    snprintf(why, len, "liveness SET .. GET (Redis >= 6.2) answered %s", got);
-    return 0;
-  default: /* OP_SUBSCRIBE */
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-        r->element[0] && vigil__redis_reply_is(r->element[0], "subscribe") &&
-        r->element[1] && r->element[1]->type == REDIS_REPLY_STRING &&
-        r->element[1]->len == d->channel_len &&
-        memcmp(r->element[1]->str, d->channel, d->channel_len) == 0 &&
-        r->element[2] && r->element[2]->type == REDIS_REPLY_INTEGER &&
-        r->element[2]->integer >= 1)
-      return 1;
-    snprintf(why, len, "SUBSCRIBE %s answered %s, not a confirmation",
-             d->channel, got);
-    return 0;
-  }
-}
-
-static void on_upkeep(vigil__redis_dir *d, int kind, const redisReply *r) {
+static void on_step(vigil__redis_dir *d, int step, const redisReply *r) {
   char why[360];
-  if (kind == OP_REFRESH) {
-    if (r->type == REDIS_REPLY_STRING && r->len == VIGIL__DIR_INC_LEN &&
-        memcmp(r->str, d->inc, VIGIL__DIR_INC_LEN) == 0)
-      return;
-    if (r->type == REDIS_REPLY_NIL) {
-      lapsed(d, "the liveness key had expired");
-    } else if (r->type == REDIS_REPLY_STRING && r->len <= 64) {
-      snprintf(why, sizeof why,
-               "the liveness key held incarnation %.*s, not ours: is node "
-               "id %s in use twice?",
-               (int)r->len, r->str, d->node);
-      lapsed(d, why);
-    } else {
-      describe(r, why, 160);
-      char full[400];
-      snprintf(full, sizeof full, "liveness refresh answered %s", why);
-      drop(d, full);
-    }
-    return;
-  }
-  /* OP_PING on a subscribed connection answers ["pong", ""]. */
-  if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0] &&
-      vigil__redis_reply_is(r->element[0], "pong"))
-    return;
-  describe(r, why, 160);
-  char full[400];
-  snprintf(full, sizeof full, "PING on the subscriber answered %s", why);
-  drop(d, full);
-}
-
-static void on_handshake(vigil__redis_dir *d, int kind, const redisReply *r) {
-  char why[360];
-  if (!handshake_ok(d, kind, r, why, sizeof why)) {
+  int rc = vigil__dir_check_answer((vigil__dir_step)step, r, &d->expect, why,
+                                   sizeof why);
+  if (rc == VIGIL__DIR_ANSWER_WRONG)
     drop(d, why);
-    return;
-  }
-  if (d->state == DIR_CONNECTING && --d->handshake_left == 0) become_up(d);
+  else if (rc == VIGIL__DIR_ANSWER_LAPSED)
+    lapsed(d, why);
+  else if (step < VIGIL__DIR_STEP_REFRESH && d->state == DIR_CONNECTING &&
+           --d->handshake_left == 0)
+    become_up(d);
 }
 
 /* ---- link callbacks ---------------------------------------------------- */
@@ -573,12 +477,9 @@ static void on_link_reply(vigil__redis_link *l, vigil__redis_cmd *cmd,
         on_verdict(d, op, rep);
     }
   } else {
-    int kind = op->kind;
+    int step = op->step;
     free(op);
-    if (kind == OP_REFRESH || kind == OP_PING)
-      on_upkeep(d, kind, rep);
-    else
-      on_handshake(d, kind, rep);
+    on_step(d, step, rep);
   }
   leave(d);
 }
@@ -721,8 +622,8 @@ static void on_refresh(struct ev_loop *loop, ev_timer *w, int revents) {
   enter(d);
   const char *set[] = {"SET", d->node_key, d->inc, "PX", d->ttl_str, "GET"};
   const char *ping[] = {"PING"};
-  if (send_simple(d, d->cmd, OP_REFRESH, 6, set) != VIGIL_OK ||
-      send_simple(d, d->sub, OP_PING, 1, ping) != VIGIL_OK)
+  if (send_step(d, d->cmd, VIGIL__DIR_STEP_REFRESH, 6, set) != VIGIL_OK ||
+      send_step(d, d->sub, VIGIL__DIR_STEP_PING, 1, ping) != VIGIL_OK)
     drop(d, "cannot queue the liveness refresh");
   leave(d);
 }
@@ -836,6 +737,11 @@ int vigil__redis_dir_new(struct ev_loop *loop,
   d->channel_len = (size_t)snprintf(d->channel, sizeof d->channel,
                                     "%sevict:%s:%s", d->prefix, d->node,
                                     d->worker_str);
+  d->expect.sha = d->sha;
+  d->expect.channel = d->channel;
+  d->expect.inc = d->inc;
+  d->expect.node = d->node;
+  d->expect.db = url.db;
   d->reported = -1;
   d->state = DIR_WAITING;
   vigil__backoff_init(&d->backoff, &d->cfg.backoff);

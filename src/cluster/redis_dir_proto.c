@@ -319,3 +319,84 @@ int vigil__dir_decode_release(const redisReply *r, char *err,
                 vigil__redis_reply_type_name(r->type));
   return (int)r->integer;
 }
+
+/* ---- connection upkeep -------------------------------------------------- */
+
+static int status_ok(const redisReply *r) {
+  return r->type == REDIS_REPLY_STATUS && vigil__redis_reply_is(r, "OK");
+}
+
+/* "integer", or "error \"ERR ...\"" for the text-bearing types. */
+static void describe(const redisReply *r, char *buf, size_t len) {
+  if (r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS)
+    snprintf(buf, len, "%s \"%.120s\"", vigil__redis_reply_type_name(r->type),
+             r->str);
+  else
+    snprintf(buf, len, "%s", vigil__redis_reply_type_name(r->type));
+}
+
+static int is_confirmation(const redisReply *r, const char *channel) {
+  size_t n = strlen(channel);
+  return r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0] &&
+         vigil__redis_reply_is(r->element[0], "subscribe") &&
+         r->element[1] && r->element[1]->type == REDIS_REPLY_STRING &&
+         r->element[1]->len == n && memcmp(r->element[1]->str, channel, n) == 0 &&
+         r->element[2] && r->element[2]->type == REDIS_REPLY_INTEGER &&
+         r->element[2]->integer >= 1;
+}
+
+#define WRONG(...) vigil__redis_textf(why, len, VIGIL__DIR_ANSWER_WRONG, __VA_ARGS__)
+
+int vigil__dir_check_answer(vigil__dir_step step, const redisReply *r,
+                            const vigil__dir_expect *e, char *why,
+                            size_t len) {
+  char got[160];
+  describe(r, got, sizeof got);
+  switch (step) {
+  case VIGIL__DIR_STEP_AUTH:
+    if (status_ok(r)) return VIGIL__DIR_ANSWER_OK;
+    return WRONG("AUTH failed: the store answered %s", got);
+  case VIGIL__DIR_STEP_SELECT:
+    if (status_ok(r)) return VIGIL__DIR_ANSWER_OK;
+    return WRONG("SELECT %u failed: the store answered %s", (unsigned)e->db,
+                 got);
+  case VIGIL__DIR_STEP_SETNAME: /* a proxy may not know CLIENT */
+    if (status_ok(r) || r->type == REDIS_REPLY_ERROR)
+      return VIGIL__DIR_ANSWER_OK;
+    return WRONG("CLIENT SETNAME: the store answered %s", got);
+  case VIGIL__DIR_STEP_SCRIPT_LOAD:
+    if (r->type == REDIS_REPLY_STRING && r->len == 40 &&
+        memcmp(r->str, e->sha, 40) == 0)
+      return VIGIL__DIR_ANSWER_OK;
+    return WRONG("SCRIPT LOAD answered %s, expected the SHA-1 %s", got,
+                 e->sha);
+  case VIGIL__DIR_STEP_LIVENESS:
+    if (r->type == REDIS_REPLY_NIL ||
+        (r->type == REDIS_REPLY_STRING && r->len <= 64))
+      return VIGIL__DIR_ANSWER_OK;
+    return WRONG("liveness SET .. GET (Redis >= 6.2) answered %s", got);
+  case VIGIL__DIR_STEP_SUBSCRIBE:
+    if (is_confirmation(r, e->channel)) return VIGIL__DIR_ANSWER_OK;
+    return WRONG("SUBSCRIBE %s answered %s, not a confirmation", e->channel,
+                 got);
+  case VIGIL__DIR_STEP_REFRESH:
+    if (r->type == REDIS_REPLY_STRING && r->len == VIGIL__DIR_INC_LEN &&
+        memcmp(r->str, e->inc, VIGIL__DIR_INC_LEN) == 0)
+      return VIGIL__DIR_ANSWER_OK;
+    if (r->type == REDIS_REPLY_NIL)
+      return vigil__redis_textf(why, len, VIGIL__DIR_ANSWER_LAPSED,
+                                "the liveness key had expired");
+    if (r->type == REDIS_REPLY_STRING && r->len <= 64)
+      return vigil__redis_textf(
+          why, len, VIGIL__DIR_ANSWER_LAPSED,
+          "the liveness key held incarnation %.*s, not ours: is node id %s "
+          "in use twice?",
+          (int)r->len, r->str, e->node);
+    return WRONG("liveness refresh answered %s", got);
+  default: /* VIGIL__DIR_STEP_PING */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0] &&
+        vigil__redis_reply_is(r->element[0], "pong"))
+      return VIGIL__DIR_ANSWER_OK;
+    return WRONG("PING on the subscriber answered %s", got);
+  }
+}

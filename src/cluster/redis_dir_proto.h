@@ -100,4 +100,39 @@ int vigil__dir_decode_verdict(const redisReply *r, int is_assert,
  * (any more), -1 malformed (reason in err). */
 int vigil__dir_decode_release(const redisReply *r, char *err, size_t errlen);
 
+/* The commands that keep a connection: a handshake in this order
+ * (AUTH and SELECT when configured; SCRIPT LOAD and LIVENESS on the
+ * command connection, SUBSCRIBE on the subscriber), then REFRESH and
+ * PING every liveness_ttl/3. */
+typedef enum vigil__dir_step {
+  VIGIL__DIR_STEP_AUTH,
+  VIGIL__DIR_STEP_SELECT,
+  VIGIL__DIR_STEP_SETNAME,     /* CLIENT SETNAME: an error is tolerated */
+  VIGIL__DIR_STEP_SCRIPT_LOAD, /* must answer the script's SHA-1 */
+  VIGIL__DIR_STEP_LIVENESS,    /* SET .. PX .. GET: any previous value */
+  VIGIL__DIR_STEP_SUBSCRIBE,   /* a confirmation for our channel */
+  VIGIL__DIR_STEP_REFRESH,     /* SET .. PX .. GET: must find our inc */
+  VIGIL__DIR_STEP_PING,        /* subscribed form: ["pong", ""] */
+} vigil__dir_step;
+
+/* What the answers must match. */
+typedef struct vigil__dir_expect {
+  const char *sha;     /* the script's SHA-1 */
+  const char *channel; /* this worker's eviction channel */
+  const char *inc;     /* this instance's incarnation */
+  const char *node;    /* this node's id, for the messages */
+  uint32_t db;
+} vigil__dir_expect;
+
+#define VIGIL__DIR_ANSWER_OK 0
+#define VIGIL__DIR_ANSWER_LAPSED 1 /* REFRESH: the key had lapsed or was
+                                      another incarnation's (why says) */
+#define VIGIL__DIR_ANSWER_WRONG (-1)
+
+/* Checks the answer to one step. Returns one of VIGIL__DIR_ANSWER_*, with
+ * the reason in why for LAPSED and WRONG. */
+int vigil__dir_check_answer(vigil__dir_step step, const redisReply *r,
+                            const vigil__dir_expect *e, char *why,
+                            size_t len);
+
 #endif

@@ -330,6 +330,81 @@ static void checks_node_and_prefix_alphabets(void **state) {
   assert_int_equal(strspn(sha, "0123456789abcdef"), 40);
 }
 
+/* ---- connection upkeep answers -------------------------------------------- */
+
+static redisReply *mk_status(const char *s) {
+  redisReply *r = mk_str(s);
+  r->type = REDIS_REPLY_STATUS;
+  return r;
+}
+
+static redisReply *mk_array3(redisReply *a, redisReply *b, redisReply *c) {
+  redisReply *r = mk(REDIS_REPLY_ARRAY);
+  r->elements = c ? 3 : 2;
+  r->element = calloc(r->elements, sizeof *r->element);
+  r->element[0] = a;
+  r->element[1] = b;
+  if (c) r->element[2] = c;
+  return r;
+}
+
+static void checks_upkeep_answers(void **state) {
+  (void)state;
+  const char *sha = "817097d5e602eb3e9105812469838fd81e9948c4";
+  vigil__dir_expect e = {sha, "vigil:evict:n:0", INC, "n", 3};
+  static const struct {
+    vigil__dir_step step;
+    int want;
+    const char *says;
+  } steps[] = {
+      {VIGIL__DIR_STEP_AUTH, 0, ""},
+      {VIGIL__DIR_STEP_AUTH, -1, "AUTH failed: the store answered error"},
+      {VIGIL__DIR_STEP_SELECT, -1, "SELECT 3 failed: the store answered nil"},
+      {VIGIL__DIR_STEP_SETNAME, 0, ""},
+      {VIGIL__DIR_STEP_SCRIPT_LOAD, 0, ""},
+      {VIGIL__DIR_STEP_SCRIPT_LOAD, -1, "expected the SHA-1 817097d5"},
+      {VIGIL__DIR_STEP_LIVENESS, 0, ""},
+      {VIGIL__DIR_STEP_LIVENESS, -1, "(Redis >= 6.2) answered integer"},
+      {VIGIL__DIR_STEP_SUBSCRIBE, 0, ""},
+      {VIGIL__DIR_STEP_SUBSCRIBE, -1, "not a confirmation"},
+      {VIGIL__DIR_STEP_REFRESH, 0, ""},
+      {VIGIL__DIR_STEP_REFRESH, 1, "the liveness key had expired"},
+      {VIGIL__DIR_STEP_REFRESH, 1, "held incarnation ffff, not ours: is node "
+                                   "id n in use twice?"},
+      {VIGIL__DIR_STEP_REFRESH, -1, "liveness refresh answered status \"OK\""},
+      {VIGIL__DIR_STEP_PING, 0, ""},
+      {VIGIL__DIR_STEP_PING, -1, "PING on the subscriber answered status"},
+  };
+  redisReply *answers[] = {
+      mk_status("OK"),
+      mk_err("WRONGPASS nope"),
+      mk(REDIS_REPLY_NIL),
+      mk_err("ERR unknown command"),
+      mk_str(sha),
+      mk_str("0000000000000000000000000000000000000000"),
+      mk(REDIS_REPLY_NIL),
+      mk_int(1),
+      mk_array3(mk_str("subscribe"), mk_str("vigil:evict:n:0"), mk_int(1)),
+      mk_array3(mk_str("subscribe"), mk_str("vigil:evict:n:1"), mk_int(1)),
+      mk_str(INC),
+      mk(REDIS_REPLY_NIL),
+      mk_str("ffff"),
+      mk_status("OK"),
+      mk_array3(mk_str("pong"), mk_str(""), NULL),
+      mk_status("PONG"),
+  };
+  for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+    char why[300] = "";
+    int rc = vigil__dir_check_answer(steps[i].step, answers[i], &e, why,
+                                     sizeof why);
+    if (rc != steps[i].want || !strstr(why, steps[i].says))
+      fprintf(stderr, "case %zu: %d \"%s\"\n", i, rc, why);
+    assert_int_equal(rc, steps[i].want);
+    assert_non_null(strstr(why, steps[i].says));
+    vigil__redis_reply_free(answers[i]);
+  }
+}
+
 /* ---- bounded reader ------------------------------------------------------ */
 
 /* Feeds s to a fresh reader; returns the reply (or NULL with *failed). */
@@ -417,6 +492,7 @@ int main(void) {
       cmocka_unit_test(decodes_good_answers),
       cmocka_unit_test(refuses_malformed_answers),
       cmocka_unit_test(checks_node_and_prefix_alphabets),
+      cmocka_unit_test(checks_upkeep_answers),
       cmocka_unit_test(reader_refuses_what_a_store_never_sends),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

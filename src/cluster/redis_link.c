@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "redis_reply.h"
@@ -46,8 +47,15 @@ struct vigil__redis_link {
   char why[192];
 };
 
+uint64_t vigil__redis_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static uint64_t now_ms(const vigil__redis_link *l) {
-  return (uint64_t)(ev_now(l->loop) * 1000.0);
+  (void)l;
+  return vigil__redis_now_ms();
 }
 
 #define set_why(l, ...) vigil__redis_textf((l)->why, sizeof (l)->why, 0, __VA_ARGS__)

@@ -88,6 +88,11 @@ typedef struct vigil__redis_link_options {
   void *user;
 } vigil__redis_link_options;
 
+/* Monotonic ms (CLOCK_MONOTONIC) for every deadline here and in the
+ * directory: ev_now() follows the wall clock, and a clock step would fire
+ * or postpone every command's deadline at once. */
+uint64_t vigil__redis_now_ms(void);
+
 /* Starts connecting. Returns 0 with *out set, or a negative vigil_err with
  * the reason in why (no link, no callbacks). */
 int vigil__redis_link_new(const vigil__redis_link_options *o,

@@ -48,8 +48,10 @@
  *       holder, on any node);
  *     - else epoch = epoch + 1, the claimer is recorded, and a live
  *       previous holder on another worker (or node) gets its eviction
- *       PUBLISHed from inside the script (no second round trip). Answer:
- *       installed at epoch, with the previous holder (alive or not).
+ *       PUBLISHed from inside the script (no second round trip); one on
+ *       the claiming worker itself gets none (that hub takes over locally).
+ *       Answer: installed at epoch, with the previous holder (alive or
+ *       not).
  *   assert(identity, conn, epoch, proven), the re-assertion after a
  *     reconnect or a liveness lapse, for each identity the host holds:
  *     - epoch 0 (claimed while the store was down): as claim;
@@ -84,9 +86,11 @@
  *   (AUTH, SELECT, SCRIPT LOAD, liveness SET, SUBSCRIBE), a liveness
  *   refresh or PING failed. Both connections are dropped together (an
  *   eviction missed while one was down is caught by re-assertion).
- *   Handshake, per connection, pipelined: [AUTH] [SELECT] CLIENT SETNAME,
- *   then on the command connection SCRIPT LOAD (its SHA-1 must match) and
- *   the liveness SET, on the subscriber SUBSCRIBE.
+ *   Handshake, per connection, pipelined: [AUTH], [SELECT] (command
+ *   connection only), CLIENT SETNAME "vigil-dir:<node>:<worker>:cmd|sub",
+ *   then SCRIPT LOAD (its SHA-1 must match ours) and the liveness SET on
+ *   the command connection, SUBSCRIBE on the subscriber. The answers are
+ *   checked by vigil__dir_check_answer (redis_dir_proto.h).
  *
  *   on_state(up = 0) is reported on the first failure after new() or
  *   after UP (not again for each failed attempt); on_state(up = 1) on

@@ -38,7 +38,10 @@ set(VIGIL_MEMCHECK_NAMES
   test_metrics_hub
   test_sockopt
   test_suspect
-  test_takeover)
+  test_takeover
+  test_redis_dir        # tests/redis.cmake, built with hiredis
+  test_redis_outage
+  test_redis_malformed)
 # Matched above but left out, each for its reason:
 #   test_tls_interop    vigil runs in the spawned example servers, the test
 #                       process only drives openssl s_client and mosquitto

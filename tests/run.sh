@@ -28,6 +28,8 @@ PACKAGES=(build-essential cmake pkg-config libev-dev libcmocka-dev libssl-dev
 # The metrics tests check expositions with promtool and scrape the examples
 # with a real Prometheus server and curl.
 PACKAGES+=(prometheus curl)
+# The Redis identity directory (src/cluster) and its tests.
+PACKAGES+=(libhiredis-dev redis-server)
 # python/installed pip-installs bindings/python into a venv, offline.
 PACKAGES+=(python3-venv python3-pip python3-setuptools python3-wheel)
 # docs/man/* renders the manual pages with groff.

@@ -35,7 +35,8 @@
  * Usage: bench_memory [--quick] [--n N] [--reps R] [--json FILE]
  *   default N = 10000, 3 repetitions (--quick: the same; it takes seconds).
  */
-#include "internal.h"
+#include "conn.h"
+#include "hub.h"
 
 #include <ev.h>
 #include <malloc.h>

@@ -40,7 +40,10 @@
 #include <unistd.h>
 
 #include "backoff.h"
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
 
 enum { CL_WAITING, CL_CONNECTING, CL_CONNECTED, CL_CLOSED };
 

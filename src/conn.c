@@ -16,8 +16,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "conn_codec.h"
+#include "event.h"
+#include "hub.h"
+#include "outqueue.h"
+#include "policy_share.h"
 #include "sockopt.h"
+#include "suspect.h"
 #include "tls_internal.h"
 
 void vigil_adopt_options_init(vigil_adopt_options *o) {

@@ -48,7 +48,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "conn_codec.h"
+#include "event.h"
+#include "hub.h"
+#include "identity.h"
+#include "outqueue.h"
 #include "sockopt.h"
 #include "tls_internal.h"
 

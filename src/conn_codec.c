@@ -46,7 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "conn_codec.h"
+#include "hub.h"
 #include "sockopt.h"
 
 enum {

@@ -13,8 +13,11 @@
  * find; with suspect_ping the host is asked for a ping at the first check,
  * which puts data in flight that the next check can judge.
  */
-#include "internal.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
 #include "sockopt.h"
+#include "suspect.h"
 
 /* Returns VIGIL_SUSPECT_* bits found in a snapshot.
  *

@@ -5,7 +5,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "internal.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
 #include "sockopt.h"
 
 /* Formats the compact peer address through the one address formatter

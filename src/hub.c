@@ -23,7 +23,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
+#include "hub_census.h"
+#include "identity.h"
+#include "listener.h"
+#include "policy_share.h"
 
 void vigil_hub_options_init(vigil_hub_options *o) {
   memset(o, 0, sizeof *o);

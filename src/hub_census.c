@@ -28,7 +28,11 @@
 #include <netinet/in.h>
 
 #include "census_internal.h"
-#include "internal.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
+#include "hub_census.h"
+#include "listener.h"
 
 typedef struct seen_socket {
   uint64_t cookie;

@@ -49,7 +49,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
+#include "identity.h"
 #include "tls_internal.h"
 
 /* Identities longer than this are refused (MQTT client ids fit). */

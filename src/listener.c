@@ -16,7 +16,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
+#include "listener.h"
+#include "policy_share.h"
 #include "sockopt.h"
 
 /* Connections accepted per readiness event, so one busy listener cannot

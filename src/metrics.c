@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "hub.h"
 
 void vigil__metrics_snapshot_take(vigil_hub *hub,
                                   vigil__metrics_snapshot *out) {

@@ -15,7 +15,8 @@
  */
 #include <time.h>
 
-#include "internal.h"
+#include "conn.h"
+#include "hub.h"
 
 static const uint64_t overshoot_bounds_us[] = {
     1000,   2000,   5000,    10000,   20000,   50000,   100000,

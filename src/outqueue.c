@@ -12,8 +12,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "internal.h"
-#include "tls_internal.h"
+#include "conn.h"
+#include "outqueue.h"
 
 #define OUTCHUNK_MIN 4096
 #define OUTQ_IOV 16

@@ -42,6 +42,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "event.h"
 #include "sockopt.h"
 #include "tls_internal.h"
 

@@ -10,7 +10,10 @@
 
 #include <openssl/ssl.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "outqueue.h"
+#include "policy_share.h"
 
 /* vigil__tls.flags */
 #define VIGIL__TLS_CLIENT 0x0001u        /* client role */
@@ -47,17 +50,6 @@ static inline vigil__tls *vigil__tls_of(const vigil_conn *c) {
 static inline int vigil__conn_is_tls(const vigil_conn *c) {
   return c->ext != NULL && c->ext->tls != NULL;
 }
-
-/* ---- conn.c: activity accounting (raw bytes on the wire) ---- */
-void vigil__conn_note_rx(vigil_conn *c, size_t n);
-void vigil__conn_note_tx(vigil_conn *c, size_t n);
-
-/* ---- outqueue.c: SSL_write takes the queue one chunk at a time ---- */
-/* The first queued bytes: stores their address, returns their length
- * (0 when the queue is empty). */
-size_t vigil__outq_peek(vigil_conn *c, const void **data);
-/* Drops n bytes from the head (n <= vigil_conn_queued). */
-void vigil__outq_consume(vigil_conn *c, size_t n);
 
 /* ---- tls_conn.c ---- */
 /* Sets up TLS on a conn being adopted (before it joins the hub). May

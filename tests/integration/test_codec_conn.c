@@ -15,7 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "conn.h"
+#include "hub.h"
 #include "testutil.h"
 #include "vigil.h"
 

@@ -1,0 +1,123 @@
+/*
+ * Connections (internal; conn.c): the struct, its flags and the primitives
+ * every module uses on a live conn.
+ *
+ * Memory budget: a connection is kept small (target <= 256 bytes of vigil
+ * state, no I/O buffer while idle): the read buffer is one per hub, the
+ * output queue exists only while the kernel refuses bytes, callbacks are
+ * interned per hub, and the peer address is stored compactly.
+ */
+#ifndef VIGIL_CONN_H
+#define VIGIL_CONN_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "deadline.h"
+#include "hub.h"
+#include "vigil.h"
+#include "wheel.h"
+
+/* Connection flags. */
+#define VIGIL__F_WATCH_ONLY 0x01u
+#define VIGIL__F_PEER_FIN 0x04u    /* peer's FIN seen */
+#define VIGIL__F_SHUT_WR 0x08u     /* our FIN sent */
+#define VIGIL__F_WRITING 0x10u     /* io watcher includes EV_WRITE */
+#define VIGIL__F_READING 0x20u     /* io watcher includes EV_READ */
+#define VIGIL__F_CB_DONE 0x40u     /* on_close delivered */
+#define VIGIL__F_ABORTIVE 0x80u    /* close with RST */
+
+typedef struct vigil__outchunk vigil__outchunk;
+typedef struct vigil__conn_ext vigil__conn_ext;
+
+/* Compact peer address: formatted on demand (events, accessors). */
+typedef struct vigil__addr {
+  uint8_t family; /* AF_INET, AF_INET6, 0 = unknown */
+  uint8_t pad;
+  uint16_t port;  /* host order */
+  uint8_t addr[16];
+} vigil__addr;
+
+struct vigil_conn {
+  ev_io io;                  /* io.fd is the socket; -1 once closed */
+  vigil__wheel_node wnode;   /* the one deadline node */
+  vigil_hub *hub;
+  uint32_t slot;             /* index in hub->conns (live) */
+  uint8_t state;             /* vigil_conn_state */
+  uint8_t flags;             /* VIGIL__F_* */
+  uint8_t quiet;             /* VIGIL__QUIET_* */
+  uint8_t reason;            /* vigil_reason once closing */
+  uint8_t cause;             /* drain_timeout: the original reason */
+  uint8_t pad[3];
+  int sys_errno;             /* io_error detail */
+  uint64_t id;
+  vigil__times t;
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  const vigil_policy *policy;        /* shared (policy_share.c): a ref */
+  const vigil_conn_callbacks *cb;    /* interned in the hub */
+  void *user_data;
+  vigil__outchunk *outq_tail;        /* circular list: tail->next = head */
+  size_t queued;                     /* bytes in outq */
+  vigil__addr peer;
+  vigil__conn_ext *ext;              /* identity, TLS, codec; NULL if none */
+  vigil_conn *next_closed;           /* hub's pending on_close list */
+};
+
+/* Optional per-connection state that most connections never need. */
+struct vigil__conn_ext {
+  char *identity;        /* NUL-terminated copy; NULL = none */
+  size_t identity_len;
+  uint64_t epoch;        /* identity index epoch (takeover guard) */
+  void *tls;             /* TLS state (tls.c) */
+  void *codec;           /* frame codec state (conn_codec.c) */
+  const char *detail;    /* close detail (protocol error, TLS reason) */
+  char *host_detail;     /* owned copy from vigil_close_ex */
+  int truncated;         /* TLS: peer closed without close_notify */
+};
+
+struct sockaddr;
+/* Adoption of a connected non-blocking socket whose peer is known (the
+ * listener's path): `policy` is a shared policy the conn takes a
+ * reference to (opts->policy is not read); on error the fd is untouched
+ * and still the caller's. */
+int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
+                 const vigil_policy *policy, const vigil_adopt_options *opts,
+                 vigil_conn **out);
+/* May c take len more bytes of output? VIGIL_OK, VIGIL_ESTATE
+ * (watch-only), VIGIL_ECLOSED, or VIGIL_EOVERFLOW (after closing c when
+ * overflow_action is CLOSE). */
+int vigil__conn_check_send(vigil_conn *c, size_t len);
+/* Gives c the shared policy p (takes a reference, drops the old one). */
+void vigil__conn_use_policy(vigil_conn *c, const vigil_policy *p);
+void vigil__conn_schedule(vigil_conn *c);
+void vigil__conn_on_deadline(vigil__wheel_node *n, void *ctx);
+void vigil__conn_update_io(vigil_conn *c);
+void vigil__conn_free(vigil_conn *c);
+/* Writes queued output; returns 0, or -1 when the conn closed. */
+int vigil__conn_flush(vigil_conn *c);
+/* Classifies a failed I/O errno and closes the conn accordingly. */
+void vigil__conn_io_failed(vigil_conn *c, int err);
+vigil__conn_ext *vigil__conn_ext_get(vigil_conn *c);
+/* Reads the socket (no TLS) until EAGAIN, a budget of reads, EOF or an
+ * error; bytes go to the host, or are discarded while closing. */
+void vigil__conn_read_plain(vigil_conn *c);
+/* Hands received bytes to the host (or the frame codec). */
+void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len);
+/* Sets the ping bit, emits ping_due and calls on_ping_due. */
+void vigil__conn_ask_ping(vigil_conn *c);
+/* Emits the "dead" event with a tcp_info snapshot. */
+void vigil__conn_report_dead(vigil_conn *c, vigil_reason reason);
+/* Activity accounting (raw bytes on the wire). */
+void vigil__conn_note_rx(vigil_conn *c, size_t n);
+void vigil__conn_note_tx(vigil_conn *c, size_t n);
+
+static inline vigil_conn_state vigil__state(const vigil_conn *c) {
+  return (vigil_conn_state)c->state;
+}
+static inline int vigil__closing(const vigil_conn *c) {
+  return c->state >= VIGIL_CONN_FLUSHING;
+}
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * The hub (internal; hub.c): one per ev_loop. It owns the default policy,
+ * the timing wheel and its single ev_timer, the set of live connections,
+ * the pending on_close queue, statistics and the diagnostics sink.
+ */
+#ifndef VIGIL_HUB_H
+#define VIGIL_HUB_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metrics.h"
+#include "util.h"
+#include "vigil.h"
+#include "wheel.h"
+
+/* Size of the hub's shared read buffer. */
+#define VIGIL__READ_BUF 65536
+/* Reads per readiness callback before yielding to other connections. */
+#define VIGIL__READS_PER_EVENT 4
+
+/* Objects a hub owns besides its conns (listeners, clients). They are
+ * linked in hub->owned while alive; released ones wait in hub->graveyard
+ * until no vigil code is on the stack. */
+typedef enum vigil__owned_kind {
+  VIGIL__OWNED_LISTENER = 1,
+  VIGIL__OWNED_CLIENT = 2,
+} vigil__owned_kind;
+
+typedef struct vigil__owned vigil__owned;
+struct vigil__owned {
+  vigil__owned *next;
+  vigil__owned *prev;
+  vigil__owned_kind kind;
+  /* The hub is being destroyed: stop every watcher; free the object or
+   * detach it (a client stays the host's to free). */
+  void (*hub_gone)(vigil__owned *o);
+  /* Frees the object (after vigil__hub_release). */
+  void (*release)(vigil__owned *o);
+};
+
+typedef struct vigil__cbset {
+  struct vigil__cbset *next;
+  vigil_conn_callbacks cb;
+} vigil__cbset;
+
+struct vigil_hub {
+  struct ev_loop *loop;
+  const vigil_policy *policy;  /* shared; conns adopted now take a ref */
+  vigil_hub_options opts;      /* opts.policy is NULL: see `policy` */
+  vigil__wheel wheel;
+  ev_timer tick;               /* sleeps until the wheel's next expiry */
+  ev_check clock_refresh;      /* refreshes now_ms after each poll */
+  ev_prepare deliver;          /* delivers pending on_close before polling */
+  uint64_t now_ms;             /* cached monotonic now */
+  uint64_t armed_at;           /* when the tick timer is due (ms) */
+  uint64_t next_conn_id;
+  vigil_conn **conns;          /* live conns, dense; conn->slot indexes */
+  uint32_t nconns;
+  uint32_t cap_conns;
+  vigil_conn *closed_head;     /* pending on_close (FIFO) */
+  vigil_conn *closed_tail;
+  vigil__cbset *cbsets;
+  vigil__owned *owned;         /* live listeners and clients */
+  vigil__owned *graveyard;     /* released while depth > 0 */
+  char *rbuf;                  /* shared read buffer, VIGIL__READ_BUF */
+  vigil_stats stats;
+  int depth;                   /* nesting of vigil entry points */
+  int entered_from_loop;       /* the outermost bracket is a watcher's */
+  int free_requested;
+  int freeing;
+  /* graceful shutdown */
+  int shutting_down;
+  ev_timer shutdown_timer;
+  uint64_t shutdown_deadline;  /* hub clock ms */
+  vigil_shutdown_cb shutdown_done;
+  void *shutdown_data;
+  /* identity index (identity.c) */
+  void *identities;
+  /* census (hub_census.c) */
+  ev_timer census_timer;
+  void *census_state;          /* CLOSE_WAIT first-seen table */
+  /* metrics beyond stats (metrics_hooks.c) */
+  vigil__metrics metrics;
+};
+
+uint64_t vigil__hub_clock(vigil_hub *hub);
+/* Brackets around vigil code that may run host code (see hub.c): public
+ * calls use enter, watcher callbacks enter_loop. */
+void vigil__hub_enter(vigil_hub *hub);
+void vigil__hub_enter_loop(vigil_hub *hub);
+void vigil__hub_leave(vigil_hub *hub);
+/* Links o into the hub's owned list / unlinks it. */
+void vigil__hub_own(vigil_hub *hub, vigil__owned *o);
+void vigil__hub_disown(vigil_hub *hub, vigil__owned *o);
+/* Frees an unlinked o now, or once no vigil code is on the stack. */
+void vigil__hub_release(vigil_hub *hub, vigil__owned *o);
+/* 1 once the conn's hub is going away: the conn takes no new work. */
+static inline int vigil__hub_going(const vigil_hub *hub) {
+  return hub->free_requested;
+}
+/* 1 when someone listens to events: callers skip building them if not. */
+static inline int vigil__hub_wants_events(const vigil_hub *hub) {
+  return hub->opts.on_event != NULL;
+}
+int vigil__hub_add_conn(vigil_hub *hub, vigil_conn *c);
+void vigil__hub_remove_conn(vigil_hub *hub, vigil_conn *c);
+void vigil__hub_queue_closed(vigil_hub *hub, vigil_conn *c);
+const vigil_conn_callbacks *vigil__hub_intern_cb(vigil_hub *hub,
+                                                 const vigil_conn_callbacks *cb);
+/* Arms the hub's tick timer for the wheel's next expiry. */
+void vigil__hub_rearm(vigil_hub *hub);
+
+#endif

@@ -174,7 +174,7 @@ static run_result run_vigil(int n) {
     for (uint32_t i = 0; i < hub->nconns; i++) {
       vigil_conn *c = hub->conns[i];
       usable[i] = malloc_usable_size(c);
-      if (c->outq_tail || c->queued) buffers++;
+      if (c->outq.tail || c->outq.queued) buffers++;
       if (c->ext) {
         buffers++;
         ext += (double)malloc_usable_size(c->ext);

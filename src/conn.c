@@ -25,13 +25,11 @@
 #include "policy_share.h"
 #include "sockopt.h"
 #include "suspect.h"
-#include "tls_internal.h"
+#include "transport.h"
 
 void vigil_adopt_options_init(vigil_adopt_options *o) {
   memset(o, 0, sizeof *o);
 }
-
-static uint64_t now_of(vigil_conn *c) { return c->hub->now_ms; }
 
 /* Stores the peer address compactly; IPv4-mapped IPv6 becomes IPv4. */
 static void store_peer_addr(vigil_conn *c, const struct sockaddr *sa) {
@@ -60,20 +58,21 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void discard(vigil_conn *c, vigil_hub *hub) {
   if (c->slot != UINT32_MAX) vigil__hub_remove_conn(hub, c);
   vigil__policy_unref(c->policy);
-  if (c->ext) {
-    vigil__tls_free(c);
-    free(c->ext);
-  }
+  if (c->tp->free) c->tp->free(c);
+  free(c->ext);
   free(c);
 }
 
-static void emit_open(vigil_conn *c) {
+void vigil__conn_emit_open(vigil_conn *c, const char *detail,
+                           int tls_resumed) {
   vigil_hub *hub = c->hub;
   if (!vigil__hub_wants_events(hub)) return;
   vigil_sockopts so;
   vigil_event ev;
   vigil__event_init(&ev, VIGIL_EV_OPEN, hub, c);
   if (vigil__sock_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
+  ev.detail = detail; /* "tls": tells the formatter tls_resumed applies */
+  ev.tls_resumed = tls_resumed;
   vigil__event_send(hub, &ev);
 }
 
@@ -85,6 +84,7 @@ static int prepare(vigil_hub *hub, const vigil_policy *policy,
   if (!c) return VIGIL_ENOMEM;
   c->slot = UINT32_MAX;
   c->io.fd = -1;
+  c->tp = &vigil__transport_tcp;
   c->policy = vigil__policy_ref(policy);
   int rc = VIGIL_OK;
   if (opts->tls_ctx) rc = vigil__tls_adopt(c, opts);
@@ -119,8 +119,9 @@ static void start(vigil_hub *hub, vigil_conn *c, int fd,
   hub->stats.opened++;
   vigil__conn_update_io(c);
   vigil__conn_schedule(c);
-  if (!vigil__conn_is_tls(c)) emit_open(c); /* TLS: once the handshake is
-                                               done (tls_conn.c) */
+  /* A transport with a handshake of its own (TLS) emits "open" once
+   * that is done. */
+  if (!(c->flags & VIGIL__F_TP_HANDSHAKE)) vigil__conn_emit_open(c, NULL, -1);
 }
 
 int vigil_adopt(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
@@ -188,9 +189,9 @@ void vigil__conn_free(vigil_conn *c) {
     c->io.fd = -1;
   }
   vigil__policy_unref(c->policy);
+  if (c->tp->free) c->tp->free(c);
   if (c->ext) {
     vigil__codec_free(c);
-    vigil__tls_free(c);
     free(c->ext->identity);
     free(c->ext->host_detail);
     free(c->ext);
@@ -216,8 +217,9 @@ void vigil__conn_update_io(vigil_conn *c) {
   if (!(c->flags & VIGIL__F_WATCH_ONLY) && s != VIGIL_CONN_CLOSED) {
     if (!(c->flags & VIGIL__F_PEER_FIN) && s != VIGIL_CONN_CLOSE_WAIT)
       want |= EV_READ;
-    if (c->queued > 0) want |= EV_WRITE;
-    if (vigil__conn_is_tls(c)) want = vigil__tls_io_want(c, want);
+    if (c->outq.queued > 0) want |= EV_WRITE;
+    const vigil__transport *tp = vigil__conn_transport(c);
+    if (tp->io_want) want = tp->io_want(c, want);
   }
   int have = ev_is_active(&c->io) ? (c->io.events & (EV_READ | EV_WRITE)) : 0;
   if (want == have) return;
@@ -320,23 +322,6 @@ void vigil__conn_on_deadline(vigil__wheel_node *n, void *ctx) {
   check_deadlines(vigil__container_of(n, vigil_conn, wnode));
 }
 
-static void note_rx(vigil_conn *c, size_t n) {
-  c->t.last_rx = now_of(c);
-  c->quiet &= (uint8_t)~VIGIL__QUIET_RX_MASK;
-  c->bytes_in += n;
-  c->hub->stats.bytes_in += n;
-}
-
-static void note_tx(vigil_conn *c, size_t n) {
-  c->t.last_tx = now_of(c);
-  c->quiet &= (uint8_t)~VIGIL__QUIET_TX_MASK;
-  c->bytes_out += n;
-  c->hub->stats.bytes_out += n;
-}
-
-void vigil__conn_note_rx(vigil_conn *c, size_t n) { note_rx(c, n); }
-void vigil__conn_note_tx(vigil_conn *c, size_t n) { note_tx(c, n); }
-
 void vigil__conn_io_failed(vigil_conn *c, int err) {
   c->sys_errno = err;
   switch (err) {
@@ -357,13 +342,10 @@ void vigil__conn_io_failed(vigil_conn *c, int err) {
 }
 
 int vigil__conn_flush(vigil_conn *c) {
-  long w = vigil__outq_write(c);
-  if (w < 0) {
-    vigil__conn_io_failed(c, errno);
-    return -1;
-  }
-  if (w > 0) note_tx(c, (size_t)w);
-  if (c->queued == 0 && c->state == VIGIL_CONN_FLUSHING) {
+  int had = c->outq.queued > 0;
+  int r = vigil__conn_transport(c)->write_queue(c);
+  if (r < 0) return -1;
+  if (c->outq.queued == 0 && c->state == VIGIL_CONN_FLUSHING && (had || r)) {
     vigil__conn_flushed(c);
     return c->state == VIGIL_CONN_CLOSED ? -1 : 0;
   }
@@ -371,29 +353,31 @@ int vigil__conn_flush(vigil_conn *c) {
   return 0;
 }
 
-void vigil__conn_read_plain(vigil_conn *c) {
+/* Reads until the transport has nothing more, a budget of reads, the
+ * peer's end or an error; bytes go to the host, or are discarded while
+ * closing: then they are read only so the kernel never answers our close
+ * with RST, and count as life. */
+static void read_input(vigil_conn *c) {
   vigil_hub *hub = c->hub;
-  for (int i = 0; i < VIGIL__READS_PER_EVENT; i++) {
-    ssize_t n = recv(c->io.fd, hub->rbuf, VIGIL__READ_BUF, 0);
+  const vigil__transport *tp = vigil__conn_transport(c);
+  for (unsigned i = 0; i < tp->reads_per_event; i++) {
+    ssize_t n = tp->read(c, hub->rbuf, VIGIL__READ_BUF);
     if (n > 0) {
-      note_rx(c, (size_t)n);
-      /* While closing, bytes are read only so the kernel never answers
-       * our close with RST; they are counted as life and discarded. */
       if (!vigil__closing(c))
         vigil__conn_deliver(c, hub->rbuf, (size_t)n);
-      if (c->state == VIGIL_CONN_CLOSED || hub->free_requested) return;
-      if ((size_t)n < VIGIL__READ_BUF) return;
+      /* DRAINING: from here on the socket is read as raw TCP. */
+      if (c->state == VIGIL_CONN_CLOSED || c->state == VIGIL_CONN_DRAINING ||
+          hub->free_requested)
+        return;
+      if (tp->short_read_drains && (size_t)n < VIGIL__READ_BUF) return;
       continue;
     }
-    if (n == 0) {
-      vigil__conn_peer_fin(c);
-      return;
-    }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-    vigil__conn_io_failed(c, errno);
-    return;
+    if (n == 0) vigil__conn_peer_fin(c);
+    return; /* VIGIL__IO_AGAIN, or VIGIL__IO_CLOSED: c closed */
   }
+  /* Bytes left inside the transport never make the fd readable again:
+   * come back on the next loop iteration. */
+  if (tp->pending && tp->pending(c)) ev_feed_event(hub->loop, &c->io, EV_READ);
 }
 
 void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len) {
@@ -404,20 +388,41 @@ void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len) {
   if (c->cb->on_data) c->cb->on_data(c, data, len, c->user_data);
 }
 
+/* 1 once nothing more may happen on c in this callback. */
+static int io_done(const vigil_conn *c) {
+  return c->state == VIGIL_CONN_CLOSED || c->hub->free_requested;
+}
+
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents) {
   vigil_conn *c = vigil__container_of(w, vigil_conn, io);
   vigil_hub *hub = c->hub;
   (void)loop;
   vigil__hub_enter_loop(hub);
-  if (vigil__conn_is_tls(c)) {
-    vigil__tls_io(c, revents); /* handshake, records, close_notify */
-  } else {
-    if (revents & EV_WRITE) vigil__conn_flush(c);
-    if ((revents & EV_READ) && c->state != VIGIL_CONN_CLOSED &&
-        !hub->free_requested)
-      vigil__conn_read_plain(c);
-  }
+  const vigil__transport *tp = vigil__conn_transport(c);
+  int work = tp->events ? tp->events(c, revents) : revents;
+  if ((work & EV_WRITE) && !io_done(c)) vigil__conn_flush(c);
+  /* After the peer's FIN (or close_notify) there is nothing to read. */
+  if ((work & EV_READ) && !io_done(c) && !(c->flags & VIGIL__F_PEER_FIN))
+    read_input(c);
   vigil__hub_leave(hub);
+}
+
+int vigil__conn_send(vigil_conn *c, const void *data, size_t len) {
+  ssize_t w = c->tp->send(c, data, len);
+  if (w < 0) return (int)w;
+  size_t off = (size_t)w;
+  if (off == len) return VIGIL_OK;
+  /* After a TLS WANT_WRITE the retry must present these same bytes: they
+   * become the queue's head. */
+  if (vigil__outq_append(&c->outq, (const char *)data + off, len - off) !=
+      VIGIL_OK) {
+    /* Part of the message may be on the wire: the stream is broken. */
+    c->sys_errno = ENOMEM;
+    vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
+    return VIGIL_ENOMEM;
+  }
+  vigil__conn_update_io(c);
+  return VIGIL_OK;
 }
 
 /* ---- public API ---- */
@@ -429,7 +434,7 @@ int vigil__conn_check_send(vigil_conn *c, size_t len) {
    * all-or-nothing: the stream never carries half a message. Written
    * so that no sum can wrap: queued never exceeds the limit. */
   size_t limit = c->policy->output_limit;
-  if (len <= limit && c->queued <= limit - len) return VIGIL_OK;
+  if (len <= limit && c->outq.queued <= limit - len) return VIGIL_OK;
   if (c->policy->overflow_action == VIGIL_OVERFLOW_CLOSE) {
     vigil__hub_enter(c->hub);
     vigil__conn_close(c, VIGIL_REASON_OUTPUT_OVERFLOW, VIGIL__CLOSE_ABORT);
@@ -444,38 +449,7 @@ int vigil_send(vigil_conn *c, const void *data, size_t len) {
   if (rc != VIGIL_OK || len == 0) return rc;
   vigil_hub *hub = c->hub;
   vigil__hub_enter(hub);
-  if (vigil__conn_is_tls(c)) {
-    rc = vigil__tls_send(c, data, len); /* SSL_write; queue = plaintext */
-    goto out;
-  }
-  size_t off = 0;
-  if (c->queued == 0) {
-    ssize_t w;
-    do
-      w = send(c->io.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (w < 0 && errno == EINTR);
-    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      vigil__conn_io_failed(c, errno);
-      rc = VIGIL_ECLOSED;
-      goto out;
-    }
-    if (w > 0) {
-      note_tx(c, (size_t)w);
-      off = (size_t)w;
-    }
-  }
-  if (off < len) {
-    if (vigil__outq_append(c, (const char *)data + off, len - off) !=
-        VIGIL_OK) {
-      /* Part of the message may be on the wire: the stream is broken. */
-      c->sys_errno = ENOMEM;
-      vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
-      rc = VIGIL_ENOMEM;
-      goto out;
-    }
-    vigil__conn_update_io(c);
-  }
-out:
+  rc = vigil__conn_send(c, data, len);
   vigil__hub_leave(hub);
   return rc;
 }
@@ -485,7 +459,7 @@ int vigil_conn_ready(vigil_conn *c) {
   if (c->state == VIGIL_CONN_OPEN) return VIGIL_OK;
   if (c->state != VIGIL_CONN_HANDSHAKE) return VIGIL_ECLOSED;
   /* The deadline must keep bounding an unfinished TLS handshake. */
-  if (vigil__tls_handshaking(c)) return VIGIL_ESTATE;
+  if (c->flags & VIGIL__F_TP_HANDSHAKE) return VIGIL_ESTATE;
   vigil_hub *hub = c->hub;
   vigil__hub_enter(hub);
   c->state = VIGIL_CONN_OPEN;
@@ -504,7 +478,10 @@ int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
   if (c->state == VIGIL_CONN_CLOSED) return VIGIL_ECLOSED;
   if (vigil_policy_validate(p, NULL, 0) != VIGIL_OK) return VIGIL_EINVAL;
   vigil_policy q = *p;
-  vigil__tls_bound_handshake(c, &q); /* a TLS handshake stays bounded */
+  /* A transport handshake (TLS) stays bounded, even under a new policy
+   * given while it runs. */
+  if (q.handshake_timeout_ms == 0)
+    q.handshake_timeout_ms = c->tp->handshake_default_ms;
   const vigil_policy *own = vigil__policy_new(&q);
   if (!own) return VIGIL_ENOMEM;
   vigil__conn_use_policy(c, own);
@@ -522,11 +499,11 @@ int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
 const vigil_policy *vigil_conn_policy(vigil_conn *c) { return c->policy; }
 
 void vigil_conn_touch_rx(vigil_conn *c, size_t bytes) {
-  if (c && c->state != VIGIL_CONN_CLOSED) note_rx(c, bytes);
+  if (c && c->state != VIGIL_CONN_CLOSED) vigil__conn_note_rx(c, bytes);
 }
 
 void vigil_conn_touch_tx(vigil_conn *c, size_t bytes) {
-  if (c && c->state != VIGIL_CONN_CLOSED) note_tx(c, bytes);
+  if (c && c->state != VIGIL_CONN_CLOSED) vigil__conn_note_tx(c, bytes);
 }
 
 void vigil_conn_peer_eof(vigil_conn *c) {
@@ -542,7 +519,7 @@ vigil_hub *vigil_conn_hub(vigil_conn *c) { return c->hub; }
 vigil_conn_state vigil_conn_get_state(vigil_conn *c) { return vigil__state(c); }
 void *vigil_conn_user_data(vigil_conn *c) { return c->user_data; }
 void vigil_conn_set_user_data(vigil_conn *c, void *ud) { c->user_data = ud; }
-size_t vigil_conn_queued(vigil_conn *c) { return c->queued; }
+size_t vigil_conn_queued(vigil_conn *c) { return c->outq.queued; }
 
 const char *vigil_conn_peer(vigil_conn *c) {
   static __thread char buf[VIGIL__PEER_STRLEN];

@@ -16,11 +16,14 @@
 
 #include "deadline.h"
 #include "hub.h"
+#include "outqueue.h"
+#include "transport.h"
 #include "vigil.h"
 #include "wheel.h"
 
 /* Connection flags. */
 #define VIGIL__F_WATCH_ONLY 0x01u
+#define VIGIL__F_TP_HANDSHAKE 0x02u /* the transport's handshake runs */
 #define VIGIL__F_PEER_FIN 0x04u    /* peer's FIN seen */
 #define VIGIL__F_SHUT_WR 0x08u     /* our FIN sent */
 #define VIGIL__F_WRITING 0x10u     /* io watcher includes EV_WRITE */
@@ -28,7 +31,6 @@
 #define VIGIL__F_CB_DONE 0x40u     /* on_close delivered */
 #define VIGIL__F_ABORTIVE 0x80u    /* close with RST */
 
-typedef struct vigil__outchunk vigil__outchunk;
 typedef struct vigil__conn_ext vigil__conn_ext;
 
 /* Compact peer address: formatted on demand (events, accessors). */
@@ -57,9 +59,9 @@ struct vigil_conn {
   uint64_t bytes_out;
   const vigil_policy *policy;        /* shared (policy_share.c): a ref */
   const vigil_conn_callbacks *cb;    /* interned in the hub */
+  const vigil__transport *tp;        /* TCP or TLS (transport.h) */
   void *user_data;
-  vigil__outchunk *outq_tail;        /* circular list: tail->next = head */
-  size_t queued;                     /* bytes in outq */
+  vigil__outq outq;                  /* output the kernel did not take */
   vigil__addr peer;
   vigil__conn_ext *ext;              /* identity, TLS, codec; NULL if none */
   vigil_conn *next_closed;           /* hub's pending on_close list */
@@ -95,23 +97,47 @@ void vigil__conn_schedule(vigil_conn *c);
 void vigil__conn_on_deadline(vigil__wheel_node *n, void *ctx);
 void vigil__conn_update_io(vigil_conn *c);
 void vigil__conn_free(vigil_conn *c);
-/* Writes queued output; returns 0, or -1 when the conn closed. */
+/* Writes queued output through the transport and lets the close machine
+ * go on when a graceful close waited for it; returns 0, or -1 when the
+ * conn closed. */
 int vigil__conn_flush(vigil_conn *c);
 /* Classifies a failed I/O errno and closes the conn accordingly. */
 void vigil__conn_io_failed(vigil_conn *c, int err);
 vigil__conn_ext *vigil__conn_ext_get(vigil_conn *c);
-/* Reads the socket (no TLS) until EAGAIN, a budget of reads, EOF or an
- * error; bytes go to the host, or are discarded while closing. */
-void vigil__conn_read_plain(vigil_conn *c);
 /* Hands received bytes to the host (or the frame codec). */
 void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len);
 /* Sets the ping bit, emits ping_due and calls on_ping_due. */
 void vigil__conn_ask_ping(vigil_conn *c);
 /* Emits the "dead" event with a tcp_info snapshot. */
 void vigil__conn_report_dead(vigil_conn *c, vigil_reason reason);
-/* Activity accounting (raw bytes on the wire). */
-void vigil__conn_note_rx(vigil_conn *c, size_t n);
-void vigil__conn_note_tx(vigil_conn *c, size_t n);
+/* Queues a message through the transport (after vigil__conn_check_send):
+ * VIGIL_OK, VIGIL_ECLOSED or VIGIL_ENOMEM (c then closed). */
+int vigil__conn_send(vigil_conn *c, const void *data, size_t len);
+/* The "open" event; detail and tls_resumed for TLS conns (NULL, -1 for
+ * plain ones). */
+void vigil__conn_emit_open(vigil_conn *c, const char *detail, int tls_resumed);
+
+/* Activity accounting (raw bytes on the wire): a stored timestamp and
+ * cleared "already reported" bits, nothing else (the hot path). */
+static inline void vigil__conn_note_rx(vigil_conn *c, size_t n) {
+  c->t.last_rx = c->hub->now_ms;
+  c->quiet &= (uint8_t)~VIGIL__QUIET_RX_MASK;
+  c->bytes_in += n;
+  c->hub->stats.bytes_in += n;
+}
+static inline void vigil__conn_note_tx(vigil_conn *c, size_t n) {
+  c->t.last_tx = c->hub->now_ms;
+  c->quiet &= (uint8_t)~VIGIL__QUIET_TX_MASK;
+  c->bytes_out += n;
+  c->hub->stats.bytes_out += n;
+}
+
+/* The transport in effect: after our FIN (DRAINING) every conn reads raw
+ * TCP and discards (transport.h). */
+static inline const vigil__transport *vigil__conn_transport(
+    const vigil_conn *c) {
+  return c->state == VIGIL_CONN_DRAINING ? &vigil__transport_tcp : c->tp;
+}
 
 static inline vigil_conn_state vigil__state(const vigil_conn *c) {
   return (vigil_conn_state)c->state;

@@ -56,7 +56,6 @@
 #include "identity.h"
 #include "outqueue.h"
 #include "sockopt.h"
-#include "tls_internal.h"
 
 void vigil__conn_report_dead(vigil_conn *c, vigil_reason reason) {
   vigil_hub *hub = c->hub;
@@ -98,7 +97,7 @@ static void finish(vigil_conn *c, vigil__close_mode mode) {
     c->flags |= VIGIL__F_ABORTIVE;
     vigil__sock_set_abort_linger(c->io.fd);
   }
-  vigil__outq_clear(c);
+  vigil__outq_clear(&c->outq);
   /* A watch-only host may still have its own watcher on this fd until it
    * sees on_close; closing now could let the number be reused under it.
    * Owned fds close at once so the peer sees FIN/RST without delay. */
@@ -117,7 +116,7 @@ static void finish(vigil_conn *c, vigil__close_mode mode) {
 static void begin_graceful(vigil_conn *c) {
   c->state = VIGIL_CONN_FLUSHING;
   c->t.state_since = c->hub->now_ms;
-  if (c->queued == 0) {
+  if (c->outq.queued == 0) {
     vigil__conn_flushed(c);
     return;
   }
@@ -154,7 +153,7 @@ void vigil__conn_flushed(vigil_conn *c) {
     return; /* GOODBYE sent: the peer closes first (conn_codec.c) */
   /* TLS: close_notify precedes our FIN, or the peer cannot tell our end
    * from a truncation attack. Called again once it is written. */
-  if (vigil__conn_is_tls(c) && !vigil__tls_close_notify(c)) return;
+  if (c->tp->close_step && !c->tp->close_step(c)) return;
   if (c->flags & VIGIL__F_PEER_FIN) {
     /* The peer closed first: our close() answers its FIN and TIME_WAIT
      * stays on the peer. */
@@ -189,7 +188,7 @@ void vigil__conn_peer_fin(vigil_conn *c) {
     return;
   case VIGIL_CONN_FLUSHING:
     /* Nothing left to flush: a GOODBYE hold, which this FIN completes. */
-    if (c->queued == 0) {
+    if (c->outq.queued == 0) {
       vigil__conn_flushed(c);
       return;
     }
@@ -247,8 +246,9 @@ void vigil__conn_deadline_close(vigil_conn *c, unsigned due) {
     /* An unfinished TLS handshake has nothing to flush, and draining
      * would let a staller that trickles bytes hold on until linger_max. */
     vigil__conn_close(c, VIGIL_REASON_HANDSHAKE_TIMEOUT,
-                      vigil__tls_handshaking(c) ? VIGIL__CLOSE_NOW
-                                                : VIGIL__CLOSE_GRACEFUL);
+                      (c->flags & VIGIL__F_TP_HANDSHAKE)
+                          ? VIGIL__CLOSE_NOW
+                          : VIGIL__CLOSE_GRACEFUL);
   } else if (due & VIGIL__DUE_CLOSE_WAIT) {
     vigil__conn_close(c, VIGIL_REASON_CLOSE_WAIT_TIMEOUT,
                       VIGIL__CLOSE_GRACEFUL);

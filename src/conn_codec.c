@@ -267,7 +267,7 @@ int vigil__codec_holds_fin(vigil_conn *c) {
 int vigil__codec_release_fin(vigil_conn *c) {
   codec *k = codec_of(c);
   if (!k || k->goodbye != GB_HOLD || c->state != VIGIL_CONN_FLUSHING ||
-      c->queued > 0)
+      c->outq.queued > 0)
     return 0;
   /* A peer that did not even acknowledge the GOODBYE is gone: a FIN now
    * would only retransmit; leave it to the drain cut (RST). */

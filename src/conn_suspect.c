@@ -88,7 +88,7 @@ vigil_reason vigil__timedout_reason(vigil_conn *c) {
       return VIGIL_REASON_USER_TIMEOUT;
     if (ti.probes > 0) return VIGIL_REASON_KEEPALIVE_TIMEOUT;
   }
-  if (c->queued > 0) return VIGIL_REASON_USER_TIMEOUT;
+  if (c->outq.queued > 0) return VIGIL_REASON_USER_TIMEOUT;
   return c->policy->keepalive ? VIGIL_REASON_KEEPALIVE_TIMEOUT
                               : VIGIL_REASON_USER_TIMEOUT;
 }

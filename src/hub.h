@@ -17,8 +17,6 @@
 
 /* Size of the hub's shared read buffer. */
 #define VIGIL__READ_BUF 65536
-/* Reads per readiness callback before yielding to other connections. */
-#define VIGIL__READS_PER_EVENT 4
 
 /* Objects a hub owns besides its conns (listeners, clients). They are
  * linked in hub->owned while alive; released ones wait in hub->graveyard

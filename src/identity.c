@@ -54,7 +54,6 @@
 #include "event.h"
 #include "hub.h"
 #include "identity.h"
-#include "tls_internal.h"
 
 /* Identities longer than this are refused (MQTT client ids fit). */
 #define ID_MAX_LEN 65535u
@@ -435,6 +434,40 @@ static int claim(vigil_hub *hub, vigil_conn *c, const void *id, size_t len) {
   return resolve(hub, idx, e, c, now);
 }
 
+/* ---- certificate proof ---- */
+
+static const char NOT_PROVEN[] = "identity not proven by certificate";
+
+static int proof_of(const vigil_conn *c, const void *id, size_t len) {
+  return c->tp->proof ? c->tp->proof(c, id, len) : VIGIL__PROOF_NONE;
+}
+
+/* With identity_proof (vigil/tls.h), a certificate says who a peer is and
+ * a claim in protocol data is only a claim:
+ *  - a conn whose certificate proves an identity may claim only that one;
+ *  - an identity held by a conn that proved it moves only to another conn
+ *    that proves it too: a peer cannot kick a device off by naming it;
+ *  - a conn that proves nothing claims like any plain TCP conn.
+ * Returns VIGIL_OK, or VIGIL_EREJECTED after setting the close detail. */
+static int proof_check(vigil_conn *c, const void *id, size_t len) {
+  int mine = proof_of(c, id, len);
+  int kind = mine & VIGIL__PROOF_KIND;
+  if ((mine & VIGIL__PROOF_ENFORCED) && kind != VIGIL__PROOF_NONE) {
+    if (kind == VIGIL__PROOF_MATCH) return VIGIL_OK;
+  } else {
+    vigil_conn *holder = vigil_hub_find_identity(c->hub, id, len);
+    if (!holder || holder == c || !staying(holder)) return VIGIL_OK;
+    int theirs = proof_of(holder, id, len);
+    if (!(theirs & VIGIL__PROOF_ENFORCED) ||
+        (theirs & VIGIL__PROOF_KIND) != VIGIL__PROOF_MATCH ||
+        kind == VIGIL__PROOF_MATCH)
+      return VIGIL_OK;
+  }
+  vigil__conn_ext *x = vigil__conn_ext_get(c);
+  if (x && !x->detail) x->detail = NOT_PROVEN;
+  return VIGIL_EREJECTED;
+}
+
 /* ---- public API ---- */
 
 int vigil_conn_identify(vigil_conn *c, const void *id, size_t len) {
@@ -448,7 +481,7 @@ int vigil_conn_identify(vigil_conn *c, const void *id, size_t len) {
   uint64_t outer_claim = vigil__metrics_claim_begin(hub);
   /* Certificate proof (tls_ident.c) comes first: a claim that a TLS
    * identity contradicts closes the conn even if it already holds one. */
-  int rc = vigil__tls_claim_check(c, id, len);
+  int rc = proof_check(c, id, len);
   if (rc != VIGIL_OK)
     vigil__conn_close(c, VIGIL_REASON_TAKEOVER_REJECTED,
                       VIGIL__CLOSE_GRACEFUL);

@@ -18,7 +18,6 @@
 
 #include "close.h"
 #include "conn.h"
-#include "conn_codec.h"
 #include "event.h"
 #include "hub.h"
 #include "outqueue.h"
@@ -89,8 +88,10 @@ static int prepare(vigil_hub *hub, const vigil_policy *policy,
   int rc = VIGIL_OK;
   if (opts->tls_ctx) rc = vigil__tls_adopt(c, opts);
   if (rc == VIGIL_OK) {
-    c->cb = vigil__hub_intern_cb(hub, opts->callbacks);
-    if (!c->cb || vigil__hub_add_conn(hub, c) != VIGIL_OK) rc = VIGIL_ENOMEM;
+    c->hooks = vigil__hub_intern_hooks(hub, opts->callbacks,
+                                       vigil__protocol_of(c->policy));
+    if (!c->hooks || vigil__hub_add_conn(hub, c) != VIGIL_OK)
+      rc = VIGIL_ENOMEM;
   }
   if (rc != VIGIL_OK) {
     discard(c, hub);
@@ -191,7 +192,7 @@ void vigil__conn_free(vigil_conn *c) {
   vigil__policy_unref(c->policy);
   if (c->tp->free) c->tp->free(c);
   if (c->ext) {
-    vigil__codec_free(c);
+    if (c->ext->proto_state_of) c->ext->proto_state_of->free(c);
     free(c->ext->identity);
     free(c->ext->host_detail);
     free(c->ext);
@@ -260,8 +261,8 @@ static int report_idle(vigil_conn *c, vigil_idle_kind kind) {
     ev.idle_kind = kind;
     vigil__event_send(hub, &ev);
   }
-  if (c->cb->on_idle && c->state != VIGIL_CONN_CLOSED)
-    c->cb->on_idle(c, kind, c->user_data);
+  if (c->hooks->cb.on_idle && c->state != VIGIL_CONN_CLOSED)
+    c->hooks->cb.on_idle(c, kind, c->user_data);
   return c->state == VIGIL_CONN_OPEN;
 }
 
@@ -273,12 +274,7 @@ void vigil__conn_ask_ping(vigil_conn *c) {
     vigil__event_init(&ev, VIGIL_EV_PING_DUE, hub, c);
     vigil__event_send(hub, &ev);
   }
-  if (c->policy->frame_codec) {
-    vigil__codec_send_ping(c); /* the codec pings by itself */
-    return;
-  }
-  if (c->cb->on_ping_due && c->state != VIGIL_CONN_CLOSED)
-    c->cb->on_ping_due(c, c->user_data);
+  c->hooks->proto->ping(c); /* the codec pings by itself, raw asks the host */
 }
 
 static void check_deadlines(vigil_conn *c) {
@@ -364,7 +360,7 @@ static void read_input(vigil_conn *c) {
     ssize_t n = tp->read(c, hub->rbuf, VIGIL__READ_BUF);
     if (n > 0) {
       if (!vigil__closing(c))
-        vigil__conn_deliver(c, hub->rbuf, (size_t)n);
+        c->hooks->proto->on_bytes(c, hub->rbuf, (size_t)n);
       /* DRAINING: from here on the socket is read as raw TCP. */
       if (c->state == VIGIL_CONN_CLOSED || c->state == VIGIL_CONN_DRAINING ||
           hub->free_requested)
@@ -378,14 +374,6 @@ static void read_input(vigil_conn *c) {
   /* Bytes left inside the transport never make the fd readable again:
    * come back on the next loop iteration. */
   if (tp->pending && tp->pending(c)) ev_feed_event(hub->loop, &c->io, EV_READ);
-}
-
-void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len) {
-  if (c->policy->frame_codec) {
-    vigil__codec_feed(c, data, len);
-    return;
-  }
-  if (c->cb->on_data) c->cb->on_data(c, data, len, c->user_data);
 }
 
 /* 1 once nothing more may happen on c in this callback. */
@@ -482,8 +470,13 @@ int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p) {
    * given while it runs. */
   if (q.handshake_timeout_ms == 0)
     q.handshake_timeout_ms = c->tp->handshake_default_ms;
-  const vigil_policy *own = vigil__policy_new(&q);
+  /* frame_codec may change the protocol: the old one's state stays with
+   * the conn (this call may come from inside it) until the conn goes. */
+  const vigil__hooks *hooks = vigil__hub_intern_hooks(
+      c->hub, &c->hooks->cb, vigil__protocol_of(&q));
+  const vigil_policy *own = hooks ? vigil__policy_new(&q) : NULL;
   if (!own) return VIGIL_ENOMEM;
+  c->hooks = hooks;
   vigil__conn_use_policy(c, own);
   vigil__policy_unref(own);
   int rc = vigil__sock_apply(c->io.fd, c->policy);

@@ -17,6 +17,7 @@
 #include "deadline.h"
 #include "hub.h"
 #include "outqueue.h"
+#include "protocol.h"
 #include "transport.h"
 #include "vigil.h"
 #include "wheel.h"
@@ -58,7 +59,8 @@ struct vigil_conn {
   uint64_t bytes_in;
   uint64_t bytes_out;
   const vigil_policy *policy;        /* shared (policy_share.c): a ref */
-  const vigil_conn_callbacks *cb;    /* interned in the hub */
+  const vigil__hooks *hooks;         /* protocol + host callbacks,
+                                        interned in the hub */
   const vigil__transport *tp;        /* TCP or TLS (transport.h) */
   void *user_data;
   vigil__outq outq;                  /* output the kernel did not take */
@@ -72,8 +74,11 @@ struct vigil__conn_ext {
   char *identity;        /* NUL-terminated copy; NULL = none */
   size_t identity_len;
   uint64_t epoch;        /* identity index epoch (takeover guard) */
-  void *tls;             /* TLS state (tls.c) */
-  void *codec;           /* frame codec state (conn_codec.c) */
+  void *tls;             /* TLS state (tls_conn.c) */
+  void *proto_state;     /* protocol state (the frame codec's) */
+  const struct vigil__protocol *proto_state_of; /* whose free releases it:
+                            it outlives a protocol change, since the
+                            change may come from inside that protocol */
   const char *detail;    /* close detail (protocol error, TLS reason) */
   char *host_detail;     /* owned copy from vigil_close_ex */
   int truncated;         /* TLS: peer closed without close_notify */
@@ -104,8 +109,6 @@ int vigil__conn_flush(vigil_conn *c);
 /* Classifies a failed I/O errno and closes the conn accordingly. */
 void vigil__conn_io_failed(vigil_conn *c, int err);
 vigil__conn_ext *vigil__conn_ext_get(vigil_conn *c);
-/* Hands received bytes to the host (or the frame codec). */
-void vigil__conn_deliver(vigil_conn *c, const void *data, size_t len);
 /* Sets the ping bit, emits ping_due and calls on_ping_due. */
 void vigil__conn_ask_ping(vigil_conn *c);
 /* Emits the "dead" event with a tcp_info snapshot. */

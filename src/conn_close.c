@@ -50,7 +50,6 @@
 
 #include "close.h"
 #include "conn.h"
-#include "conn_codec.h"
 #include "event.h"
 #include "hub.h"
 #include "identity.h"
@@ -133,8 +132,8 @@ void vigil__conn_close(vigil_conn *c, vigil_reason reason,
     return;
   }
   if (vigil__closing(c)) return; /* already on its way */
-  if (c->policy->frame_codec) {
-    vigil__codec_before_close(c); /* may send GOODBYE (or fail and close) */
+  if (c->hooks->proto->before_close) {
+    c->hooks->proto->before_close(c); /* may send GOODBYE, or fail and close */
     if (c->state == VIGIL_CONN_CLOSED) return;
   }
   begin_graceful(c);
@@ -149,8 +148,8 @@ static void emit_simple(vigil_conn *c, vigil_event_type type) {
 }
 
 void vigil__conn_flushed(vigil_conn *c) {
-  if (c->policy->frame_codec && vigil__codec_holds_fin(c))
-    return; /* GOODBYE sent: the peer closes first (conn_codec.c) */
+  if (c->hooks->proto->holds_fin && c->hooks->proto->holds_fin(c))
+    return; /* GOODBYE sent: the peer closes first (proto_frame.c) */
   /* TLS: close_notify precedes our FIN, or the peer cannot tell our end
    * from a truncation attack. Called again once it is written. */
   if (c->tp->close_step && !c->tp->close_step(c)) return;
@@ -205,13 +204,13 @@ void vigil__conn_peer_fin(vigil_conn *c) {
   vigil__conn_update_io(c);
   emit_simple(c, VIGIL_EV_PEER_FIN);
   if (c->state != VIGIL_CONN_CLOSE_WAIT) return;
-  if (c->cb->on_peer_closed) {
-    c->cb->on_peer_closed(c, c->user_data);
+  if (c->hooks->cb.on_peer_closed) {
+    c->hooks->cb.on_peer_closed(c, c->user_data);
     if (c->state != VIGIL_CONN_CLOSE_WAIT) return;
   }
   /* With nobody told (no callback) or no grace, the peer's close is the
    * connection's end: close now, still flushing what was queued. */
-  if (!c->cb->on_peer_closed || c->policy->close_wait_grace_ms == 0) {
+  if (!c->hooks->cb.on_peer_closed || c->policy->close_wait_grace_ms == 0) {
     vigil__conn_close(c, VIGIL_REASON_PEER_CLOSED, VIGIL__CLOSE_GRACEFUL);
     return;
   }
@@ -254,8 +253,8 @@ void vigil__conn_deadline_close(vigil_conn *c, unsigned due) {
                       VIGIL__CLOSE_GRACEFUL);
   } else if (due & (VIGIL__DUE_DRAIN | VIGIL__DUE_LINGER)) {
     /* A GOODBYE hold that got no FIN falls back to closing first. */
-    if (!(due & VIGIL__DUE_LINGER) && c->policy->frame_codec &&
-        vigil__codec_release_fin(c)) {
+    if (!(due & VIGIL__DUE_LINGER) && c->hooks->proto->release_fin &&
+        c->hooks->proto->release_fin(c)) {
       vigil__conn_flushed(c);
       return;
     }

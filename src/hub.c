@@ -117,8 +117,8 @@ static void deliver_closed(vigil_hub *hub) {
     hub->closed_head = c->next_closed;
     if (!hub->closed_head) hub->closed_tail = NULL;
     c->flags |= VIGIL__F_CB_DONE;
-    if (c->cb->on_close)
-      c->cb->on_close(c, (vigil_reason)c->reason, c->user_data);
+    if (c->hooks->cb.on_close)
+      c->hooks->cb.on_close(c, (vigil_reason)c->reason, c->user_data);
     vigil__conn_free(c);
   }
 }
@@ -266,19 +266,22 @@ void vigil__hub_remove_conn(vigil_hub *hub, vigil_conn *c) {
   c->slot = UINT32_MAX;
 }
 
-const vigil_conn_callbacks *vigil__hub_intern_cb(vigil_hub *hub,
-                                                 const vigil_conn_callbacks *cb) {
-  static const vigil_conn_callbacks none;
-  if (!cb) cb = &none;
+const vigil__hooks *vigil__hub_intern_hooks(vigil_hub *hub,
+                                            const vigil_conn_callbacks *cb,
+                                            const vigil__protocol *proto) {
+  vigil__hooks want;
+  memset(&want, 0, sizeof want); /* padding too: compared with memcmp */
+  if (cb) want.cb = *cb;
+  want.proto = proto;
   /* Hosts use a handful of distinct callback sets; a short list suffices. */
-  for (vigil__cbset *s = hub->cbsets; s; s = s->next)
-    if (memcmp(&s->cb, cb, sizeof *cb) == 0) return &s->cb;
-  vigil__cbset *s = calloc(1, sizeof *s);
+  for (vigil__hookset *s = hub->hooksets; s; s = s->next)
+    if (memcmp(&s->hooks, &want, sizeof want) == 0) return &s->hooks;
+  vigil__hookset *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  s->cb = *cb;
-  s->next = hub->cbsets;
-  hub->cbsets = s;
-  return &s->cb;
+  s->hooks = want;
+  s->next = hub->hooksets;
+  hub->hooksets = s;
+  return &s->hooks;
 }
 
 /* Closes everything now and releases the hub. Runs at depth 0 only. */
@@ -304,10 +307,10 @@ static void hub_destroy(vigil_hub *hub) {
   ev_ref(hub->loop);
   ev_check_stop(hub->loop, &hub->clock_refresh);
   vigil__identity_hub_free(hub);
-  while (hub->cbsets) {
-    vigil__cbset *n = hub->cbsets->next;
-    free(hub->cbsets);
-    hub->cbsets = n;
+  while (hub->hooksets) {
+    vigil__hookset *n = hub->hooksets->next;
+    free(hub->hooksets);
+    hub->hooksets = n;
   }
   reap_graveyard(hub);
   vigil__policy_unref(hub->policy);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "protocol.h"
 #include "util.h"
 #include "vigil.h"
 #include "wheel.h"
@@ -38,10 +39,10 @@ struct vigil__owned {
   void (*release)(vigil__owned *o);
 };
 
-typedef struct vigil__cbset {
-  struct vigil__cbset *next;
-  vigil_conn_callbacks cb;
-} vigil__cbset;
+typedef struct vigil__hookset {
+  struct vigil__hookset *next;
+  vigil__hooks hooks;
+} vigil__hookset;
 
 struct vigil_hub {
   struct ev_loop *loop;
@@ -59,7 +60,7 @@ struct vigil_hub {
   uint32_t cap_conns;
   vigil_conn *closed_head;     /* pending on_close (FIFO) */
   vigil_conn *closed_tail;
-  vigil__cbset *cbsets;
+  vigil__hookset *hooksets;   /* interned conn hooks */
   vigil__owned *owned;         /* live listeners and clients */
   vigil__owned *graveyard;     /* released while depth > 0 */
   char *rbuf;                  /* shared read buffer, VIGIL__READ_BUF */
@@ -105,8 +106,10 @@ static inline int vigil__hub_wants_events(const vigil_hub *hub) {
 int vigil__hub_add_conn(vigil_hub *hub, vigil_conn *c);
 void vigil__hub_remove_conn(vigil_hub *hub, vigil_conn *c);
 void vigil__hub_queue_closed(vigil_hub *hub, vigil_conn *c);
-const vigil_conn_callbacks *vigil__hub_intern_cb(vigil_hub *hub,
-                                                 const vigil_conn_callbacks *cb);
+/* The hub's shared copy of {cb (NULL = none), proto}; NULL on ENOMEM. */
+const vigil__hooks *vigil__hub_intern_hooks(vigil_hub *hub,
+                                            const vigil_conn_callbacks *cb,
+                                            const vigil__protocol *proto);
 /* Arms the hub's tick timer for the wheel's next expiry. */
 void vigil__hub_rearm(vigil_hub *hub);
 

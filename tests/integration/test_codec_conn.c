@@ -521,8 +521,8 @@ static int got_bytes(void *arg) {
 
 static size_t parser_held(vigil_conn *c) {
   /* conn_codec.c keeps the parser first in its state. */
-  return c->ext && c->ext->codec
-             ? vigil_frame_parser_held((vigil_frame_parser *)c->ext->codec)
+  return c->ext && c->ext->proto_state
+             ? vigil_frame_parser_held((vigil_frame_parser *)c->ext->proto_state)
              : 0;
 }
 

@@ -32,9 +32,10 @@
  *
  * The hold lives in FLUSHING because that state already reads (and
  * discards) input, has the right deadline (no byte sent for drain_timeout)
- * and refuses host sends. conn_close.c asks this file three questions:
- * before_close (send GOODBYE?), holds_fin (stay in FLUSHING?) and
- * release_fin (the bound passed: go on with the normal close).
+ * and refuses host sends. The close machine asks this protocol three
+ * questions (protocol.h): before_close (send GOODBYE?), holds_fin (stay
+ * in FLUSHING?) and release_fin (the bound passed: go on with the normal
+ * close).
  *
  * Memory: the codec state is allocated on a conn's first received byte or
  * first codec call. The parser's heap buffer (only for payloads split across
@@ -48,7 +49,7 @@
 
 #include "close.h"
 #include "conn.h"
-#include "conn_codec.h"
+#include "protocol.h"
 #include "hub.h"
 #include "sockopt.h"
 
@@ -63,7 +64,7 @@ enum {
 #define STACK_FRAME_MAX 2048
 
 /* Per-conn codec state; `parser` stays the first member so tests may look
- * at it through ext->codec. */
+ * at it through ext->proto_state. */
 typedef struct codec {
   vigil_frame_parser parser;
   uint8_t hello_seen;
@@ -73,7 +74,9 @@ typedef struct codec {
 } codec;
 
 static codec *codec_of(vigil_conn *c) {
-  return c->ext ? (codec *)c->ext->codec : NULL;
+  return c->ext && c->ext->proto_state_of == &vigil__protocol_frame
+             ? (codec *)c->ext->proto_state
+             : NULL;
 }
 
 /* Returns the conn's codec state, creating it; NULL on ENOMEM. */
@@ -88,17 +91,19 @@ static codec *codec_get(vigil_conn *c) {
     free(k);
     return NULL;
   }
-  ext->codec = k;
+  ext->proto_state = k;
+  ext->proto_state_of = &vigil__protocol_frame;
   return k;
 }
 
-void vigil__codec_free(vigil_conn *c) {
+static void frame_free(vigil_conn *c) {
   codec *k = codec_of(c);
   if (!k) return;
   vigil_frame_parser_free(&k->parser);
   free(k->detail);
   free(k);
-  c->ext->codec = NULL;
+  c->ext->proto_state = NULL;
+  c->ext->proto_state_of = NULL;
 }
 
 /* 1 once the conn must not be handed more frames. */
@@ -143,8 +148,8 @@ static void hello(vigil_conn *c, codec *k, const vigil_frame *f) {
     return;
   }
   k->hello_seen = 1;
-  if (c->cb->on_hello) {
-    c->cb->on_hello(c, f->payload, f->len, c->user_data);
+  if (c->hooks->cb.on_hello) {
+    c->hooks->cb.on_hello(c, f->payload, f->len, c->user_data);
     return;
   }
   if (vigil_conn_identify(c, f->payload, f->len) == VIGIL_OK &&
@@ -160,7 +165,7 @@ static int on_frame(void *ud, const vigil_frame *f) {
     k->buf_used = 1;
   switch (f->type) {
   case VIGIL_FRAME_DATA:
-    if (c->cb->on_data) c->cb->on_data(c, f->payload, f->len, c->user_data);
+    if (c->hooks->cb.on_data) c->hooks->cb.on_data(c, f->payload, f->len, c->user_data);
     break;
   case VIGIL_FRAME_HELLO:
     hello(c, k, f);
@@ -181,7 +186,7 @@ static int on_frame(void *ud, const vigil_frame *f) {
   return stopped(c);
 }
 
-void vigil__codec_feed(vigil_conn *c, const void *data, size_t len) {
+static void frame_bytes(vigil_conn *c, const void *data, size_t len) {
   codec *k = codec_get(c);
   if (!k) {
     c->sys_errno = ENOMEM;
@@ -211,7 +216,7 @@ void vigil__codec_feed(vigil_conn *c, const void *data, size_t len) {
     vigil_frame_parser_trim(&k->parser);
 }
 
-void vigil__codec_send_ping(vigil_conn *c) {
+static void frame_ping(vigil_conn *c) {
   if (c->state != VIGIL_CONN_OPEN && c->state != VIGIL_CONN_HANDSHAKE) return;
   codec *k = codec_get(c);
   /* Ping time means nothing was sent for ping_interval: a good moment to
@@ -228,7 +233,7 @@ void vigil__codec_send_ping(vigil_conn *c) {
   if (n > 0) vigil_send(c, ping, (size_t)n);
 }
 
-/* ---- peer-first close hooks (conn_close.c) ---- */
+/* ---- peer-first close hooks (the close machine, close.h) ---- */
 
 /* Queues GOODBYE code/text; VIGIL_OK or vigil_send's error. */
 static int send_goodbye(vigil_conn *c, unsigned code, const char *text) {
@@ -238,7 +243,7 @@ static int send_goodbye(vigil_conn *c, unsigned code, const char *text) {
   return vigil_send(c, buf, (size_t)n);
 }
 
-void vigil__codec_before_close(vigil_conn *c) {
+static void frame_before_close(vigil_conn *c) {
   if ((c->flags & VIGIL__F_WATCH_ONLY) || (c->flags & VIGIL__F_PEER_FIN))
     return; /* a peer that sent FIN already closed first */
   vigil_reason r = (vigil_reason)c->reason;
@@ -256,7 +261,7 @@ void vigil__codec_before_close(vigil_conn *c) {
   k->goodbye = r == VIGIL_REASON_PROTOCOL_ERROR ? GB_SENT : GB_HOLD;
 }
 
-int vigil__codec_holds_fin(vigil_conn *c) {
+static int frame_holds_fin(vigil_conn *c) {
   codec *k = codec_of(c);
   if (!k || k->goodbye != GB_HOLD || (c->flags & VIGIL__F_PEER_FIN)) return 0;
   vigil__conn_update_io(c); /* keep reading: the peer's FIN is the signal */
@@ -264,7 +269,7 @@ int vigil__codec_holds_fin(vigil_conn *c) {
   return 1;
 }
 
-int vigil__codec_release_fin(vigil_conn *c) {
+static int frame_release_fin(vigil_conn *c) {
   codec *k = codec_of(c);
   if (!k || k->goodbye != GB_HOLD || c->state != VIGIL_CONN_FLUSHING ||
       c->outq.queued > 0)
@@ -278,6 +283,16 @@ int vigil__codec_release_fin(vigil_conn *c) {
   if (!c->ext->detail) c->ext->detail = "no FIN after GOODBYE: closed first";
   return 1;
 }
+
+const vigil__protocol vigil__protocol_frame = {
+    .name = "frame",
+    .on_bytes = frame_bytes,
+    .ping = frame_ping,
+    .before_close = frame_before_close,
+    .holds_fin = frame_holds_fin,
+    .release_fin = frame_release_fin,
+    .free = frame_free,
+};
 
 /* ---- public API (include/vigil/frame.h) ---- */
 

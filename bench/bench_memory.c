@@ -15,7 +15,7 @@
  *   rss_per_conn      VmRSS delta / N (user space only; the kernel's socket
  *                     memory, about 4 KiB of slab per socket, is not in RSS)
  *
- * vigil only, from the hub's own structures (src/internal.h):
+ * vigil only, from the hub's own structures (src/hub.h, src/conn.h):
  *   conn_struct       sizeof(struct vigil_conn)
  *   conn_alloc        malloc_usable_size() of a conn (what malloc hands out;
  *                     the median over conns) + ext blocks, per conn

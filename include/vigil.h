@@ -348,7 +348,7 @@ typedef struct vigil_conn vigil_conn;
 typedef struct vigil_listener vigil_listener;
 
 /*
- * Connection states. The full diagram is in docs/close.md.
+ * Connection states. The full diagram is in docs/close.md and src/close.c.
  *
  *   HANDSHAKE --ready--> OPEN --peer FIN--> CLOSE_WAIT --host close--+
  *       |                 |                      |                   |

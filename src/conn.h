@@ -27,8 +27,6 @@
 #define VIGIL__F_TP_HANDSHAKE 0x02u /* the transport's handshake runs */
 #define VIGIL__F_PEER_FIN 0x04u    /* peer's FIN seen */
 #define VIGIL__F_SHUT_WR 0x08u     /* our FIN sent */
-#define VIGIL__F_WRITING 0x10u     /* io watcher includes EV_WRITE */
-#define VIGIL__F_READING 0x20u     /* io watcher includes EV_READ */
 #define VIGIL__F_CB_DONE 0x40u     /* on_close delivered */
 #define VIGIL__F_ABORTIVE 0x80u    /* close with RST */
 
@@ -84,41 +82,23 @@ struct vigil__conn_ext {
   int truncated;         /* TLS: peer closed without close_notify */
 };
 
-struct sockaddr;
-/* Adoption of a connected non-blocking socket whose peer is known (the
- * listener's path): `policy` is a shared policy the conn takes a
- * reference to (opts->policy is not read); on error the fd is untouched
- * and still the caller's. */
-int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
-                 const vigil_policy *policy, const vigil_adopt_options *opts,
-                 vigil_conn **out);
-/* May c take len more bytes of output? VIGIL_OK, VIGIL_ESTATE
- * (watch-only), VIGIL_ECLOSED, or VIGIL_EOVERFLOW (after closing c when
- * overflow_action is CLOSE). */
-int vigil__conn_check_send(vigil_conn *c, size_t len);
+/* Starts, stops or changes the io watcher to match what the state and
+ * the transport need. */
+void vigil__conn_update_io(vigil_conn *c);
+/* The optional extension, created on first use; NULL on ENOMEM. */
+vigil__conn_ext *vigil__conn_ext_get(vigil_conn *c);
 /* Gives c the shared policy p (takes a reference, drops the old one). */
 void vigil__conn_use_policy(vigil_conn *c, const vigil_policy *p);
-void vigil__conn_schedule(vigil_conn *c);
-void vigil__conn_on_deadline(vigil__wheel_node *n, void *ctx);
-void vigil__conn_update_io(vigil_conn *c);
-void vigil__conn_free(vigil_conn *c);
-/* Writes queued output through the transport and lets the close machine
- * go on when a graceful close waited for it; returns 0, or -1 when the
- * conn closed. */
-int vigil__conn_flush(vigil_conn *c);
-/* Classifies a failed I/O errno and closes the conn accordingly. */
-void vigil__conn_io_failed(vigil_conn *c, int err);
-vigil__conn_ext *vigil__conn_ext_get(vigil_conn *c);
-/* Sets the ping bit, emits ping_due and calls on_ping_due. */
-void vigil__conn_ask_ping(vigil_conn *c);
-/* Emits the "dead" event with a tcp_info snapshot. */
-void vigil__conn_report_dead(vigil_conn *c, vigil_reason reason);
-/* Queues a message through the transport (after vigil__conn_check_send):
- * VIGIL_OK, VIGIL_ECLOSED or VIGIL_ENOMEM (c then closed). */
-int vigil__conn_send(vigil_conn *c, const void *data, size_t len);
+/* vigil_conn_set_policy after its checks: a private copy of p (a
+ * transport handshake stays bounded), the protocol it asks for, socket
+ * options re-applied, deadlines judged afresh. VIGIL_OK, VIGIL_ENOMEM, or
+ * the error of a socket option the kernel refused. */
+int vigil__conn_set_policy(vigil_conn *c, const vigil_policy *p);
 /* The "open" event; detail and tls_resumed for TLS conns (NULL, -1 for
  * plain ones). */
 void vigil__conn_emit_open(vigil_conn *c, const char *detail, int tls_resumed);
+/* Releases everything of a conn whose on_close ran (or never will). */
+void vigil__conn_free(vigil_conn *c);
 
 /* Activity accounting (raw bytes on the wire): a stored timestamp and
  * cleared "already reported" bits, nothing else (the hot path). */

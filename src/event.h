@@ -1,4 +1,4 @@
-/* Building and sending diagnostics events (internal; event_emit.c).
+/* Building and sending diagnostics events (internal; event.c).
  * Formatting is event_format.c. */
 #ifndef VIGIL_EVENT_H
 #define VIGIL_EVENT_H

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "metrics.h"
 #include "protocol.h"
 #include "util.h"
@@ -32,6 +33,8 @@ struct vigil__owned {
   vigil__owned *next;
   vigil__owned *prev;
   vigil__owned_kind kind;
+  uint16_t port; /* a listener's local port (the hub census examines the
+                    hub's ports); 0 = none */
   /* The hub is being destroyed: stop every watcher; free the object or
    * detach it (a client stays the host's to free). */
   void (*hub_gone)(vigil__owned *o);
@@ -84,33 +87,45 @@ struct vigil_hub {
   vigil__metrics metrics;
 };
 
-uint64_t vigil__hub_clock(vigil_hub *hub);
+/* The hub's clock (monotonic ms): the injected one, or CLOCK_MONOTONIC.
+ * Never runs backwards: deadlines assume it. */
+static inline uint64_t vigil__hub_clock(vigil_hub *hub) {
+  uint64_t now = hub->opts.clock ? hub->opts.clock(hub->opts.clock_data)
+                                 : vigil__monotonic_ms();
+  if (now > hub->now_ms) hub->now_ms = now;
+  return hub->now_ms;
+}
+
 /* Brackets around vigil code that may run host code (see hub.c): public
- * calls use enter, watcher callbacks enter_loop. */
-void vigil__hub_enter(vigil_hub *hub);
-void vigil__hub_enter_loop(vigil_hub *hub);
+ * calls use enter, watcher callbacks enter_loop. Internal functions never
+ * bracket: they run inside an entry point's. */
+static inline void vigil__hub_enter(vigil_hub *hub) { hub->depth++; }
+static inline void vigil__hub_enter_loop(vigil_hub *hub) {
+  if (hub->depth++ == 0) hub->entered_from_loop = 1;
+}
+/* Leaves a bracket; the outermost leave reaps released objects and
+ * performs a hub free requested inside (see hub.c). */
 void vigil__hub_leave(vigil_hub *hub);
 /* Links o into the hub's owned list / unlinks it. */
 void vigil__hub_own(vigil_hub *hub, vigil__owned *o);
 void vigil__hub_disown(vigil_hub *hub, vigil__owned *o);
 /* Frees an unlinked o now, or once no vigil code is on the stack. */
 void vigil__hub_release(vigil_hub *hub, vigil__owned *o);
-/* 1 once the conn's hub is going away: the conn takes no new work. */
-static inline int vigil__hub_going(const vigil_hub *hub) {
-  return hub->free_requested;
+/* Runs every deadline due by the hub's clock now, then re-arms the tick
+ * timer (the tick's own work, and what tests call after moving a fake
+ * clock). An entry point: it brackets the hub. */
+void vigil__hub_run_due(vigil_hub *hub);
+/* Delivers on_close for every queued conn, then frees it. */
+void vigil__hub_deliver_closed(vigil_hub *hub);
+/* The hub's counters now (vigil_hub_stats). */
+static inline void vigil__hub_stats_get(const vigil_hub *hub,
+                                        vigil_stats *out) {
+  *out = hub->stats;
+  out->open = hub->nconns;
 }
+
 /* 1 when someone listens to events: callers skip building them if not. */
 static inline int vigil__hub_wants_events(const vigil_hub *hub) {
   return hub->opts.on_event != NULL;
 }
-int vigil__hub_add_conn(vigil_hub *hub, vigil_conn *c);
-void vigil__hub_remove_conn(vigil_hub *hub, vigil_conn *c);
-void vigil__hub_queue_closed(vigil_hub *hub, vigil_conn *c);
-/* The hub's shared copy of {cb (NULL = none), proto}; NULL on ENOMEM. */
-const vigil__hooks *vigil__hub_intern_hooks(vigil_hub *hub,
-                                            const vigil_conn_callbacks *cb,
-                                            const vigil__protocol *proto);
-/* Arms the hub's tick timer for the wheel's next expiry. */
-void vigil__hub_rearm(vigil_hub *hub);
-
 #endif

@@ -4,9 +4,11 @@
 
 #include "vigil.h"
 
-/* Starts the periodic census when opts.census_interval_ms > 0. */
-void vigil__hub_census_start(vigil_hub *hub);
-/* Stops the census timer and frees the census state (hub_destroy). */
+/* One periodic census (the hub's census timer, census_interval_ms):
+ * takes it (the metrics keep it) and, for an event sink, emits "census",
+ * and "ghosts" past ghost_threshold. */
+void vigil__hub_census_tick(vigil_hub *hub);
+/* Frees the census state (CLOSE_WAIT first-seen table) with the hub. */
 void vigil__hub_census_free(vigil_hub *hub);
 
 #endif

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "conn.h"
 #include "event.h"
 #include "hub.h"
@@ -221,6 +222,7 @@ int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
   ev_timer_init(&l->retry, retry_cb, 0.0, 0.0);
   ev_io_start(hub->loop, &l->io);
   l->owned.kind = VIGIL__OWNED_LISTENER;
+  l->owned.port = l->port;
   l->owned.hub_gone = listener_hub_gone;
   l->owned.release = listener_release;
   vigil__hub_own(hub, &l->owned);
@@ -232,16 +234,6 @@ uint16_t vigil_listener_port(vigil_listener *l) { return l->port; }
 
 static vigil_listener *listener_of(vigil__owned *o) {
   return vigil__container_of(o, vigil_listener, owned);
-}
-
-size_t vigil__listener_ports(vigil_hub *hub, uint16_t *out, size_t cap) {
-  size_t n = 0;
-  for (vigil__owned *o = hub->owned; o; o = o->next) {
-    if (o->kind != VIGIL__OWNED_LISTENER) continue;
-    if (n < cap) out[n] = listener_of(o)->port;
-    n++;
-  }
-  return n;
 }
 
 int vigil_listener_fd(vigil_listener *l) { return l->io.fd; }

@@ -49,9 +49,13 @@
 
 #include "close.h"
 #include "conn.h"
-#include "protocol.h"
+#include "conn_io.h"
 #include "hub.h"
+#include "hub_conns.h"
+#include "proto_frame.h"
+#include "protocol.h"
 #include "sockopt.h"
+#include "takeover.h"
 
 enum {
   GB_NONE = 0, /* no GOODBYE sent */
@@ -60,7 +64,7 @@ enum {
   GB_DONE = 3, /* hold released (peer FIN or drain_timeout) */
 };
 
-/* Small payloads are framed on the stack and sent with one vigil_send. */
+/* Small payloads are framed on the stack and sent in one piece. */
 #define STACK_FRAME_MAX 2048
 
 /* Per-conn codec state; `parser` stays the first member so tests may look
@@ -152,9 +156,9 @@ static void hello(vigil_conn *c, codec *k, const vigil_frame *f) {
     c->hooks->cb.on_hello(c, f->payload, f->len, c->user_data);
     return;
   }
-  if (vigil_conn_identify(c, f->payload, f->len) == VIGIL_OK &&
+  if (vigil__identify(c, f->payload, f->len) == VIGIL_OK &&
       c->state == VIGIL_CONN_HANDSHAKE)
-    vigil_conn_ready(c);
+    vigil__conn_ready(c);
 }
 
 /* Parser callback: one valid frame. Non-zero stops the parser. */
@@ -174,7 +178,7 @@ static int on_frame(void *ud, const vigil_frame *f) {
     uint8_t pong[VIGIL_FRAME_SIZE(VIGIL_FRAME_TOKEN_SIZE)];
     int n = vigil_frame_encode(VIGIL_FRAME_PONG, f->payload, f->len, pong,
                                sizeof pong);
-    if (n > 0) vigil_send(c, pong, (size_t)n);
+    if (n > 0) vigil__conn_send(c, pong, (size_t)n);
     break;
   }
   case VIGIL_FRAME_PONG:
@@ -230,17 +234,17 @@ static void frame_ping(vigil_conn *c) {
   uint8_t ping[VIGIL_FRAME_SIZE(VIGIL_FRAME_TOKEN_SIZE)];
   int n = vigil_frame_encode(VIGIL_FRAME_PING, tok, sizeof tok, ping,
                              sizeof ping);
-  if (n > 0) vigil_send(c, ping, (size_t)n);
+  if (n > 0) vigil__conn_send(c, ping, (size_t)n);
 }
 
 /* ---- peer-first close hooks (the close machine, close.h) ---- */
 
-/* Queues GOODBYE code/text; VIGIL_OK or vigil_send's error. */
+/* Queues GOODBYE code/text; VIGIL_OK or the send's error. */
 static int send_goodbye(vigil_conn *c, unsigned code, const char *text) {
   uint8_t buf[VIGIL_FRAME_SIZE(VIGIL_FRAME_GOODBYE_MAX)];
   int n = vigil_frame_encode_goodbye(code, text, buf, sizeof buf);
   if (n < 0) return n;
-  return vigil_send(c, buf, (size_t)n);
+  return vigil__conn_send(c, buf, (size_t)n);
 }
 
 static void frame_before_close(vigil_conn *c) {
@@ -296,15 +300,14 @@ const vigil__protocol vigil__protocol_frame = {
 
 /* ---- public API (include/vigil/frame.h) ---- */
 
-int vigil_send_data(vigil_conn *c, const void *payload, size_t len) {
-  if (!c || (!payload && len)) return VIGIL_EINVAL;
+int vigil__frame_send_data(vigil_conn *c, const void *payload, size_t len) {
   if (!c->policy->frame_codec) return VIGIL_ESTATE;
   if (len > c->policy->max_frame) return VIGIL_EINVAL;
   if (len <= STACK_FRAME_MAX) {
     uint8_t buf[VIGIL_FRAME_SIZE(STACK_FRAME_MAX)];
     int n = vigil_frame_encode(VIGIL_FRAME_DATA, payload, len, buf, sizeof buf);
     if (n < 0) return n;
-    return vigil_send(c, buf, (size_t)n);
+    return vigil__conn_send(c, buf, (size_t)n);
   }
   /* Large payloads go as header + payload without a copy. The limit is
    * checked for both together first, so the payload send cannot be
@@ -314,9 +317,18 @@ int vigil_send_data(vigil_conn *c, const void *payload, size_t len) {
   uint8_t hdr[VIGIL_FRAME_HEADER_SIZE];
   int n = vigil_frame_encode_header(VIGIL_FRAME_DATA, len, hdr, sizeof hdr);
   if (n < 0) return n;
-  rc = vigil_send(c, hdr, sizeof hdr);
+  rc = vigil__conn_send(c, hdr, sizeof hdr);
   if (rc != VIGIL_OK) return rc;
-  return vigil_send(c, payload, len);
+  return vigil__conn_send(c, payload, len);
+}
+
+int vigil_send_data(vigil_conn *c, const void *payload, size_t len) {
+  if (!c || (!payload && len)) return VIGIL_EINVAL;
+  vigil_hub *hub = c->hub;
+  vigil__hub_enter(hub);
+  int rc = vigil__frame_send_data(c, payload, len);
+  vigil__hub_leave(hub);
+  return rc;
 }
 
 int vigil_conn_goodbye(vigil_conn *c, unsigned code, const char *text) {

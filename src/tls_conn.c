@@ -1,7 +1,7 @@
 /*
  * TLS connections: the handshake, records in and out, close_notify.
  *
- * The TLS layer inside the conn states of conn_close.c:
+ * The TLS layer inside the conn states of close.c:
  *
  *   adopt (HANDSHAKE)
  *     |  SSL_do_handshake: WANT_READ -> EV_READ, WANT_WRITE -> EV_WRITE
@@ -42,8 +42,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "event.h"
+#include "conn_io.h"
 #include "sockopt.h"
+#include "takeover.h"
 #include "tls_internal.h"
 
 /* handshake_timeout for TLS conns whose policy has 0 (HAProxy's
@@ -273,7 +274,7 @@ static void forget_declined(vigil__tls *t) {
 static int record_identity(vigil_conn *c, vigil__tls *t) {
   int rc = vigil__tls_extract_identity(t);
   if (rc == VIGIL_ENOMEM) {
-    vigil_conn_fail(c, ENOMEM);
+    vigil__conn_fail(c, ENOMEM);
   } else if (rc != VIGIL_OK) {
     vigil__tls_set_error_detail(c, "certificate identity unreadable");
     vigil__conn_close(c, VIGIL_REASON_TLS_ERROR, VIGIL__CLOSE_NOW);
@@ -288,7 +289,7 @@ static int record_identity(vigil_conn *c, vigil__tls *t) {
  * contradicts. */
 static void claim_cert_identity(vigil_conn *c, vigil__tls *t) {
   if (!t->cert_identity) return;
-  int rc = vigil_conn_identify(c, t->cert_identity, strlen(t->cert_identity));
+  int rc = vigil__identify(c, t->cert_identity, strlen(t->cert_identity));
   switch (rc) {
   case VIGIL_OK:
   case VIGIL_EREJECTED: /* refused: c is closing (takeover_rejected) */
@@ -301,7 +302,7 @@ static void claim_cert_identity(vigil_conn *c, vigil__tls *t) {
                         VIGIL__CLOSE_GRACEFUL);
     return;
   case VIGIL_ENOMEM:
-    vigil_conn_fail(c, ENOMEM);
+    vigil__conn_fail(c, ENOMEM);
     return;
   default: /* VIGIL_EINVAL: longer than an identity may be */
     if (!c->ext->detail) c->ext->detail = "certificate identity too long";
@@ -321,7 +322,7 @@ static int handshake_done(vigil_conn *c, vigil__tls *t) {
   vigil__conn_emit_open(c, "tls", SSL_session_reused(t->ssl) ? 1 : 0);
   if (c->state == VIGIL_CONN_HANDSHAKE) claim_cert_identity(c, t);
   if (c->state == VIGIL_CONN_HANDSHAKE && !(t->flags & VIGIL__TLS_APP_HS))
-    vigil_conn_ready(c);
+    vigil__conn_ready(c);
   return c->state == VIGIL_CONN_CLOSED || c->hub->free_requested ? -1 : 1;
 }
 

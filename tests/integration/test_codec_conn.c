@@ -520,7 +520,7 @@ static int got_bytes(void *arg) {
 }
 
 static size_t parser_held(vigil_conn *c) {
-  /* conn_codec.c keeps the parser first in its state. */
+  /* proto_frame.c keeps the parser first in its state. */
   return c->ext && c->ext->proto_state
              ? vigil_frame_parser_held((vigil_frame_parser *)c->ext->proto_state)
              : 0;

@@ -79,7 +79,7 @@ def drop_preprocessor(text):
 
 FUNC_HEAD = re.compile(r"([A-Za-z_]\w*)\s*\(([^;{}()]*(?:\([^()]*\)[^;{}()]*)*)\)\s*"
                        r"(?:__attribute__\s*\(\([^)]*\)\)\s*)?\{")
-CALL = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+CALL = re.compile(r"(?<![\w.>])([A-Za-z_]\w*)\s*\(")
 
 
 def functions(text):
@@ -252,7 +252,11 @@ def main(argv):
     largest = max(sccs, key=len)
     nedges = sum(len(v) for v in edges.values())
     print("src/: %d files, %d who-calls-whom edges" % (len(c_files), nedges))
-    print("largest circle: %d files: %s" % (len(largest), " ".join(largest)))
+    if len(largest) > 1:
+        print("largest circle: %d files: %s" % (len(largest),
+                                               " ".join(largest)))
+    else:
+        print("largest circle: none (no file calls back into its callers)")
     for comp in sccs:
         if len(comp) > 1 and comp is not largest:
             print("other circle: %d files: %s" % (len(comp), " ".join(comp)))

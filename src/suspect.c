@@ -48,14 +48,14 @@ static uint32_t evidence_of(const vigil_tcp_info *ti) {
   return e;
 }
 
-void vigil__conn_suspect_check(vigil_conn *c) {
+int vigil__conn_suspect_check(vigil_conn *c) {
   vigil_hub *hub = c->hub;
   vigil_tcp_info ti;
   int first = !(c->quiet & VIGIL__QUIET_CHECKED);
   c->quiet |= VIGIL__QUIET_CHECKED;
   c->t.checked = hub->now_ms;
   if (c->io.fd < 0 || vigil__sock_tcp_info(c->io.fd, &ti) != VIGIL_OK)
-    return;
+    return 0;
   uint32_t e = evidence_of(&ti);
   if (e) {
     c->quiet |= VIGIL__QUIET_SUSPECT;
@@ -66,10 +66,9 @@ void vigil__conn_suspect_check(vigil_conn *c) {
       ev.evidence = e;
       vigil__event_send(hub, &ev);
     }
-    return;
+    return 0;
   }
-  if (first && c->policy->suspect_ping && !(c->quiet & VIGIL__QUIET_PING))
-    vigil__conn_ask_ping(c);
+  return first && c->policy->suspect_ping && !(c->quiet & VIGIL__QUIET_PING);
 }
 
 vigil_reason vigil__timedout_reason(vigil_conn *c) {

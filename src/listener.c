@@ -23,6 +23,7 @@
 #include "listener.h"
 #include "policy_share.h"
 #include "sockopt.h"
+#include "transport.h"
 
 /* Connections accepted per readiness event, so one busy listener cannot
  * starve established connections. */
@@ -195,6 +196,7 @@ int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
   if (!hub || !o || hub->free_requested) return VIGIL_EINVAL;
   if (o->adopt.policy && vigil_policy_validate(o->adopt.policy, NULL, 0))
     return VIGIL_EINVAL;
+  if (o->adopt.tls_ctx && !vigil__tls_available) return VIGIL_ENOTSUP;
   vigil_listener *l = calloc(1, sizeof *l);
   if (!l) return VIGIL_ENOMEM;
   l->hub = hub;

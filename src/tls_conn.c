@@ -54,12 +54,6 @@
  * as much as the plain path's 4 x 64 KiB before yielding. */
 #define TLS_READS_PER_EVENT 16
 
-void vigil_tls_options_init(vigil_tls_options *o) {
-  if (!o) return;
-  memset(o, 0, sizeof *o);
-  o->identity_proof = 1;
-}
-
 /* ---- setup and teardown ---- */
 
 /* Client role: SNI and the name the server certificate must match. RFC
@@ -513,6 +507,8 @@ static int tls_close_step(vigil_conn *c) {
   }
   return 1; /* no alert possible: still end TCP in order */
 }
+
+const int vigil__tls_available = 1;
 
 const vigil__transport vigil__transport_tls = {
     .name = "tls",

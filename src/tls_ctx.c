@@ -24,16 +24,12 @@
 
 #include "tls_internal.h"
 
-#define SESSION_TIMEOUT_DEFAULT_S 7200u
 #define SESSION_TIMEOUT_MAX_S 604800u /* 7 days, TLS 1.3's ticket cap */
 
-void vigil_tls_ctx_options_init(vigil_tls_ctx_options *o) {
-  if (!o) return;
-  memset(o, 0, sizeof *o);
-  o->min_version = TLS1_2_VERSION;
-  o->tickets = 1;
-  o->session_timeout_s = SESSION_TIMEOUT_DEFAULT_S;
-}
+/* tls_options.c writes the protocol versions without OpenSSL's header. */
+_Static_assert(TLS1_2_VERSION == VIGIL__TLS1_2 &&
+                   TLS1_3_VERSION == VIGIL__TLS1_3,
+               "TLS version numbers");
 
 static void say(char *err, size_t errlen, const char *what,
                 const char *why) {

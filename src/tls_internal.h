@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "outqueue.h"
 #include "policy_share.h"
+#include "tls_options.h"
 #include "transport.h"
 
 /* vigil__tls.flags */

@@ -95,6 +95,9 @@ typedef struct vigil__transport {
 /* Plain TCP (transport_tcp.c). */
 extern const vigil__transport vigil__transport_tcp;
 
+/* 1 when this build has the TLS transport (cmake VIGIL_TLS), else 0. */
+extern const int vigil__tls_available;
+
 /* Sets up TLS on a conn being adopted (before it joins the hub): c->tp
  * becomes the TLS transport. VIGIL_OK, VIGIL_EINVAL, VIGIL_ENOMEM,
  * VIGIL_ETLS; VIGIL_ENOTSUP when vigil is built without TLS (tls_off.c).

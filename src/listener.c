@@ -18,6 +18,7 @@
 
 #include "adopt.h"
 #include "conn.h"
+#include "error.h"
 #include "event.h"
 #include "hub.h"
 #include "listener.h"
@@ -141,6 +142,14 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
 static void listener_hub_gone(vigil__owned *o);
 static void listener_release(vigil__owned *o);
 
+/* Closes fd after a failure and records it; returns code. errno is the
+ * failed call's. */
+static int socket_failed(int fd, int code, const char *call, int err) {
+  close(fd);
+  errno = err;
+  return vigil__error_set(code, call, err);
+}
+
 static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   struct addrinfo hints, *res = NULL;
   memset(&hints, 0, sizeof hints);
@@ -149,12 +158,17 @@ static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   char port[8];
   snprintf(port, sizeof port, "%u", (unsigned)o->port);
   const char *host = o->host ? o->host : "0.0.0.0";
-  if (getaddrinfo(host, port, &hints, &res) != 0 || !res) return VIGIL_EADDR;
+  int gai = getaddrinfo(host, port, &hints, &res);
+  if (gai != 0 || !res)
+    return vigil__error_detail(VIGIL_EADDR, "getaddrinfo",
+                               gai ? gai_strerror(gai) : "no address");
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   IPPROTO_TCP);
   if (fd < 0) {
+    int err = errno;
     freeaddrinfo(res);
-    return VIGIL_ESYS;
+    errno = err;
+    return vigil__error_set(VIGIL_ESYS, "socket", err);
   }
   int one = 1;
   /* SO_REUSEADDR lets a restarted server bind while old connections sit
@@ -162,27 +176,31 @@ static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (o->reuseport &&
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-    close(fd);
-    freeaddrinfo(res);
-    return VIGIL_ENOTSUP;
-  }
-  if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-      listen(fd, o->backlog > 0 ? o->backlog : 511) < 0) {
     int err = errno;
-    close(fd);
     freeaddrinfo(res);
-    errno = err;
-    return err == EADDRINUSE || err == EADDRNOTAVAIL ? VIGIL_EADDR
-                                                     : VIGIL_ESYS;
+    return socket_failed(fd, VIGIL_ENOTSUP, "setsockopt SO_REUSEPORT", err);
+  }
+  const char *call = "bind";
+  int failed = bind(fd, res->ai_addr, res->ai_addrlen) < 0;
+  if (!failed) {
+    call = "listen";
+    failed = listen(fd, o->backlog > 0 ? o->backlog : 511) < 0;
+  }
+  if (failed) {
+    int err = errno;
+    freeaddrinfo(res);
+    return socket_failed(fd,
+                         err == EADDRINUSE || err == EADDRNOTAVAIL
+                             ? VIGIL_EADDR
+                             : VIGIL_ESYS,
+                         call, err);
   }
   freeaddrinfo(res);
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
     int err = errno;
-    close(fd);
-    errno = err;
-    return vigil__err_from_errno(err);
+    return socket_failed(fd, vigil__err_from_errno(err), "getsockname", err);
   }
   *port_out = ntohs(ss.ss_family == AF_INET6
                         ? ((struct sockaddr_in6 *)&ss)->sin6_port

@@ -43,6 +43,7 @@
 #include <openssl/x509v3.h>
 
 #include "conn_io.h"
+#include "error.h"
 #include "sockopt.h"
 #include "takeover.h"
 #include "tls_internal.h"
@@ -78,11 +79,21 @@ static int default_handshake_timeout(vigil_conn *c) {
   return VIGIL_OK;
 }
 
+/* An OpenSSL call failed while setting up a conn: VIGIL_ETLS with
+ * OpenSSL's reason recorded (vigil_last_error), or VIGIL_ENOMEM when it
+ * queued no error (an allocation). */
+static int setup_failed(const char *call) {
+  unsigned long e = ERR_peek_error();
+  if (!e) return VIGIL_ENOMEM;
+  const char *why = ERR_reason_error_string(e);
+  return vigil__error_detail(VIGIL_ETLS, call, why ? why : "OpenSSL failure");
+}
+
 static int configure(vigil_conn *c, vigil__tls *t,
                      const vigil_adopt_options *o,
                      const vigil_tls_options *to) {
   t->ssl = SSL_new(o->tls_ctx);
-  if (!t->ssl) return VIGIL_ETLS;
+  if (!t->ssl) return setup_failed("SSL_new");
   BIO *bio = vigil__tls_bio_new(c);
   if (!bio) return VIGIL_ENOMEM;
   SSL_set_bio(t->ssl, bio, bio);
@@ -108,12 +119,13 @@ static int configure(vigil_conn *c, vigil__tls *t,
   /* The client speaks first: the first writability sends ClientHello. */
   t->flags |= VIGIL__TLS_CLIENT | VIGIL__TLS_HS_WANT_WRITE;
   if (o->tls_sni && !set_server_name(t->ssl, o->tls_sni))
-    return VIGIL_ETLS;
+    return setup_failed("SSL_set1_host");
   if (to->session) {
     t->session = to->session;
     vigil__tls_session_ref(t->session);
     SSL_SESSION *s = vigil__tls_session_get(t->session);
-    if (s && SSL_set_session(t->ssl, s) != 1) return VIGIL_ETLS;
+    if (s && SSL_set_session(t->ssl, s) != 1)
+      return setup_failed("SSL_set_session");
     if (s && SSL_SESSION_up_ref(s)) t->offered = s;
   }
   return VIGIL_OK;
@@ -139,7 +151,6 @@ int vigil__tls_adopt(vigil_conn *c, const vigil_adopt_options *o) {
   ERR_clear_error();
   int rc = configure(c, t, o, to);
   if (rc == VIGIL_OK) rc = default_handshake_timeout(c);
-  if (rc == VIGIL_ETLS && ERR_peek_error() == 0) rc = VIGIL_ENOMEM;
   ERR_clear_error();
   return rc; /* on error the caller frees c, and with it t */
 }

@@ -141,7 +141,7 @@ run_pass() {
 # the tests that do not need TLS. Kept cheap: unit, lint and the core
 # integration tests, not the slow re-entrancy sweep or the census tests
 # (the release pass runs those on the same code).
-NOTLS_TESTS='^(unit|lint)/|^integration/test_(core_|codec_conn|client|takeover|sockopt|suspect)'
+NOTLS_TESTS='^(unit|lint)/|^integration/test_(core_|codec_conn|client|errors|takeover|sockopt|suspect)'
 run_notls_pass() {
   local name=no-tls dir=$1 start=$SECONDS rc=0
   begin_pass "$name" "$dir"

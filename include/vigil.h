@@ -491,7 +491,7 @@ VIGIL_EXPORT int vigil_event_format(const vigil_event *ev,
 /* Hub                                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* Monotonic milliseconds. Default: ev_now() of the hub's loop. */
+/* A clock in milliseconds (vigil_hub_options.clock, .wall_clock). */
 typedef uint64_t (*vigil_clock_fn)(void *clock_data);
 
 /* ASK-mode takeover decision: return 1 to let the new conn win (the old
@@ -511,7 +511,10 @@ typedef struct vigil_hub_options {
                                  deadlines fall in one tick */
   vigil_event_cb on_event;    /* diagnostics sink; NULL = none */
   void *event_data;
-  vigil_clock_fn clock;       /* tests: injectable clock; NULL = ev_now */
+  vigil_clock_fn clock;       /* monotonic ms for every deadline; NULL =
+                                 CLOCK_MONOTONIC (not ev_now(), which
+                                 follows the wall clock's steps). Tests
+                                 inject a fake one */
   void *clock_data;
   vigil_takeover_cb on_takeover; /* for VIGIL_TAKEOVER_ASK */
   void *takeover_data;
@@ -519,6 +522,9 @@ typedef struct vigil_hub_options {
                                  and the census metrics (vigil/metrics.h);
                                  0 = off */
   uint32_t ghost_threshold;   /* ghosts event when census finds more */
+  vigil_clock_fn wall_clock;  /* ms since the Unix epoch for events' ts_ms;
+                                 NULL = CLOCK_REALTIME */
+  void *wall_clock_data;
 } vigil_hub_options;
 
 VIGIL_EXPORT void vigil_hub_options_init(vigil_hub_options *o);

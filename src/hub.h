@@ -2,6 +2,21 @@
  * The hub (internal; hub.c): one per ev_loop. It owns the default policy,
  * the timing wheel and its single ev_timer, the set of live connections,
  * the pending on_close queue, statistics and the diagnostics sink.
+ *
+ * Time. A hub reads two clocks, both injectable (vigil_hub_options): a
+ * monotonic one (opts.clock, else CLOCK_MONOTONIC) for every deadline,
+ * and a wall clock (opts.wall_clock, else CLOCK_REALTIME) for events'
+ * ts_ms. Deadlines live in the timing wheel on the monotonic clock; the
+ * one ev_timer (the tick) sleeps for that clock's distance to the wheel's
+ * next expiry, and when it fires, vigil__hub_run_due() reads the clock
+ * and runs what is due. Nothing here knows whether a clock is real. A
+ * test that injects a fake clock drives time itself: it moves the clock
+ * and calls vigil__hub_run_due() (tests/support/testutil.h vt_advance),
+ * so deadlines fire at exact fake times; the tick, armed for the fake
+ * distance in real time, only re-checks when it fires. Timers that are
+ * not conn deadlines (the census interval, a client's backoff, a
+ * listener's EMFILE retry, the shutdown poll) run on the loop's own
+ * time; the shutdown deadline itself is judged on the hub clock.
  */
 #ifndef VIGIL_HUB_H
 #define VIGIL_HUB_H

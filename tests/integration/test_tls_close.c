@@ -3,7 +3,8 @@
  * close_notify before FIN (the peer's SSL_read ends in ZERO_RETURN, not
  * EOF), a peer's close_notify is peer_closed, a TCP close without it is
  * truncation, aborts send no close_notify, and the handshake deadline
- * cuts silent and trickling clients at handshake_timeout from adoption.
+ * cuts silent and trickling clients at handshake_timeout from adoption
+ * (on the fake clock: the bound is exact).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,9 +15,6 @@
 #include <openssl/err.h>
 
 #include "tlsfix.h"
-
-/* ms of scheduling slack on a shared 2-core box (more under valgrind) */
-#define SLACK vt_slack_ms(250)
 
 static tf_pki pki;
 static SSL_CTX *sctx, *cctx;
@@ -214,26 +212,7 @@ static void test_close_during_handshake_flushes_after_it(void **state) {
   cf_conn_free(&cc);
 }
 
-/* ---- handshake deadline ---- */
-
-typedef struct trickle {
-  int fd;
-  const unsigned char *bytes;
-  size_t len, sent;
-  uint64_t next_at;
-  cf_conn *cc;
-} trickle;
-
-/* Sends one byte every 200 ms; true once the conn closed. */
-static int trickle_step(void *arg) {
-  trickle *t = arg;
-  if (t->cc->closed) return 1;
-  if (t->sent < t->len && vt_now_ms() >= t->next_at) {
-    if (send(t->fd, t->bytes + t->sent, 1, MSG_NOSIGNAL) == 1) t->sent++;
-    t->next_at = vt_now_ms() + 200;
-  }
-  return 0;
-}
+/* ---- handshake deadline (fake clock) ---- */
 
 /* A real ClientHello, so every trickled byte is a valid prefix. */
 static size_t client_hello(unsigned char *buf, size_t cap) {
@@ -250,27 +229,46 @@ static size_t client_hello(unsigned char *buf, size_t cap) {
   return (size_t)n;
 }
 
+static uint64_t g_want_in;
+static int bytes_in_reached(void *hub) {
+  vigil_stats st;
+  vigil_hub_stats(hub, &st);
+  return st.bytes_in >= g_want_in;
+}
+
+/* The handshake bound counts from adoption: a silent client and one that
+ * trickles a byte of its ClientHello every 200 ms (each byte is life, yet
+ * no handshake completes) are both cut at handshake_timeout, at once (no
+ * draining phase, no open), and the peer sees the end. */
 static void run_handshake_deadline(int trickling) {
   vigil_policy p;
   vigil_policy_init(&p);
   p.handshake_timeout_ms = 1000;
+  uint64_t now = 1000000;
   tf_hub h;
-  tf_hub_init(&h, &p);
+  tf_hub_init_clock(&h, &p, &now);
   cf_conn cc = {0};
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  uint64_t t0 = vt_now_ms();
+  uint64_t t0 = now;
   assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
   uint64_t id = vigil_conn_id(cc.conn);
   unsigned char hello[2048];
-  trickle t = {c, hello, trickling ? client_hello(hello, sizeof hello) : 0, 0,
-               0, &cc};
-  assert_true(vt_run_until(h.loop, trickle_step, &t, 1000 + 3 * SLACK));
-  uint64_t took = cc.closed_at - t0;
-  if (trickling) assert_true(t.sent >= 4); /* bytes kept arriving */
+  size_t len = trickling ? client_hello(hello, sizeof hello) : 0, sent = 0;
+  for (int step = 0; step < 5; step++) {
+    if (sent < len) {
+      assert_int_equal(send(c, hello + sent, 1, MSG_NOSIGNAL), 1);
+      g_want_in = ++sent;
+      assert_true(vt_run_until(h.loop, bytes_in_reached, h.hub, 2000));
+    }
+    vt_advance(h.loop, h.hub, &now, 200);
+  }
+  if (trickling) assert_int_equal(sent, 5); /* bytes kept arriving */
+  assert_int_equal(cc.closed, 0); /* at the bound: open */
+  vt_advance(h.loop, h.hub, &now, 1);
+  assert_int_equal(cc.closed, 1); /* one ms past it: cut */
+  assert_int_equal(cc.closed_at, t0 + 1000 + 1);
   assert_int_equal(cc.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
-  assert_true(took >= 1000 - 20 && took < 1000 + SLACK);
-  /* Cut at once: no draining phase, no open, and the peer sees the end. */
   assert_int_equal(tf_count(&h, VIGIL_EV_DRAINING), 0);
   assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 0);
   assert_non_null(tf_last(&h, VIGIL_EV_CLOSE, id));
@@ -292,14 +290,9 @@ static void test_handshake_timeout_trickling_client(void **state) {
   run_handshake_deadline(1);
 }
 
-/* Runs until cc closed, or for ms of real time; 1 if it closed. */
-static int closes_within(tf_hub *h, cf_conn *cc, uint32_t ms) {
-  return vt_run_until(h->loop, is_closed, cc, ms);
-}
-
 /* vigil_conn_set_policy() during the TLS handshake: a policy without a
  * handshake bound (0) gets the TLS default, as at adoption, so the
- * handshake stays bounded; a policy with one replaces it. Fake clock. */
+ * handshake stays bounded; a policy with one replaces it. */
 static void test_set_policy_keeps_handshake_bounded(void **state) {
   (void)state;
   uint64_t now = 1000000;
@@ -322,14 +315,16 @@ static void test_set_policy_keeps_handshake_bounded(void **state) {
   assert_int_equal(vigil_conn_set_policy(b.conn, &three_s), VIGIL_OK);
   assert_int_equal(vigil_conn_policy(b.conn)->handshake_timeout_ms, 3000);
   /* Silent clients: only the handshake bound can end these conns. */
-  now += 3000 + 11;
-  assert_true(closes_within(&h, &b, 500));
+  vt_advance(h.loop, h.hub, &now, 3000);
+  assert_int_equal(b.closed, 0);
+  vt_advance(h.loop, h.hub, &now, 1);
+  assert_int_equal(b.closed, 1);
   assert_int_equal(b.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
-  assert_false(closes_within(&h, &a, 30));
-  now += 10000 - 3011 - 1; /* one ms before the default bound */
-  assert_false(closes_within(&h, &a, 60));
-  now += 1 + 11;
-  assert_true(closes_within(&h, &a, 500));
+  assert_int_equal(a.closed, 0);
+  vt_advance(h.loop, h.hub, &now, 10000 - 3001); /* at the default bound */
+  assert_int_equal(a.closed, 0);
+  vt_advance(h.loop, h.hub, &now, 1);
+  assert_int_equal(a.closed, 1);
   assert_int_equal(a.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
   close(ac);
   close(bc);

@@ -178,6 +178,8 @@ void tf_hub_init_clock(tf_hub *h, const vigil_policy *p, uint64_t *fake_now) {
   o.on_event = on_event;
   o.event_data = h;
   if (fake_now) {
+    /* A 1 ms tick: deadlines fire at the exact fake ms they fall on. */
+    o.tick_ms = 1;
     o.clock = vt_fake_clock;
     o.clock_data = fake_now;
   }

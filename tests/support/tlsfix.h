@@ -68,7 +68,8 @@ typedef struct tf_hub {
 } tf_hub;
 
 void tf_hub_init(tf_hub *h, const vigil_policy *p);
-/* Same on a fake clock: the hub reads *fake_now (vt_fake_clock). */
+/* Same on a fake clock: the hub reads *fake_now (vt_fake_clock), with a
+ * 1 ms tick; the test moves it with vt_advance(). */
 void tf_hub_init_clock(tf_hub *h, const vigil_policy *p, uint64_t *fake_now);
 void tf_hub_done(tf_hub *h);
 int tf_count(const tf_hub *h, vigil_event_type t);

@@ -42,6 +42,26 @@
  * Stability: error codes, close reasons and event types are only ever
  * appended; their numeric values never change.
  *
+ * ABI of the public structs: the option structs (vigil_policy,
+ * vigil_hub_options, vigil_adopt_options, vigil_listen_options,
+ * vigil_client_options, vigil_client_backoff, vigil_tls_options,
+ * vigil_tls_ctx_options, vigil_census_query) and the structs vigil fills
+ * (vigil_stats, vigil_event, vigil_sockopts, vigil_tcp_info, the census
+ * reports) follow one rule:
+ *  - fields are only ever appended: none is removed, reordered or
+ *    retyped, so code that names fields keeps compiling and keeps its
+ *    meaning (tests/unit/test_abi_layout.c holds every field's place);
+ *  - always start an option struct from its *_init() function (or zero
+ *    it), which gives every field of the version at hand its default, so
+ *    a field added later is off or at its default in code that predates
+ *    it;
+ *  - appending changes a struct's size, so a program runs with the vigil
+ *    version it was built against: a release that changes the layout of a
+ *    public struct bumps the SOVERSION (CMake VIGIL_SOVERSION), and the
+ *    loader then refuses the mismatch. While the major version is 0 that
+ *    is every minor release that changes one (bindings check the major
+ *    and minor of vigil_version(), as the Python one does).
+ *
  * Field comments: [in] set by the host, [out] filled by vigil,
  * "0 = off" means the feature is disabled by a zero value.
  */

@@ -238,34 +238,56 @@ static void test_resumption(void **state) {
 
 /* ---- heartbeats over TLS ---- */
 
+static uint64_t g_want_in;
+static int bytes_in_reached(void *hub) {
+  vigil_stats st;
+  vigil_hub_stats(hub, &st);
+  return st.bytes_in >= g_want_in;
+}
+
+/* Sends len raw bytes from the peer and runs the loop until vigil read
+ * them (real I/O; the fake clock stands still meanwhile). */
+static void peer_bytes(tf_hub *h, int fd, const void *p, size_t len) {
+  vigil_stats st;
+  vigil_hub_stats(h->hub, &st);
+  g_want_in = st.bytes_in + len;
+  assert_int_equal(send(fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
+  assert_true(vt_run_until(h->loop, bytes_in_reached, h->hub, 2000));
+}
+
+/* On the fake clock: a peer that keeps sending stays alive past
+ * dead_after; once silent it is dead dead_after (+1 ms: "more than") after
+ * its last record, exactly. */
 static void test_heartbeat_timeout_over_tls(void **state) {
   (void)state;
   vigil_policy p;
   vigil_policy_init(&p);
   p.dead_after_ms = 400;
   p.suspect_after_ms = 0;
+  uint64_t now = 1000000;
   tf_hub h;
-  tf_hub_init(&h, &p);
+  tf_hub_init_clock(&h, &p, &now);
   SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
   SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   cf_conn cc = {0};
   tf_peer peer;
   tf_connect(&h, sctx, cctx, &cc, &peer, NULL);
-  uint64_t t0 = vt_now_ms(), last_send = t0;
   /* A peer that keeps sending stays alive past dead_after... */
-  while (vt_now_ms() - t0 < 900) {
-    last_send = vt_now_ms();
+  for (int i = 0; i < 9; i++) {
+    pair_wait got = {&peer, &cc, 0, cc.rx_len + 1};
     assert_int_equal(tf_peer_send(&peer, "k", 1), 0);
-    vt_run_until(h.loop, NULL, NULL, 100);
+    assert_true(vt_run_until(h.loop, got_rx, &got, 2000));
+    vt_advance(h.loop, h.hub, &now, 100);
   }
   assert_int_equal(cc.closed, 0);
-  /* ...a silent one is dead after it: measured from the last record sent
-   * (it reached vigil no earlier), so never before dead_after, and within
-   * one 10 ms tick plus scheduling slack after it. */
-  assert_true(wait_closed(&h, &cc, 3000));
+  uint64_t last_rx = now - 100; /* the last record came before the step */
+  /* ...a silent one is dead after it, not a ms earlier. */
+  vt_advance(h.loop, h.hub, &now, 400 - 100);
+  assert_int_equal(cc.closed, 0);
+  vt_advance(h.loop, h.hub, &now, 1);
+  assert_int_equal(cc.closed, 1);
+  assert_int_equal(cc.closed_at, last_rx + 400 + 1);
   assert_int_equal(cc.reason, VIGIL_REASON_HEARTBEAT_TIMEOUT);
-  uint64_t took = cc.closed_at - last_send;
-  assert_true(took >= 400 && took <= 400 + 10 + vt_slack_ms(40));
   assert_int_equal(tf_count(&h, VIGIL_EV_DEAD), 1);
   /* Dead peers get RST, never a close_notify. */
   vt_run_until(h.loop, tf_peer_closed, &peer, 1000);
@@ -278,15 +300,17 @@ static void test_heartbeat_timeout_over_tls(void **state) {
 }
 
 /* One TLS record written to the socket a byte at a time, slower than
- * dead_after: every raw byte is life although no record completes. */
+ * dead_after (fake clock): every raw byte is life although no record
+ * completes. */
 static void test_raw_bytes_count_as_life(void **state) {
   (void)state;
   vigil_policy p;
   vigil_policy_init(&p);
   p.dead_after_ms = 300;
   p.suspect_after_ms = 0;
+  uint64_t now = 1000000;
   tf_hub h;
-  tf_hub_init(&h, &p);
+  tf_hub_init_clock(&h, &p, &now);
   SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
   SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   cf_conn cc = {0};
@@ -299,13 +323,12 @@ static void test_raw_bytes_count_as_life(void **state) {
   int n = BIO_read(mem, rec, sizeof rec);
   assert_true(n > 5);
   for (int i = 0; i < n; i++) {
-    assert_int_equal(send(peer.fd, rec + i, 1, MSG_NOSIGNAL), 1);
-    vt_run_until(h.loop, NULL, NULL, 100);
+    peer_bytes(&h, peer.fd, rec + i, 1);
+    vt_advance(h.loop, h.hub, &now, 100);
     assert_int_equal(cc.closed, 0);
   }
   /* n * 100 ms >> dead_after, and the record arrived whole. */
   assert_true(n * 100 > 3 * 300);
-  vt_run_until(h.loop, NULL, NULL, 20);
   assert_int_equal(cc.rx_len, 1);
   assert_int_equal(cc.rx[0], 'x');
   tf_peer_free(&peer);

@@ -2,7 +2,8 @@
 """Layering check for src/: who calls whom, OpenSSL confinement, and no
 internal call into vigil's own host-facing API.
 
-Builds the graph of src/*.c in which file A has an edge to file B when a
+Builds the graph of the library's sources (src/*.c and src/*/*.c, but not
+the src/cli tools) in which file A has an edge to file B when a
 function of A calls a function defined in B (a call through a function
 pointer, such as a transport or protocol hook, is not an edge: that is the
 point of the plug-ins). Calls to `static inline` functions of src/*.h count
@@ -208,8 +209,15 @@ def main(argv):
         print("check_layers: no src/ and include/ under %s" % root)
         return 2
 
-    all_c = sorted(f for f in os.listdir(src) if f.endswith(".c"))
-    h_files = sorted(f for f in os.listdir(src) if f.endswith(".h"))
+    # The library's sources: src/ and its subdirectories (src/cluster...),
+    # not src/cli, whose tools are programs of their own.
+    found = []
+    for root, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if d != "cli")
+        rel = os.path.relpath(root, src)
+        found += [f if rel == "." else os.path.join(rel, f) for f in files]
+    all_c = sorted(f for f in found if f.endswith(".c"))
+    h_files = sorted(f for f in found if f.endswith(".h"))
     problems = []
     # The two builds (cmake VIGIL_TLS): with TLS, and without, where
     # tls_off.c stands in for the TLS sources but tls_options.c.
@@ -296,6 +304,7 @@ def check_graph(src, include, build, c_files, h_files, flags, problems):
     ssl_inc = re.compile(r"^\s*#\s*include\s*[<\"]openssl/", re.M)
     local_inc = re.compile(r"^\s*#\s*include\s*\"([^\"]+)\"", re.M)
     texts = {f: read(os.path.join(src, f)) for f in c_files + h_files}
+    by_name = {os.path.basename(f): f for f in h_files}
 
     def pulls_openssl(f, seen):
         if f in seen or f not in texts:
@@ -304,7 +313,7 @@ def check_graph(src, include, build, c_files, h_files, flags, problems):
         if ssl_inc.search(texts[f]):
             return f
         for h in local_inc.findall(texts[f]):
-            via = pulls_openssl(h, seen)
+            via = pulls_openssl(by_name.get(os.path.basename(h), h), seen)
             if via:
                 return via
         return None

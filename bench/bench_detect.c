@@ -41,7 +41,8 @@
  *                     [--stagger-ms MS] [--json FILE]
  * Needs root (setns, nft). Bounded: every trial ends at bound + 6 s.
  */
-#include "internal.h"
+#include "conn.h"
+#include "hub.h"
 
 #include <arpa/inet.h>
 #include <ev.h>

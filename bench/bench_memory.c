@@ -15,7 +15,7 @@
  *   rss_per_conn      VmRSS delta / N (user space only; the kernel's socket
  *                     memory, about 4 KiB of slab per socket, is not in RSS)
  *
- * vigil only, from the hub's own structures (src/internal.h):
+ * vigil only, from the hub's own structures (src/hub.h, src/conn.h):
  *   conn_struct       sizeof(struct vigil_conn)
  *   conn_alloc        malloc_usable_size() of a conn (what malloc hands out;
  *                     the median over conns) + ext blocks, per conn
@@ -35,7 +35,8 @@
  * Usage: bench_memory [--quick] [--n N] [--reps R] [--json FILE]
  *   default N = 10000, 3 repetitions (--quick: the same; it takes seconds).
  */
-#include "internal.h"
+#include "conn.h"
+#include "hub.h"
 
 #include <ev.h>
 #include <malloc.h>
@@ -173,7 +174,7 @@ static run_result run_vigil(int n) {
     for (uint32_t i = 0; i < hub->nconns; i++) {
       vigil_conn *c = hub->conns[i];
       usable[i] = malloc_usable_size(c);
-      if (c->outq_tail || c->queued) buffers++;
+      if (c->outq.tail || c->outq.queued) buffers++;
       if (c->ext) {
         buffers++;
         ext += (double)malloc_usable_size(c->ext);

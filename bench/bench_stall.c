@@ -36,7 +36,8 @@
  *   default: N = 10000, 3 repetitions, batches 256 (default), 2048 and 0, the
  *   wave 1000 ms after the stamp; --quick: the wave after 300 ms.
  */
-#include "internal.h"
+#include "conn.h"
+#include "hub.h"
 
 #include <ev.h>
 #include <stdio.h>

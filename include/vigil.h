@@ -42,6 +42,26 @@
  * Stability: error codes, close reasons and event types are only ever
  * appended; their numeric values never change.
  *
+ * ABI of the public structs: the option structs (vigil_policy,
+ * vigil_hub_options, vigil_adopt_options, vigil_listen_options,
+ * vigil_client_options, vigil_client_backoff, vigil_tls_options,
+ * vigil_tls_ctx_options, vigil_census_query) and the structs vigil fills
+ * (vigil_stats, vigil_event, vigil_sockopts, vigil_tcp_info, the census
+ * reports) follow one rule:
+ *  - fields are only ever appended: none is removed, reordered or
+ *    retyped, so code that names fields keeps compiling and keeps its
+ *    meaning (tests/unit/test_abi_layout.c holds every field's place);
+ *  - always start an option struct from its *_init() function (or zero
+ *    it), which gives every field of the version at hand its default, so
+ *    a field added later is off or at its default in code that predates
+ *    it;
+ *  - appending changes a struct's size, so a program runs with the vigil
+ *    version it was built against: a release that changes the layout of a
+ *    public struct bumps the SOVERSION (CMake VIGIL_SOVERSION), and the
+ *    loader then refuses the mismatch. While the major version is 0 that
+ *    is every minor release that changes one (bindings check the major
+ *    and minor of vigil_version(), as the Python one does).
+ *
  * Field comments: [in] set by the host, [out] filled by vigil,
  * "0 = off" means the feature is disabled by a zero value.
  */
@@ -93,7 +113,7 @@ typedef enum vigil_err {
   VIGIL_ENOTCONN = -6,    /* socket is not connected */
   VIGIL_ECLOSED = -7,     /* conn is closing or closed */
   VIGIL_EOVERFLOW = -8,   /* output queue limit would be exceeded */
-  VIGIL_ESYS = -9,        /* system call failed; see errno */
+  VIGIL_ESYS = -9,        /* system call failed; see vigil_last_error() */
   VIGIL_EEXIST = -10,     /* already set / already exists */
   VIGIL_ENOENT = -11,     /* no such object */
   VIGIL_EPERM = -12,      /* not permitted (e.g. needs CAP_NET_ADMIN) */
@@ -111,6 +131,30 @@ typedef enum vigil_err {
 VIGIL_EXPORT const char *vigil_strerror(int err);
 /* Stable symbolic name, e.g. "VIGIL_EINVAL"; never NULL. */
 VIGIL_EXPORT const char *vigil_err_name(int err);
+
+/*
+ * Why a call failed, when a system call or OpenSSL said so. vigil records
+ * it, per thread, wherever it returns an error that came from one: a
+ * socket option the kernel refused (vigil_adopt, vigil_conn_set_policy,
+ * vigil_socket_apply_policy), the checks of an adopted fd, a listener's
+ * socket/bind/listen, the census's netlink and /proc reads, OpenSSL
+ * refusing a certificate or key. A call that fails an argument check
+ * leaves the record as it was; any other vigil call may replace it, so
+ * read it right after the call that returned the error (its code says
+ * which error it describes). errno is still set as before.
+ */
+typedef struct vigil_error_info {
+  int code;            /* the vigil_err that call returned; VIGIL_OK = none
+                          recorded yet on this thread */
+  int sys_errno;       /* errno of the failed call; 0 for OpenSSL */
+  const char *call;    /* the call, e.g. "setsockopt TCP_KEEPIDLE",
+                          "bind", "SSL_CTX_use_PrivateKey_file"; "" = none */
+  const char *message; /* e.g. "setsockopt TCP_KEEPIDLE: Invalid argument" */
+} vigil_error_info;
+
+/* The calling thread's last recorded error; never NULL. The record and its
+ * strings are valid until the next vigil call on this thread. */
+VIGIL_EXPORT const vigil_error_info *vigil_last_error(void);
 
 /* ------------------------------------------------------------------------ */
 /* Close reasons: exactly one per connection. Names are the log names.      */
@@ -348,7 +392,7 @@ typedef struct vigil_conn vigil_conn;
 typedef struct vigil_listener vigil_listener;
 
 /*
- * Connection states. The full diagram is in docs/close.md.
+ * Connection states. The full diagram is in docs/close.md and src/close.c.
  *
  *   HANDSHAKE --ready--> OPEN --peer FIN--> CLOSE_WAIT --host close--+
  *       |                 |                      |                   |
@@ -467,7 +511,7 @@ VIGIL_EXPORT int vigil_event_format(const vigil_event *ev,
 /* Hub                                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* Monotonic milliseconds. Default: ev_now() of the hub's loop. */
+/* A clock in milliseconds (vigil_hub_options.clock, .wall_clock). */
 typedef uint64_t (*vigil_clock_fn)(void *clock_data);
 
 /* ASK-mode takeover decision: return 1 to let the new conn win (the old
@@ -487,7 +531,10 @@ typedef struct vigil_hub_options {
                                  deadlines fall in one tick */
   vigil_event_cb on_event;    /* diagnostics sink; NULL = none */
   void *event_data;
-  vigil_clock_fn clock;       /* tests: injectable clock; NULL = ev_now */
+  vigil_clock_fn clock;       /* monotonic ms for every deadline; NULL =
+                                 CLOCK_MONOTONIC (not ev_now(), which
+                                 follows the wall clock's steps). Tests
+                                 inject a fake one */
   void *clock_data;
   vigil_takeover_cb on_takeover; /* for VIGIL_TAKEOVER_ASK */
   void *takeover_data;
@@ -495,6 +542,9 @@ typedef struct vigil_hub_options {
                                  and the census metrics (vigil/metrics.h);
                                  0 = off */
   uint32_t ghost_threshold;   /* ghosts event when census finds more */
+  vigil_clock_fn wall_clock;  /* ms since the Unix epoch for events' ts_ms;
+                                 NULL = CLOCK_REALTIME */
+  void *wall_clock_data;
 } vigil_hub_options;
 
 VIGIL_EXPORT void vigil_hub_options_init(vigil_hub_options *o);
@@ -592,8 +642,9 @@ VIGIL_EXPORT void vigil_adopt_options_init(vigil_adopt_options *o);
  * Adopts a connected TCP socket (IPv4 or IPv6). It is made non-blocking.
  * On success vigil owns fd. Errors: VIGIL_EBADF (not open), VIGIL_ENOTSOCK,
  * VIGIL_ENOTTCP (e.g. UDP), VIGIL_ENOTCONN, VIGIL_EINVAL (bad policy or
- * options, or the hub is being freed), VIGIL_ENOMEM, VIGIL_ETLS, or the
- * error of a socket option the kernel refused (VIGIL_ENOTSUP...). On error
+ * options, or the hub is being freed), VIGIL_ENOMEM, VIGIL_ETLS, VIGIL_ENOTSUP
+ * (a tls_ctx in a build without TLS), or the error of a socket option the
+ * kernel refused (VIGIL_ENOTSUP...; vigil_last_error() names it). On error
  * the fd is untouched and still the caller's: every check runs before the
  * fd is changed, and if the kernel refuses a socket option, the flags and
  * options already changed are put back.
@@ -704,8 +755,9 @@ VIGIL_EXPORT void vigil_listen_options_init(vigil_listen_options *o);
 /* Binds, listens and accepts on the hub's loop. On EMFILE/ENFILE it pauses
  * accepting, retries with exponential backoff and emits accept_paused /
  * accept_resumed. Errors: VIGIL_EINVAL, VIGIL_EADDR (bad address, in use),
- * VIGIL_ENOTSUP (SO_REUSEPORT), VIGIL_ENOMEM, VIGIL_ESYS and mapped errnos
- * of socket()/getsockname(). */
+ * VIGIL_ENOTSUP (SO_REUSEPORT, or a tls_ctx in a build without TLS),
+ * VIGIL_ENOMEM, VIGIL_ESYS and mapped errnos of socket()/getsockname();
+ * vigil_last_error() names the call that failed. */
 VIGIL_EXPORT int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
                               vigil_listener **out);
 VIGIL_EXPORT uint16_t vigil_listener_port(vigil_listener *l);

@@ -53,6 +53,9 @@ int vigil__census_run(const vigil_census_query *q, uint32_t wait_ms,
 /* Maps a positive errno from the kernel to a vigil_err (and sets errno
  * for VIGIL_ESYS). */
 int vigil__census_map_errno(int err);
+/* The same for a failed call, recorded for vigil_last_error() with the
+ * call's name; errno is err. */
+int vigil__census_sys(const char *call, int err);
 
 /* Fills the kernel-derived fields of out from m (queue sizes, timer, ids)
  * but not the address strings. Leaves in_this_process/owner zero. */

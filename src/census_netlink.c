@@ -36,7 +36,7 @@ static uint32_t next_seq(void) {
 static int open_diag_socket(void) {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
                   NETLINK_SOCK_DIAG);
-  if (fd < 0) return vigil__census_map_errno(errno);
+  if (fd < 0) return vigil__census_sys("socket AF_NETLINK", errno);
   return fd;
 }
 
@@ -57,7 +57,7 @@ static int wait_readable(int fd, uint32_t wait_ms) {
     int n = poll(&p, 1, left);
     if (n > 0) return 0;
     if (n == 0) return VIGIL_EAGAIN;
-    if (errno != EINTR) return vigil__census_map_errno(errno);
+    if (errno != EINTR) return vigil__census_sys("poll", errno);
   }
 }
 
@@ -70,11 +70,8 @@ static int send_request(int fd, struct nlmsghdr *req) {
     ssize_t n = sendto(fd, req, req->nlmsg_len, 0, (struct sockaddr *)&kernel,
                        sizeof kernel);
     if (n == (ssize_t)req->nlmsg_len) return 0;
-    if (n >= 0) {
-      errno = EIO;
-      return VIGIL_ESYS;
-    }
-    if (errno != EINTR) return vigil__census_map_errno(errno);
+    if (n >= 0) return vigil__census_sys("sendto (short)", EIO);
+    if (errno != EINTR) return vigil__census_sys("sendto", errno);
   }
 }
 
@@ -106,7 +103,7 @@ int vigil__census_exchange(struct nlmsghdr *req, vigil__census_msg_fn fn,
         rc = wait_readable(fd, wait_ms);
         continue;
       }
-      rc = vigil__census_map_errno(errno);
+      rc = vigil__census_sys("recvmsg", errno);
       break;
     }
     if (n == 0 || (msg.msg_flags & MSG_TRUNC)) {

@@ -93,7 +93,7 @@ static int add_to_set(uint64_t inode, void *ctx) {
 
 int vigil__census_self_inodes(vigil__inode_set *set) {
   int fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return vigil__census_map_errno(errno);
+  if (fd < 0) return vigil__census_sys("open /proc/self/fd", errno);
   int rc = for_each_socket_fd(fd, add_to_set, set);
   vigil__inode_set_sort(set);
   return rc;
@@ -187,13 +187,13 @@ int vigil__census_resolve_owners(vigil_census *c) {
 
   int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (procfd < 0) {
-    int rc = vigil__census_map_errno(errno);
+    int rc = vigil__census_sys("open /proc", errno);
     free(scan.idx);
     return rc;
   }
   DIR *proc = fdopendir(procfd);
   if (!proc) {
-    int rc = vigil__census_map_errno(errno);
+    int rc = vigil__census_sys("fdopendir /proc", errno);
     close(procfd);
     free(scan.idx);
     return rc;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "census_internal.h"
+#include "error.h"
 
 int vigil__census_map_errno(int err) {
   switch (err) {
@@ -36,13 +37,20 @@ int vigil__census_map_errno(int err) {
   }
 }
 
+int vigil__census_sys(const char *call, int err) {
+  int code = vigil__census_map_errno(err);
+  vigil__error_set(code, call, err);
+  errno = err;
+  return code;
+}
+
 /* Turns a kernel error code carried in a message (negative errno, as
  * NLMSG_ERROR and NLMSG_DONE carry it) into our result. */
 static int kernel_error(int neg_errno, int *kerr) {
   /* INT_MIN cannot be negated; it is not an errno anyway. */
   int e = neg_errno < 0 && neg_errno > -4096 ? -neg_errno : EPROTO;
   if (kerr) *kerr = e;
-  return e == EPROTO ? VIGIL_EPROTO : vigil__census_map_errno(e);
+  return e == EPROTO ? VIGIL_EPROTO : vigil__census_sys("sock_diag", e);
 }
 
 int vigil__census_parse(const void *buf, size_t len, uint32_t seq,

@@ -39,8 +39,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adopt.h"
 #include "backoff.h"
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "conn_io.h"
+#include "event.h"
+#include "hub.h"
+#include "proto_frame.h"
 
 enum { CL_WAITING, CL_CONNECTING, CL_CONNECTED, CL_CLOSED };
 
@@ -162,7 +168,7 @@ static void client_hub_gone(vigil__owned *o) {
   vigil_client *cl = vigil__container_of(o, vigil_client, owned);
   stop_io(cl);
   cl->state = CL_CLOSED;
-  if (cl->conn) vigil_conn_set_user_data(cl->conn, NULL);
+  if (cl->conn) cl->conn->user_data = NULL;
   cl->conn = NULL;
   cl->hub = NULL;
 }
@@ -246,19 +252,19 @@ static void connected(vigil_client *cl) {
   ao.callbacks = &k_conn_cb;
   ao.user_data = cl;
   vigil_conn *c;
-  int rc = vigil_adopt(cl->hub, cl->fd, &ao, &c);
+  int rc = vigil__adopt_fd(cl->hub, cl->fd, &ao, &c);
   if (rc != VIGIL_OK) {
     /* The fd is still ours; e.g. reset before we got here (ENOTCONN). */
     attempt_failed(cl, rc == VIGIL_ENOTCONN ? ENOTCONN : EIO, NULL);
     return;
   }
   cl->fd = -1;
-  /* The open event inside vigil_adopt ran host code: the conn handle is
+  /* The open event of the adoption ran host code: the conn handle is
    * valid until the loop runs, but the client may be done with. */
   if (stopped(cl)) {
     if (!cl->free_requested && cl->state != CL_CLOSED) cl->state = CL_CLOSED;
-    vigil_conn_set_user_data(c, NULL);
-    vigil_close(c);
+    c->user_data = NULL;
+    vigil__conn_close_host(c);
     return;
   }
   cl->conn = c;
@@ -268,7 +274,7 @@ static void connected(vigil_client *cl) {
     uint8_t hello[VIGIL_FRAME_SIZE(VIGIL_FRAME_IDENTITY_MAX)];
     int n = vigil_frame_encode(VIGIL_FRAME_HELLO, cl->identity,
                                strlen(cl->identity), hello, sizeof hello);
-    if (n > 0) vigil_send(c, hello, (size_t)n); /* a failure closes c */
+    if (n > 0) vigil__conn_send(c, hello, (size_t)n); /* a failure closes c */
   }
   emit(cl, 0, 0, "connected");
   if (cl->o.on_connected && !stopped(cl) && cl->conn)
@@ -376,7 +382,7 @@ static int setup(vigil_client *cl, const vigil_client_options *o) {
                            strlen(o->identity), probe, sizeof probe) < 0)
       return VIGIL_EINVAL;
   }
-  cl->policy = o->policy ? *o->policy : *vigil_hub_policy(cl->hub);
+  cl->policy = o->policy ? *o->policy : *cl->hub->policy;
   cl->policy.frame_codec = 1;
   if (vigil_policy_validate(&cl->policy, NULL, 0) != VIGIL_OK)
     return VIGIL_EINVAL;
@@ -400,7 +406,7 @@ int vigil_client_new(vigil_hub *hub, const vigil_client_options *o,
   vigil_client *cl = calloc(1, sizeof *cl);
   if (!cl) return VIGIL_ENOMEM;
   cl->hub = hub;
-  cl->loop = vigil_hub_loop(hub);
+  cl->loop = hub->loop;
   cl->fd = -1;
   int rc = setup(cl, o);
   if (rc != VIGIL_OK) {
@@ -423,7 +429,11 @@ int vigil_client_new(vigil_hub *hub, const vigil_client_options *o,
 int vigil_client_send_data(vigil_client *cl, const void *data, size_t len) {
   if (!cl) return VIGIL_EINVAL;
   if (!cl->conn || stopped(cl)) return VIGIL_ENOTCONN;
-  return vigil_send_data(cl->conn, data, len);
+  vigil_hub *hub = cl->hub;
+  vigil__hub_enter(hub);
+  int rc = vigil__frame_send_data(cl->conn, data, len);
+  vigil__hub_leave(hub);
+  return rc;
 }
 
 /* Closing proper; the caller holds both brackets. */
@@ -433,7 +443,7 @@ static void close_client(vigil_client *cl) {
   emit(cl, 0, 0, "closed");
   /* The event may have freed the hub: its conns then close with it. */
   if (cl->conn && cl->hub && !cl->hub->free_requested)
-    vigil_close(cl->conn); /* on_disconnected follows */
+    vigil__conn_close_host(cl->conn); /* on_disconnected follows */
 }
 
 int vigil_client_close(vigil_client *cl) {
@@ -456,7 +466,7 @@ void vigil_client_free(vigil_client *cl) {
   if (cl->state != CL_CLOSED) close_client(cl);
   if (cl->conn) {
     /* A connection still closing finishes on the hub on its own. */
-    vigil_conn_set_user_data(cl->conn, NULL);
+    cl->conn->user_data = NULL;
     cl->conn = NULL;
   }
   cl->free_requested = 1;

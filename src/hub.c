@@ -1,7 +1,9 @@
 /*
- * The hub: one per ev_loop. It owns the default policy, the timing wheel and
- * its single ev_timer, the set of live connections, the pending on_close
- * queue, statistics and the diagnostics sink.
+ * The hub: one per ev_loop. It owns the default policy, the timing wheel
+ * and its single ev_timer, the set of live connections (hub_conns.c), the
+ * pending on_close queue, statistics and the diagnostics sink. This file
+ * is its life (new, free) and its watchers: the tick that runs due
+ * deadlines, the prepare that delivers on_close, the census timer.
  *
  * Re-entrancy (after hiredis's IN_CALLBACK/FREEING and libuv's deferred
  * uv_close): every entry point brackets its work with an enter/leave pair;
@@ -18,12 +20,18 @@
  *    watcher, after the current callback chain has fully returned, so a
  *    host iterating its own structures never sees a conn vanish mid-loop.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "conn_deadline.h"
+#include "event.h"
+#include "hub.h"
+#include "hub_census.h"
+#include "hub_conns.h"
+#include "identity.h"
+#include "policy_share.h"
 
 void vigil_hub_options_init(vigil_hub_options *o) {
   memset(o, 0, sizeof *o);
@@ -31,31 +39,9 @@ void vigil_hub_options_init(vigil_hub_options *o) {
   o->expire_batch = 256;
 }
 
-/* Monotonic ms: CLOCK_MONOTONIC, because ev_now() follows the wall clock
- * and a clock step would fire or postpone every deadline at once. */
-static uint64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t vigil__hub_clock(vigil_hub *hub) {
-  uint64_t now = hub->opts.clock ? hub->opts.clock(hub->opts.clock_data)
-                                 : monotonic_ms();
-  /* Never let the cached clock run backwards: deadlines assume it. */
-  if (now > hub->now_ms) hub->now_ms = now;
-  return hub->now_ms;
-}
-
 uint64_t vigil_hub_now(vigil_hub *hub) { return vigil__hub_clock(hub); }
 
 static void hub_destroy(vigil_hub *hub);
-
-void vigil__hub_enter(vigil_hub *hub) { hub->depth++; }
-
-void vigil__hub_enter_loop(vigil_hub *hub) {
-  if (hub->depth++ == 0) hub->entered_from_loop = 1;
-}
 
 /* Frees every object released while vigil code was on the stack. */
 static void reap_graveyard(vigil_hub *hub) {
@@ -104,14 +90,14 @@ void vigil__hub_release(vigil_hub *hub, vigil__owned *o) {
 }
 
 /* Delivers on_close for every queued conn, then frees it. */
-static void deliver_closed(vigil_hub *hub) {
+void vigil__hub_deliver_closed(vigil_hub *hub) {
   while (hub->closed_head) {
     vigil_conn *c = hub->closed_head;
     hub->closed_head = c->next_closed;
     if (!hub->closed_head) hub->closed_tail = NULL;
     c->flags |= VIGIL__F_CB_DONE;
-    if (c->cb->on_close)
-      c->cb->on_close(c, (vigil_reason)c->reason, c->user_data);
+    if (c->hooks->cb.on_close)
+      c->hooks->cb.on_close(c, (vigil_reason)c->reason, c->user_data);
     vigil__conn_free(c);
   }
 }
@@ -123,19 +109,9 @@ static void deliver_cb(struct ev_loop *loop, ev_prepare *w, int revents) {
   (void)loop;
   (void)revents;
   vigil__hub_enter_loop(hub);
-  deliver_closed(hub);
+  vigil__hub_deliver_closed(hub);
   ev_prepare_stop(hub->loop, &hub->deliver);
   vigil__hub_leave(hub);
-}
-
-void vigil__hub_queue_closed(vigil_hub *hub, vigil_conn *c) {
-  c->next_closed = NULL;
-  if (hub->closed_tail)
-    hub->closed_tail->next_closed = c;
-  else
-    hub->closed_head = c;
-  hub->closed_tail = c;
-  if (!hub->freeing) ev_prepare_start(hub->loop, &hub->deliver);
 }
 
 static void clock_cb(struct ev_loop *loop, ev_check *w, int revents) {
@@ -145,34 +121,44 @@ static void clock_cb(struct ev_loop *loop, ev_check *w, int revents) {
   vigil__hub_clock(hub);
 }
 
-void vigil__hub_rearm(vigil_hub *hub) {
-  if (hub->freeing) return;
-  uint64_t next = vigil__wheel_next_ms(&hub->wheel);
-  if (next == UINT64_MAX) {
-    ev_timer_stop(hub->loop, &hub->tick);
-    return;
-  }
-  uint64_t now = hub->now_ms;
-  double after = next > now ? (double)(next - now) / 1000.0 : 0.0;
-  /* With a fake clock the loop's own time does not move with ours: poll
-   * at the tick so tests that advance the clock see expiries promptly. */
-  if (hub->opts.clock) after = (double)hub->opts.tick_ms / 1000.0;
-  hub->armed_at = next > now ? next : now;
-  ev_timer_stop(hub->loop, &hub->tick);
-  ev_timer_set(&hub->tick, after, 0.0);
-  ev_timer_start(hub->loop, &hub->tick);
-}
-
-static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents) {
-  vigil_hub *hub = vigil__container_of(w, vigil_hub, tick);
-  (void)loop;
-  (void)revents;
+void vigil__hub_run_due(vigil_hub *hub) {
   vigil__hub_enter_loop(hub);
   uint64_t now = vigil__hub_clock(hub);
   vigil__wheel_advance(&hub->wheel, now, hub->opts.expire_batch,
                        vigil__conn_on_deadline, hub);
   vigil__hub_rearm(hub);
   vigil__hub_leave(hub);
+}
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)revents;
+  vigil__hub_run_due(vigil__container_of(w, vigil_hub, tick));
+}
+
+static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
+  vigil_hub *hub = vigil__container_of(w, vigil_hub, census_timer);
+  (void)loop;
+  (void)revents;
+  vigil__hub_enter_loop(hub);
+  vigil__hub_census_tick(hub);
+  vigil__hub_leave(hub);
+}
+
+static void census_start(vigil_hub *hub) {
+  uint32_t ms = hub->opts.census_interval_ms;
+  if (ms == 0) return;
+  double iv = (double)ms / 1000.0;
+  ev_timer_init(&hub->census_timer, census_cb, iv, iv);
+  ev_timer_start(hub->loop, &hub->census_timer);
+  /* A diagnostics timer alone must not keep ev_run from returning. */
+  ev_unref(hub->loop);
+}
+
+static void census_stop(vigil_hub *hub) {
+  if (!ev_is_active(&hub->census_timer)) return;
+  ev_ref(hub->loop); /* balances the ev_unref in census_start */
+  ev_timer_stop(hub->loop, &hub->census_timer);
 }
 
 int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
@@ -210,7 +196,7 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
   ev_check_start(loop, &hub->clock_refresh);
   ev_unref(loop); /* the clock watcher alone must not keep ev_run alive */
   ev_prepare_init(&hub->deliver, deliver_cb);
-  vigil__hub_census_start(hub);
+  census_start(hub);
   *out = hub;
   return VIGIL_OK;
 }
@@ -232,46 +218,7 @@ int vigil_hub_set_policy(vigil_hub *hub, const vigil_policy *p) {
 }
 
 void vigil_hub_stats(vigil_hub *hub, vigil_stats *out) {
-  *out = hub->stats;
-  out->open = hub->nconns;
-}
-
-int vigil__hub_add_conn(vigil_hub *hub, vigil_conn *c) {
-  if (hub->nconns == hub->cap_conns) {
-    uint32_t cap = hub->cap_conns ? hub->cap_conns * 2 : 64;
-    vigil_conn **n = realloc(hub->conns, cap * sizeof *n);
-    if (!n) return VIGIL_ENOMEM;
-    hub->conns = n;
-    hub->cap_conns = cap;
-  }
-  c->slot = hub->nconns;
-  hub->conns[hub->nconns++] = c;
-  return VIGIL_OK;
-}
-
-/* O(1): the last conn takes the removed one's slot. */
-void vigil__hub_remove_conn(vigil_hub *hub, vigil_conn *c) {
-  uint32_t i = c->slot;
-  if (i >= hub->nconns || hub->conns[i] != c) return;
-  vigil_conn *last = hub->conns[--hub->nconns];
-  hub->conns[i] = last;
-  last->slot = i;
-  c->slot = UINT32_MAX;
-}
-
-const vigil_conn_callbacks *vigil__hub_intern_cb(vigil_hub *hub,
-                                                 const vigil_conn_callbacks *cb) {
-  static const vigil_conn_callbacks none;
-  if (!cb) cb = &none;
-  /* Hosts use a handful of distinct callback sets; a short list suffices. */
-  for (vigil__cbset *s = hub->cbsets; s; s = s->next)
-    if (memcmp(&s->cb, cb, sizeof *cb) == 0) return &s->cb;
-  vigil__cbset *s = calloc(1, sizeof *s);
-  if (!s) return NULL;
-  s->cb = *cb;
-  s->next = hub->cbsets;
-  hub->cbsets = s;
-  return &s->cb;
+  vigil__hub_stats_get(hub, out);
 }
 
 /* Closes everything now and releases the hub. Runs at depth 0 only. */
@@ -288,19 +235,19 @@ static void hub_destroy(vigil_hub *hub) {
   while (hub->nconns > 0)
     vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
                       VIGIL__CLOSE_NOW);
-  deliver_closed(hub);
+  vigil__hub_deliver_closed(hub);
   ev_timer_stop(hub->loop, &hub->tick);
   ev_timer_stop(hub->loop, &hub->shutdown_timer);
+  census_stop(hub);
   vigil__hub_census_free(hub);
-  ev_timer_stop(hub->loop, &hub->census_timer);
   ev_prepare_stop(hub->loop, &hub->deliver);
   ev_ref(hub->loop);
   ev_check_stop(hub->loop, &hub->clock_refresh);
   vigil__identity_hub_free(hub);
-  while (hub->cbsets) {
-    vigil__cbset *n = hub->cbsets->next;
-    free(hub->cbsets);
-    hub->cbsets = n;
+  while (hub->hooksets) {
+    vigil__hookset *n = hub->hooksets->next;
+    free(hub->hooksets);
+    hub->hooksets = n;
   }
   reap_graveyard(hub);
   vigil__policy_unref(hub->policy);
@@ -315,67 +262,4 @@ void vigil_hub_free(vigil_hub *hub) {
   /* Outside any vigil callback the host tears down at once; inside one,
    * the outermost leave (or the loop) does. */
   if (hub->depth == 0) hub_destroy(hub);
-}
-
-/* ---- graceful shutdown ---- */
-
-static void shutdown_finish(vigil_hub *hub) {
-  ev_timer_stop(hub->loop, &hub->shutdown_timer);
-  hub->shutting_down = 0;
-  vigil_event ev;
-  if (vigil__hub_wants_events(hub)) {
-    vigil__event_init(&ev, VIGIL_EV_SHUTDOWN, hub, NULL);
-    ev.detail = "done";
-    vigil__event_send(hub, &ev);
-  }
-  if (hub->shutdown_done) hub->shutdown_done(hub, hub->shutdown_data);
-}
-
-/* Polls for completion: conns finish their graceful close on their own. */
-static void shutdown_poll_cb(struct ev_loop *loop, ev_timer *w, int revents);
-
-int vigil_hub_shutdown(vigil_hub *hub, uint32_t deadline_ms,
-                       vigil_shutdown_cb done, void *user_data) {
-  if (!hub || hub->free_requested) return VIGIL_EINVAL;
-  if (hub->shutting_down) return VIGIL_EEXIST;
-  vigil__hub_enter(hub);
-  hub->shutting_down = 1;
-  hub->shutdown_done = done;
-  hub->shutdown_data = user_data;
-  vigil__listeners_stop(hub);
-  if (vigil__hub_wants_events(hub)) {
-    vigil_event ev;
-    vigil__event_init(&ev, VIGIL_EV_SHUTDOWN, hub, NULL);
-    ev.detail = "start";
-    ev.count = hub->nconns;
-    vigil__event_send(hub, &ev);
-  }
-  /* Iterate backwards: a conn that finishes at once leaves the array. */
-  for (uint32_t i = hub->nconns; i > 0; i--) {
-    if (i > hub->nconns) continue;
-    vigil__conn_close(hub->conns[i - 1], VIGIL_REASON_SHUTDOWN,
-                      VIGIL__CLOSE_GRACEFUL);
-  }
-  ev_timer_init(&hub->shutdown_timer, shutdown_poll_cb, 0.0, 0.01);
-  hub->shutdown_deadline = vigil__hub_clock(hub) + deadline_ms;
-  ev_timer_start(hub->loop, &hub->shutdown_timer);
-  vigil__hub_leave(hub);
-  return VIGIL_OK;
-}
-
-static void shutdown_poll_cb(struct ev_loop *loop, ev_timer *w, int revents) {
-  vigil_hub *hub = vigil__container_of(w, vigil_hub, shutdown_timer);
-  (void)loop;
-  (void)revents;
-  vigil__hub_enter_loop(hub);
-  if (hub->nconns > 0 && vigil__hub_clock(hub) >= hub->shutdown_deadline) {
-    while (hub->nconns > 0)
-      vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
-                        VIGIL__CLOSE_ABORT);
-  }
-  if (hub->nconns == 0 && hub->shutting_down) {
-    deliver_closed(hub);
-    shutdown_finish(hub);
-  }
-  vigil__hub_leave(hub);
 }

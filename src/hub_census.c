@@ -28,7 +28,10 @@
 #include <netinet/in.h>
 
 #include "census_internal.h"
-#include "internal.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
+#include "hub_census.h"
 
 typedef struct seen_socket {
   uint64_t cookie;
@@ -66,14 +69,17 @@ static uint16_t local_port(int fd) {
 /* The distinct local ports of the hub's listeners and live conns, sorted,
  * in a fresh array (*out NULL when there are none). */
 static int hub_ports(vigil_hub *hub, uint16_t **out, size_t *nout) {
-  size_t nl = vigil__listener_ports(hub, NULL, 0);
+  size_t nl = 0;
+  for (const vigil__owned *o = hub->owned; o; o = o->next) nl += o->port != 0;
   size_t cap = nl + hub->nconns;
   *out = NULL;
   *nout = 0;
   if (cap == 0) return VIGIL_OK;
   uint16_t *v = malloc(cap * sizeof *v);
   if (!v) return VIGIL_ENOMEM;
-  size_t n = vigil__listener_ports(hub, v, nl);
+  size_t n = 0;
+  for (const vigil__owned *o = hub->owned; o; o = o->next)
+    if (o->port) v[n++] = o->port;
   for (uint32_t i = 0; i < hub->nconns; i++) {
     uint16_t p = local_port(hub->conns[i]->io.fd);
     if (p) v[n++] = p;
@@ -165,8 +171,7 @@ static int run(const uint16_t *ports, size_t nports, int list,
   return vigil__census_run(&q, VIGIL__CENSUS_LOOP_WAIT_MS, out);
 }
 
-int vigil_hub_census(vigil_hub *hub, vigil_hub_census_report *out) {
-  if (!hub || !out) return VIGIL_EINVAL;
+static int take_census(vigil_hub *hub, vigil_hub_census_report *out) {
   memset(out, 0, sizeof *out);
   out->conns = hub->nconns;
   uint16_t *ports = NULL;
@@ -210,6 +215,11 @@ done:
   return rc;
 }
 
+int vigil_hub_census(vigil_hub *hub, vigil_hub_census_report *out) {
+  if (!hub || !out) return VIGIL_EINVAL;
+  return take_census(hub, out);
+}
+
 /* ---- periodic census ---- */
 
 static void emit_census(vigil_hub *hub, int rc,
@@ -240,32 +250,13 @@ static void emit_census(vigil_hub *hub, int rc,
   vigil__event_send(hub, &ev);
 }
 
-static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
-  vigil_hub *hub = vigil__container_of(w, vigil_hub, census_timer);
-  (void)loop;
-  (void)revents;
-  vigil__hub_enter_loop(hub);
+void vigil__hub_census_tick(vigil_hub *hub) {
   vigil_hub_census_report r;
-  int rc = vigil_hub_census(hub, &r); /* also kept for the metrics */
+  int rc = take_census(hub, &r); /* also kept for the metrics */
   if (vigil__hub_wants_events(hub)) emit_census(hub, rc, &r);
-  vigil__hub_leave(hub);
-}
-
-void vigil__hub_census_start(vigil_hub *hub) {
-  uint32_t ms = hub->opts.census_interval_ms;
-  if (ms == 0) return;
-  double iv = (double)ms / 1000.0;
-  ev_timer_init(&hub->census_timer, census_cb, iv, iv);
-  ev_timer_start(hub->loop, &hub->census_timer);
-  /* A diagnostics timer alone must not keep ev_run from returning. */
-  ev_unref(hub->loop);
 }
 
 void vigil__hub_census_free(vigil_hub *hub) {
-  if (ev_is_active(&hub->census_timer)) {
-    ev_ref(hub->loop); /* balances the ev_unref in start */
-    ev_timer_stop(hub->loop, &hub->census_timer);
-  }
   census_state *st = hub->census_state;
   if (st) {
     free(st->v);

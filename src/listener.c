@@ -16,8 +16,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "adopt.h"
+#include "conn.h"
+#include "error.h"
+#include "event.h"
+#include "hub.h"
+#include "listener.h"
+#include "policy_share.h"
 #include "sockopt.h"
+#include "transport.h"
 
 /* Connections accepted per readiness event, so one busy listener cannot
  * starve established connections. */
@@ -135,6 +142,14 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
 static void listener_hub_gone(vigil__owned *o);
 static void listener_release(vigil__owned *o);
 
+/* Closes fd after a failure and records it; returns code. errno is the
+ * failed call's. */
+static int socket_failed(int fd, int code, const char *call, int err) {
+  close(fd);
+  errno = err;
+  return vigil__error_set(code, call, err);
+}
+
 static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   struct addrinfo hints, *res = NULL;
   memset(&hints, 0, sizeof hints);
@@ -143,12 +158,17 @@ static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   char port[8];
   snprintf(port, sizeof port, "%u", (unsigned)o->port);
   const char *host = o->host ? o->host : "0.0.0.0";
-  if (getaddrinfo(host, port, &hints, &res) != 0 || !res) return VIGIL_EADDR;
+  int gai = getaddrinfo(host, port, &hints, &res);
+  if (gai != 0 || !res)
+    return vigil__error_detail(VIGIL_EADDR, "getaddrinfo",
+                               gai ? gai_strerror(gai) : "no address");
   int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                   IPPROTO_TCP);
   if (fd < 0) {
+    int err = errno;
     freeaddrinfo(res);
-    return VIGIL_ESYS;
+    errno = err;
+    return vigil__error_set(VIGIL_ESYS, "socket", err);
   }
   int one = 1;
   /* SO_REUSEADDR lets a restarted server bind while old connections sit
@@ -156,27 +176,31 @@ static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (o->reuseport &&
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-    close(fd);
-    freeaddrinfo(res);
-    return VIGIL_ENOTSUP;
-  }
-  if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-      listen(fd, o->backlog > 0 ? o->backlog : 511) < 0) {
     int err = errno;
-    close(fd);
     freeaddrinfo(res);
-    errno = err;
-    return err == EADDRINUSE || err == EADDRNOTAVAIL ? VIGIL_EADDR
-                                                     : VIGIL_ESYS;
+    return socket_failed(fd, VIGIL_ENOTSUP, "setsockopt SO_REUSEPORT", err);
+  }
+  const char *call = "bind";
+  int failed = bind(fd, res->ai_addr, res->ai_addrlen) < 0;
+  if (!failed) {
+    call = "listen";
+    failed = listen(fd, o->backlog > 0 ? o->backlog : 511) < 0;
+  }
+  if (failed) {
+    int err = errno;
+    freeaddrinfo(res);
+    return socket_failed(fd,
+                         err == EADDRINUSE || err == EADDRNOTAVAIL
+                             ? VIGIL_EADDR
+                             : VIGIL_ESYS,
+                         call, err);
   }
   freeaddrinfo(res);
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
     int err = errno;
-    close(fd);
-    errno = err;
-    return vigil__err_from_errno(err);
+    return socket_failed(fd, vigil__err_from_errno(err), "getsockname", err);
   }
   *port_out = ntohs(ss.ss_family == AF_INET6
                         ? ((struct sockaddr_in6 *)&ss)->sin6_port
@@ -190,6 +214,7 @@ int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
   if (!hub || !o || hub->free_requested) return VIGIL_EINVAL;
   if (o->adopt.policy && vigil_policy_validate(o->adopt.policy, NULL, 0))
     return VIGIL_EINVAL;
+  if (o->adopt.tls_ctx && !vigil__tls_available) return VIGIL_ENOTSUP;
   vigil_listener *l = calloc(1, sizeof *l);
   if (!l) return VIGIL_ENOMEM;
   l->hub = hub;
@@ -217,6 +242,7 @@ int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
   ev_timer_init(&l->retry, retry_cb, 0.0, 0.0);
   ev_io_start(hub->loop, &l->io);
   l->owned.kind = VIGIL__OWNED_LISTENER;
+  l->owned.port = l->port;
   l->owned.hub_gone = listener_hub_gone;
   l->owned.release = listener_release;
   vigil__hub_own(hub, &l->owned);
@@ -228,16 +254,6 @@ uint16_t vigil_listener_port(vigil_listener *l) { return l->port; }
 
 static vigil_listener *listener_of(vigil__owned *o) {
   return vigil__container_of(o, vigil_listener, owned);
-}
-
-size_t vigil__listener_ports(vigil_hub *hub, uint16_t *out, size_t cap) {
-  size_t n = 0;
-  for (vigil__owned *o = hub->owned; o; o = o->next) {
-    if (o->kind != VIGIL__OWNED_LISTENER) continue;
-    if (n < cap) out[n] = listener_of(o)->port;
-    n++;
-  }
-  return n;
 }
 
 int vigil_listener_fd(vigil_listener *l) { return l->io.fd; }

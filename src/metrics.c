@@ -4,13 +4,13 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "hub.h"
 
 void vigil__metrics_snapshot_take(vigil_hub *hub,
                                   vigil__metrics_snapshot *out) {
   const vigil__metrics *m = &hub->metrics;
   memset(out, 0, sizeof *out);
-  vigil_hub_stats(hub, &out->stats);
+  vigil__hub_stats_get(hub, &out->stats);
   out->takeovers[VIGIL__SCOPE_HUB] = out->stats.takeovers;
   out->takeover_latency[VIGIL__SCOPE_HUB] = m->takeover_latency;
   out->dead_overshoot = m->dead_overshoot;

@@ -63,15 +63,15 @@ typedef struct vigil__metrics_series {
 } vigil__metrics_series;
 
 /* ---- hooks (metrics_hooks.c), one call each in the engine ---- */
-/* conn_close.c, heartbeat dead close: how long after last_rx + dead_after
+/* close.c, heartbeat dead close: how long after last_rx + dead_after
  * the conn is being closed. */
 void vigil__metrics_observe_dead(vigil_conn *c);
-/* identity.c, vigil_conn_identify: a claim starts. Returns the start of
+/* takeover.c, vigil__identify: a claim starts. Returns the start of
  * an enclosing claim (a claim made from on_takeover) to give back to
  * vigil__metrics_claim_end. */
 uint64_t vigil__metrics_claim_begin(vigil_hub *hub);
 void vigil__metrics_claim_end(vigil_hub *hub, uint64_t outer);
-/* identity.c, take_over: the displaced conn was just reset. */
+/* takeover.c, take_over: the displaced conn was just reset. */
 void vigil__metrics_observe_takeover(vigil_hub *hub);
 /* hub_census.c, vigil_hub_census: keeps a successful report, taken at
  * hub clock `now`. */

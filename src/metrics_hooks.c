@@ -1,6 +1,6 @@
 /*
  * What the engine reports to the metrics (metrics.h): the one-line hooks in
- * conn_close.c, identity.c and hub_census.c land here, and the bucket
+ * close.c, takeover.c and hub_census.c land here, and the bucket
  * layouts of the two histograms are defined here. Nothing in this file
  * calls back into the engine, so the hooks add no call circle between
  * files.
@@ -15,7 +15,8 @@
  */
 #include <time.h>
 
-#include "internal.h"
+#include "conn.h"
+#include "hub.h"
 
 static const uint64_t overshoot_bounds_us[] = {
     1000,   2000,   5000,    10000,   20000,   50000,   100000,

@@ -1,22 +1,12 @@
-/*
- * Output queue: bytes vigil_send accepted that the kernel did not take yet.
- *
- * A circular singly linked list of chunks keeps the per-connection cost at
- * one pointer (the tail; tail->next is the head). Small sends coalesce into
- * the tail chunk's spare room, so a burst of tiny messages does not become
- * a burst of allocations. An idle connection holds no chunk at all.
- */
-#include <errno.h>
+/* Output queue; see outqueue.h. */
+#include "outqueue.h"
+
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
-#include "internal.h"
-#include "tls_internal.h"
+#include "vigil.h"
 
 #define OUTCHUNK_MIN 4096
-#define OUTQ_IOV 16
 
 struct vigil__outchunk {
   vigil__outchunk *next;
@@ -26,8 +16,8 @@ struct vigil__outchunk {
   char data[];
 };
 
-int vigil__outq_append(vigil_conn *c, const void *data, size_t len) {
-  vigil__outchunk *tail = c->outq_tail;
+int vigil__outq_append(vigil__outq *q, const void *data, size_t len) {
+  vigil__outchunk *tail = q->tail;
   if (tail && tail->cap - tail->end > 0) {
     size_t room = tail->cap - tail->end;
     size_t n = len < room ? len : room;
@@ -35,7 +25,7 @@ int vigil__outq_append(vigil_conn *c, const void *data, size_t len) {
     tail->end += n;
     data = (const char *)data + n;
     len -= n;
-    c->queued += n;
+    q->queued += n;
   }
   if (len == 0) return VIGIL_OK;
   size_t cap = len > OUTCHUNK_MIN ? len : OUTCHUNK_MIN;
@@ -51,83 +41,56 @@ int vigil__outq_append(vigil_conn *c, const void *data, size_t len) {
   } else {
     ch->next = ch;
   }
-  c->outq_tail = ch;
-  c->queued += len;
+  q->tail = ch;
+  q->queued += len;
   return VIGIL_OK;
 }
 
-/* Drops fully sent chunks from the head. */
-static void consume(vigil_conn *c, size_t n);
-
-/* TLS (tls_conn.c) feeds SSL_write one chunk at a time: a record must be
- * retried with the same bytes, which a chunk's head keeps in place. */
-size_t vigil__outq_peek(vigil_conn *c, const void **data) {
-  if (!c->outq_tail) return 0;
-  vigil__outchunk *head = c->outq_tail->next;
+size_t vigil__outq_peek(const vigil__outq *q, const void **data) {
+  if (!q->tail) return 0;
+  vigil__outchunk *head = q->tail->next;
   *data = head->data + head->start;
   return head->end - head->start;
 }
 
-void vigil__outq_consume(vigil_conn *c, size_t n) { consume(c, n); }
+int vigil__outq_iov(const vigil__outq *q, struct iovec *iov, int max) {
+  if (!q->tail) return 0;
+  int n = 0;
+  vigil__outchunk *ch = q->tail->next;
+  for (;;) {
+    iov[n].iov_base = ch->data + ch->start;
+    iov[n].iov_len = ch->end - ch->start;
+    n++;
+    if (ch == q->tail || n == max) return n;
+    ch = ch->next;
+  }
+}
 
-static void consume(vigil_conn *c, size_t n) {
-  c->queued -= n;
-  while (n > 0 && c->outq_tail) {
-    vigil__outchunk *head = c->outq_tail->next;
+/* Unlinks and frees the head chunk. */
+static void drop_head(vigil__outq *q) {
+  vigil__outchunk *head = q->tail->next;
+  if (head == q->tail)
+    q->tail = NULL;
+  else
+    q->tail->next = head->next;
+  free(head);
+}
+
+void vigil__outq_consume(vigil__outq *q, size_t n) {
+  q->queued -= n;
+  while (n > 0 && q->tail) {
+    vigil__outchunk *head = q->tail->next;
     size_t avail = head->end - head->start;
     if (n < avail) {
       head->start += n;
       return;
     }
     n -= avail;
-    if (head == c->outq_tail) {
-      c->outq_tail = NULL;
-    } else {
-      c->outq_tail->next = head->next;
-    }
-    free(head);
+    drop_head(q);
   }
 }
 
-long vigil__outq_write(vigil_conn *c) {
-  long total = 0;
-  while (c->outq_tail) {
-    struct iovec iov[OUTQ_IOV];
-    int n = 0;
-    vigil__outchunk *ch = c->outq_tail->next;
-    for (;;) {
-      iov[n].iov_base = ch->data + ch->start;
-      iov[n].iov_len = ch->end - ch->start;
-      n++;
-      if (ch == c->outq_tail || n == OUTQ_IOV) break;
-      ch = ch->next;
-    }
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = iov;
-    msg.msg_iovlen = (size_t)n;
-    /* MSG_NOSIGNAL: a peer reset must be an EPIPE return, not a SIGPIPE
-     * that kills the host process. */
-    ssize_t w = sendmsg(c->io.fd, &msg, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      return -1;
-    }
-    consume(c, (size_t)w);
-    total += w;
-  }
-  return total;
-}
-
-void vigil__outq_clear(vigil_conn *c) {
-  while (c->outq_tail) {
-    vigil__outchunk *head = c->outq_tail->next;
-    if (head == c->outq_tail)
-      c->outq_tail = NULL;
-    else
-      c->outq_tail->next = head->next;
-    free(head);
-  }
-  c->queued = 0;
+void vigil__outq_clear(vigil__outq *q) {
+  while (q->tail) drop_head(q);
+  q->queued = 0;
 }

@@ -8,7 +8,8 @@
  */
 #include <stdlib.h>
 
-#include "internal.h"
+#include "policy_share.h"
+#include "util.h"
 
 typedef struct shared_policy {
   uint32_t refs;

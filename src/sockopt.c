@@ -9,6 +9,8 @@
  */
 #include "sockopt.h"
 
+#include "error.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,36 +24,30 @@
  * stops at tcpi_total_retrans and lacks tcpi_notsent_bytes. */
 #include <linux/tcp.h>
 
-int vigil__err_from_errno(int e) {
-  switch (e) {
-  case EBADF: return VIGIL_EBADF;
-  case ENOTSOCK: return VIGIL_ENOTSOCK;
-  case ENOTCONN: return VIGIL_ENOTCONN;
-  case ENOMEM:
-  case ENOBUFS: return VIGIL_ENOMEM;
-  case EPERM:
-  case EACCES: return VIGIL_EPERM;
-  case ENOPROTOOPT:
-  case EOPNOTSUPP: return VIGIL_ENOTSUP;
-  default: return VIGIL_ESYS;
-  }
-}
-
-/* getsockopt() of one int option; VIGIL_OK or a mapped error. */
-static int get_int(int fd, int level, int name, int *out) {
+/* getsockopt() of one int option; VIGIL_OK or a mapped error, recorded
+ * with the option's name (vigil_last_error). */
+static int get_int_named(int fd, int level, int name, const char *call,
+                         int *out) {
   socklen_t len = sizeof *out;
   *out = 0;
   if (getsockopt(fd, level, name, out, &len) < 0)
-    return vigil__err_from_errno(errno);
+    return vigil__error_sys(call, errno);
   return VIGIL_OK;
 }
 
-/* setsockopt() of one int option; VIGIL_OK or a mapped error. */
-static int set_int(int fd, int level, int name, int value) {
+/* setsockopt() of one int option; VIGIL_OK or a mapped error, recorded
+ * with the option's name. */
+static int set_int_named(int fd, int level, int name, const char *call,
+                         int value) {
   if (setsockopt(fd, level, name, &value, sizeof value) < 0)
-    return vigil__err_from_errno(errno);
+    return vigil__error_sys(call, errno);
   return VIGIL_OK;
 }
+
+#define get_int(fd, level, name, out)                                       \
+  get_int_named(fd, level, name, "getsockopt " #name, out)
+#define set_int(fd, level, name, value)                                     \
+  set_int_named(fd, level, name, "setsockopt " #name, value)
 
 int vigil__sock_classify(int fd) {
   struct sockaddr_storage ss;
@@ -61,9 +57,9 @@ int vigil__sock_classify(int fd) {
 int vigil__sock_classify_peer(int fd, struct sockaddr_storage *peer) {
   if (fd < 0) {
     errno = EBADF;
-    return VIGIL_EBADF;
+    return vigil__error_set(VIGIL_EBADF, "fcntl F_GETFD", EBADF);
   }
-  if (fcntl(fd, F_GETFD) < 0) return vigil__err_from_errno(errno);
+  if (fcntl(fd, F_GETFD) < 0) return vigil__error_sys("fcntl F_GETFD", errno);
 
   int type, domain, proto, rc;
   rc = get_int(fd, SOL_SOCKET, SO_TYPE, &type);
@@ -81,7 +77,7 @@ int vigil__sock_classify_peer(int fd, struct sockaddr_storage *peer) {
   socklen_t len = sizeof *peer;
   memset(peer, 0, sizeof *peer);
   if (getpeername(fd, (struct sockaddr *)peer, &len) < 0)
-    return vigil__err_from_errno(errno);
+    return vigil__error_sys("getpeername", errno);
   return VIGIL_OK;
 }
 
@@ -94,17 +90,23 @@ static int require_tcp(int fd) {
 
 int vigil__sock_set_nonblock(int fd) {
   int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return vigil__err_from_errno(errno);
+  if (flags < 0) return vigil__error_sys("fcntl F_GETFL", errno);
   if (flags & O_NONBLOCK) return VIGIL_OK;
   if (fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
-    return vigil__err_from_errno(errno);
+    return vigil__error_sys("fcntl F_SETFL", errno);
   return VIGIL_OK;
 }
 
 int vigil__sock_snapshot(int fd, vigil__sock_state *st) {
   st->fl = fcntl(fd, F_GETFL);
-  if (st->fl < 0) return vigil__err_from_errno(errno);
+  if (st->fl < 0) return vigil__error_sys("fcntl F_GETFL", errno);
   return vigil__sock_get_opts(fd, &st->opts);
+}
+
+/* Writes one int option back, ignoring failure (and recording none: the
+ * error being reported is the one that made us restore). */
+static void put_int(int fd, int level, int name, int value) {
+  (void)setsockopt(fd, level, name, &value, sizeof value);
 }
 
 /* Best effort: this runs on an error path, and every value written was
@@ -113,13 +115,13 @@ int vigil__sock_snapshot(int fd, vigil__sock_state *st) {
 void vigil__sock_restore(int fd, const vigil__sock_state *st) {
   int saved = errno;
   const vigil_sockopts *o = &st->opts;
-  (void)set_int(fd, SOL_SOCKET, SO_KEEPALIVE, o->keepalive);
-  (void)set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, o->keepalive_idle_s);
-  (void)set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, o->keepalive_intvl_s);
-  (void)set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, o->keepalive_cnt);
-  (void)set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)o->user_timeout_ms);
-  (void)set_int(fd, IPPROTO_TCP, TCP_NODELAY, o->nodelay);
-  (void)set_int(fd, IPPROTO_TCP, TCP_LINGER2, o->fin_wait2_s);
+  put_int(fd, SOL_SOCKET, SO_KEEPALIVE, o->keepalive);
+  put_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, o->keepalive_idle_s);
+  put_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, o->keepalive_intvl_s);
+  put_int(fd, IPPROTO_TCP, TCP_KEEPCNT, o->keepalive_cnt);
+  put_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)o->user_timeout_ms);
+  put_int(fd, IPPROTO_TCP, TCP_NODELAY, o->nodelay);
+  put_int(fd, IPPROTO_TCP, TCP_LINGER2, o->fin_wait2_s);
   (void)fcntl(fd, F_SETFL, st->fl);
   errno = saved;
 }
@@ -134,7 +136,7 @@ void vigil__sock_restore(int fd, const vigil__sock_state *st) {
 int vigil__sock_set_abort_linger(int fd) {
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
   if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
-    return vigil__err_from_errno(errno);
+    return vigil__error_sys("setsockopt SO_LINGER", errno);
   return VIGIL_OK;
 }
 
@@ -199,7 +201,7 @@ int vigil__sock_peer_string(int fd, char *buf, size_t len) {
     int e = errno;
     mark_unknown(buf, len);
     errno = e;
-    return vigil__err_from_errno(e);
+    return vigil__error_sys("getpeername", e);
   }
   return vigil__sockaddr_format((const struct sockaddr *)&ss, buf, len);
 }
@@ -291,7 +293,7 @@ int vigil__sock_tcp_info(int fd, vigil_tcp_info *out) {
   socklen_t len = sizeof ti;
   memset(&ti, 0, sizeof ti);
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
-    return vigil__err_from_errno(errno);
+    return vigil__error_sys("getsockopt TCP_INFO", errno);
 
   out->state = ti.tcpi_state;
   out->rtt_us = ti.tcpi_rtt;

@@ -1,9 +1,10 @@
 /*
  * Socket helpers shared by the hub, conn, listener and client (internal).
  *
- * Every function returns a vigil_err. When a system call fails for a
- * reason with no dedicated code the result is VIGIL_ESYS and errno is left
- * as the call set it, so callers can log it.
+ * Every function returns a vigil_err. A failed system call is recorded
+ * with its name and errno (vigil_last_error, error.h); for a reason with
+ * no dedicated code the result is VIGIL_ESYS, and errno is left as the
+ * call set it.
  */
 #ifndef VIGIL_SOCKOPT_H
 #define VIGIL_SOCKOPT_H
@@ -78,9 +79,5 @@ int vigil__sock_peer_string(int fd, char *buf, size_t len);
  * errno value, 0 if none; if getsockopt itself fails, its errno. */
 int vigil__sock_error(int fd);
 
-/* Maps an errno value to a vigil_err: EBADF, ENOTSOCK, ENOTCONN, ENOMEM,
- * EPERM/EACCES, ENOPROTOOPT/EOPNOTSUPP (-> VIGIL_ENOTSUP) get their own
- * codes; everything else is VIGIL_ESYS. */
-int vigil__err_from_errno(int e);
 
 #endif

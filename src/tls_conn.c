@@ -1,7 +1,7 @@
 /*
  * TLS connections: the handshake, records in and out, close_notify.
  *
- * The TLS layer inside the conn states of conn_close.c:
+ * The TLS layer inside the conn states of close.c:
  *
  *   adopt (HANDSHAKE)
  *     |  SSL_do_handshake: WANT_READ -> EV_READ, WANT_WRITE -> EV_WRITE
@@ -42,7 +42,10 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "conn_io.h"
+#include "error.h"
 #include "sockopt.h"
+#include "takeover.h"
 #include "tls_internal.h"
 
 /* handshake_timeout for TLS conns whose policy has 0 (HAProxy's
@@ -51,12 +54,6 @@
 /* SSL_read returns one record (<= 16 KiB) per call: 16 calls read about
  * as much as the plain path's 4 x 64 KiB before yielding. */
 #define TLS_READS_PER_EVENT 16
-
-void vigil_tls_options_init(vigil_tls_options *o) {
-  if (!o) return;
-  memset(o, 0, sizeof *o);
-  o->identity_proof = 1;
-}
 
 /* ---- setup and teardown ---- */
 
@@ -70,16 +67,11 @@ static int set_server_name(SSL *ssl, const char *name) {
          SSL_set1_host(ssl, name) == 1;
 }
 
-void vigil__tls_bound_handshake(const vigil_conn *c, vigil_policy *p) {
-  if (vigil__conn_is_tls(c) && p->handshake_timeout_ms == 0)
-    p->handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
-}
-
 /* Gives c a copy of its policy with the TLS default handshake bound. */
 static int default_handshake_timeout(vigil_conn *c) {
   if (c->policy->handshake_timeout_ms) return VIGIL_OK;
   vigil_policy p = *c->policy;
-  vigil__tls_bound_handshake(c, &p);
+  p.handshake_timeout_ms = TLS_DEFAULT_HANDSHAKE_MS;
   const vigil_policy *own = vigil__policy_new(&p);
   if (!own) return VIGIL_ENOMEM;
   vigil__conn_use_policy(c, own);
@@ -87,11 +79,21 @@ static int default_handshake_timeout(vigil_conn *c) {
   return VIGIL_OK;
 }
 
+/* An OpenSSL call failed while setting up a conn: VIGIL_ETLS with
+ * OpenSSL's reason recorded (vigil_last_error), or VIGIL_ENOMEM when it
+ * queued no error (an allocation). */
+static int setup_failed(const char *call) {
+  unsigned long e = ERR_peek_error();
+  if (!e) return VIGIL_ENOMEM;
+  const char *why = ERR_reason_error_string(e);
+  return vigil__error_detail(VIGIL_ETLS, call, why ? why : "OpenSSL failure");
+}
+
 static int configure(vigil_conn *c, vigil__tls *t,
                      const vigil_adopt_options *o,
                      const vigil_tls_options *to) {
   t->ssl = SSL_new(o->tls_ctx);
-  if (!t->ssl) return VIGIL_ETLS;
+  if (!t->ssl) return setup_failed("SSL_new");
   BIO *bio = vigil__tls_bio_new(c);
   if (!bio) return VIGIL_ENOMEM;
   SSL_set_bio(t->ssl, bio, bio);
@@ -117,12 +119,13 @@ static int configure(vigil_conn *c, vigil__tls *t,
   /* The client speaks first: the first writability sends ClientHello. */
   t->flags |= VIGIL__TLS_CLIENT | VIGIL__TLS_HS_WANT_WRITE;
   if (o->tls_sni && !set_server_name(t->ssl, o->tls_sni))
-    return VIGIL_ETLS;
+    return setup_failed("SSL_set1_host");
   if (to->session) {
     t->session = to->session;
     vigil__tls_session_ref(t->session);
     SSL_SESSION *s = vigil__tls_session_get(t->session);
-    if (s && SSL_set_session(t->ssl, s) != 1) return VIGIL_ETLS;
+    if (s && SSL_set_session(t->ssl, s) != 1)
+      return setup_failed("SSL_set_session");
     if (s && SSL_SESSION_up_ref(s)) t->offered = s;
   }
   return VIGIL_OK;
@@ -143,15 +146,16 @@ int vigil__tls_adopt(vigil_conn *c, const vigil_adopt_options *o) {
   vigil__tls *t = x ? calloc(1, sizeof *t) : NULL;
   if (!t) return VIGIL_ENOMEM;
   x->tls = t;
+  c->tp = &vigil__transport_tls; /* from here on its free releases t */
+  c->flags |= VIGIL__F_TP_HANDSHAKE;
   ERR_clear_error();
   int rc = configure(c, t, o, to);
   if (rc == VIGIL_OK) rc = default_handshake_timeout(c);
-  if (rc == VIGIL_ETLS && ERR_peek_error() == 0) rc = VIGIL_ENOMEM;
   ERR_clear_error();
   return rc; /* on error the caller frees c, and with it t */
 }
 
-void vigil__tls_free(vigil_conn *c) {
+static void tls_free(vigil_conn *c) {
   vigil__tls *t = vigil__tls_of(c);
   if (!t) return;
   if (t->ssl) SSL_free(t->ssl); /* frees the BIO; the fd is not its */
@@ -162,11 +166,6 @@ void vigil__tls_free(vigil_conn *c) {
   if (c->ext->detail == t->detail) c->ext->detail = NULL;
   c->ext->tls = NULL;
   free(t);
-}
-
-int vigil__tls_handshaking(const vigil_conn *c) {
-  const vigil__tls *t = vigil__tls_of(c);
-  return t && !(t->flags & VIGIL__TLS_HS_DONE);
 }
 
 /* ---- errors ---- */
@@ -200,60 +199,54 @@ static void ssl_call_begin(vigil__tls *t) {
 }
 
 /* The peer ended TCP without close_notify. During the handshake that is
- * a peer giving up; afterwards it is truncation, unless we had already
- * sent our close_notify (then the peer simply did not answer it). */
-static void peer_eof(vigil_conn *c, vigil__tls *t) {
+ * a peer giving up (c closes: returns 0); afterwards it is truncation,
+ * unless we had already sent our close_notify (then the peer simply did
+ * not answer it): returns 1, the caller reports the peer's end. */
+static int peer_eof(vigil_conn *c, vigil__tls *t) {
   t->flags |= VIGIL__TLS_FATAL;
   ERR_clear_error();
   if (!(t->flags & VIGIL__TLS_HS_DONE)) {
     if (!c->ext->detail) c->ext->detail = "eof during handshake";
     vigil__conn_close(c, VIGIL_REASON_PEER_CLOSED, VIGIL__CLOSE_NOW);
-    return;
+    return 0;
   }
   if (!(t->flags & VIGIL__TLS_NOTIFY_SENT)) c->ext->truncated = 1;
-  vigil__conn_peer_fin(c);
+  return 1;
 }
 
 /* An SSL call failed with SSL_get_error() == err: classify and close.
- * Socket errors close like plain TCP (peer_reset, timeouts...). */
-static void ssl_failed(vigil_conn *c, vigil__tls *t, int err) {
+ * Socket errors close like plain TCP (peer_reset, timeouts...). Returns 1
+ * when it was the peer's end after the handshake (see peer_eof), which the
+ * caller reports; 0 once c is closed. */
+static int ssl_failed(vigil_conn *c, vigil__tls *t, int err) {
   t->flags |= VIGIL__TLS_FATAL;
   if (t->bio_errno) {
     ERR_clear_error();
     vigil__conn_io_failed(c, t->bio_errno);
-    return;
+    return 0;
   }
   unsigned long e = ERR_peek_error();
 #ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
   if (err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
-      ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-    peer_eof(c, t); /* OpenSSL 3 */
-    return;
-  }
+      ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+    return peer_eof(c, t); /* OpenSSL 3 */
 #endif
-  if (err == SSL_ERROR_SYSCALL && e == 0 && (t->flags & VIGIL__TLS_EOF)) {
-    peer_eof(c, t); /* OpenSSL 1.1.1 */
-    return;
-  }
+  if (err == SSL_ERROR_SYSCALL && e == 0 && (t->flags & VIGIL__TLS_EOF))
+    return peer_eof(c, t); /* OpenSSL 1.1.1 */
   vigil__tls_set_error_detail(c, err == SSL_ERROR_SYSCALL
                                      ? "unexpected eof"
                                      : "tls failure");
   vigil__conn_close(c, VIGIL_REASON_TLS_ERROR, VIGIL__CLOSE_NOW);
+  return 0;
+}
+
+/* ssl_failed where the peer's end is reported at once (handshake,
+ * writes). */
+static void ssl_failed_report(vigil_conn *c, vigil__tls *t, int err) {
+  if (ssl_failed(c, t, err)) vigil__conn_peer_fin(c);
 }
 
 /* ---- handshake ---- */
-
-static void emit_open(vigil_conn *c, vigil__tls *t) {
-  vigil_hub *hub = c->hub;
-  if (!vigil__hub_wants_events(hub)) return;
-  vigil_sockopts so;
-  vigil_event ev;
-  vigil__event_init(&ev, VIGIL_EV_OPEN, hub, c);
-  if (vigil__sock_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
-  ev.tls_resumed = SSL_session_reused(t->ssl) ? 1 : 0;
-  ev.detail = "tls"; /* tells the formatter tls_resumed applies */
-  vigil__event_send(hub, &ev);
-}
 
 /* Client: keeps the newest resumable session in the host's store. TLS
  * 1.3 tickets arrive after the handshake, each as a new session object,
@@ -286,7 +279,7 @@ static void forget_declined(vigil__tls *t) {
 static int record_identity(vigil_conn *c, vigil__tls *t) {
   int rc = vigil__tls_extract_identity(t);
   if (rc == VIGIL_ENOMEM) {
-    vigil_conn_fail(c, ENOMEM);
+    vigil__conn_fail(c, ENOMEM);
   } else if (rc != VIGIL_OK) {
     vigil__tls_set_error_detail(c, "certificate identity unreadable");
     vigil__conn_close(c, VIGIL_REASON_TLS_ERROR, VIGIL__CLOSE_NOW);
@@ -301,7 +294,7 @@ static int record_identity(vigil_conn *c, vigil__tls *t) {
  * contradicts. */
 static void claim_cert_identity(vigil_conn *c, vigil__tls *t) {
   if (!t->cert_identity) return;
-  int rc = vigil_conn_identify(c, t->cert_identity, strlen(t->cert_identity));
+  int rc = vigil__identify(c, t->cert_identity, strlen(t->cert_identity));
   switch (rc) {
   case VIGIL_OK:
   case VIGIL_EREJECTED: /* refused: c is closing (takeover_rejected) */
@@ -314,7 +307,7 @@ static void claim_cert_identity(vigil_conn *c, vigil__tls *t) {
                         VIGIL__CLOSE_GRACEFUL);
     return;
   case VIGIL_ENOMEM:
-    vigil_conn_fail(c, ENOMEM);
+    vigil__conn_fail(c, ENOMEM);
     return;
   default: /* VIGIL_EINVAL: longer than an identity may be */
     if (!c->ext->detail) c->ext->detail = "certificate identity too long";
@@ -327,13 +320,14 @@ static void claim_cert_identity(vigil_conn *c, vigil__tls *t) {
 /* The TLS handshake just completed. Returns 1, or -1 if c closed. */
 static int handshake_done(vigil_conn *c, vigil__tls *t) {
   t->flags |= VIGIL__TLS_HS_DONE;
+  c->flags &= (uint8_t)~VIGIL__F_TP_HANDSHAKE;
   if (record_identity(c, t) != VIGIL_OK) return -1;
   forget_declined(t);
   store_session(t);
-  emit_open(c, t);
+  vigil__conn_emit_open(c, "tls", SSL_session_reused(t->ssl) ? 1 : 0);
   if (c->state == VIGIL_CONN_HANDSHAKE) claim_cert_identity(c, t);
   if (c->state == VIGIL_CONN_HANDSHAKE && !(t->flags & VIGIL__TLS_APP_HS))
-    vigil_conn_ready(c);
+    vigil__conn_ready(c);
   return c->state == VIGIL_CONN_CLOSED || c->hub->free_requested ? -1 : 1;
 }
 
@@ -350,7 +344,7 @@ static int drive_handshake(vigil_conn *c, vigil__tls *t) {
     vigil__conn_update_io(c);
     return 0;
   }
-  ssl_failed(c, t, err);
+  ssl_failed_report(c, t, err);
   return -1;
 }
 
@@ -367,88 +361,56 @@ static int ssl_write(vigil_conn *c, vigil__tls *t, const void *p, size_t n) {
     t->flags |= VIGIL__TLS_WRITE_WANTS_READ;
     return 0;
   }
-  ssl_failed(c, t, err);
+  ssl_failed_report(c, t, err);
   return -1;
 }
 
-/* Feeds queued plaintext to SSL_write. When a graceful close waits for
- * the queue (or for its close_notify), goes on with it. 0, or -1 if c
- * closed. */
-static int flush_queue(vigil_conn *c, vigil__tls *t) {
-  int had = c->queued > 0;
+/* Feeds queued plaintext to SSL_write, one queue chunk at a time (a
+ * retry after WANT_WRITE must present the same bytes). Returns 1 while
+ * our close_notify waits for writability, so the close machine retries it
+ * once the queue is empty; 0; VIGIL__IO_CLOSED. */
+static int tls_write_queue(vigil_conn *c) {
+  vigil__tls *t = vigil__tls_of(c);
   t->flags &= (uint16_t)~VIGIL__TLS_WRITE_WANTS_READ;
-  while (c->queued > 0) {
+  while (c->outq.queued > 0) {
     const void *p;
-    size_t n = vigil__outq_peek(c, &p);
+    size_t n = vigil__outq_peek(&c->outq, &p);
     int w = ssl_write(c, t, p, n);
-    if (w < 0) return -1;
+    if (w < 0) return VIGIL__IO_CLOSED;
     if (w == 0) break;
-    vigil__outq_consume(c, (size_t)w);
+    vigil__outq_consume(&c->outq, (size_t)w);
   }
-  if (c->queued == 0 && c->state == VIGIL_CONN_FLUSHING &&
-      (had || (t->flags & VIGIL__TLS_NOTIFY_PENDING))) {
-    vigil__conn_flushed(c);
-    return c->state == VIGIL_CONN_CLOSED ? -1 : 0;
-  }
-  vigil__conn_update_io(c);
-  return 0;
+  return (t->flags & VIGIL__TLS_NOTIFY_PENDING) ? 1 : 0;
 }
 
-/* Reads records and hands plaintext to the host (discarded once the
- * conn is closing: the reads only keep the kernel from answering our
- * close with RST). */
-static void read_records(vigil_conn *c, vigil__tls *t) {
-  vigil_hub *hub = c->hub;
+/* One record's plaintext (raw bytes count as life in the BIO). */
+static ssize_t tls_read(vigil_conn *c, void *buf, size_t cap) {
+  vigil__tls *t = vigil__tls_of(c);
   t->flags &= (uint16_t)~VIGIL__TLS_READ_WANTS_WRITE;
-  for (int i = 0; i < TLS_READS_PER_EVENT; i++) {
-    ssl_call_begin(t);
-    int n = SSL_read(t->ssl, hub->rbuf, VIGIL__READ_BUF);
-    if (n > 0) {
-      if (!vigil__closing(c)) vigil__conn_deliver(c, hub->rbuf, (size_t)n);
-      if (c->state == VIGIL_CONN_CLOSED || c->state == VIGIL_CONN_DRAINING ||
-          hub->free_requested)
-        return;
-      continue;
-    }
-    int err = SSL_get_error(t->ssl, n);
-    switch (err) {
-    case SSL_ERROR_WANT_READ:
-      store_session(t);
-      return;
-    case SSL_ERROR_WANT_WRITE:
-      t->flags |= VIGIL__TLS_READ_WANTS_WRITE;
-      vigil__conn_update_io(c);
-      return;
-    case SSL_ERROR_ZERO_RETURN: /* close_notify: the peer's orderly end */
-      ERR_clear_error();
-      t->flags |= VIGIL__TLS_NOTIFY_RCVD;
-      store_session(t);
-      vigil__conn_peer_fin(c);
-      return;
-    default:
-      ssl_failed(c, t, err);
-      return;
-    }
+  ssl_call_begin(t);
+  int n = SSL_read(t->ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
+  if (n > 0) return n;
+  int err = SSL_get_error(t->ssl, n);
+  switch (err) {
+  case SSL_ERROR_WANT_READ:
+    store_session(t);
+    return VIGIL__IO_AGAIN;
+  case SSL_ERROR_WANT_WRITE:
+    t->flags |= VIGIL__TLS_READ_WANTS_WRITE;
+    vigil__conn_update_io(c);
+    return VIGIL__IO_AGAIN;
+  case SSL_ERROR_ZERO_RETURN: /* close_notify: the peer's orderly end */
+    ERR_clear_error();
+    t->flags |= VIGIL__TLS_NOTIFY_RCVD;
+    store_session(t);
+    return 0;
+  default:
+    return ssl_failed(c, t, err) ? 0 : VIGIL__IO_CLOSED;
   }
-  /* Decrypted bytes left inside OpenSSL never make the fd readable
-   * again: come back on the next loop iteration. */
-  if (SSL_has_pending(t->ssl)) ev_feed_event(hub->loop, &c->io, EV_READ);
 }
 
-/* After the handshake: queued plaintext out, then records in. */
-static void tls_records(vigil_conn *c, vigil__tls *t, int revents,
-                        int fresh) {
-  unsigned f = t->flags;
-  int do_write = fresh || (revents & EV_WRITE) ||
-                 ((revents & EV_READ) && (f & VIGIL__TLS_WRITE_WANTS_READ));
-  int do_read = fresh || (revents & EV_READ) ||
-                ((revents & EV_WRITE) && (f & VIGIL__TLS_READ_WANTS_WRITE));
-  if (do_write && flush_queue(c, t) < 0) return;
-  if (c->state == VIGIL_CONN_CLOSED || c->state == VIGIL_CONN_DRAINING ||
-      c->hub->free_requested)
-    return;
-  /* After the peer's close_notify or FIN there is nothing left to read. */
-  if (do_read && !(c->flags & VIGIL__F_PEER_FIN)) read_records(c, t);
+static int tls_pending(const vigil_conn *c) {
+  return SSL_has_pending(vigil__tls_of(c)->ssl);
 }
 
 /* TCP_CORK on or off; 1 if it was set. */
@@ -456,37 +418,41 @@ static int cork(int fd, int on) {
   return setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0;
 }
 
-void vigil__tls_io(vigil_conn *c, int revents) {
-  vigil__tls *t = vigil__tls_of(c);
-  if (c->state == VIGIL_CONN_DRAINING) {
-    /* DRAINING: our close_notify and FIN are out; the peer's close_notify
-     * needs no decrypting, so read raw and discard until its FIN, as on
-     * plain TCP. */
-    if (revents & EV_READ) vigil__conn_read_plain(c);
-    return;
-  }
-  int fresh = 0; /* handshake completed in this call */
-  int fd = c->io.fd, corked = 0;
-  if (!(t->flags & VIGIL__TLS_HS_DONE)) {
-    /* Bytes the host queued during the handshake leave with its last
-     * flight (and TLS 1.3's tickets) in one segment: sent separately,
-     * Nagle would hold them for the peer's delayed ACK (40 ms). */
-    corked = c->queued > 0 && cork(fd, 1);
-    int r = drive_handshake(c, t);
-    if (r <= 0) {
-      if (corked && c->io.fd == fd) cork(fd, 0);
-      return;
-    }
-    fresh = 1;
-  }
-  tls_records(c, t, revents, fresh);
+/* The handshake step of an io event. Once it completes, what the host
+ * queued meanwhile is written at once, then the records are read.
+ * Returns the work left for the core (EV_READ), or 0. */
+static int handshake_events(vigil_conn *c, vigil__tls *t) {
+  /* Bytes the host queued during the handshake leave with its last
+   * flight (and TLS 1.3's tickets) in one segment: sent separately,
+   * Nagle would hold them for the peer's delayed ACK (40 ms). */
+  int fd = c->io.fd;
+  int corked = c->outq.queued > 0 && cork(fd, 1);
+  int work = 0;
+  if (drive_handshake(c, t) > 0 && vigil__conn_flush(c) == 0 &&
+      c->state != VIGIL_CONN_DRAINING && !c->hub->free_requested)
+    work = EV_READ;
   if (corked && c->io.fd == fd) cork(fd, 0); /* pushes the segment out */
+  return work;
 }
 
+/* SSL_read may want to write (a key update to answer) and SSL_write may
+ * want to read: a readiness retries the call that waited for it. */
+static int tls_events(vigil_conn *c, int revents) {
+  vigil__tls *t = vigil__tls_of(c);
+  if (!(t->flags & VIGIL__TLS_HS_DONE)) return handshake_events(c, t);
+  unsigned f = t->flags;
+  int work = 0;
+  if ((revents & EV_WRITE) ||
+      ((revents & EV_READ) && (f & VIGIL__TLS_WRITE_WANTS_READ)))
+    work |= EV_WRITE;
+  if ((revents & EV_READ) ||
+      ((revents & EV_WRITE) && (f & VIGIL__TLS_READ_WANTS_WRITE)))
+    work |= EV_READ;
+  return work;
+}
 
-int vigil__tls_io_want(const vigil_conn *c, int want) {
+static int tls_io_want(const vigil_conn *c, int want) {
   const vigil__tls *t = vigil__tls_of(c);
-  if (c->state == VIGIL_CONN_DRAINING) return want;
   if (!(t->flags & VIGIL__TLS_HS_DONE)) {
     /* Plaintext cannot move yet: only the handshake's needs count. */
     want &= EV_READ;
@@ -501,7 +467,7 @@ int vigil__tls_io_want(const vigil_conn *c, int want) {
   return want;
 }
 
-int vigil__tls_send(vigil_conn *c, const void *data, size_t len) {
+static ssize_t tls_send(vigil_conn *c, const void *data, size_t len) {
   vigil__tls *t = vigil__tls_of(c);
   /* After a TLS failure, or once our close_notify is out, nothing more
    * can be sent on this session. */
@@ -509,7 +475,7 @@ int vigil__tls_send(vigil_conn *c, const void *data, size_t len) {
                   VIGIL__TLS_NOTIFY_PENDING))
     return VIGIL_ECLOSED;
   size_t off = 0;
-  if (c->queued == 0 && (t->flags & VIGIL__TLS_HS_DONE) &&
+  if (c->outq.queued == 0 && (t->flags & VIGIL__TLS_HS_DONE) &&
       !(t->flags & VIGIL__TLS_WRITE_WANTS_READ)) {
     while (off < len) {
       int w = ssl_write(c, t, (const char *)data + off, len - off);
@@ -518,23 +484,14 @@ int vigil__tls_send(vigil_conn *c, const void *data, size_t len) {
       off += (size_t)w;
     }
   }
-  if (off < len) {
-    /* After a WANT_WRITE the retry must present these same bytes: they
-     * become the queue's head (ACCEPT_MOVING_WRITE_BUFFER allows the
-     * new address). */
-    if (vigil__outq_append(c, (const char *)data + off, len - off) !=
-        VIGIL_OK) {
-      vigil_conn_fail(c, ENOMEM);
-      return VIGIL_ENOMEM;
-    }
-  }
-  vigil__conn_update_io(c);
-  return VIGIL_OK;
+  return (ssize_t)off;
 }
 
 /* ---- close ---- */
 
-int vigil__tls_close_notify(vigil_conn *c) {
+/* Our close_notify precedes our FIN, or the peer cannot tell our end from
+ * a truncation attack. */
+static int tls_close_step(vigil_conn *c) {
   vigil__tls *t = vigil__tls_of(c);
   if (!(t->flags & VIGIL__TLS_HS_DONE) ||
       (t->flags & (VIGIL__TLS_FATAL | VIGIL__TLS_NOTIFY_SENT)))
@@ -561,6 +518,24 @@ int vigil__tls_close_notify(vigil_conn *c) {
   }
   return 1; /* no alert possible: still end TCP in order */
 }
+
+const int vigil__tls_available = 1;
+
+const vigil__transport vigil__transport_tls = {
+    .name = "tls",
+    .events = tls_events,
+    .read = tls_read,
+    .write_queue = tls_write_queue,
+    .send = tls_send,
+    .close_step = tls_close_step,
+    .pending = tls_pending,
+    .io_want = tls_io_want,
+    .proof = vigil__tls_proof,
+    .free = tls_free,
+    .handshake_default_ms = TLS_DEFAULT_HANDSHAKE_MS,
+    .reads_per_event = TLS_READS_PER_EVENT,
+    .short_read_drains = 0,
+};
 
 /* ---- public accessors ---- */
 

@@ -22,33 +22,33 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "error.h"
 #include "tls_internal.h"
 
-#define SESSION_TIMEOUT_DEFAULT_S 7200u
 #define SESSION_TIMEOUT_MAX_S 604800u /* 7 days, TLS 1.3's ticket cap */
 
-void vigil_tls_ctx_options_init(vigil_tls_ctx_options *o) {
-  if (!o) return;
-  memset(o, 0, sizeof *o);
-  o->min_version = TLS1_2_VERSION;
-  o->tickets = 1;
-  o->session_timeout_s = SESSION_TIMEOUT_DEFAULT_S;
-}
+/* tls_options.c writes the protocol versions without OpenSSL's header. */
+_Static_assert(TLS1_2_VERSION == VIGIL__TLS1_2 &&
+                   TLS1_3_VERSION == VIGIL__TLS1_3,
+               "TLS version numbers");
 
 static void say(char *err, size_t errlen, const char *what,
                 const char *why) {
   if (err && errlen) snprintf(err, errlen, "%s: %s", what, why);
 }
 
-/* Reports the first OpenSSL error about `what`, empties the queue. */
-static int ssl_fail(SSL_CTX *ctx, char *err, size_t errlen,
+/* Reports the first OpenSSL error of `call` about `what` (in err and as
+ * the thread's last error), empties the queue. */
+static int ssl_fail(SSL_CTX *ctx, char *err, size_t errlen, const char *call,
                     const char *what) {
   unsigned long e = ERR_peek_error();
   const char *why = e ? ERR_reason_error_string(e) : NULL;
-  say(err, errlen, what, why ? why : "OpenSSL failure");
+  char text[256];
+  snprintf(text, sizeof text, "%s: %s", what, why ? why : "OpenSSL failure");
+  if (err && errlen) snprintf(err, errlen, "%s", text);
   ERR_clear_error();
   SSL_CTX_free(ctx);
-  return VIGIL_ETLS;
+  return vigil__error_detail(VIGIL_ETLS, call, text);
 }
 
 static int check_options(const vigil_tls_ctx_options *o, char *err,
@@ -76,10 +76,12 @@ static void common_setup(SSL_CTX *ctx, const vigil_tls_ctx_options *o) {
 static int load_identity(SSL_CTX *ctx, const char *cert, const char *key,
                          char *err, size_t errlen) {
   if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-    return ssl_fail(ctx, err, errlen, cert);
-  if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
-      SSL_CTX_check_private_key(ctx) != 1)
-    return ssl_fail(ctx, err, errlen, key);
+    return ssl_fail(ctx, err, errlen, "SSL_CTX_use_certificate_chain_file",
+                    cert);
+  if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+    return ssl_fail(ctx, err, errlen, "SSL_CTX_use_PrivateKey_file", key);
+  if (SSL_CTX_check_private_key(ctx) != 1)
+    return ssl_fail(ctx, err, errlen, "SSL_CTX_check_private_key", key);
   return VIGIL_OK;
 }
 
@@ -96,7 +98,7 @@ static int new_ctx(const SSL_METHOD *method, const vigil_tls_ctx_options **o,
   if (rc != VIGIL_OK) return rc;
   ERR_clear_error();
   *ctx = SSL_CTX_new(method);
-  if (!*ctx) return ssl_fail(NULL, err, errlen, "SSL_CTX_new");
+  if (!*ctx) return ssl_fail(NULL, err, errlen, "SSL_CTX_new", "SSL_CTX_new");
   common_setup(*ctx, *o);
   return VIGIL_OK;
 }
@@ -123,7 +125,8 @@ int vigil_tls_server_ctx_new(const char *cert_file, const char *key_file,
     return rc;
   if (ca_file) {
     if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)
-      return ssl_fail(ctx, err, errlen, ca_file);
+      return ssl_fail(ctx, err, errlen, "SSL_CTX_load_verify_locations",
+                      ca_file);
     STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
     if (names) SSL_CTX_set_client_CA_list(ctx, names); /* takes them */
     SSL_CTX_set_verify(ctx,
@@ -176,7 +179,10 @@ int vigil_tls_client_ctx_new(const char *ca_file, const char *cert_file,
   int loaded = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
                        : SSL_CTX_set_default_verify_paths(ctx);
   if (loaded != 1)
-    return ssl_fail(ctx, err, errlen, ca_file ? ca_file : "default CA paths");
+    return ssl_fail(ctx, err, errlen,
+                    ca_file ? "SSL_CTX_load_verify_locations"
+                            : "SSL_CTX_set_default_verify_paths",
+                    ca_file ? ca_file : "default CA paths");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
   /* Client side: an option bit only, it cannot fail. */
   if (o->resume_without_dhe) vigil__tls_psk_ke_setup(ctx, 0);

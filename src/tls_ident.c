@@ -1,17 +1,13 @@
 /*
- * Identity from certificates, and the proof a takeover needs.
+ * Identity from certificates: what a verified peer certificate proves.
  *
- * A device's certificate says who it is; a device id in protocol data
- * (an MQTT client id, a HELLO) is only a claim. With identity_proof:
- *  - a conn whose verified certificate carries an identity may claim that
- *    identity only;
- *  - an identity held by a conn that proved it moves only to another conn
- *    that proves it too: a peer cannot kick a device off by naming it;
- *  - a conn without a certificate identity (no client certificate, or no
- *    such field in it) claims like a plain TCP conn, so a gateway may mix
- *    certificate devices with other clients. A field that is there but
- *    could not be read or copied is not "none": the conn closes
- *    (tls_conn.c), like one whose certificate identity cannot be claimed.
+ * A device's certificate says who it is; a device id in protocol data (an
+ * MQTT client id, a HELLO) is only a claim. This file reads the identity
+ * out of the certificate and answers the transport's proof hook (does it
+ * prove this id?); the takeover rules built on it (identity_proof) are
+ * applied with every claim in identity.c. A field that is there but could
+ * not be read or copied is not "none": the conn closes (tls_conn.c), like
+ * one whose certificate identity cannot be claimed.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -126,20 +122,13 @@ static int refuse(vigil_conn *c) {
   return VIGIL_EREJECTED;
 }
 
-int vigil__tls_claim_check(vigil_conn *c, const void *id, size_t len) {
+int vigil__tls_proof(const vigil_conn *c, const void *id, size_t len) {
   const vigil__tls *t = vigil__tls_of(c);
-  /* A certificate that names someone else contradicts the claim. A conn
-   * without a certificate identity claims like a plain one, below. */
-  if (t && (t->flags & VIGIL__TLS_PROOF) && t->cert_identity)
-    return proves(t, id, len) ? VIGIL_OK : refuse(c);
-  vigil_conn *holder = vigil_hub_find_identity(c->hub, id, len);
-  if (!holder || holder == c || (holder->state != VIGIL_CONN_HANDSHAKE &&
-                                 holder->state != VIGIL_CONN_OPEN))
-    return VIGIL_OK;
-  const vigil__tls *h = vigil__tls_of(holder);
-  if (!h || !(h->flags & VIGIL__TLS_PROOF) || !proves(h, id, len))
-    return VIGIL_OK;
-  return proves(t, id, len) ? VIGIL_OK : refuse(c);
+  if (!t) return VIGIL__PROOF_NONE;
+  int kind = !t->cert_identity       ? VIGIL__PROOF_NONE
+             : proves(t, id, len)    ? VIGIL__PROOF_MATCH
+                                     : VIGIL__PROOF_OTHER;
+  return kind | ((t->flags & VIGIL__TLS_PROOF) ? VIGIL__PROOF_ENFORCED : 0);
 }
 
 int vigil__tls_check_held(vigil_conn *c) {

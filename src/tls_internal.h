@@ -2,15 +2,20 @@
  * TLS connection state (internal). See vigil/tls.h for the behaviour and
  * tls_conn.c for the state machine.
  *
- * The plain TCP paths in conn.c, outqueue.c and conn_close.c test
- * vigil__conn_is_tls() once and otherwise stay direct system calls.
+ * The core sees none of this: it drives a TLS conn through the transport
+ * hooks (transport.h) and never includes OpenSSL.
  */
 #ifndef VIGIL_TLS_INTERNAL_H
 #define VIGIL_TLS_INTERNAL_H
 
 #include <openssl/ssl.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "outqueue.h"
+#include "policy_share.h"
+#include "tls_options.h"
+#include "transport.h"
 
 /* vigil__tls.flags */
 #define VIGIL__TLS_CLIENT 0x0001u        /* client role */
@@ -43,45 +48,9 @@ static inline vigil__tls *vigil__tls_of(const vigil_conn *c) {
   return c->ext ? (vigil__tls *)c->ext->tls : NULL;
 }
 
-/* The one test the plain TCP paths pay. */
-static inline int vigil__conn_is_tls(const vigil_conn *c) {
-  return c->ext != NULL && c->ext->tls != NULL;
-}
-
-/* ---- conn.c: activity accounting (raw bytes on the wire) ---- */
-void vigil__conn_note_rx(vigil_conn *c, size_t n);
-void vigil__conn_note_tx(vigil_conn *c, size_t n);
-
-/* ---- outqueue.c: SSL_write takes the queue one chunk at a time ---- */
-/* The first queued bytes: stores their address, returns their length
- * (0 when the queue is empty). */
-size_t vigil__outq_peek(vigil_conn *c, const void **data);
-/* Drops n bytes from the head (n <= vigil_conn_queued). */
-void vigil__outq_consume(vigil_conn *c, size_t n);
-
 /* ---- tls_conn.c ---- */
-/* Sets up TLS on a conn being adopted (before it joins the hub). May
- * replace c->policy with a private copy (default handshake_timeout). */
-int vigil__tls_adopt(vigil_conn *c, const vigil_adopt_options *o);
-/* Releases the SSL and everything TLS at conn free time. */
-void vigil__tls_free(vigil_conn *c);
-/* The io watcher fired (replaces the plain read/flush path). */
-void vigil__tls_io(vigil_conn *c, int revents);
-/* Adjusts the io watcher's wanted events to what OpenSSL waits for. */
-int vigil__tls_io_want(const vigil_conn *c, int want);
-/* vigil_send for TLS conns: the limit is checked; queue or SSL_write. */
-int vigil__tls_send(vigil_conn *c, const void *data, size_t len);
-/* Graceful close with the queue empty: 1 = close_notify is out (or not
- * applicable), go on with shutdown(SHUT_WR); 0 = not yet (or the conn
- * closed meanwhile): vigil__conn_flushed is called again once written. */
-int vigil__tls_close_notify(vigil_conn *c);
-/* A TLS conn's handshake is always bounded: a policy p for c with
- * handshake_timeout_ms 0 gets the TLS default (at adoption, and in
- * vigil_conn_set_policy, so a new policy cannot unbound a handshake that
- * is under way). No-op for plain conns. */
-void vigil__tls_bound_handshake(const vigil_conn *c, vigil_policy *p);
-/* 1 while the TLS handshake itself is unfinished. */
-int vigil__tls_handshaking(const vigil_conn *c);
+/* The TLS transport (transport.h); vigil__tls_adopt makes it a conn's. */
+extern const vigil__transport vigil__transport_tls;
 /* Records an OpenSSL failure (first queued error, then the queue is
  * emptied) as the close detail; `what` is used when the queue is empty. */
 void vigil__tls_set_error_detail(vigil_conn *c, const char *what);
@@ -99,11 +68,8 @@ BIO *vigil__tls_bio_new(vigil_conn *c);
  * field (its error stays queued); on error t->cert_identity stays NULL
  * and the conn must not go on as certificate-less. */
 int vigil__tls_extract_identity(vigil__tls *t);
-/* Certificate proof for a claim of id by c (called from
- * vigil_conn_identify before anything else): VIGIL_OK, or VIGIL_EREJECTED
- * after setting the close detail; the caller then closes c with
- * takeover_rejected. */
-int vigil__tls_claim_check(vigil_conn *c, const void *id, size_t len);
+/* The transport's proof hook: what c's certificate proves about id. */
+int vigil__tls_proof(const vigil_conn *c, const void *id, size_t len);
 /* The identity c already holds (claimed before its certificate was
  * known) against that certificate: VIGIL_OK when it is the certificate's
  * own, when there is nothing to compare or identity_proof is off; else

@@ -32,6 +32,7 @@ set(VIGIL_MEMCHECK_PATTERNS
   "^integration/test_tls_")
 set(VIGIL_MEMCHECK_NAMES
   test_census
+  test_errors
   test_codec_conn
   test_hub_census
   test_metrics_http

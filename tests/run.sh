@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds vigil and runs the test suite in three passes:
 #   1. release pass:   RelWithDebInfo, warnings are errors   -> build/
+#                      then the build without TLS (-DVIGIL_TLS=OFF: no
+#                      OpenSSL at all), its unit, lint and core tests
+#                      (pass "no-tls")                        -> build-notls/
 #   2. sanitizer pass: same plus ASan + UBSan                -> build-asan/
 #   3. memcheck pass:  the memcheck/ tests (tests/memcheck.cmake) on the
 #                      release build: core, listener, client, TLS and unit
@@ -17,7 +20,8 @@
 #   -R regex       run only the matching tests (passed to ctest)
 #   -j N           run N tests at once (default 2)
 #   --build-dir    build directory of the release and memcheck passes
-#                  (default build); the sanitizer pass uses DIR-asan
+#                  (default build); the sanitizer pass uses DIR-asan, the
+#                  build without TLS DIR-notls
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -132,6 +136,26 @@ run_pass() {
   pass_seconds[$name]=$((SECONDS - start))
 }
 
+# run_notls_pass DIR: vigil built without TLS must build (library, tools,
+# tests; no examples or benchmarks, which use OpenSSL themselves) and pass
+# the tests that do not need TLS. Kept cheap: unit, lint and the core
+# integration tests, not the slow re-entrancy sweep or the census tests
+# (the release pass runs those on the same code).
+NOTLS_TESTS='^(unit|lint)/|^integration/test_(core_|codec_conn|client|errors|takeover|sockopt|suspect)'
+run_notls_pass() {
+  local name=no-tls dir=$1 start=$SECONDS rc=0
+  begin_pass "$name" "$dir"
+  if ! configure_and_build "$name" "$dir" -DVIGIL_TLS=OFF \
+         -DVIGIL_BUILD_EXAMPLES=OFF -DVIGIL_BUILD_BENCH=OFF \
+         -DVIGIL_MEMCHECK=OFF; then
+    rc=1
+  elif ! run_ctest "$name" "$dir" --no-tests=ignore -R "$NOTLS_TESTS"; then
+    rc=1
+  fi
+  pass_status[$name]=$rc
+  pass_seconds[$name]=$((SECONDS - start))
+}
+
 # run_memcheck_pass DIR: the memcheck/ tests (label memcheck) on the
 # release build in DIR, which the release pass configured and built. When
 # -R (or another ctest filter) selects no memcheck test, the pass is skipped,
@@ -172,6 +196,7 @@ report_tests() {
 [ $install -eq 1 ] && install_packages "${PACKAGES[@]}"
 
 run_pass release "$build_dir" -DVIGIL_MEMCHECK=ON
+run_notls_pass "$build_dir-notls"
 if [ $quick -eq 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -179,7 +179,7 @@ typedef struct vigil_census {
  *   VIGIL_EPERM    the kernel refused the dump;
  *   VIGIL_ENOMEM;
  *   VIGIL_EPROTO   the kernel's answer was malformed;
- *   VIGIL_ESYS     another system call failed; see errno.
+ *   VIGIL_ESYS     another system call failed; see vigil_last_error().
  * *out is NULL on error. Permission problems while resolving owners are
  * not errors: they are counted in unreadable_processes.
  */
@@ -225,7 +225,7 @@ VIGIL_EXPORT int vigil_census_fd_inode(int fd, uint64_t *inode);
  *                  (it answers EOPNOTSUPP), or has no sock_diag at all;
  *   VIGIL_ENOENT   no such socket any more (closed, or cookie changed);
  *   VIGIL_EINVAL   s NULL or not an IPv4/IPv6 socket;
- *   VIGIL_ESYS     another failure; see errno.
+ *   VIGIL_ESYS     another failure; see vigil_last_error().
  */
 VIGIL_EXPORT int vigil_census_destroy(const vigil_census_socket *s);
 

@@ -82,6 +82,16 @@
  * Memory: each conn sets SSL_MODE_RELEASE_BUFFERS, so an idle TLS conn
  * holds no record buffers; renegotiation is refused
  * (SSL_OP_NO_RENEGOTIATION).
+ *
+ * Builds without TLS (cmake -DVIGIL_TLS=OFF) leave OpenSSL out entirely.
+ * Every function below is still there, so the ABI is the same: the two
+ * *_options_init() work as usual; vigil_tls_server_ctx_new(),
+ * vigil_tls_client_ctx_new() and vigil_tls_session_new() return
+ * VIGIL_ENOTSUP (err says so); vigil_conn_ssl() returns NULL,
+ * vigil_conn_tls_resumed() -1, vigil_conn_tls_identity() NULL,
+ * vigil_tls_session_resumable() 0, and the session free/clear calls do
+ * nothing. vigil_adopt() with a tls_ctx returns VIGIL_ENOTSUP, and so
+ * does vigil_listen() with one in its adopt options.
  */
 #ifndef VIGIL_TLS_H
 #define VIGIL_TLS_H

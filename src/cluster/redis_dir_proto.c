@@ -2,12 +2,12 @@
  * redis_dir_proto.h (the protocol is described in redis_dir.h). */
 #include "redis_dir_proto.h"
 
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "redis_reply.h"
 #include "redis_text.h"
+#include "sha1.h"
 
 /* KEYS[1] = <prefix>id:<identity>
  * ARGV = op ('claim' | 'assert' | 'release'), prefix, node, incarnation,
@@ -100,12 +100,8 @@ const char vigil__dir_script[] =
 const size_t vigil__dir_script_len = sizeof vigil__dir_script - 1;
 
 int vigil__dir_script_sha1(char out[41]) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  if (EVP_Digest(vigil__dir_script, sizeof vigil__dir_script - 1, md, &n,
-                 EVP_sha1(), NULL) != 1 ||
-      n != 20)
-    return -1;
+  uint8_t md[20];
+  vigil__sha1(vigil__dir_script, sizeof vigil__dir_script - 1, md);
   for (unsigned i = 0; i < 20; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
   return 0;
 }

@@ -43,13 +43,14 @@ case $target in
   census)
     # census.c (the collector the parser feeds) links against the rest of
     # the census; only the pure parts are ever called.
-    sources=("$root"/src/census*.c "$root/src/names.c")
+    # error.c: the census records failed calls (vigil_last_error).
+    sources=("$root"/src/census*.c "$root/src/names.c" "$root/src/error.c")
     includes=("$root/include" "$root/src")
     max_len=16384 ;;
   event)
     # sockopt.c: vigil_tcp_state_name (and what it links against)
     sources=("$root/src/event_format.c" "$root/src/names.c" "$root/src/sockopt.c"
-             "$root/src/policy.c")
+             "$root/src/policy.c" "$root/src/error.c")
     includes=("$root/include")
     max_len=8192 ;;
   *)

@@ -4,6 +4,13 @@
  * vigil on both ends. Covers DATA both ways, PING/PONG, vigil's own pings,
  * HELLO, GOODBYE in both directions, malformed input, byte-at-a-time
  * delivery, parser memory, and where TIME_WAIT lands on close.
+ *
+ * The hub runs on a fake clock: sockets are real, but pings, idle closes
+ * and the GOODBYE hold's bound happen when a test moves time (fx_advance),
+ * at exact moments, and never while a test waits for real I/O. Most tests
+ * share one fixture (one vigil conn and a raw peer, set up and checked
+ * closed by conn_setup/conn_teardown), with the conn's variant as cmocka's
+ * prestate.
  */
 #include <errno.h>
 #include <ev.h>
@@ -15,7 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "conn.h"
+#include "hub.h"
 #include "testutil.h"
 #include "vigil.h"
 
@@ -45,6 +53,7 @@ typedef struct fx {
   vigil_policy policy;
   int events[VIGIL_EV__COUNT];
   int foreign_user_data; /* conns' user_data is not a rec */
+  uint64_t now;          /* the hub's fake clock */
 } fx;
 
 static uint8_t pattern(size_t i) { return (uint8_t)(i * 7u + 3u); }
@@ -116,13 +125,21 @@ static void fx_init(fx *f) {
   f->policy.frame_codec = 1;
   f->policy.drain_timeout_ms = 300;
   f->policy.linger_max_ms = 2000;
+  f->now = 1000000;
   vigil_hub_options o;
   vigil_hub_options_init(&o);
   o.policy = &f->policy;
   o.on_event = on_event;
   o.event_data = f;
-  o.tick_ms = 5;
+  o.tick_ms = 1; /* deadlines at the exact fake ms */
+  o.clock = vt_fake_clock;
+  o.clock_data = &f->now;
   assert_int_equal(vigil_hub_new(f->loop, &o, &f->hub), VIGIL_OK);
+}
+
+/* Moves the fake clock and runs what is then due. */
+static void fx_advance(fx *f, uint64_t ms) {
+  vt_advance(f->loop, f->hub, &f->now, ms);
 }
 
 static void fx_done(fx *f) {
@@ -154,7 +171,6 @@ typedef struct raw {
     int type;
     uint32_t len;
     uint8_t data[300];
-    uint64_t at;
   } f[MAX_FRAMES];
   int eof;
   int want;
@@ -165,7 +181,6 @@ static int raw_frame(void *ud, const vigil_frame *fr) {
   if (r->n < MAX_FRAMES) {
     r->f[r->n].type = fr->type;
     r->f[r->n].len = fr->len;
-    r->f[r->n].at = vt_now_ms();
     if (fr->len)
       memcpy(r->f[r->n].data, fr->payload, fr->len < 300 ? fr->len : 300);
   }
@@ -233,225 +248,233 @@ static void pair(fx *f, rec *r, raw *w, const vigil_policy *p,
 
 static int data_n(void *arg) { return ((rec *)arg)->ndata >= 3; }
 
-/* ---- tests ------------------------------------------------------------- */
+/* ---- the shared fixture: one vigil conn and a raw peer ------------------ */
 
-static void test_data_both_ways(void **state) {
-  (void)state;
+/* How a test's conn differs from the hub's policy (cmocka prestate). */
+typedef struct variant {
+  int codec_off;
+  uint32_t ping_interval_ms;
+  uint32_t handshake_timeout_ms;
+  const vigil_conn_callbacks *cb; /* NULL = k_cb */
+} variant;
+
+typedef struct tc {
   fx f;
   rec r;
   raw w;
-  fx_init(&f);
-  pair(&f, &r, &w, NULL, NULL);
+} tc;
+
+static int conn_setup(void **state) {
+  const variant *v = *state;
+  tc *t = calloc(1, sizeof *t);
+  assert_non_null(t);
+  fx_init(&t->f);
+  vigil_policy p = t->f.policy;
+  if (v) {
+    p.frame_codec = !v->codec_off;
+    p.ping_interval_ms = v->ping_interval_ms;
+    p.handshake_timeout_ms = v->handshake_timeout_ms;
+  }
+  pair(&t->f, &t->r, &t->w, &p, v ? v->cb : NULL);
+  *state = t;
+  return 0;
+}
+
+/* The peer goes; the conn must close, whatever the test left it in. */
+static int conn_teardown(void **state) {
+  tc *t = *state;
+  raw_done(&t->w);
+  assert_true(vt_run_until(t->f.loop, rec_closed, &t->r, 1000));
+  fx_done(&t->f);
+  free(t);
+  return 0;
+}
+
+static const variant k_codec_off = {.codec_off = 1};
+static const variant k_pinging = {.ping_interval_ms = 100};
+static const variant k_handshake = {.handshake_timeout_ms = 5000};
+static const variant k_handshake_auto = {.handshake_timeout_ms = 5000,
+                                         .cb = &k_cb_auto};
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_data_both_ways(void **state) {
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
   /* Two frames in one segment, then one split in the middle. */
   uint8_t buf[256];
   int a = vigil_frame_encode(VIGIL_FRAME_DATA, "one", 3, buf, sizeof buf);
   int b = vigil_frame_encode(VIGIL_FRAME_DATA, "", 0, buf + a, sizeof buf - a);
-  raw_send_bytes(&w, buf, (size_t)(a + b));
+  raw_send_bytes(w, buf, (size_t)(a + b));
   int c = vigil_frame_encode(VIGIL_FRAME_DATA, "three", 5, buf, sizeof buf);
-  raw_send_bytes(&w, buf, 6);
-  vt_run_until(f.loop, NULL, NULL, 20);
-  raw_send_bytes(&w, buf + 6, (size_t)c - 6);
-  assert_true(vt_run_until(f.loop, data_n, &r, 1000));
-  assert_int_equal(r.ndata, 3);
-  assert_int_equal(r.data_len[0], 3);
-  assert_memory_equal(r.data[0], "one", 3);
-  assert_int_equal(r.data_len[1], 0); /* an empty DATA is still a message */
-  assert_int_equal(r.data_len[2], 5);
-  assert_memory_equal(r.data[2], "three", 5);
+  raw_send_bytes(w, buf, 6);
+  vt_run_until(f->loop, NULL, NULL, 20);
+  raw_send_bytes(w, buf + 6, (size_t)c - 6);
+  assert_true(vt_run_until(f->loop, data_n, r, 1000));
+  assert_int_equal(r->ndata, 3);
+  assert_int_equal(r->data_len[0], 3);
+  assert_memory_equal(r->data[0], "one", 3);
+  assert_int_equal(r->data_len[1], 0); /* an empty DATA is still a message */
+  assert_int_equal(r->data_len[2], 5);
+  assert_memory_equal(r->data[2], "three", 5);
 
   /* vigil -> raw: small (stack path) and large (header + payload path). */
-  assert_int_equal(vigil_send_data(r.conn, "hello", 5), VIGIL_OK);
+  assert_int_equal(vigil_send_data(r->conn, "hello", 5), VIGIL_OK);
   static uint8_t big[20000];
   for (size_t i = 0; i < sizeof big; i++) big[i] = pattern(i);
-  assert_int_equal(vigil_send_data(r.conn, big, sizeof big), VIGIL_OK);
-  assert_true(raw_wait(&f, &w, 2, 1000));
-  assert_int_equal(w.f[0].type, VIGIL_FRAME_DATA);
-  assert_int_equal(w.f[0].len, 5);
-  assert_memory_equal(w.f[0].data, "hello", 5);
-  assert_int_equal(w.f[1].type, VIGIL_FRAME_DATA);
-  assert_int_equal(w.f[1].len, sizeof big);
-  assert_memory_equal(w.f[1].data, big, 300);
+  assert_int_equal(vigil_send_data(r->conn, big, sizeof big), VIGIL_OK);
+  assert_true(raw_wait(f, w, 2, 1000));
+  assert_int_equal(w->f[0].type, VIGIL_FRAME_DATA);
+  assert_int_equal(w->f[0].len, 5);
+  assert_memory_equal(w->f[0].data, "hello", 5);
+  assert_int_equal(w->f[1].type, VIGIL_FRAME_DATA);
+  assert_int_equal(w->f[1].len, sizeof big);
+  assert_memory_equal(w->f[1].data, big, 300);
 
   /* Over max_frame is refused before anything is sent. */
   static uint8_t huge[65537];
-  assert_int_equal(vigil_send_data(r.conn, huge, sizeof huge), VIGIL_EINVAL);
+  assert_int_equal(vigil_send_data(r->conn, huge, sizeof huge), VIGIL_EINVAL);
   assert_int_equal(vigil_send_data(NULL, "x", 1), VIGIL_EINVAL);
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  fx_done(&f);
 }
 
 /* A conn closed from inside on_data gets no further frame, even from the
  * same read. */
 static void test_close_inside_callback_stops_parsing(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  pair(&f, &r, &w, NULL, NULL);
-  r.close_on_data = 1;
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  r->close_on_data = 1;
   uint8_t buf[64];
   int a = vigil_frame_encode(VIGIL_FRAME_DATA, "a", 1, buf, sizeof buf);
   int b = vigil_frame_encode(VIGIL_FRAME_DATA, "b", 1, buf + a, sizeof buf - a);
   int p = vigil_frame_encode(VIGIL_FRAME_PING, NULL, 0, buf + a + b,
                              sizeof buf - a - b);
-  raw_send_bytes(&w, buf, (size_t)(a + b + p));
-  assert_true(raw_wait_eof(&f, &w, 1000));
-  assert_int_equal(r.ndata, 1);
-  assert_int_equal(w.n, 0); /* the PING after it was not answered either */
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  assert_int_equal(r.reason, VIGIL_REASON_CLOSED_BY_HOST);
-  fx_done(&f);
+  raw_send_bytes(w, buf, (size_t)(a + b + p));
+  assert_true(raw_wait_eof(f, w, 1000));
+  assert_int_equal(r->ndata, 1);
+  assert_int_equal(w->n, 0); /* the PING after it was not answered either */
+  raw_done(w);
+  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  assert_int_equal(r->reason, VIGIL_REASON_CLOSED_BY_HOST);
 }
 
 static void test_codec_off_refuses_codec_calls(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  vigil_policy p = f.policy;
-  p.frame_codec = 0;
-  pair(&f, &r, &w, &p, NULL);
-  assert_int_equal(vigil_send_data(r.conn, "x", 1), VIGIL_ESTATE);
-  assert_int_equal(vigil_conn_goodbye(r.conn, 0, NULL), VIGIL_ESTATE);
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  assert_int_equal(vigil_send_data(r->conn, "x", 1), VIGIL_ESTATE);
+  assert_int_equal(vigil_conn_goodbye(r->conn, 0, NULL), VIGIL_ESTATE);
   /* Raw bytes go straight to on_data without the codec. */
-  raw_send_bytes(&w, "GET /", 5);
-  raw_send_bytes(&w, "x", 1);
-  vt_run_until(f.loop, NULL, NULL, 50);
-  assert_true(r.ndata >= 1);
-  assert_int_equal(r.closed, 0);
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  fx_done(&f);
+  raw_send_bytes(w, "GET /", 5);
+  raw_send_bytes(w, "x", 1);
+  vt_run_until(f->loop, NULL, NULL, 50);
+  assert_true(r->ndata >= 1);
+  assert_int_equal(r->closed, 0);
 }
 
 static void test_ping_answered_with_pong(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  pair(&f, &r, &w, NULL, NULL);
-  raw_send(&w, VIGIL_FRAME_PING, "ABCDEFGH", 8);
-  raw_send(&w, VIGIL_FRAME_PING, NULL, 0);
-  assert_true(raw_wait(&f, &w, 2, 1000));
-  assert_int_equal(w.f[0].type, VIGIL_FRAME_PONG);
-  assert_int_equal(w.f[0].len, 8);
-  assert_memory_equal(w.f[0].data, "ABCDEFGH", 8);
-  assert_int_equal(w.f[1].type, VIGIL_FRAME_PONG);
-  assert_int_equal(w.f[1].len, 0);
-  assert_int_equal(r.ndata, 0); /* heartbeats never reach on_data */
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  fx_done(&f);
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  raw_send(w, VIGIL_FRAME_PING, "ABCDEFGH", 8);
+  raw_send(w, VIGIL_FRAME_PING, NULL, 0);
+  assert_true(raw_wait(f, w, 2, 1000));
+  assert_int_equal(w->f[0].type, VIGIL_FRAME_PONG);
+  assert_int_equal(w->f[0].len, 8);
+  assert_memory_equal(w->f[0].data, "ABCDEFGH", 8);
+  assert_int_equal(w->f[1].type, VIGIL_FRAME_PONG);
+  assert_int_equal(w->f[1].len, 0);
+  assert_int_equal(r->ndata, 0); /* heartbeats never reach on_data */
 }
 
 static void test_vigil_pings_at_interval(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  vigil_policy p = f.policy;
-  p.ping_interval_ms = 100;
-  uint64_t t0 = vt_now_ms();
-  pair(&f, &r, &w, &p, NULL);
-  assert_true(raw_wait(&f, &w, 3, 1000));
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  /* One per interval of silence (each PING is the silence's end): not a
+   * ms earlier, and exactly at it. */
+  uint64_t t0 = f->now;
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(w.f[i].type, VIGIL_FRAME_PING);
-    assert_int_equal(w.f[i].len, 8); /* token: the sender's clock */
+    fx_advance(f, 99);
+    assert_int_equal(f->events[VIGIL_EV_PING_DUE], i);
+    fx_advance(f, 1);
+    assert_int_equal(f->events[VIGIL_EV_PING_DUE], i + 1);
+    assert_true(raw_wait(f, w, i + 1, 1000));
+    assert_int_equal(w->f[i].type, VIGIL_FRAME_PING);
+    assert_int_equal(w->f[i].len, 8); /* token: the sender's clock */
+    uint64_t token = 0;
+    for (int k = 0; k < 8; k++) token = token << 8 | w->f[i].data[k];
+    assert_int_equal(token, t0 + 100u * (unsigned)(i + 1));
   }
-  /* One per interval of silence: not earlier, not much later. */
-  assert_true(w.f[0].at - t0 >= 95);
-  assert_true(w.f[1].at - w.f[0].at >= 90 &&
-              w.f[1].at - w.f[0].at <= 100 + vt_slack_ms(100));
-  assert_true(w.f[2].at - w.f[1].at >= 90 &&
-              w.f[2].at - w.f[1].at <= 100 + vt_slack_ms(100));
-  assert_int_equal(r.pings_due, 0); /* vigil pinged; the host was not asked */
-  assert_true(f.events[VIGIL_EV_PING_DUE] >= 3);
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  fx_done(&f);
+  assert_int_equal(r->pings_due, 0); /* vigil pinged; the host was not asked */
 }
 
 static void test_hello_callback(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  vigil_policy p = f.policy;
-  p.handshake_timeout_ms = 5000;
-  pair(&f, &r, &w, &p, NULL);
-  raw_send(&w, VIGIL_FRAME_HELLO, "dev-1", 5);
-  vt_run_until(f.loop, NULL, NULL, 50);
-  assert_int_equal(r.hellos, 1);
-  assert_string_equal(r.hello, "dev-1");
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  raw_send(w, VIGIL_FRAME_HELLO, "dev-1", 5);
+  vt_run_until(f->loop, NULL, NULL, 50);
+  assert_int_equal(r->hellos, 1);
+  assert_string_equal(r->hello, "dev-1");
   /* With on_hello the host decides: still in the handshake. */
-  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_HANDSHAKE);
-  assert_null(vigil_conn_identity(r.conn));
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  fx_done(&f);
+  assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_HANDSHAKE);
+  assert_null(vigil_conn_identity(r->conn));
 }
 
 static void test_hello_auto_identify(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  vigil_policy p = f.policy;
-  p.handshake_timeout_ms = 5000;
-  pair(&f, &r, &w, &p, &k_cb_auto);
-  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_HANDSHAKE);
-  raw_send(&w, VIGIL_FRAME_HELLO, "sensor-42", 9);
-  vt_run_until(f.loop, NULL, NULL, 50);
-  assert_int_equal(r.hellos, 0);
-  assert_non_null(vigil_conn_identity(r.conn));
-  assert_string_equal(vigil_conn_identity(r.conn), "sensor-42");
-  assert_ptr_equal(vigil_hub_find_identity(f.hub, "sensor-42", 9), r.conn);
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_HANDSHAKE);
+  raw_send(w, VIGIL_FRAME_HELLO, "sensor-42", 9);
+  vt_run_until(f->loop, NULL, NULL, 50);
+  assert_int_equal(r->hellos, 0);
+  assert_non_null(vigil_conn_identity(r->conn));
+  assert_string_equal(vigil_conn_identity(r->conn), "sensor-42");
+  assert_ptr_equal(vigil_hub_find_identity(f->hub, "sensor-42", 9), r->conn);
   /* HELLO completes the handshake when vigil handles it. */
-  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_OPEN);
-  assert_int_equal(f.events[VIGIL_EV_READY], 1);
+  assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_OPEN);
+  assert_int_equal(f->events[VIGIL_EV_READY], 1);
   /* A second HELLO breaks the protocol. */
-  raw_send(&w, VIGIL_FRAME_HELLO, "other", 5);
-  assert_true(raw_wait_eof(&f, &w, 1000));
-  assert_int_equal(w.n, 1);
-  assert_int_equal(w.f[0].type, VIGIL_FRAME_GOODBYE);
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  assert_int_equal(r.reason, VIGIL_REASON_PROTOCOL_ERROR);
-  assert_string_equal(r.detail,
+  raw_send(w, VIGIL_FRAME_HELLO, "other", 5);
+  assert_true(raw_wait_eof(f, w, 1000));
+  assert_int_equal(w->n, 1);
+  assert_int_equal(w->f[0].type, VIGIL_FRAME_GOODBYE);
+  raw_done(w);
+  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  assert_int_equal(r->reason, VIGIL_REASON_PROTOCOL_ERROR);
+  assert_string_equal(r->detail,
                       "second HELLO: an identity is claimed only once");
-  fx_done(&f);
 }
 
 static void test_goodbye_from_peer(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  pair(&f, &r, &w, NULL, NULL);
-  raw_send(&w, VIGIL_FRAME_DATA, "last", 4);
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  raw_send(w, VIGIL_FRAME_DATA, "last", 4);
   uint8_t buf[64];
   int n = vigil_frame_encode_goodbye(VIGIL_GOODBYE_GOING_AWAY, "rebooting",
                                      buf, sizeof buf);
-  raw_send_bytes(&w, buf, (size_t)n);
+  raw_send_bytes(w, buf, (size_t)n);
   /* vigil closes first, as asked: our raw peer sees its FIN... */
-  assert_true(raw_wait_eof(&f, &w, 1000));
-  assert_int_equal(w.n, 0); /* ...and no GOODBYE back: it closed on request */
-  assert_int_equal(r.ndata, 1);
-  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_DRAINING);
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  assert_int_equal(r.reason, VIGIL_REASON_PEER_CLOSED);
-  assert_string_equal(r.detail, "goodbye going_away: rebooting");
-  fx_done(&f);
+  assert_true(raw_wait_eof(f, w, 1000));
+  assert_int_equal(w->n, 0); /* ...and no GOODBYE back: it closed on request */
+  assert_int_equal(r->ndata, 1);
+  assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_DRAINING);
+  raw_done(w);
+  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  assert_int_equal(r->reason, VIGIL_REASON_PEER_CLOSED);
+  assert_string_equal(r->detail, "goodbye going_away: rebooting");
 }
 
 /* Malformed input: the close detail is the parser's description, and the
@@ -519,19 +542,17 @@ static int got_bytes(void *arg) {
 }
 
 static size_t parser_held(vigil_conn *c) {
-  /* conn_codec.c keeps the parser first in its state. */
-  return c->ext && c->ext->codec
-             ? vigil_frame_parser_held((vigil_frame_parser *)c->ext->codec)
+  /* proto_frame.c keeps the parser first in its state. */
+  return c->ext && c->ext->proto_state
+             ? vigil_frame_parser_held((vigil_frame_parser *)c->ext->proto_state)
              : 0;
 }
 
 static void test_byte_at_a_time(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  pair(&f, &r, &w, NULL, NULL);
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
   static uint8_t big[1500];
   for (size_t i = 0; i < sizeof big; i++) big[i] = pattern(i);
   uint8_t stream[2048];
@@ -546,35 +567,32 @@ static void test_byte_at_a_time(void **state) {
                                     stream + len, sizeof stream - len);
   size_t max_held = 0;
   uint64_t want = 0;
-  void *arg[2] = {r.conn, &want};
+  void *arg[2] = {r->conn, &want};
   for (size_t i = 0; i < len; i++) {
-    raw_send_bytes(&w, stream + i, 1);
+    raw_send_bytes(w, stream + i, 1);
     want = i + 1;
-    if (!vt_run_until(f.loop, got_bytes, arg, 1000))
+    if (!vt_run_until(f->loop, got_bytes, arg, 1000))
       fail_msg("byte %zu not received", i);
-    size_t h = parser_held(r.conn);
+    size_t h = parser_held(r->conn);
     if (h > max_held) max_held = h;
   }
-  assert_int_equal(r.hellos, 1);
-  assert_string_equal(r.hello, "p1");
-  assert_int_equal(r.ndata, 2);
-  assert_int_equal(r.data_len[0], 3);
-  assert_memory_equal(r.data[0], "abc", 3);
-  assert_int_equal(r.data_len[1], sizeof big);
-  assert_true(r.big_ok);
-  assert_true(raw_wait(&f, &w, 1, 1000));
-  assert_int_equal(w.f[0].type, VIGIL_FRAME_PONG);
-  assert_memory_equal(w.f[0].data, "12345678", 8);
+  assert_int_equal(r->hellos, 1);
+  assert_string_equal(r->hello, "p1");
+  assert_int_equal(r->ndata, 2);
+  assert_int_equal(r->data_len[0], 3);
+  assert_memory_equal(r->data[0], "abc", 3);
+  assert_int_equal(r->data_len[1], sizeof big);
+  assert_true(r->big_ok);
+  assert_true(raw_wait(f, w, 1, 1000));
+  assert_int_equal(w->f[0].type, VIGIL_FRAME_PONG);
+  assert_memory_equal(w->f[0].data, "12345678", 8);
   /* The split 1500-byte payload needed a buffer (2048 = next power of 2);
    * a read that needs none gives it back: idle conns hold nothing. */
   assert_int_equal(max_held, 2048);
-  raw_send(&w, VIGIL_FRAME_PONG, NULL, 0);
-  want = r.conn->bytes_in + 8;
-  assert_true(vt_run_until(f.loop, got_bytes, arg, 1000));
-  assert_int_equal(parser_held(r.conn), 0);
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  fx_done(&f);
+  raw_send(w, VIGIL_FRAME_PONG, NULL, 0);
+  want = r->conn->bytes_in + 8;
+  assert_true(vt_run_until(f->loop, got_bytes, arg, 1000));
+  assert_int_equal(parser_held(r->conn), 0);
 }
 
 /* ---- peer-first close and TIME_WAIT ------------------------------------- */
@@ -617,70 +635,67 @@ static uint32_t time_wait_on(uint16_t local, uint16_t peer) {
 }
 
 static void test_goodbye_hold_then_peer_fin(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  pair(&f, &r, &w, NULL, NULL);
-  uint16_t sport = local_port(vigil_conn_fd(r.conn));
-  uint16_t cport = local_port(w.fd);
-  assert_int_equal(vigil_conn_goodbye(r.conn, VIGIL_GOODBYE_SHUTDOWN,
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  uint16_t sport = local_port(vigil_conn_fd(r->conn));
+  uint16_t cport = local_port(w->fd);
+  assert_int_equal(vigil_conn_goodbye(r->conn, VIGIL_GOODBYE_SHUTDOWN,
                                       "maintenance"),
                    VIGIL_OK);
-  assert_int_equal(vigil_conn_goodbye(r.conn, 0, NULL), VIGIL_ECLOSED);
-  assert_int_equal(vigil_send(r.conn, "x", 1), VIGIL_ECLOSED);
-  assert_true(raw_wait(&f, &w, 1, 1000));
-  assert_int_equal(w.f[0].type, VIGIL_FRAME_GOODBYE);
+  assert_int_equal(vigil_conn_goodbye(r->conn, 0, NULL), VIGIL_ECLOSED);
+  assert_int_equal(vigil_send(r->conn, "x", 1), VIGIL_ECLOSED);
+  assert_true(raw_wait(f, w, 1, 1000));
+  assert_int_equal(w->f[0].type, VIGIL_FRAME_GOODBYE);
   unsigned code;
-  vigil_frame_goodbye_decode(w.f[0].data, w.f[0].len, &code, NULL, NULL);
+  vigil_frame_goodbye_decode(w->f[0].data, w->f[0].len, &code, NULL, NULL);
   assert_int_equal(code, VIGIL_GOODBYE_SHUTDOWN);
   /* vigil holds its FIN: the conn waits in FLUSHING, the socket is still
    * ESTABLISHED on both ends, and input is read (and dropped). */
-  vt_run_until(f.loop, NULL, NULL, 100);
-  assert_false(w.eof);
-  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_FLUSHING);
-  assert_int_equal(vt_tcp_state(vigil_conn_fd(r.conn)), VIGIL_TCP_ESTABLISHED);
-  assert_int_equal(vt_tcp_state(w.fd), VIGIL_TCP_ESTABLISHED);
-  raw_send(&w, VIGIL_FRAME_DATA, "late", 4);
-  vt_run_until(f.loop, NULL, NULL, 20);
-  assert_int_equal(r.ndata, 0);
+  vt_run_until(f->loop, NULL, NULL, 100);
+  assert_false(w->eof);
+  assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_FLUSHING);
+  assert_int_equal(vt_tcp_state(vigil_conn_fd(r->conn)), VIGIL_TCP_ESTABLISHED);
+  assert_int_equal(vt_tcp_state(w->fd), VIGIL_TCP_ESTABLISHED);
+  raw_send(w, VIGIL_FRAME_DATA, "late", 4);
+  vt_run_until(f->loop, NULL, NULL, 20);
+  assert_int_equal(r->ndata, 0);
   /* The peer closes first; vigil answers with its own FIN at once. */
-  shutdown(w.fd, SHUT_WR);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  assert_int_equal(r.reason, VIGIL_REASON_CLOSED_BY_HOST);
-  assert_true(raw_wait_eof(&f, &w, 1000));
-  raw_done(&w);
-  vt_run_until(f.loop, NULL, NULL, 20);
+  shutdown(w->fd, SHUT_WR);
+  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  assert_int_equal(r->reason, VIGIL_REASON_CLOSED_BY_HOST);
+  assert_true(raw_wait_eof(f, w, 1000));
+  raw_done(w);
+  vt_run_until(f->loop, NULL, NULL, 20);
   assert_int_equal(time_wait_on(sport, cport), 0);
   assert_int_equal(time_wait_on(cport, sport), 1);
-  fx_done(&f);
 }
 
 static void test_goodbye_unanswered_falls_back(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f); /* drain_timeout 300 ms */
-  pair(&f, &r, &w, NULL, NULL);
-  uint16_t sport = local_port(vigil_conn_fd(r.conn));
-  uint16_t cport = local_port(w.fd);
-  uint64_t t0 = vt_now_ms();
-  assert_int_equal(vigil_conn_goodbye(r.conn, VIGIL_GOODBYE_NORMAL, NULL),
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  uint16_t sport = local_port(vigil_conn_fd(r->conn));
+  uint16_t cport = local_port(w->fd);
+  assert_int_equal(vigil_conn_goodbye(r->conn, VIGIL_GOODBYE_NORMAL, NULL),
                    VIGIL_OK);
-  /* A peer that ignores GOODBYE: vigil closes first after drain_timeout. */
-  assert_true(raw_wait(&f, &w, 1, 1000));
-  assert_true(raw_wait_eof(&f, &w, 2000));
-  uint64_t waited = vt_now_ms() - t0;
-  assert_true(waited >= 290 && waited < 300 + vt_slack_ms(700));
-  assert_int_equal(vigil_conn_get_state(r.conn), VIGIL_CONN_DRAINING);
-  raw_done(&w);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  assert_int_equal(r.reason, VIGIL_REASON_CLOSED_BY_HOST);
-  assert_string_equal(r.detail, "no FIN after GOODBYE: closed first");
+  /* A peer that ignores GOODBYE: vigil closes first after drain_timeout
+   * (300 ms) since its last byte, not a ms earlier. */
+  assert_true(raw_wait(f, w, 1, 1000));
+  fx_advance(f, 300);
+  vt_run_until(f->loop, NULL, NULL, 20);
+  assert_false(w->eof);
+  assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_FLUSHING);
+  fx_advance(f, 1);
+  assert_true(raw_wait_eof(f, w, 2000));
+  assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_DRAINING);
+  raw_done(w);
+  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  assert_int_equal(r->reason, VIGIL_REASON_CLOSED_BY_HOST);
+  assert_string_equal(r->detail, "no FIN after GOODBYE: closed first");
   assert_int_equal(time_wait_on(sport, cport), 1);
-  fx_done(&f);
 }
 
 /* Policy closes (idle here, shutdown below) send GOODBYE with the reason's
@@ -698,6 +713,9 @@ static void test_policy_close_sends_goodbye(void **state) {
   ps.idle_action = VIGIL_IDLE_CLOSE;
   fx_adopt(&f, s, &rs, &ps, NULL);
   fx_adopt(&f, c, &rc, NULL, NULL);
+  fx_advance(&f, 99);
+  assert_int_equal(f.events[VIGIL_EV_CLOSE], 0);
+  fx_advance(&f, 1); /* all_idle: the server closes, GOODBYE first */
   assert_true(vt_run_until(f.loop, rec_closed, &rs, 2000));
   assert_true(vt_run_until(f.loop, rec_closed, &rc, 1000));
   assert_int_equal(rs.reason, VIGIL_REASON_IDLE_TIMEOUT);
@@ -711,26 +729,23 @@ static void test_policy_close_sends_goodbye(void **state) {
 }
 
 static void test_shutdown_sends_goodbye(void **state) {
-  (void)state;
-  fx f;
-  rec r;
-  raw w;
-  fx_init(&f);
-  pair(&f, &r, &w, NULL, NULL);
-  assert_int_equal(vigil_hub_shutdown(f.hub, 5000, NULL, NULL), VIGIL_OK);
-  assert_true(raw_wait(&f, &w, 1, 1000));
-  assert_int_equal(w.f[0].type, VIGIL_FRAME_GOODBYE);
+  tc *t = *state;
+  fx *f = &t->f;
+  rec *r = &t->r;
+  raw *w = &t->w;
+  assert_int_equal(vigil_hub_shutdown(f->hub, 5000, NULL, NULL), VIGIL_OK);
+  assert_true(raw_wait(f, w, 1, 1000));
+  assert_int_equal(w->f[0].type, VIGIL_FRAME_GOODBYE);
   unsigned code;
-  vigil_frame_goodbye_decode(w.f[0].data, w.f[0].len, &code, NULL, NULL);
+  vigil_frame_goodbye_decode(w->f[0].data, w->f[0].len, &code, NULL, NULL);
   assert_int_equal(code, VIGIL_GOODBYE_SHUTDOWN);
-  vt_run_until(f.loop, NULL, NULL, 50);
-  assert_false(w.eof); /* held for the peer's FIN */
-  shutdown(w.fd, SHUT_WR);
-  assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
-  assert_int_equal(r.reason, VIGIL_REASON_SHUTDOWN);
-  assert_true(raw_wait_eof(&f, &w, 1000));
-  raw_done(&w);
-  fx_done(&f);
+  vt_run_until(f->loop, NULL, NULL, 50);
+  assert_false(w->eof); /* held for the peer's FIN */
+  shutdown(w->fd, SHUT_WR);
+  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  assert_int_equal(r->reason, VIGIL_REASON_SHUTDOWN);
+  assert_true(raw_wait_eof(f, w, 1000));
+  raw_done(w);
 }
 
 /* ---- TIME_WAIT census over many short connections ----------------------- */
@@ -875,20 +890,32 @@ static void test_time_wait_census(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_data_both_ways),
-      cmocka_unit_test(test_close_inside_callback_stops_parsing),
-      cmocka_unit_test(test_codec_off_refuses_codec_calls),
-      cmocka_unit_test(test_ping_answered_with_pong),
-      cmocka_unit_test(test_vigil_pings_at_interval),
-      cmocka_unit_test(test_hello_callback),
-      cmocka_unit_test(test_hello_auto_identify),
-      cmocka_unit_test(test_goodbye_from_peer),
+      cmocka_unit_test_setup_teardown(test_data_both_ways, conn_setup,
+                                      conn_teardown),
+      cmocka_unit_test_setup_teardown(test_close_inside_callback_stops_parsing, conn_setup,
+                                      conn_teardown),
+      cmocka_unit_test_prestate_setup_teardown(test_codec_off_refuses_codec_calls, conn_setup,
+                                               conn_teardown, (void *)&k_codec_off),
+      cmocka_unit_test_setup_teardown(test_ping_answered_with_pong, conn_setup,
+                                      conn_teardown),
+      cmocka_unit_test_prestate_setup_teardown(test_vigil_pings_at_interval, conn_setup,
+                                               conn_teardown, (void *)&k_pinging),
+      cmocka_unit_test_prestate_setup_teardown(test_hello_callback, conn_setup,
+                                               conn_teardown, (void *)&k_handshake),
+      cmocka_unit_test_prestate_setup_teardown(test_hello_auto_identify, conn_setup,
+                                               conn_teardown, (void *)&k_handshake_auto),
+      cmocka_unit_test_setup_teardown(test_goodbye_from_peer, conn_setup,
+                                      conn_teardown),
       cmocka_unit_test(test_malformed_input),
-      cmocka_unit_test(test_byte_at_a_time),
-      cmocka_unit_test(test_goodbye_hold_then_peer_fin),
-      cmocka_unit_test(test_goodbye_unanswered_falls_back),
+      cmocka_unit_test_setup_teardown(test_byte_at_a_time, conn_setup,
+                                      conn_teardown),
+      cmocka_unit_test_setup_teardown(test_goodbye_hold_then_peer_fin, conn_setup,
+                                      conn_teardown),
+      cmocka_unit_test_setup_teardown(test_goodbye_unanswered_falls_back, conn_setup,
+                                      conn_teardown),
       cmocka_unit_test(test_policy_close_sends_goodbye),
-      cmocka_unit_test(test_shutdown_sends_goodbye),
+      cmocka_unit_test_setup_teardown(test_shutdown_sends_goodbye, conn_setup,
+                                      conn_teardown),
       cmocka_unit_test(test_time_wait_census),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -183,7 +183,7 @@ static void test_hub_exposition(void **state) {
   assert_int_equal(f->r[1].reason, VIGIL_REASON_CLOSED_BY_HOST);
 
   /* Conn 5 is silent: its bound is adoption + 1000 ms. Jump 37 ms past. */
-  f->fake_now += 1000 + 37;
+  vt_advance(f->loop, f->hub, &f->fake_now, 1000 + 37);
   wait_closed(f, 5);
   assert_int_equal(f->r[5].reason, VIGIL_REASON_HEARTBEAT_TIMEOUT);
 

@@ -11,6 +11,12 @@
  * released, and (under ASan and valgrind) no invalid access or leak.
  * A handle a public call returned stays usable until control is back in
  * the loop, even when the sink freed the hub during that call.
+ *
+ * The hub runs on a fake clock: conn deadlines (ping, idle, dead, drain,
+ * the shutdown deadline) come when the script moves time, in 5 ms steps
+ * so they come in their natural order; only timers that run on the
+ * loop's own time (census interval, client backoff, EMFILE retry,
+ * shutdown poll) cost real milliseconds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,6 +63,7 @@ typedef struct world {
   int fired;
   int shutdown_done;
   int seen[VIGIL_EV__COUNT];
+  uint64_t now;            /* the hub's fake clock */
 } world;
 
 static world *W;
@@ -119,6 +126,11 @@ static void shutdown_done(vigil_hub *hub, void *ud) {
   ((world *)ud)->shutdown_done++;
 }
 
+static int shutdown_finished(void *arg) {
+  world *w = arg;
+  return !w->hub || w->shutdown_done > 0;
+}
+
 static void client_disconnected(vigil_client *cl, vigil_reason r, void *ud) {
   (void)cl;
   (void)r;
@@ -126,6 +138,36 @@ static void client_disconnected(vigil_client *cl, vigil_reason r, void *ud) {
 }
 
 static void run_ms(world *w, uint32_t ms) { vt_run_until(w->loop, NULL, NULL, ms); }
+
+typedef struct seen_wait {
+  world *w;
+  vigil_event_type type;
+  int count;
+} seen_wait;
+
+static int seen_enough(void *arg) {
+  seen_wait *s = arg;
+  return !s->w->hub || s->w->seen[s->type] >= s->count;
+}
+
+/* Runs the loop until one more event of `type` (or the hub is gone), for
+ * at most ms of real time. */
+static void run_until_seen(world *w, vigil_event_type type, uint32_t ms) {
+  seen_wait s = {w, type, w->seen[type] + 1};
+  vt_run_until(w->loop, seen_enough, &s, ms);
+}
+
+static int client_accepted(void *arg) {
+  world *w = arg;
+  return !w->hub || !w->l || w->nconns > 0;
+}
+
+/* Moves the fake clock by ms in tick-sized steps (conn deadlines fire one
+ * by one, in order), stopping if the sink freed the hub. */
+static void pass_ms(world *w, uint32_t ms) {
+  for (uint32_t t = 0; t < ms && w->hub; t += 5)
+    vt_advance(w->loop, w->hub, &w->now, 5);
+}
 
 static int peer_connect(world *w) {
   if (!w->l || w->npeers >= MAX_PEERS) return -1;
@@ -169,7 +211,7 @@ static void script(world *w) {
   co.backoff.initial_ms = 20;
   co.backoff.max_ms = 40;
   assert_int_equal(vigil_client_new(w->hub, &co, &w->client), VIGIL_OK);
-  run_ms(w, 30);
+  vt_run_until(w->loop, client_accepted, w, 1000);
 
   /* open (from accept), ready and identify from public calls. */
   if ((c = accept_one(w))) {
@@ -187,7 +229,7 @@ static void script(world *w) {
   /* The peer half-closes: peer_fin. */
   if (accept_one(w) && w->npeers > 0) {
     shutdown(w->peers[w->npeers - 1], SHUT_WR);
-    run_ms(w, 20);
+    run_until_seen(w, VIGIL_EV_PEER_FIN, 500);
   }
   /* Our own close: draining, inside vigil_close. */
   if ((c = accept_one(w))) vigil_close(c);
@@ -204,20 +246,25 @@ static void script(world *w) {
     int fill[32], nfill = 0;
     while (nfill < 32 && (fill[nfill] = open("/dev/null", O_RDONLY)) >= 0)
       nfill++;
-    run_ms(w, 40);
+    run_until_seen(w, VIGIL_EV_ACCEPT_PAUSED, 500);
     for (int i = 0; i < nfill; i++) close(fill[i]);
     setrlimit(RLIMIT_NOFILE, &old);
-    if (fd >= 0) run_ms(w, 80); /* retry after the backoff: resumed */
+    /* retry after the backoff: resumed */
+    if (fd >= 0 && w->l) run_until_seen(w, VIGIL_EV_ACCEPT_RESUMED, 500);
   }
 
-  /* Silence: ping_due, idle, census, then dead for the quiet conns. */
-  run_ms(w, 150);
+  /* Silence: ping_due, idle, then dead for the quiet conns (fake time);
+   * the census on its real-time interval. */
+  pass_ms(w, 150);
+  run_until_seen(w, VIGIL_EV_CENSUS, 500);
 
-  /* Graceful shutdown: "shutdown" from inside the call and when done. */
+  /* Graceful shutdown: "shutdown" from inside the call and when done (the
+   * deadline on the hub clock, noticed by a 10 ms real-time poll). */
   if (w->hub) {
     accept_one(w);
     if (w->hub) vigil_hub_shutdown(w->hub, 50, shutdown_done, w);
-    run_ms(w, 150);
+    pass_ms(w, 60);
+    vt_run_until(w->loop, shutdown_finished, w, 500);
   }
 }
 
@@ -243,6 +290,9 @@ static void run_case(vigil_event_type target, enum action act) {
   vigil_hub_options_init(&o);
   o.policy = &p;
   o.tick_ms = 5;
+  o.clock = vt_fake_clock;
+  o.clock_data = &w.now;
+  w.now = 1000000;
   o.on_event = sink;
   o.event_data = &w;
   o.census_interval_ms = 40;

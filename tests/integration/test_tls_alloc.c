@@ -106,26 +106,23 @@ static void disarm(void) {
 
 /* ---- fixture ---- */
 
-static tf_pki pki;
 static SSL_CTX *sctx;      /* requires client certificates */
 static SSL_CTX *device_ctx; /* CN=device-1, SAN URI:urn:dev:1 */
 
 static int setup(void **state) {
-  (void)state;
-  tf_pki_init(&pki, 0);
-  sctx = tf_server_ctx(&pki, 1);
+  tf_setup(state);
+  sctx = tf_server_ctx(&tf_test_pki, 1);
   char cert[TF_PATH], key[TF_PATH];
-  tf_pki_client(&pki, "dev1", "device-1", "URI:urn:dev:1", 0, cert, key);
-  device_ctx = tf_client_ctx(&pki, cert, key);
+  tf_pki_client(&tf_test_pki, "dev1", "device-1", "URI:urn:dev:1", 0, cert,
+                key);
+  device_ctx = tf_client_ctx(&tf_test_pki, cert, key);
   return 0;
 }
 
 static int teardown(void **state) {
-  (void)state;
   SSL_CTX_free(device_ctx);
   SSL_CTX_free(sctx);
-  tf_pki_done(&pki);
-  return 0;
+  return tf_teardown(state);
 }
 
 typedef struct pair {

@@ -3,7 +3,8 @@
  * close_notify before FIN (the peer's SSL_read ends in ZERO_RETURN, not
  * EOF), a peer's close_notify is peer_closed, a TCP close without it is
  * truncation, aborts send no close_notify, and the handshake deadline
- * cuts silent and trickling clients at handshake_timeout from adoption.
+ * cuts silent and trickling clients at handshake_timeout from adoption
+ * (on the fake clock: the bound is exact).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,173 +16,137 @@
 
 #include "tlsfix.h"
 
-/* ms of scheduling slack on a shared 2-core box (more under valgrind) */
-#define SLACK vt_slack_ms(250)
-
-static tf_pki pki;
 static SSL_CTX *sctx, *cctx;
 
 static int setup(void **state) {
-  (void)state;
-  tf_pki_init(&pki, 0);
-  sctx = tf_server_ctx(&pki, 0);
-  cctx = tf_client_ctx(&pki, NULL, NULL);
+  tf_setup(state);
+  sctx = tf_server_ctx(&tf_test_pki, 0);
+  cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   return 0;
 }
 
 static int teardown(void **state) {
-  (void)state;
   SSL_CTX_free(sctx);
   SSL_CTX_free(cctx);
-  tf_pki_done(&pki);
+  return tf_teardown(state);
+}
+
+/* The fixture of the connected tests: a hub, a server conn and a raw
+ * client, handshaken, the conn OPEN; the conn's host behaviour (reply
+ * and close on the peer's end) is cmocka's prestate. */
+typedef struct conn_fx {
+  tf_hub h;
+  cf_conn cc;
+  tf_peer peer;
+  uint64_t id;
+} conn_fx;
+
+static const cf_conn k_replies = {.reply_on_peer_closed = 1,
+                                  .close_on_peer_closed = 1};
+static const cf_conn k_closes = {.close_on_peer_closed = 1};
+
+static int conn_setup(void **state) {
+  const cf_conn *host = *state;
+  conn_fx *x = calloc(1, sizeof *x);
+  assert_non_null(x);
+  if (host) x->cc = *host;
+  tf_hub_init(&x->h, NULL);
+  tf_connect(&x->h, sctx, cctx, &x->cc, &x->peer, NULL);
+  x->id = vigil_conn_id(x->cc.conn);
+  *state = x;
   return 0;
 }
 
-static int is_closed(void *arg) { return ((cf_conn *)arg)->closed > 0; }
-
-static int conn_open(void *arg) {
-  cf_conn *cc = arg;
-  return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
-}
-
-static void connect_raw(tf_hub *h, cf_conn *cc, tf_peer *peer,
-                        const vigil_policy *p) {
-  int s, c;
-  assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  assert_int_equal(tf_adopt(h, s, cc, sctx, 0, NULL, p), VIGIL_OK);
-  tf_peer_init(peer, cctx, c, 1, "localhost");
-  assert_true(vt_run_until(h->loop, tf_peer_handshaken, peer, 3000));
-  assert_true(peer->hs_done);
-  assert_true(vt_run_until(h->loop, conn_open, cc, 3000));
+static int conn_teardown(void **state) {
+  conn_fx *x = *state;
+  tf_peer_free(&x->peer);
+  tf_hub_done(&x->h);
+  cf_conn_free(&x->cc);
+  free(x);
+  return 0;
 }
 
 static void test_graceful_close_sends_close_notify_first(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  cf_conn cc = {0};
-  tf_peer peer;
-  connect_raw(&h, &cc, &peer, NULL);
-  uint64_t id = vigil_conn_id(cc.conn);
-  assert_int_equal(vigil_send(cc.conn, "bye", 3), VIGIL_OK);
-  assert_int_equal(vigil_close(cc.conn), VIGIL_OK);
-  assert_int_equal(vigil_send(cc.conn, "late", 4), VIGIL_ECLOSED);
-  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 3000));
+  conn_fx *x = *state;
+  assert_int_equal(vigil_send(x->cc.conn, "bye", 3), VIGIL_OK);
+  assert_int_equal(vigil_close(x->cc.conn), VIGIL_OK);
+  assert_int_equal(vigil_send(x->cc.conn, "late", 4), VIGIL_ECLOSED);
+  assert_true(vt_run_until(x->h.loop, tf_peer_closed, &x->peer, 3000));
   /* The peer read everything, then close_notify: ZERO_RETURN, no EOF. */
-  assert_int_equal(peer.rx_len, 3);
-  assert_memory_equal(peer.rx, "bye", 3);
-  assert_int_equal(peer.zero_return, 1);
-  assert_int_equal(peer.eof, 0);
-  assert_int_equal(peer.failed, 0);
-  assert_int_equal(tf_count(&h, VIGIL_EV_DRAINING), 1);
+  assert_int_equal(x->peer.rx_len, 3);
+  assert_memory_equal(x->peer.rx, "bye", 3);
+  assert_int_equal(x->peer.zero_return, 1);
+  assert_int_equal(x->peer.eof, 0);
+  assert_int_equal(x->peer.failed, 0);
+  assert_int_equal(tf_count(&x->h, VIGIL_EV_DRAINING), 1);
   /* ...and after it our FIN: the raw socket reads EOF next. */
   char b;
   ssize_t n;
   uint64_t t0 = vt_now_ms();
-  while ((n = recv(peer.fd, &b, 1, 0)) < 0 && vt_now_ms() - t0 < 2000)
-    vt_run_until(h.loop, NULL, NULL, 10);
+  while ((n = recv(x->peer.fd, &b, 1, 0)) < 0 && vt_now_ms() - t0 < 2000)
+    vt_run_until(x->h.loop, NULL, NULL, 10);
   assert_int_equal(n, 0);
-  assert_int_equal(cc.closed, 0); /* draining: waiting for our peer */
-  tf_peer_close_notify(&peer);
-  close(peer.fd);
-  peer.fd = -1;
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
-  assert_int_equal(cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
-  const tf_event *cl = tf_last(&h, VIGIL_EV_CLOSE, id);
+  assert_int_equal(x->cc.closed, 0); /* draining: waiting for our peer */
+  tf_peer_close_notify(&x->peer);
+  close(x->peer.fd);
+  x->peer.fd = -1;
+  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
+  assert_int_equal(x->cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  const tf_event *cl = tf_last(&x->h, VIGIL_EV_CLOSE, x->id);
   assert_int_equal(cl->truncated, 0);
   assert_null(strstr(cl->line, "truncated"));
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
 }
 
 static void test_peer_close_notify_is_peer_closed(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  cf_conn cc = {0};
-  cc.reply_on_peer_closed = 1; /* "bye\n" after the peer's close_notify */
-  cc.close_on_peer_closed = 1;
-  tf_peer peer;
-  connect_raw(&h, &cc, &peer, NULL);
-  uint64_t id = vigil_conn_id(cc.conn);
-  tf_peer_close_notify(&peer);
-  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 2000));
-  assert_int_equal(cc.peer_closed, 1);
+  conn_fx *x = *state;
+  tf_peer_close_notify(&x->peer);
+  assert_true(vt_run_until(x->h.loop, tf_peer_closed, &x->peer, 2000));
+  assert_int_equal(x->cc.peer_closed, 1);
   /* TLS half-close: our reply still reached the peer, then ours. */
-  assert_int_equal(peer.rx_len, 4);
-  assert_memory_equal(peer.rx, "bye\n", 4);
-  assert_int_equal(peer.zero_return, 1);
-  close(peer.fd);
-  peer.fd = -1;
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
-  assert_int_equal(cc.reason, VIGIL_REASON_PEER_CLOSED);
-  assert_int_equal(tf_last(&h, VIGIL_EV_CLOSE, id)->truncated, 0);
-  assert_int_equal(tf_count(&h, VIGIL_EV_PEER_FIN), 1);
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
+  assert_int_equal(x->peer.rx_len, 4);
+  assert_memory_equal(x->peer.rx, "bye\n", 4);
+  assert_int_equal(x->peer.zero_return, 1);
+  close(x->peer.fd);
+  x->peer.fd = -1;
+  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
+  assert_int_equal(x->cc.reason, VIGIL_REASON_PEER_CLOSED);
+  assert_int_equal(tf_last(&x->h, VIGIL_EV_CLOSE, x->id)->truncated, 0);
+  assert_int_equal(tf_count(&x->h, VIGIL_EV_PEER_FIN), 1);
 }
 
 static void test_tcp_close_without_close_notify_is_truncation(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  cf_conn cc = {0};
-  cc.close_on_peer_closed = 1;
-  tf_peer peer;
-  connect_raw(&h, &cc, &peer, NULL);
-  uint64_t id = vigil_conn_id(cc.conn);
-  assert_int_equal(tf_peer_send(&peer, "partial", 7), 0);
-  shutdown(peer.fd, SHUT_WR); /* FIN, no close_notify */
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
-  assert_int_equal(cc.rx_len, 7); /* data before the cut still arrived */
-  assert_int_equal(cc.peer_closed, 1);
-  assert_int_equal(cc.reason, VIGIL_REASON_PEER_CLOSED);
-  const tf_event *cl = tf_last(&h, VIGIL_EV_CLOSE, id);
+  conn_fx *x = *state;
+  assert_int_equal(tf_peer_send(&x->peer, "partial", 7), 0);
+  shutdown(x->peer.fd, SHUT_WR); /* FIN, no close_notify */
+  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
+  assert_int_equal(x->cc.rx_len, 7); /* data before the cut still arrived */
+  assert_int_equal(x->cc.peer_closed, 1);
+  assert_int_equal(x->cc.reason, VIGIL_REASON_PEER_CLOSED);
+  const tf_event *cl = tf_last(&x->h, VIGIL_EV_CLOSE, x->id);
   assert_int_equal(cl->truncated, 1);
   assert_non_null(strstr(cl->line, "truncated=1"));
   assert_int_equal(ERR_peek_error(), 0);
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
 }
 
 static void test_abort_sends_no_close_notify(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  cf_conn cc = {0};
-  tf_peer peer;
-  connect_raw(&h, &cc, &peer, NULL);
-  vigil_abort(cc.conn);
-  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 2000));
-  assert_int_equal(peer.zero_return, 0);
-  assert_int_equal(peer.failed, 1); /* ECONNRESET */
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
-  assert_int_equal(cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
+  conn_fx *x = *state;
+  vigil_abort(x->cc.conn);
+  assert_true(vt_run_until(x->h.loop, tf_peer_closed, &x->peer, 2000));
+  assert_int_equal(x->peer.zero_return, 0);
+  assert_int_equal(x->peer.failed, 1); /* ECONNRESET */
+  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
+  assert_int_equal(x->cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
 }
 
 static void test_hub_shutdown_sends_close_notify(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  cf_conn cc = {0};
-  tf_peer peer;
-  connect_raw(&h, &cc, &peer, NULL);
-  assert_int_equal(vigil_hub_shutdown(h.hub, 2000, NULL, NULL), VIGIL_OK);
-  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 2000));
-  assert_int_equal(peer.zero_return, 1);
-  close(peer.fd);
-  peer.fd = -1;
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
-  assert_int_equal(cc.reason, VIGIL_REASON_SHUTDOWN);
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
+  conn_fx *x = *state;
+  assert_int_equal(vigil_hub_shutdown(x->h.hub, 2000, NULL, NULL), VIGIL_OK);
+  assert_true(vt_run_until(x->h.loop, tf_peer_closed, &x->peer, 2000));
+  assert_int_equal(x->peer.zero_return, 1);
+  close(x->peer.fd);
+  x->peer.fd = -1;
+  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
+  assert_int_equal(x->cc.reason, VIGIL_REASON_SHUTDOWN);
 }
 
 /* Closing while the TLS handshake still runs: what was queued goes out
@@ -204,7 +169,7 @@ static void test_close_during_handshake_flushes_after_it(void **state) {
   assert_int_equal(peer.zero_return, 1);
   close(peer.fd);
   peer.fd = -1;
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &cc, 2000));
   assert_int_equal(cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
   /* It completed its TLS handshake, so it did open; it never got ready. */
   assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 1);
@@ -214,26 +179,7 @@ static void test_close_during_handshake_flushes_after_it(void **state) {
   cf_conn_free(&cc);
 }
 
-/* ---- handshake deadline ---- */
-
-typedef struct trickle {
-  int fd;
-  const unsigned char *bytes;
-  size_t len, sent;
-  uint64_t next_at;
-  cf_conn *cc;
-} trickle;
-
-/* Sends one byte every 200 ms; true once the conn closed. */
-static int trickle_step(void *arg) {
-  trickle *t = arg;
-  if (t->cc->closed) return 1;
-  if (t->sent < t->len && vt_now_ms() >= t->next_at) {
-    if (send(t->fd, t->bytes + t->sent, 1, MSG_NOSIGNAL) == 1) t->sent++;
-    t->next_at = vt_now_ms() + 200;
-  }
-  return 0;
-}
+/* ---- handshake deadline (fake clock) ---- */
 
 /* A real ClientHello, so every trickled byte is a valid prefix. */
 static size_t client_hello(unsigned char *buf, size_t cap) {
@@ -250,27 +196,46 @@ static size_t client_hello(unsigned char *buf, size_t cap) {
   return (size_t)n;
 }
 
+static uint64_t g_want_in;
+static int bytes_in_reached(void *hub) {
+  vigil_stats st;
+  vigil_hub_stats(hub, &st);
+  return st.bytes_in >= g_want_in;
+}
+
+/* The handshake bound counts from adoption: a silent client and one that
+ * trickles a byte of its ClientHello every 200 ms (each byte is life, yet
+ * no handshake completes) are both cut at handshake_timeout, at once (no
+ * draining phase, no open), and the peer sees the end. */
 static void run_handshake_deadline(int trickling) {
   vigil_policy p;
   vigil_policy_init(&p);
   p.handshake_timeout_ms = 1000;
+  uint64_t now = 1000000;
   tf_hub h;
-  tf_hub_init(&h, &p);
+  tf_hub_init_clock(&h, &p, &now);
   cf_conn cc = {0};
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  uint64_t t0 = vt_now_ms();
+  uint64_t t0 = now;
   assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
   uint64_t id = vigil_conn_id(cc.conn);
   unsigned char hello[2048];
-  trickle t = {c, hello, trickling ? client_hello(hello, sizeof hello) : 0, 0,
-               0, &cc};
-  assert_true(vt_run_until(h.loop, trickle_step, &t, 1000 + 3 * SLACK));
-  uint64_t took = cc.closed_at - t0;
-  if (trickling) assert_true(t.sent >= 4); /* bytes kept arriving */
+  size_t len = trickling ? client_hello(hello, sizeof hello) : 0, sent = 0;
+  for (int step = 0; step < 5; step++) {
+    if (sent < len) {
+      assert_int_equal(send(c, hello + sent, 1, MSG_NOSIGNAL), 1);
+      g_want_in = ++sent;
+      assert_true(vt_run_until(h.loop, bytes_in_reached, h.hub, 2000));
+    }
+    vt_advance(h.loop, h.hub, &now, 200);
+  }
+  if (trickling) assert_int_equal(sent, 5); /* bytes kept arriving */
+  assert_int_equal(cc.closed, 0); /* at the bound: open */
+  vt_advance(h.loop, h.hub, &now, 1);
+  assert_int_equal(cc.closed, 1); /* one ms past it: cut */
+  assert_int_equal(cc.closed_at, t0 + 1000 + 1);
   assert_int_equal(cc.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
-  assert_true(took >= 1000 - 20 && took < 1000 + SLACK);
-  /* Cut at once: no draining phase, no open, and the peer sees the end. */
   assert_int_equal(tf_count(&h, VIGIL_EV_DRAINING), 0);
   assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 0);
   assert_non_null(tf_last(&h, VIGIL_EV_CLOSE, id));
@@ -292,14 +257,9 @@ static void test_handshake_timeout_trickling_client(void **state) {
   run_handshake_deadline(1);
 }
 
-/* Runs until cc closed, or for ms of real time; 1 if it closed. */
-static int closes_within(tf_hub *h, cf_conn *cc, uint32_t ms) {
-  return vt_run_until(h->loop, is_closed, cc, ms);
-}
-
 /* vigil_conn_set_policy() during the TLS handshake: a policy without a
  * handshake bound (0) gets the TLS default, as at adoption, so the
- * handshake stays bounded; a policy with one replaces it. Fake clock. */
+ * handshake stays bounded; a policy with one replaces it. */
 static void test_set_policy_keeps_handshake_bounded(void **state) {
   (void)state;
   uint64_t now = 1000000;
@@ -322,14 +282,16 @@ static void test_set_policy_keeps_handshake_bounded(void **state) {
   assert_int_equal(vigil_conn_set_policy(b.conn, &three_s), VIGIL_OK);
   assert_int_equal(vigil_conn_policy(b.conn)->handshake_timeout_ms, 3000);
   /* Silent clients: only the handshake bound can end these conns. */
-  now += 3000 + 11;
-  assert_true(closes_within(&h, &b, 500));
+  vt_advance(h.loop, h.hub, &now, 3000);
+  assert_int_equal(b.closed, 0);
+  vt_advance(h.loop, h.hub, &now, 1);
+  assert_int_equal(b.closed, 1);
   assert_int_equal(b.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
-  assert_false(closes_within(&h, &a, 30));
-  now += 10000 - 3011 - 1; /* one ms before the default bound */
-  assert_false(closes_within(&h, &a, 60));
-  now += 1 + 11;
-  assert_true(closes_within(&h, &a, 500));
+  assert_int_equal(a.closed, 0);
+  vt_advance(h.loop, h.hub, &now, 10000 - 3001); /* at the default bound */
+  assert_int_equal(a.closed, 0);
+  vt_advance(h.loop, h.hub, &now, 1);
+  assert_int_equal(a.closed, 1);
   assert_int_equal(a.reason, VIGIL_REASON_HANDSHAKE_TIMEOUT);
   close(ac);
   close(bc);
@@ -353,7 +315,7 @@ static void test_eof_during_handshake(void **state) {
   size_t n = client_hello(hello, sizeof hello);
   assert_int_equal(send(c, hello, n / 2, MSG_NOSIGNAL), (ssize_t)(n / 2));
   shutdown(c, SHUT_WR);
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &cc, 2000));
   assert_int_equal(cc.reason, VIGIL_REASON_PEER_CLOSED);
   assert_int_equal(cc.peer_closed, 0);
   const tf_event *cl = tf_last(&h, VIGIL_EV_CLOSE, id);
@@ -366,11 +328,18 @@ static void test_eof_during_handshake(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_graceful_close_sends_close_notify_first),
-      cmocka_unit_test(test_peer_close_notify_is_peer_closed),
-      cmocka_unit_test(test_tcp_close_without_close_notify_is_truncation),
-      cmocka_unit_test(test_abort_sends_no_close_notify),
-      cmocka_unit_test(test_hub_shutdown_sends_close_notify),
+      cmocka_unit_test_setup_teardown(test_graceful_close_sends_close_notify_first, conn_setup,
+                                      conn_teardown),
+      cmocka_unit_test_prestate_setup_teardown(
+          test_peer_close_notify_is_peer_closed, conn_setup, conn_teardown,
+          (void *)&k_replies),
+      cmocka_unit_test_prestate_setup_teardown(
+          test_tcp_close_without_close_notify_is_truncation, conn_setup, conn_teardown,
+          (void *)&k_closes),
+      cmocka_unit_test_setup_teardown(test_abort_sends_no_close_notify, conn_setup,
+                                      conn_teardown),
+      cmocka_unit_test_setup_teardown(test_hub_shutdown_sends_close_notify, conn_setup,
+                                      conn_teardown),
       cmocka_unit_test(test_close_during_handshake_flushes_after_it),
       cmocka_unit_test(test_handshake_timeout_silent_client),
       cmocka_unit_test(test_handshake_timeout_trickling_client),

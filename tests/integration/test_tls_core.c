@@ -15,29 +15,9 @@
 
 #include "tlsfix.h"
 
-static tf_pki pki;
-
-static int setup(void **state) {
-  (void)state;
-  tf_pki_init(&pki, 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  tf_pki_done(&pki);
-  return 0;
-}
-
-static int is_closed(void *arg) { return ((cf_conn *)arg)->closed > 0; }
 
 static int wait_closed(tf_hub *h, cf_conn *cc, uint32_t ms) {
-  return vt_run_until(h->loop, is_closed, cc, ms);
-}
-
-static int conn_open(void *arg) {
-  cf_conn *cc = arg;
-  return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
+  return vt_run_until(h->loop, tf_conn_closed, cc, ms);
 }
 
 typedef struct pair_wait {
@@ -54,24 +34,12 @@ static int got_rx(void *arg) {
          w->cc->rx_len >= w->want_conn_rx;
 }
 
-/* A server conn and a raw client peer, handshake done on both sides. */
-static void connect_raw(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx, cf_conn *cc,
-                        tf_peer *peer, const vigil_policy *p) {
-  int s, c;
-  assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  assert_int_equal(tf_adopt(h, s, cc, sctx, 0, NULL, p), VIGIL_OK);
-  tf_peer_init(peer, cctx, c, 1, "localhost");
-  assert_true(vt_run_until(h->loop, tf_peer_handshaken, peer, 3000));
-  assert_true(peer->hs_done);
-  assert_true(vt_run_until(h->loop, conn_open, cc, 3000));
-}
-
 static void test_handshake_events_and_echo(void **state) {
   (void)state;
   tf_hub h;
   tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   cf_conn cc = {0};
   tf_peer peer;
   int s, c;
@@ -90,7 +58,7 @@ static void test_handshake_events_and_echo(void **state) {
   tf_peer_init(&peer, cctx, c, 1, "localhost");
   assert_true(vt_run_until(h.loop, tf_peer_handshaken, &peer, 3000));
   assert_true(peer.hs_done);
-  assert_true(vt_run_until(h.loop, conn_open, &cc, 3000));
+  assert_true(vt_run_until(h.loop, tf_conn_open, &cc, 3000));
 
   const tf_event *op = tf_last(&h, VIGIL_EV_OPEN, id);
   assert_non_null(op);
@@ -126,11 +94,11 @@ static void test_one_mib_both_ways(void **state) {
   (void)state;
   tf_hub h;
   tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   cf_conn cc = {0};
   tf_peer peer;
-  connect_raw(&h, sctx, cctx, &cc, &peer, NULL);
+  tf_connect(&h, sctx, cctx, &cc, &peer, NULL);
   int small = 32 * 1024;
   setsockopt(vigil_conn_fd(cc.conn), SOL_SOCKET, SO_SNDBUF, &small,
              sizeof small);
@@ -170,7 +138,7 @@ typedef struct both_open {
 
 static int both_are_open(void *arg) {
   both_open *o = arg;
-  return conn_open(o->a) && conn_open(o->b);
+  return tf_conn_open(o->a) && tf_conn_open(o->b);
 }
 
 typedef struct pair_wait_conns {
@@ -203,10 +171,10 @@ static void run_resume_case(const resume_case *rc) {
   co.tickets = rc->tickets;
   co.session_cache = rc->cache;
   SSL_CTX *sctx = NULL;
-  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
+  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key,
                                             NULL, 0, &co, &sctx, NULL, 0),
                    VIGIL_OK);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   if (rc->max_version) SSL_CTX_set_max_proto_version(cctx, rc->max_version);
   vigil_tls_session *store;
   assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
@@ -270,34 +238,56 @@ static void test_resumption(void **state) {
 
 /* ---- heartbeats over TLS ---- */
 
+static uint64_t g_want_in;
+static int bytes_in_reached(void *hub) {
+  vigil_stats st;
+  vigil_hub_stats(hub, &st);
+  return st.bytes_in >= g_want_in;
+}
+
+/* Sends len raw bytes from the peer and runs the loop until vigil read
+ * them (real I/O; the fake clock stands still meanwhile). */
+static void peer_bytes(tf_hub *h, int fd, const void *p, size_t len) {
+  vigil_stats st;
+  vigil_hub_stats(h->hub, &st);
+  g_want_in = st.bytes_in + len;
+  assert_int_equal(send(fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
+  assert_true(vt_run_until(h->loop, bytes_in_reached, h->hub, 2000));
+}
+
+/* On the fake clock: a peer that keeps sending stays alive past
+ * dead_after; once silent it is dead dead_after (+1 ms: "more than") after
+ * its last record, exactly. */
 static void test_heartbeat_timeout_over_tls(void **state) {
   (void)state;
   vigil_policy p;
   vigil_policy_init(&p);
   p.dead_after_ms = 400;
   p.suspect_after_ms = 0;
+  uint64_t now = 1000000;
   tf_hub h;
-  tf_hub_init(&h, &p);
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  tf_hub_init_clock(&h, &p, &now);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   cf_conn cc = {0};
   tf_peer peer;
-  connect_raw(&h, sctx, cctx, &cc, &peer, NULL);
-  uint64_t t0 = vt_now_ms(), last_send = t0;
+  tf_connect(&h, sctx, cctx, &cc, &peer, NULL);
   /* A peer that keeps sending stays alive past dead_after... */
-  while (vt_now_ms() - t0 < 900) {
-    last_send = vt_now_ms();
+  for (int i = 0; i < 9; i++) {
+    pair_wait got = {&peer, &cc, 0, cc.rx_len + 1};
     assert_int_equal(tf_peer_send(&peer, "k", 1), 0);
-    vt_run_until(h.loop, NULL, NULL, 100);
+    assert_true(vt_run_until(h.loop, got_rx, &got, 2000));
+    vt_advance(h.loop, h.hub, &now, 100);
   }
   assert_int_equal(cc.closed, 0);
-  /* ...a silent one is dead after it: measured from the last record sent
-   * (it reached vigil no earlier), so never before dead_after, and within
-   * one 10 ms tick plus scheduling slack after it. */
-  assert_true(wait_closed(&h, &cc, 3000));
+  uint64_t last_rx = now - 100; /* the last record came before the step */
+  /* ...a silent one is dead after it, not a ms earlier. */
+  vt_advance(h.loop, h.hub, &now, 400 - 100);
+  assert_int_equal(cc.closed, 0);
+  vt_advance(h.loop, h.hub, &now, 1);
+  assert_int_equal(cc.closed, 1);
+  assert_int_equal(cc.closed_at, last_rx + 400 + 1);
   assert_int_equal(cc.reason, VIGIL_REASON_HEARTBEAT_TIMEOUT);
-  uint64_t took = cc.closed_at - last_send;
-  assert_true(took >= 400 && took <= 400 + 10 + vt_slack_ms(40));
   assert_int_equal(tf_count(&h, VIGIL_EV_DEAD), 1);
   /* Dead peers get RST, never a close_notify. */
   vt_run_until(h.loop, tf_peer_closed, &peer, 1000);
@@ -310,20 +300,22 @@ static void test_heartbeat_timeout_over_tls(void **state) {
 }
 
 /* One TLS record written to the socket a byte at a time, slower than
- * dead_after: every raw byte is life although no record completes. */
+ * dead_after (fake clock): every raw byte is life although no record
+ * completes. */
 static void test_raw_bytes_count_as_life(void **state) {
   (void)state;
   vigil_policy p;
   vigil_policy_init(&p);
   p.dead_after_ms = 300;
   p.suspect_after_ms = 0;
+  uint64_t now = 1000000;
   tf_hub h;
-  tf_hub_init(&h, &p);
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  tf_hub_init_clock(&h, &p, &now);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   cf_conn cc = {0};
   tf_peer peer;
-  connect_raw(&h, sctx, cctx, &cc, &peer, NULL);
+  tf_connect(&h, sctx, cctx, &cc, &peer, NULL);
   BIO *mem = BIO_new(BIO_s_mem());
   SSL_set0_wbio(peer.ssl, mem); /* the record lands in memory */
   assert_int_equal(SSL_write(peer.ssl, "x", 1), 1);
@@ -331,13 +323,12 @@ static void test_raw_bytes_count_as_life(void **state) {
   int n = BIO_read(mem, rec, sizeof rec);
   assert_true(n > 5);
   for (int i = 0; i < n; i++) {
-    assert_int_equal(send(peer.fd, rec + i, 1, MSG_NOSIGNAL), 1);
-    vt_run_until(h.loop, NULL, NULL, 100);
+    peer_bytes(&h, peer.fd, rec + i, 1);
+    vt_advance(h.loop, h.hub, &now, 100);
     assert_int_equal(cc.closed, 0);
   }
   /* n * 100 ms >> dead_after, and the record arrived whole. */
   assert_true(n * 100 > 3 * 300);
-  vt_run_until(h.loop, NULL, NULL, 20);
   assert_int_equal(cc.rx_len, 1);
   assert_int_equal(cc.rx[0], 'x');
   tf_peer_free(&peer);
@@ -357,8 +348,8 @@ static void test_frame_codec_over_tls(void **state) {
   p.frame_codec = 1;
   tf_hub h;
   tf_hub_init(&h, &p);
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
   cf_conn srv = {0}, cli = {0};
@@ -397,7 +388,7 @@ static void test_bad_options(void **state) {
   (void)state;
   tf_hub h;
   tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
   vigil_adopt_options ao;
@@ -427,31 +418,31 @@ static void test_bad_options(void **state) {
   /* Context helpers: clear errors for bad input. */
   SSL_CTX *ctx = NULL;
   char err[256];
-  assert_int_equal(vigil_tls_server_ctx_new(NULL, pki.server_key, NULL, 0,
+  assert_int_equal(vigil_tls_server_ctx_new(NULL, tf_test_pki.server_key, NULL, 0,
                                             NULL, &ctx, err, sizeof err),
                    VIGIL_EINVAL);
-  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
+  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key,
                                             NULL, 1, NULL, &ctx, err,
                                             sizeof err),
                    VIGIL_EINVAL);
   assert_non_null(strstr(err, "ca_file"));
-  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.ca, NULL, 0,
+  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.ca, NULL, 0,
                                             NULL, &ctx, err, sizeof err),
                    VIGIL_ETLS);
-  assert_non_null(strstr(err, pki.ca));
+  assert_non_null(strstr(err, tf_test_pki.ca));
   assert_null(ctx);
   assert_int_equal(vigil_tls_server_ctx_new("/nonexistent.pem",
-                                            pki.server_key, NULL, 0, NULL,
+                                            tf_test_pki.server_key, NULL, 0, NULL,
                                             &ctx, err, sizeof err),
                    VIGIL_ETLS);
   vigil_tls_ctx_options co;
   vigil_tls_ctx_options_init(&co);
   co.min_version = 0x0301; /* TLS 1.0 */
-  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
+  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key,
                                             NULL, 0, &co, &ctx, err,
                                             sizeof err),
                    VIGIL_EINVAL);
-  assert_int_equal(vigil_tls_client_ctx_new(pki.ca, pki.server_cert, NULL,
+  assert_int_equal(vigil_tls_client_ctx_new(tf_test_pki.ca, tf_test_pki.server_cert, NULL,
                                             NULL, &ctx, err, sizeof err),
                    VIGIL_EINVAL);
   assert_int_equal(ERR_peek_error(), 0);
@@ -470,5 +461,5 @@ int main(void) {
       cmocka_unit_test(test_frame_codec_over_tls),
       cmocka_unit_test(test_bad_options),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tf_setup, tf_teardown);
 }

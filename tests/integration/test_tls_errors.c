@@ -12,26 +12,6 @@
 
 #include "tlsfix.h"
 
-static tf_pki pki;
-
-static int setup(void **state) {
-  (void)state;
-  tf_pki_init(&pki, 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  tf_pki_done(&pki);
-  return 0;
-}
-
-static int is_closed(void *arg) { return ((cf_conn *)arg)->closed > 0; }
-
-static int conn_open(void *arg) {
-  cf_conn *cc = arg;
-  return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
-}
 
 /* A server conn against a raw client; returns the server's close event
  * (copied to *out) once it closed. The client stays in *peer. */
@@ -47,7 +27,7 @@ static void server_vs(SSL_CTX *sctx, SSL_CTX *cctx, tf_peer *peer,
   uint64_t t0 = vt_now_ms();
   while (!cc->closed && vt_now_ms() - t0 < 3000) {
     tf_peer_step(peer);
-    vt_run_until(h.loop, is_closed, cc, 10);
+    vt_run_until(h.loop, tf_conn_closed, cc, 10);
   }
   assert_true(cc->closed);
   vt_run_until(h.loop, tf_peer_closed, peer, 500);
@@ -62,9 +42,9 @@ static void server_vs(SSL_CTX *sctx, SSL_CTX *cctx, tf_peer *peer,
 static void test_untrusted_client_certificate(void **state) {
   (void)state;
   char cert[TF_PATH], key[TF_PATH];
-  tf_pki_client(&pki, "rogue", "device-1", NULL, 1, cert, key);
-  SSL_CTX *sctx = tf_server_ctx(&pki, 1);
-  SSL_CTX *cctx = tf_client_ctx(&pki, cert, key);
+  tf_pki_client(&tf_test_pki, "rogue", "device-1", NULL, 1, cert, key);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 1);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, cert, key);
   tf_peer peer;
   tf_event cl;
   cf_conn cc = {0};
@@ -85,8 +65,8 @@ static void test_untrusted_client_certificate(void **state) {
 
 static void test_missing_client_certificate(void **state) {
   (void)state;
-  SSL_CTX *sctx = tf_server_ctx(&pki, 1);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 1);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   tf_peer peer;
   tf_event cl;
   cf_conn cc = {0};
@@ -101,7 +81,7 @@ static void test_missing_client_certificate(void **state) {
 
 static void test_old_protocol_refused(void **state) {
   (void)state;
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
   SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
   SSL_CTX_set_security_level(cctx, 0); /* let the client offer TLS 1.1 */
   SSL_CTX_set_min_proto_version(cctx, TLS1_1_VERSION);
@@ -120,7 +100,7 @@ static void test_old_protocol_refused(void **state) {
 
 /* Plain bytes where a TLS record belongs. */
 static void raw_vs(const char *bytes, const char *want_detail) {
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
   tf_hub h;
   tf_hub_init(&h, NULL);
   int s, c;
@@ -130,7 +110,7 @@ static void raw_vs(const char *bytes, const char *want_detail) {
   uint64_t id = vigil_conn_id(cc.conn);
   assert_int_equal(send(c, bytes, strlen(bytes), MSG_NOSIGNAL),
                    (ssize_t)strlen(bytes));
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &cc, 2000));
   assert_int_equal(cc.reason, VIGIL_REASON_TLS_ERROR);
   assert_string_equal(tf_last(&h, VIGIL_EV_CLOSE, id)->detail, want_detail);
   assert_int_equal(ERR_peek_error(), 0);
@@ -149,8 +129,8 @@ static void test_plaintext_clients(void **state) {
 /* After the handshake: a forged application-data record. */
 static void test_bad_record_after_handshake(void **state) {
   (void)state;
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   tf_hub h;
   tf_hub_init(&h, NULL);
   int s, c;
@@ -161,7 +141,7 @@ static void test_bad_record_after_handshake(void **state) {
   tf_peer peer;
   tf_peer_init(&peer, cctx, c, 1, "localhost");
   assert_true(vt_run_until(h.loop, tf_peer_handshaken, &peer, 3000));
-  assert_true(vt_run_until(h.loop, conn_open, &cc, 3000));
+  assert_true(vt_run_until(h.loop, tf_conn_open, &cc, 3000));
   static const unsigned char forged[] = {0x17, 0x03, 0x03, 0x00, 0x20,
                                          1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
                                          12, 13, 14, 15, 16, 17, 18, 19, 20,
@@ -169,7 +149,7 @@ static void test_bad_record_after_handshake(void **state) {
                                          30, 31, 32};
   assert_int_equal(send(c, forged, sizeof forged, MSG_NOSIGNAL),
                    (ssize_t)sizeof forged);
-  assert_true(vt_run_until(h.loop, is_closed, &cc, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &cc, 2000));
   assert_int_equal(cc.reason, VIGIL_REASON_TLS_ERROR);
   assert_string_equal(tf_last(&h, VIGIL_EV_CLOSE, id)->detail,
                       "decryption failed or bad record mac");
@@ -184,8 +164,8 @@ static void test_bad_record_after_handshake(void **state) {
 /* A vigil client conn verifies the server's name (tls_sni). */
 static void test_client_checks_server_name(void **state) {
   (void)state;
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   static const struct {
     const char *name;
     int ok;
@@ -212,15 +192,15 @@ static void test_client_checks_server_name(void **state) {
     assert_int_equal(vigil_adopt(h.hub, c, &ao, &cli.conn), VIGIL_OK);
     uint64_t cid = vigil_conn_id(cli.conn);
     if (cases[i].ok) {
-      assert_true(vt_run_until(h.loop, conn_open, &cli, 3000));
+      assert_true(vt_run_until(h.loop, tf_conn_open, &cli, 3000));
     } else {
-      assert_true(vt_run_until(h.loop, is_closed, &cli, 3000));
+      assert_true(vt_run_until(h.loop, tf_conn_closed, &cli, 3000));
       assert_int_equal(cli.reason, VIGIL_REASON_TLS_ERROR);
       const tf_event *cl = tf_last(&h, VIGIL_EV_CLOSE, cid);
       assert_non_null(strstr(cl->detail, "certificate verify failed"));
       assert_non_null(strstr(cl->detail, "mismatch"));
       /* The server heard the client's alert. */
-      assert_true(vt_run_until(h.loop, is_closed, &srv, 3000));
+      assert_true(vt_run_until(h.loop, tf_conn_closed, &srv, 3000));
       assert_int_equal(srv.reason, VIGIL_REASON_TLS_ERROR);
     }
     assert_int_equal(ERR_peek_error(), 0);
@@ -236,8 +216,8 @@ static void test_client_checks_server_name(void **state) {
  * conn failure, and a failing conn does not disturb its neighbour. */
 static void test_error_queue_isolation(void **state) {
   (void)state;
-  SSL_CTX *sctx = tf_server_ctx(&pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&pki, NULL, NULL);
+  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   tf_hub h;
   tf_hub_init(&h, NULL);
   int s1, c1, s2, c2;
@@ -249,9 +229,9 @@ static void test_error_queue_isolation(void **state) {
   tf_peer peer;
   tf_peer_init(&peer, cctx, c1, 1, "localhost");
   assert_true(vt_run_until(h.loop, tf_peer_handshaken, &peer, 3000));
-  assert_true(vt_run_until(h.loop, conn_open, &good, 3000));
+  assert_true(vt_run_until(h.loop, tf_conn_open, &good, 3000));
   assert_int_equal(send(c2, "GET / HTTP/1.0\r\n\r\n", 18, MSG_NOSIGNAL), 18);
-  assert_true(vt_run_until(h.loop, is_closed, &bad, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &bad, 2000));
   assert_int_equal(bad.reason, VIGIL_REASON_TLS_ERROR);
   /* A stale error of the host's own. */
   ERR_put_error(ERR_LIB_SSL, 0, SSL_R_BAD_LENGTH, __FILE__, __LINE__);
@@ -282,5 +262,5 @@ int main(void) {
       cmocka_unit_test(test_client_checks_server_name),
       cmocka_unit_test(test_error_queue_isolation),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tf_setup, tf_teardown);
 }

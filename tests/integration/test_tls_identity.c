@@ -14,28 +14,17 @@
 
 #include "tlsfix.h"
 
-static tf_pki pki;
 static SSL_CTX *sctx; /* requires client certificates */
 
 static int setup(void **state) {
-  (void)state;
-  tf_pki_init(&pki, 0);
-  sctx = tf_server_ctx(&pki, 1);
+  tf_setup(state);
+  sctx = tf_server_ctx(&tf_test_pki, 1);
   return 0;
 }
 
 static int teardown(void **state) {
-  (void)state;
   SSL_CTX_free(sctx);
-  tf_pki_done(&pki);
-  return 0;
-}
-
-static int is_closed(void *arg) { return ((cf_conn *)arg)->closed > 0; }
-
-static int conn_open(void *arg) {
-  cf_conn *cc = arg;
-  return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
+  return tf_teardown(state);
 }
 
 typedef struct device {
@@ -48,8 +37,8 @@ typedef struct device {
 static void device_make(device *d, const char *name, const char *cn,
                         const char *san) {
   memset(d, 0, sizeof *d);
-  tf_pki_client(&pki, name, cn, san, 0, d->cert, d->key);
-  d->ctx = tf_client_ctx(&pki, d->cert, d->key);
+  tf_pki_client(&tf_test_pki, name, cn, san, 0, d->cert, d->key);
+  d->ctx = tf_client_ctx(&tf_test_pki, d->cert, d->key);
 }
 
 /* Adopts a server conn (context ctx, options to) for d; the device's
@@ -72,7 +61,7 @@ static void device_connect(tf_hub *h, device *d, const vigil_tls_options *to) {
   int c;
   device_adopt(h, d, sctx, to, &c);
   device_go(h, d, c);
-  assert_true(vt_run_until(h->loop, conn_open, &d->cc, 3000));
+  assert_true(vt_run_until(h->loop, tf_conn_open, &d->cc, 3000));
 }
 
 /* d's conn (id) is refused: it closes gracefully, close_notify first,
@@ -84,7 +73,7 @@ static void expect_refused(tf_hub *h, device *d, uint64_t id,
   assert_int_equal(d->peer.zero_return, 1);
   close(d->peer.fd);
   d->peer.fd = -1;
-  assert_true(vt_run_until(h->loop, is_closed, &d->cc, 2000));
+  assert_true(vt_run_until(h->loop, tf_conn_closed, &d->cc, 2000));
   assert_int_equal(d->cc.reason, reason);
   if (detail)
     assert_string_equal(tf_last(h, VIGIL_EV_CLOSE, id)->detail, detail);
@@ -117,7 +106,7 @@ static void test_identity_from_cn_and_takeover(void **state) {
   assert_string_equal(rd->identity, "device-1");
   /* The same certified identity again: newest wins, as without TLS. */
   device_connect(&h, &b, &to);
-  assert_true(vt_run_until(h.loop, is_closed, &a.cc, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &a.cc, 2000));
   assert_int_equal(a.cc.reason, VIGIL_REASON_TAKEOVER);
   assert_ptr_equal(vigil_hub_find_identity(h.hub, "device-1", 8), b.cc.conn);
   assert_int_equal(tf_count(&h, VIGIL_EV_TAKEOVER), 1);
@@ -151,7 +140,7 @@ static void test_spoofed_claims_are_refused(void **state) {
   assert_int_equal(spoof.peer.zero_return, 1); /* closed gracefully */
   close(spoof.peer.fd);
   spoof.peer.fd = -1;
-  assert_true(vt_run_until(h.loop, is_closed, &spoof.cc, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &spoof.cc, 2000));
   assert_int_equal(spoof.cc.reason, VIGIL_REASON_TAKEOVER_REJECTED);
   assert_string_equal(tf_last(&h, VIGIL_EV_CLOSE, sid)->detail,
                       "identity not proven by certificate");
@@ -167,7 +156,7 @@ static void test_spoofed_claims_are_refused(void **state) {
   assert_int_equal(vigil_conn_identify(plain.conn, "device-1", 8),
                    VIGIL_EREJECTED);
   close(c);
-  assert_true(vt_run_until(h.loop, is_closed, &plain, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &plain, 2000));
   assert_int_equal(plain.reason, VIGIL_REASON_TAKEOVER_REJECTED);
   /* ...while plain claims of identities no certificate holds still work. */
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
@@ -213,7 +202,7 @@ static void test_proof_off(void **state) {
   ao.user_data = &plain;
   assert_int_equal(vigil_adopt(h.hub, s, &ao, &plain.conn), VIGIL_OK);
   assert_int_equal(vigil_conn_identify(plain.conn, "device-3", 8), VIGIL_OK);
-  assert_true(vt_run_until(h.loop, is_closed, &d.cc, 2000));
+  assert_true(vt_run_until(h.loop, tf_conn_closed, &d.cc, 2000));
   assert_int_equal(d.cc.reason, VIGIL_REASON_TAKEOVER);
   close(c);
   device_done(&d);
@@ -304,7 +293,7 @@ static void test_early_claim_meets_certificate(void **state) {
   assert_int_equal(vigil_conn_identify(honest.cc.conn, "device-7", 8),
                    VIGIL_OK);
   device_go(&h, &honest, c);
-  assert_true(vt_run_until(h.loop, conn_open, &honest.cc, 3000));
+  assert_true(vt_run_until(h.loop, tf_conn_open, &honest.cc, 3000));
   assert_string_equal(vigil_conn_identity(honest.cc.conn), "device-7");
   assert_ptr_equal(vigil_hub_find_identity(h.hub, "device-7", 8),
                    honest.cc.conn);
@@ -355,8 +344,8 @@ static void test_certificate_identity_too_long(void **state) {
   vigil_tls_ctx_options_init(&co);
   co.tickets = 0;
   SSL_CTX *no_tickets = NULL;
-  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
-                                            pki.ca, 1, &co, &no_tickets,
+  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key,
+                                            tf_test_pki.ca, 1, &co, &no_tickets,
                                             NULL, 0),
                    VIGIL_OK);
   tf_hub h;

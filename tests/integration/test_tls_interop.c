@@ -30,7 +30,6 @@ typedef struct proc {
   int reaped;
 } proc;
 
-static tf_pki pki;
 static char echo_server[TF_PATH], mqtt_gateway[TF_PATH];
 
 static int have_program(const char *name) {
@@ -48,14 +47,11 @@ static int setup(void **state) {
   if (access(echo_server, X_OK) != 0) vt_skip("echo_server not built");
   if (!have_program("openssl")) vt_skip("no openssl command");
   signal(SIGPIPE, SIG_IGN);
-  tf_pki_init(&pki, 0);
-  return 0;
+  return tf_setup(state);
 }
 
 static int teardown(void **state) {
-  (void)state;
-  tf_pki_done(&pki);
-  return 0;
+  return tf_teardown(state);
 }
 
 static void proc_start(proc *p, char *const argv[]) {
@@ -174,7 +170,7 @@ static void s_client_argv(char *argv[], char *target, unsigned port,
   argv[i++] = "-servername";
   argv[i++] = "localhost";
   argv[i++] = "-CAfile";
-  argv[i++] = pki.ca;
+  argv[i++] = tf_test_pki.ca;
   argv[i++] = "-verify_return_error";
   argv[i++] = "-quiet";
   const char *extra[] = {extra1, extra2, extra3, extra4};
@@ -186,11 +182,11 @@ static void s_client_argv(char *argv[], char *target, unsigned port,
 static void test_s_client_echo_and_close_notify(void **state) {
   (void)state;
   char *sargv[] = {echo_server, "--listen", "127.0.0.1:0", "--tls-cert",
-                   pki.server_cert, "--tls-key", pki.server_key, NULL};
+                   tf_test_pki.server_cert, "--tls-key", tf_test_pki.server_key, NULL};
   proc srv;
   unsigned port = start_server(&srv, sargv);
   char sess[TF_PATH + 32], target[32];
-  snprintf(sess, sizeof sess, "%s/s_client.sess", pki.dir);
+  snprintf(sess, sizeof sess, "%s/s_client.sess", tf_test_pki.dir);
 
   /* 1: full handshake, echo, keep the session. */
   char *cargv[16];
@@ -236,10 +232,10 @@ static void test_s_client_echo_and_close_notify(void **state) {
 static void test_s_client_certificates(void **state) {
   (void)state;
   char cert[TF_PATH], key[TF_PATH], target[32];
-  tf_pki_client(&pki, "device42", "device-42", NULL, 0, cert, key);
+  tf_pki_client(&tf_test_pki, "device42", "device-42", NULL, 0, cert, key);
   char *sargv[] = {echo_server, "--listen", "127.0.0.1:0", "--tls-cert",
-                   pki.server_cert, "--tls-key", pki.server_key, "--tls-ca",
-                   pki.ca, "--require-client-cert", "--identity-from-cert",
+                   tf_test_pki.server_cert, "--tls-key", tf_test_pki.server_key, "--tls-ca",
+                   tf_test_pki.ca, "--require-client-cert", "--identity-from-cert",
                    NULL};
   proc srv;
   unsigned port = start_server(&srv, sargv);
@@ -276,17 +272,17 @@ static void test_mosquitto_over_tls(void **state) {
   if (!have_program("mosquitto_sub") || !have_program("mosquitto_pub"))
     vt_skip("no mosquitto clients");
   char cert[TF_PATH], key[TF_PATH];
-  tf_pki_client(&pki, "sensor7", "sensor-7", NULL, 0, cert, key);
+  tf_pki_client(&tf_test_pki, "sensor7", "sensor-7", NULL, 0, cert, key);
   char *gargv[] = {mqtt_gateway, "--listen", "127.0.0.1:0", "--tls-cert",
-                   pki.server_cert, "--tls-key", pki.server_key, "--tls-ca",
-                   pki.ca, "--identity-from-cert", NULL};
+                   tf_test_pki.server_cert, "--tls-key", tf_test_pki.server_key, "--tls-ca",
+                   tf_test_pki.ca, "--identity-from-cert", NULL};
   proc gw;
   unsigned port = start_server(&gw, gargv);
   char portstr[8];
   snprintf(portstr, sizeof portstr, "%u", port);
   /* A subscriber with a certificate whose CN is its client id. */
   char *sub_argv[] = {"mosquitto_sub", "-h", "127.0.0.1", "-p", portstr,
-                      "--cafile", pki.ca, "--cert", cert, "--key", key,
+                      "--cafile", tf_test_pki.ca, "--cert", cert, "--key", key,
                       "-i", "sensor-7", "-t", "lab/+/temp", "-C", "1",
                       "-W", "8", NULL};
   proc sub;
@@ -297,7 +293,7 @@ static void test_mosquitto_over_tls(void **state) {
   /* Give the SUBSCRIBE a moment to land before publishing. */
   proc_expect(&gw, "mqtt_subscribe", 1, 1000);
   char *pub_argv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", portstr,
-                      "--cafile", pki.ca, "-i", "pub-1", "-t",
+                      "--cafile", tf_test_pki.ca, "-i", "pub-1", "-t",
                       "lab/3/temp", "-m", "21.5", NULL};
   proc pub;
   proc_start(&pub, pub_argv);
@@ -310,7 +306,7 @@ static void test_mosquitto_over_tls(void **state) {
   assert_non_null(strstr(sub.obuf, "21.5"));
   /* A client whose id is not the one its certificate proves. */
   char *liar_argv[] = {"mosquitto_pub", "-h", "127.0.0.1", "-p", portstr,
-                       "--cafile", pki.ca, "--cert", cert, "--key", key,
+                       "--cafile", tf_test_pki.ca, "--cert", cert, "--key", key,
                        "-i", "sensor-8", "-t", "lab/3/temp", "-m", "x",
                        NULL};
   proc liar;

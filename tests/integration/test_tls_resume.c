@@ -20,19 +20,6 @@
 
 #include "tlsfix.h"
 
-static tf_pki pki;
-
-static int setup(void **state) {
-  (void)state;
-  tf_pki_init(&pki, 0);
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  tf_pki_done(&pki);
-  return 0;
-}
 
 /* ---- what the server saw (its message callback) ---- */
 
@@ -185,7 +172,7 @@ static SSL_CTX *server_ctx(int without_dhe) {
   co.resume_without_dhe = without_dhe;
   SSL_CTX *ctx = NULL;
   char err[256] = "";
-  int rc = vigil_tls_server_ctx_new(pki.server_cert, pki.server_key, NULL, 0,
+  int rc = vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key, NULL, 0,
                                     &co, &ctx, err, sizeof err);
   if (rc != VIGIL_OK) fprintf(stderr, "server ctx: %s\n", err);
   assert_int_equal(rc, VIGIL_OK);
@@ -197,7 +184,7 @@ static SSL_CTX *client_ctx(int without_dhe) {
   vigil_tls_ctx_options_init(&co);
   co.resume_without_dhe = without_dhe;
   SSL_CTX *ctx = NULL;
-  assert_int_equal(vigil_tls_client_ctx_new(pki.ca, NULL, NULL, &co, &ctx,
+  assert_int_equal(vigil_tls_client_ctx_new(tf_test_pki.ca, NULL, NULL, &co, &ctx,
                                             NULL, 0),
                    VIGIL_OK);
   return ctx;
@@ -382,7 +369,7 @@ static void test_declined_session_is_forgotten(void **state) {
   vigil_tls_ctx_options_init(&co);
   co.tickets = 0;
   SSL_CTX *no_tickets = NULL;
-  assert_int_equal(vigil_tls_server_ctx_new(pki.server_cert, pki.server_key,
+  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key,
                                             NULL, 0, &co, &no_tickets, NULL,
                                             0),
                    VIGIL_OK);
@@ -456,5 +443,5 @@ int main(void) {
       cmocka_unit_test(test_declined_session_is_forgotten),
       cmocka_unit_test(test_failed_resumption_fails_once),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tf_setup, tf_teardown);
 }

@@ -9,6 +9,7 @@
 
 #include "cluster/redis_dir_proto.h"
 #include "cluster/redis_reply.h"
+#include "cluster/sha1.h"
 #include "testutil.h"
 
 #define INC "0123456789abcdef"
@@ -330,6 +331,35 @@ static void checks_node_and_prefix_alphabets(void **state) {
   assert_int_equal(strspn(sha, "0123456789abcdef"), 40);
 }
 
+/* The script's name is its SHA-1 (src/cluster/sha1.c): the FIPS 180
+ * examples, and lengths around the padding's block boundaries. */
+static void sha1_matches_known_digests(void **state) {
+  (void)state;
+  static char a[1000000];
+  memset(a, 'a', sizeof a);
+  static const struct {
+    const char *data;
+    size_t len;
+    const char *hex;
+  } v[] = {
+      {"abc", 3, "a9993e364706816aba3e25717850c26c9cd0d89d"},
+      {"", 0, "da39a3ee5e6b4b0d3255bfef95601890afd80709"},
+      {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+       "84983e441c3bd26ebaae4aa1f95129e5e54670f1"},
+      {a, 55, "c1c8bbdc22796e28c0e15163d20899b65621d65a"},
+      {a, 64, "0098ba824b5c16427bd7a1122a5a442a25ec644d"},
+      {a, 119, "ee971065aaa017e0632a8ca6c77bb3bf8b1dfc56"},
+      {a, sizeof a, "34aa973cd4c4daa4f61eeb2bdbad27316534016f"},
+  };
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    uint8_t md[20];
+    char hex[41];
+    vigil__sha1(v[i].data, v[i].len, md);
+    for (int k = 0; k < 20; k++) snprintf(hex + 2 * k, 3, "%02x", md[k]);
+    assert_string_equal(hex, v[i].hex);
+  }
+}
+
 /* ---- connection upkeep answers -------------------------------------------- */
 
 static redisReply *mk_status(const char *s) {
@@ -492,6 +522,7 @@ int main(void) {
       cmocka_unit_test(decodes_good_answers),
       cmocka_unit_test(refuses_malformed_answers),
       cmocka_unit_test(checks_node_and_prefix_alphabets),
+      cmocka_unit_test(sha1_matches_known_digests),
       cmocka_unit_test(checks_upkeep_answers),
       cmocka_unit_test(reader_refuses_what_a_store_never_sends),
   };

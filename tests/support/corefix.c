@@ -18,7 +18,7 @@ static void on_data(vigil_conn *c, const void *d, size_t n, void *ud) {
 
 static void on_ping_due(vigil_conn *c, void *ud) {
   cf_conn *cc = ud;
-  if (!cc->pings) cc->first_ping_at = vt_now_ms();
+  if (!cc->pings) cc->first_ping_at = vigil_hub_now(vigil_conn_hub(c));
   cc->pings++;
   if (cc->send_ping_on_due) vigil_send(c, "PING\n", 5);
   if (cc->hook) cc->hook(cc, "ping_due");
@@ -41,10 +41,9 @@ static void on_peer_closed(vigil_conn *c, void *ud) {
 
 static void on_close(vigil_conn *c, vigil_reason r, void *ud) {
   cf_conn *cc = ud;
-  (void)c;
   cc->closed++;
   cc->reason = r;
-  cc->closed_at = vt_now_ms();
+  cc->closed_at = vigil_hub_now(vigil_conn_hub(c));
   if (cc->hook) cc->hook(cc, "close");
   cc->conn = NULL;
 }
@@ -59,7 +58,6 @@ const vigil_conn_callbacks cf_callbacks = {
 
 static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   cf_hub *h = ud;
-  (void)hub;
   vigil_event_format(ev, VIGIL_LOG_LOGFMT, h->last_line, sizeof h->last_line);
   if (getenv("VIGIL_TEST_VERBOSE")) fprintf(stderr, "%s\n", h->last_line);
   if (h->nevents >= CF_MAX_EVENTS) return;
@@ -69,7 +67,7 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   e->conn_id = ev->conn_id;
   e->reason = ev->reason;
   e->cause = ev->cause;
-  e->at = vt_now_ms();
+  e->at = vigil_hub_now(hub);
   if (ev->sockopts) {
     e->has_sockopts = 1;
     e->sockopts = *ev->sockopts;
@@ -77,7 +75,8 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   e->has_tcp_info = ev->tcp_info != NULL;
 }
 
-void cf_hub_init(cf_hub *h, const vigil_policy *p, uint32_t tick_ms) {
+static void hub_init(cf_hub *h, const vigil_policy *p, uint32_t tick_ms,
+                     int fake) {
   memset(h, 0, sizeof *h);
   h->loop = ev_loop_new(EVFLAG_AUTO);
   assert_non_null(h->loop);
@@ -87,7 +86,24 @@ void cf_hub_init(cf_hub *h, const vigil_policy *p, uint32_t tick_ms) {
   if (tick_ms) o.tick_ms = tick_ms;
   o.on_event = on_event;
   o.event_data = h;
+  if (fake) {
+    h->now = CF_EPOCH;
+    o.clock = vt_fake_clock;
+    o.clock_data = &h->now;
+  }
   assert_int_equal(vigil_hub_new(h->loop, &o, &h->hub), VIGIL_OK);
+}
+
+void cf_hub_init(cf_hub *h, const vigil_policy *p, uint32_t tick_ms) {
+  hub_init(h, p, tick_ms, 0);
+}
+
+void cf_hub_init_clock(cf_hub *h, const vigil_policy *p) {
+  hub_init(h, p, 1, 1);
+}
+
+void cf_advance(cf_hub *h, uint64_t ms) {
+  vt_advance(h->loop, h->hub, &h->now, ms);
 }
 
 void cf_hub_done(cf_hub *h) {

@@ -1,6 +1,11 @@
 /*
  * Core test fixture: a hub on a private libev loop, a recorder for every
  * connection callback and event, and helpers to wait for them.
+ *
+ * Times the recorder keeps (closed_at, first_ping_at, an event's at) are
+ * the hub's clock: real monotonic ms with cf_hub_init, the fake clock's ms
+ * with cf_hub_init_clock, where the test drives time (cf_advance) and a
+ * deadline closes at an exact fake time.
  */
 #ifndef VIGIL_COREFIX_H
 #define VIGIL_COREFIX_H
@@ -17,7 +22,7 @@ typedef struct cf_conn {
   vigil_conn *conn;
   int closed;            /* on_close calls (must end at 1) */
   vigil_reason reason;
-  uint64_t closed_at;    /* vt_now_ms at on_close */
+  uint64_t closed_at;    /* hub clock at on_close */
   int peer_closed;       /* on_peer_closed calls */
   int pings;             /* on_ping_due calls */
   uint64_t first_ping_at;
@@ -37,7 +42,7 @@ typedef struct cf_event {
   uint64_t conn_id;
   vigil_reason reason;
   vigil_reason cause;
-  uint64_t at;           /* vt_now_ms */
+  uint64_t at;           /* hub clock */
   int has_sockopts;
   vigil_sockopts sockopts;
   int has_tcp_info;
@@ -49,12 +54,19 @@ typedef struct cf_hub {
   cf_event events[CF_MAX_EVENTS];
   int nevents;
   char last_line[1024];  /* last event formatted as logfmt */
+  uint64_t now;          /* the fake clock (cf_hub_init_clock) */
 } cf_hub;
 
 extern const vigil_conn_callbacks cf_callbacks;
 
 /* Creates loop + hub with the given policy (NULL = defaults). */
 void cf_hub_init(cf_hub *h, const vigil_policy *p, uint32_t tick_ms);
+/* The same on a fake clock starting at CF_EPOCH ms, with a 1 ms tick so
+ * that a deadline fires at the exact ms it falls on. */
+#define CF_EPOCH 1000000u
+void cf_hub_init_clock(cf_hub *h, const vigil_policy *p);
+/* Moves the fake clock by ms and runs what is due (vt_advance). */
+void cf_advance(cf_hub *h, uint64_t ms);
 void cf_hub_done(cf_hub *h);
 /* Adopts fd with the fixture callbacks; asserts success. */
 vigil_conn *cf_adopt(cf_hub *h, int fd, cf_conn *cc,

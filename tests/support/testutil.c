@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include "hub.h" /* vigil__hub_run_due: tests drive a fake clock */
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -21,6 +23,13 @@ uint64_t vt_now_ms(void) {
 }
 
 uint64_t vt_fake_clock(void *data) { return *(uint64_t *)data; }
+
+void vt_advance(struct ev_loop *loop, struct vigil_hub *hub,
+                uint64_t *fake_now, uint64_t ms) {
+  *fake_now += ms;
+  vigil__hub_run_due(hub);
+  ev_run(loop, EVRUN_NOWAIT);
+}
 
 static int pair_on(int family, int *server_fd, int *client_fd) {
   struct sockaddr_storage ss;

@@ -15,12 +15,20 @@
 #include "slack.h"
 
 struct ev_loop;
+struct vigil_hub;
 
 /* Monotonic wall time in ms (CLOCK_MONOTONIC). */
 uint64_t vt_now_ms(void);
 
 /* A fake clock for vigil_hub_options.clock: returns *(uint64_t *)data. */
 uint64_t vt_fake_clock(void *data);
+
+/* Fake-clock time: moves *fake_now by ms, has the hub run what is due at
+ * the new time (the hub's tick, vigil__hub_run_due) and runs one
+ * non-blocking loop iteration, which delivers the on_close calls that
+ * follow. Deadlines then fire at exact fake times; see src/hub.h, "Time". */
+void vt_advance(struct ev_loop *loop, struct vigil_hub *hub,
+                uint64_t *fake_now, uint64_t ms);
 
 /* Connected TCP pair on 127.0.0.1 with an ephemeral port. Both blocking.
  * Returns 0 or -1. */

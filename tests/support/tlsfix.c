@@ -178,6 +178,8 @@ void tf_hub_init_clock(tf_hub *h, const vigil_policy *p, uint64_t *fake_now) {
   o.on_event = on_event;
   o.event_data = h;
   if (fake_now) {
+    /* A 1 ms tick: deadlines fire at the exact fake ms they fall on. */
+    o.tick_ms = 1;
     o.clock = vt_fake_clock;
     o.clock_data = fake_now;
   }
@@ -346,4 +348,38 @@ int tf_peer_closed(void *peer) {
   tf_peer *p = peer;
   tf_peer_step(p);
   return p->zero_return || p->eof || p->failed;
+}
+
+/* ---- the shared fixture -------------------------------------------------- */
+
+tf_pki tf_test_pki;
+
+int tf_setup(void **state) {
+  (void)state;
+  tf_pki_init(&tf_test_pki, 0);
+  return 0;
+}
+
+int tf_teardown(void **state) {
+  (void)state;
+  tf_pki_done(&tf_test_pki);
+  return 0;
+}
+
+int tf_conn_closed(void *cc) { return ((cf_conn *)cc)->closed > 0; }
+
+int tf_conn_open(void *arg) {
+  cf_conn *cc = arg;
+  return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
+}
+
+void tf_connect(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx, cf_conn *cc,
+                tf_peer *peer, const vigil_policy *p) {
+  int s, c;
+  assert_int_equal(vt_tcp_pair(&s, &c), 0);
+  assert_int_equal(tf_adopt(h, s, cc, sctx, 0, NULL, p), VIGIL_OK);
+  tf_peer_init(peer, cctx, c, 1, "localhost");
+  assert_true(vt_run_until(h->loop, tf_peer_handshaken, peer, 3000));
+  assert_true(peer->hs_done);
+  assert_true(vt_run_until(h->loop, tf_conn_open, cc, 3000));
 }

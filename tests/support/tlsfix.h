@@ -68,7 +68,8 @@ typedef struct tf_hub {
 } tf_hub;
 
 void tf_hub_init(tf_hub *h, const vigil_policy *p);
-/* Same on a fake clock: the hub reads *fake_now (vt_fake_clock). */
+/* Same on a fake clock: the hub reads *fake_now (vt_fake_clock), with a
+ * 1 ms tick; the test moves it with vt_advance(). */
 void tf_hub_init_clock(tf_hub *h, const vigil_policy *p, uint64_t *fake_now);
 void tf_hub_done(tf_hub *h);
 int tf_count(const tf_hub *h, vigil_event_type t);
@@ -115,5 +116,24 @@ int tf_peer_closed(void *peer);     /* zero_return, eof or failed */
 /* Client/server contexts from the PKI; assert success. */
 SSL_CTX *tf_server_ctx(const tf_pki *p, int require_client_cert);
 SSL_CTX *tf_client_ctx(const tf_pki *p, const char *cert, const char *key);
+
+/* ---- the fixture every TLS test file shares ----------------------------- */
+
+/* The file's PKI (EC keys): made by tf_setup, removed by tf_teardown, the
+ * cmocka group setup and teardown of a TLS test file (or called by its
+ * own, which then adds its contexts). */
+extern tf_pki tf_test_pki;
+int tf_setup(void **state);
+int tf_teardown(void **state);
+
+/* vt_run_until predicates on a cf_conn: on_close ran; the conn is OPEN. */
+int tf_conn_closed(void *cc);
+int tf_conn_open(void *cc);
+
+/* A server conn adopted on sctx (policy p; NULL = the hub's) and a raw
+ * client peer on cctx (SNI localhost), both through the handshake, the
+ * conn OPEN; asserts it all. */
+void tf_connect(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx, cf_conn *cc,
+                tf_peer *peer, const vigil_policy *p);
 
 #endif

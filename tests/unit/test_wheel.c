@@ -384,6 +384,18 @@ static void on_fire_cb(vigil__wheel_node *n, void *arg) {
   }
 }
 
+/* A 10 ms wheel with four fresh nodes (ids 0..3) for a callback mode. */
+static harness *cb_setup(cb_ctx *c, tnode n[4], int mode, uint64_t period) {
+  harness *h = h_new(10, 0);
+  memset(c, 0, sizeof *c);
+  c->h = h;
+  c->nodes = n;
+  c->mode = mode;
+  c->period = period;
+  for (int i = 0; i < 4; i++) tnode_init(&n[i], i);
+  return h;
+}
+
 static size_t cb_advance(cb_ctx *c, uint64_t now, size_t max) {
   c->h->now = now;
   return vigil__wheel_advance(&c->h->w, now, max, on_fire_cb, c);
@@ -391,10 +403,9 @@ static size_t cb_advance(cb_ctx *c, uint64_t now, size_t max) {
 
 static void test_cb_self_rearm(void **state) {
   (void)state;
-  harness *h = h_new(10, 0);
   tnode n[4];
-  cb_ctx c = {h, n, CB_SELF_REARM_PERIOD, 250, {0}, 0};
-  tnode_init(&n[0], 0);
+  cb_ctx c;
+  harness *h = cb_setup(&c, n, CB_SELF_REARM_PERIOD, 250);
   vigil__wheel_insert(&h->w, &n[0].node, 250);
   /* following next_ms, it fires exactly every 250 ms */
   for (int i = 1; i <= 20; i++) {
@@ -424,11 +435,10 @@ static void test_cb_remove_other_due(void **state) {
   (void)state;
   /* layout 0: all four due in the same tick; layout 1: spread over ticks */
   for (int layout = 0; layout < 2; layout++) {
-    harness *h = h_new(10, 0);
     tnode n[4];
-    cb_ctx c = {h, n, CB_REMOVE_OTHER, 0, {0}, 0};
+    cb_ctx c;
+    harness *h = cb_setup(&c, n, CB_REMOVE_OTHER, 0);
     for (int i = 0; i < 4; i++) {
-      tnode_init(&n[i], i);
       vigil__wheel_insert(&h->w, &n[i].node,
                           layout ? 100 + 10 * (uint64_t)i : 100);
     }
@@ -444,13 +454,10 @@ static void test_cb_remove_other_due(void **state) {
 
 static void test_cb_rearm_other_due(void **state) {
   (void)state;
-  harness *h = h_new(10, 0);
   tnode n[4];
-  cb_ctx c = {h, n, CB_REARM_OTHER_LATER, 0, {0}, 0};
-  for (int i = 0; i < 4; i++) {
-    tnode_init(&n[i], i);
-    vigil__wheel_insert(&h->w, &n[i].node, 100);
-  }
+  cb_ctx c;
+  harness *h = cb_setup(&c, n, CB_REARM_OTHER_LATER, 0);
+  for (int i = 0; i < 4; i++) vigil__wheel_insert(&h->w, &n[i].node, 100);
   assert_int_equal(cb_advance(&c, 100, 0), 1);
   assert_int_equal(vigil__wheel_count(&h->w), 3);
   assert_int_equal(cb_advance(&c, 1099, 0), 0);
@@ -462,11 +469,9 @@ static void test_cb_rearm_other_due(void **state) {
 
 static void test_cb_insert_due_now(void **state) {
   (void)state;
-  harness *h = h_new(10, 0);
   tnode n[4];
-  cb_ctx c = {h, n, CB_INSERT_DUE_NOW, 0, {0}, 0};
-  tnode_init(&n[0], 0);
-  tnode_init(&n[1], 1);
+  cb_ctx c;
+  harness *h = cb_setup(&c, n, CB_INSERT_DUE_NOW, 0);
   vigil__wheel_insert(&h->w, &n[0].node, 200);
   assert_int_equal(cb_advance(&c, 200, 0), 1);
   /* armed for the tick being fired: due, fires on the next advance */
@@ -480,11 +485,9 @@ static void test_cb_insert_due_now(void **state) {
 
 static void test_cb_insert_later_tick_same_advance(void **state) {
   (void)state;
-  harness *h = h_new(10, 0);
   tnode n[4];
-  cb_ctx c = {h, n, CB_INSERT_LATER_DUE, 0, {0}, 0};
-  tnode_init(&n[0], 0);
-  tnode_init(&n[1], 1);
+  cb_ctx c;
+  harness *h = cb_setup(&c, n, CB_INSERT_LATER_DUE, 0);
   vigil__wheel_insert(&h->w, &n[0].node, 100);
   /* processing tick 10 (100 ms), node 1 is armed for 480 ms <= now (500):
    * a later tick of this same advance, so it fires now, in tick order */

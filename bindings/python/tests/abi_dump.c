@@ -47,7 +47,8 @@ int main(void) {
   begin("HubOptionsStruct", sizeof(vigil_hub_options));
   F(vigil_hub_options, tick_ms); F(vigil_hub_options, on_event);
   F(vigil_hub_options, on_takeover); F(vigil_hub_options, census_interval_ms);
-  F(vigil_hub_options, ghost_threshold);
+  F(vigil_hub_options, ghost_threshold); F(vigil_hub_options, wall_clock);
+  F(vigil_hub_options, wall_clock_data);
   end();
   begin("ConnCallbacksStruct", sizeof(vigil_conn_callbacks));
   F(vigil_conn_callbacks, on_close); F(vigil_conn_callbacks, on_hello);

@@ -106,6 +106,8 @@ class HubOptionsStruct(C.Structure):
         ("takeover_data", C.c_void_p),
         ("census_interval_ms", C.c_uint32),
         ("ghost_threshold", C.c_uint32),
+        ("wall_clock", C.c_void_p),
+        ("wall_clock_data", C.c_void_p),
     ]
 
 

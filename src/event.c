@@ -3,9 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
-#include "internal.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
 #include "sockopt.h"
 
 /* Formats the compact peer address through the one address formatter
@@ -31,12 +32,6 @@ const char *vigil__conn_peer_str(const vigil_conn *c, char *buf, size_t len) {
   return buf;
 }
 
-static uint64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Per-thread scratch for the peer string: events are only valid during the
  * callback, and a hub is single-threaded. */
 static __thread char peer_scratch[VIGIL__PEER_STRLEN];
@@ -45,7 +40,9 @@ void vigil__event_init(vigil_event *ev, vigil_event_type type, vigil_hub *hub,
                        vigil_conn *c) {
   memset(ev, 0, sizeof *ev);
   ev->type = type;
-  ev->ts_ms = wall_ms();
+  ev->ts_ms = hub->opts.wall_clock
+                  ? hub->opts.wall_clock(hub->opts.wall_clock_data)
+                  : vigil__wall_ms();
   ev->last_rx_ms = -1;
   ev->last_tx_ms = -1;
   ev->tls_resumed = -1;

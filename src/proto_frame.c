@@ -32,9 +32,10 @@
  *
  * The hold lives in FLUSHING because that state already reads (and
  * discards) input, has the right deadline (no byte sent for drain_timeout)
- * and refuses host sends. conn_close.c asks this file three questions:
- * before_close (send GOODBYE?), holds_fin (stay in FLUSHING?) and
- * release_fin (the bound passed: go on with the normal close).
+ * and refuses host sends. The close machine asks this protocol three
+ * questions (protocol.h): before_close (send GOODBYE?), holds_fin (stay
+ * in FLUSHING?) and release_fin (the bound passed: go on with the normal
+ * close).
  *
  * Memory: the codec state is allocated on a conn's first received byte or
  * first codec call. The parser's heap buffer (only for payloads split across
@@ -46,8 +47,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "close.h"
+#include "conn.h"
+#include "conn_io.h"
+#include "hub.h"
+#include "hub_conns.h"
+#include "proto_frame.h"
+#include "protocol.h"
 #include "sockopt.h"
+#include "takeover.h"
 
 enum {
   GB_NONE = 0, /* no GOODBYE sent */
@@ -56,11 +64,11 @@ enum {
   GB_DONE = 3, /* hold released (peer FIN or drain_timeout) */
 };
 
-/* Small payloads are framed on the stack and sent with one vigil_send. */
+/* Small payloads are framed on the stack and sent in one piece. */
 #define STACK_FRAME_MAX 2048
 
 /* Per-conn codec state; `parser` stays the first member so tests may look
- * at it through ext->codec. */
+ * at it through ext->proto_state. */
 typedef struct codec {
   vigil_frame_parser parser;
   uint8_t hello_seen;
@@ -70,7 +78,9 @@ typedef struct codec {
 } codec;
 
 static codec *codec_of(vigil_conn *c) {
-  return c->ext ? (codec *)c->ext->codec : NULL;
+  return c->ext && c->ext->proto_state_of == &vigil__protocol_frame
+             ? (codec *)c->ext->proto_state
+             : NULL;
 }
 
 /* Returns the conn's codec state, creating it; NULL on ENOMEM. */
@@ -85,17 +95,19 @@ static codec *codec_get(vigil_conn *c) {
     free(k);
     return NULL;
   }
-  ext->codec = k;
+  ext->proto_state = k;
+  ext->proto_state_of = &vigil__protocol_frame;
   return k;
 }
 
-void vigil__codec_free(vigil_conn *c) {
+static void frame_free(vigil_conn *c) {
   codec *k = codec_of(c);
   if (!k) return;
   vigil_frame_parser_free(&k->parser);
   free(k->detail);
   free(k);
-  c->ext->codec = NULL;
+  c->ext->proto_state = NULL;
+  c->ext->proto_state_of = NULL;
 }
 
 /* 1 once the conn must not be handed more frames. */
@@ -140,13 +152,13 @@ static void hello(vigil_conn *c, codec *k, const vigil_frame *f) {
     return;
   }
   k->hello_seen = 1;
-  if (c->cb->on_hello) {
-    c->cb->on_hello(c, f->payload, f->len, c->user_data);
+  if (c->hooks->cb.on_hello) {
+    c->hooks->cb.on_hello(c, f->payload, f->len, c->user_data);
     return;
   }
-  if (vigil_conn_identify(c, f->payload, f->len) == VIGIL_OK &&
+  if (vigil__identify(c, f->payload, f->len) == VIGIL_OK &&
       c->state == VIGIL_CONN_HANDSHAKE)
-    vigil_conn_ready(c);
+    vigil__conn_ready(c);
 }
 
 /* Parser callback: one valid frame. Non-zero stops the parser. */
@@ -157,7 +169,7 @@ static int on_frame(void *ud, const vigil_frame *f) {
     k->buf_used = 1;
   switch (f->type) {
   case VIGIL_FRAME_DATA:
-    if (c->cb->on_data) c->cb->on_data(c, f->payload, f->len, c->user_data);
+    if (c->hooks->cb.on_data) c->hooks->cb.on_data(c, f->payload, f->len, c->user_data);
     break;
   case VIGIL_FRAME_HELLO:
     hello(c, k, f);
@@ -166,7 +178,7 @@ static int on_frame(void *ud, const vigil_frame *f) {
     uint8_t pong[VIGIL_FRAME_SIZE(VIGIL_FRAME_TOKEN_SIZE)];
     int n = vigil_frame_encode(VIGIL_FRAME_PONG, f->payload, f->len, pong,
                                sizeof pong);
-    if (n > 0) vigil_send(c, pong, (size_t)n);
+    if (n > 0) vigil__conn_send(c, pong, (size_t)n);
     break;
   }
   case VIGIL_FRAME_PONG:
@@ -178,7 +190,7 @@ static int on_frame(void *ud, const vigil_frame *f) {
   return stopped(c);
 }
 
-void vigil__codec_feed(vigil_conn *c, const void *data, size_t len) {
+static void frame_bytes(vigil_conn *c, const void *data, size_t len) {
   codec *k = codec_get(c);
   if (!k) {
     c->sys_errno = ENOMEM;
@@ -208,7 +220,7 @@ void vigil__codec_feed(vigil_conn *c, const void *data, size_t len) {
     vigil_frame_parser_trim(&k->parser);
 }
 
-void vigil__codec_send_ping(vigil_conn *c) {
+static void frame_ping(vigil_conn *c) {
   if (c->state != VIGIL_CONN_OPEN && c->state != VIGIL_CONN_HANDSHAKE) return;
   codec *k = codec_get(c);
   /* Ping time means nothing was sent for ping_interval: a good moment to
@@ -222,20 +234,20 @@ void vigil__codec_send_ping(vigil_conn *c) {
   uint8_t ping[VIGIL_FRAME_SIZE(VIGIL_FRAME_TOKEN_SIZE)];
   int n = vigil_frame_encode(VIGIL_FRAME_PING, tok, sizeof tok, ping,
                              sizeof ping);
-  if (n > 0) vigil_send(c, ping, (size_t)n);
+  if (n > 0) vigil__conn_send(c, ping, (size_t)n);
 }
 
-/* ---- peer-first close hooks (conn_close.c) ---- */
+/* ---- peer-first close hooks (the close machine, close.h) ---- */
 
-/* Queues GOODBYE code/text; VIGIL_OK or vigil_send's error. */
+/* Queues GOODBYE code/text; VIGIL_OK or the send's error. */
 static int send_goodbye(vigil_conn *c, unsigned code, const char *text) {
   uint8_t buf[VIGIL_FRAME_SIZE(VIGIL_FRAME_GOODBYE_MAX)];
   int n = vigil_frame_encode_goodbye(code, text, buf, sizeof buf);
   if (n < 0) return n;
-  return vigil_send(c, buf, (size_t)n);
+  return vigil__conn_send(c, buf, (size_t)n);
 }
 
-void vigil__codec_before_close(vigil_conn *c) {
+static void frame_before_close(vigil_conn *c) {
   if ((c->flags & VIGIL__F_WATCH_ONLY) || (c->flags & VIGIL__F_PEER_FIN))
     return; /* a peer that sent FIN already closed first */
   vigil_reason r = (vigil_reason)c->reason;
@@ -253,7 +265,7 @@ void vigil__codec_before_close(vigil_conn *c) {
   k->goodbye = r == VIGIL_REASON_PROTOCOL_ERROR ? GB_SENT : GB_HOLD;
 }
 
-int vigil__codec_holds_fin(vigil_conn *c) {
+static int frame_holds_fin(vigil_conn *c) {
   codec *k = codec_of(c);
   if (!k || k->goodbye != GB_HOLD || (c->flags & VIGIL__F_PEER_FIN)) return 0;
   vigil__conn_update_io(c); /* keep reading: the peer's FIN is the signal */
@@ -261,10 +273,10 @@ int vigil__codec_holds_fin(vigil_conn *c) {
   return 1;
 }
 
-int vigil__codec_release_fin(vigil_conn *c) {
+static int frame_release_fin(vigil_conn *c) {
   codec *k = codec_of(c);
   if (!k || k->goodbye != GB_HOLD || c->state != VIGIL_CONN_FLUSHING ||
-      c->queued > 0)
+      c->outq.queued > 0)
     return 0;
   /* A peer that did not even acknowledge the GOODBYE is gone: a FIN now
    * would only retransmit; leave it to the drain cut (RST). */
@@ -276,17 +288,26 @@ int vigil__codec_release_fin(vigil_conn *c) {
   return 1;
 }
 
+const vigil__protocol vigil__protocol_frame = {
+    .name = "frame",
+    .on_bytes = frame_bytes,
+    .ping = frame_ping,
+    .before_close = frame_before_close,
+    .holds_fin = frame_holds_fin,
+    .release_fin = frame_release_fin,
+    .free = frame_free,
+};
+
 /* ---- public API (include/vigil/frame.h) ---- */
 
-int vigil_send_data(vigil_conn *c, const void *payload, size_t len) {
-  if (!c || (!payload && len)) return VIGIL_EINVAL;
+int vigil__frame_send_data(vigil_conn *c, const void *payload, size_t len) {
   if (!c->policy->frame_codec) return VIGIL_ESTATE;
   if (len > c->policy->max_frame) return VIGIL_EINVAL;
   if (len <= STACK_FRAME_MAX) {
     uint8_t buf[VIGIL_FRAME_SIZE(STACK_FRAME_MAX)];
     int n = vigil_frame_encode(VIGIL_FRAME_DATA, payload, len, buf, sizeof buf);
     if (n < 0) return n;
-    return vigil_send(c, buf, (size_t)n);
+    return vigil__conn_send(c, buf, (size_t)n);
   }
   /* Large payloads go as header + payload without a copy. The limit is
    * checked for both together first, so the payload send cannot be
@@ -296,9 +317,18 @@ int vigil_send_data(vigil_conn *c, const void *payload, size_t len) {
   uint8_t hdr[VIGIL_FRAME_HEADER_SIZE];
   int n = vigil_frame_encode_header(VIGIL_FRAME_DATA, len, hdr, sizeof hdr);
   if (n < 0) return n;
-  rc = vigil_send(c, hdr, sizeof hdr);
+  rc = vigil__conn_send(c, hdr, sizeof hdr);
   if (rc != VIGIL_OK) return rc;
-  return vigil_send(c, payload, len);
+  return vigil__conn_send(c, payload, len);
+}
+
+int vigil_send_data(vigil_conn *c, const void *payload, size_t len) {
+  if (!c || (!payload && len)) return VIGIL_EINVAL;
+  vigil_hub *hub = c->hub;
+  vigil__hub_enter(hub);
+  int rc = vigil__frame_send_data(c, payload, len);
+  vigil__hub_leave(hub);
+  return rc;
 }
 
 int vigil_conn_goodbye(vigil_conn *c, unsigned code, const char *text) {

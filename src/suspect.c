@@ -13,8 +13,11 @@
  * find; with suspect_ping the host is asked for a ping at the first check,
  * which puts data in flight that the next check can judge.
  */
-#include "internal.h"
+#include "conn.h"
+#include "event.h"
+#include "hub.h"
 #include "sockopt.h"
+#include "suspect.h"
 
 /* Returns VIGIL_SUSPECT_* bits found in a snapshot.
  *
@@ -45,14 +48,14 @@ static uint32_t evidence_of(const vigil_tcp_info *ti) {
   return e;
 }
 
-void vigil__conn_suspect_check(vigil_conn *c) {
+int vigil__conn_suspect_check(vigil_conn *c) {
   vigil_hub *hub = c->hub;
   vigil_tcp_info ti;
   int first = !(c->quiet & VIGIL__QUIET_CHECKED);
   c->quiet |= VIGIL__QUIET_CHECKED;
   c->t.checked = hub->now_ms;
   if (c->io.fd < 0 || vigil__sock_tcp_info(c->io.fd, &ti) != VIGIL_OK)
-    return;
+    return 0;
   uint32_t e = evidence_of(&ti);
   if (e) {
     c->quiet |= VIGIL__QUIET_SUSPECT;
@@ -63,10 +66,9 @@ void vigil__conn_suspect_check(vigil_conn *c) {
       ev.evidence = e;
       vigil__event_send(hub, &ev);
     }
-    return;
+    return 0;
   }
-  if (first && c->policy->suspect_ping && !(c->quiet & VIGIL__QUIET_PING))
-    vigil__conn_ask_ping(c);
+  return first && c->policy->suspect_ping && !(c->quiet & VIGIL__QUIET_PING);
 }
 
 vigil_reason vigil__timedout_reason(vigil_conn *c) {
@@ -85,7 +87,7 @@ vigil_reason vigil__timedout_reason(vigil_conn *c) {
       return VIGIL_REASON_USER_TIMEOUT;
     if (ti.probes > 0) return VIGIL_REASON_KEEPALIVE_TIMEOUT;
   }
-  if (c->queued > 0) return VIGIL_REASON_USER_TIMEOUT;
+  if (c->outq.queued > 0) return VIGIL_REASON_USER_TIMEOUT;
   return c->policy->keepalive ? VIGIL_REASON_KEEPALIVE_TIMEOUT
                               : VIGIL_REASON_USER_TIMEOUT;
 }

@@ -147,6 +147,11 @@ struct vigil_hub {
   void *census_state;          /* CLOSE_WAIT first-seen table */
   /* metrics beyond stats (metrics_hooks.c) */
   vigil__metrics metrics;
+  /* group membership (group_worker.c) */
+  int32_t worker_index;        /* stamped on events; -1 outside a group */
+  vigil_worker *worker;        /* NULL outside a group */
+  void (*on_destroyed)(vigil_hub *hub); /* last act of hub_destroy: the
+                                 counters are final; runs no host code */
 };
 
 /* ---- policy_share.c ---- */
@@ -180,6 +185,10 @@ const vigil_conn_callbacks *vigil__hub_intern_cb(vigil_hub *hub,
                                                  const vigil_conn_callbacks *cb);
 /* Arms the hub's tick timer for the wheel's next expiry. */
 void vigil__hub_rearm(vigil_hub *hub);
+/* Makes hub worker `index` of a group: events carry the index, and
+ * on_destroyed runs at the end of the hub's destruction. */
+void vigil__hub_set_worker(vigil_hub *hub, vigil_worker *w, int32_t index,
+                           void (*on_destroyed)(vigil_hub *hub));
 
 /* ---- event_emit.c ---- */
 /* Fills the fields every event shares (ts, conn, peer, ages, bytes). */

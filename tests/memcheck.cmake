@@ -114,7 +114,7 @@ endfunction()
 
 if(NOT VIGIL_MEMCHECK)
   message(STATUS "memcheck tests: off (VIGIL_MEMCHECK=OFF)")
-elseif(VIGIL_SANITIZE)
+elseif(VIGIL_SANITIZE OR VIGIL_TSAN)
   message(STATUS "memcheck tests: not in sanitizer builds")
 else()
   find_program(VIGIL_VALGRIND valgrind)

@@ -33,6 +33,8 @@ set(VIGIL_MEMCHECK_PATTERNS
 set(VIGIL_MEMCHECK_NAMES
   test_census
   test_codec_conn
+  test_group                 # worker threads: valgrind sees inside libev
+  test_group_mailbox
   test_hub_census
   test_metrics_http
   test_metrics_hub

@@ -73,10 +73,11 @@
  *
  * Freeing from a callback. vigil_group_free() may be called from any
  * callback on any worker (a thread cannot wait for itself): it ends every
- * worker, and the last worker thread to exit releases the memory. Until
- * then nothing of the group may be used by the host, from any thread. A
- * host thread waiting in vigil_group_join() while a callback frees the
- * group gets VIGIL_ECLOSED and must not touch the handle again.
+ * worker, and the last worker thread to exit releases the memory. As with
+ * every free, the handle is gone for every thread from that call on, so
+ * this suits hosts that never join; a host whose thread joins the group
+ * ends it from callbacks with vigil_group_stop() and frees it after the
+ * join.
  *
  * Events. A worker's hub stamps its index into every event
  * (vigil_event.worker; -1 outside a group) and vigil_event_format()
@@ -161,11 +162,12 @@ VIGIL_EXPORT int vigil_group_start(vigil_group *g);
  * VIGIL_EEXIST (already stopping). */
 VIGIL_EXPORT int vigil_group_stop(vigil_group *g, uint32_t deadline_ms);
 
-/* Waits until every worker has exited (after a stop, a free from a
- * callback, or loops the host broke) and releases their threads. Returns
- * VIGIL_OK at once when no worker runs. VIGIL_ESTATE from a worker of the
- * group (it would wait for itself). VIGIL_ECLOSED: a callback freed the
- * group meanwhile; the handle is gone. */
+/* Waits until every worker has exited (after a stop, or loops the host
+ * broke) and releases their threads. Returns VIGIL_OK at once when no
+ * worker runs. VIGIL_ESTATE from a worker of the group (it would wait for
+ * itself). The group must not be freed while a thread waits here or may
+ * still call this; VIGIL_ECLOSED reports a free that broke the rule
+ * while this call was already waiting. */
 VIGIL_EXPORT int vigil_group_join(vigil_group *g);
 
 /* The last call on a group. From outside the group's workers: ends every

@@ -15,6 +15,12 @@
  * names each conn after its certificate's CN (takeover by certificate).
  * --metrics HOST:PORT serves Prometheus metrics at /metrics
  * (examples/metrics/metrics_http.h).
+ *
+ * With --workers N (N > 1) it runs a vigil group (vigil/group.h): N
+ * threads, each with its own loop, hub and SO_REUSEPORT listener on the
+ * same port, so the kernel spreads the clients over them. Each log line
+ * then says worker=N. Echoing needs nothing from other workers, so
+ * nothing crosses them.
  */
 #include <ev.h>
 #include <openssl/ssl.h>
@@ -27,6 +33,16 @@
 #include "vigil.h"
 
 static vigil_log_format log_format = VIGIL_LOG_LOGFMT;
+
+/* Set before the hub or the workers start; read-only afterwards. */
+static struct {
+  char host[256];
+  unsigned port;
+  unsigned workers;
+  SSL_CTX *tls;               /* NULL = plain TCP */
+  vigil_tls_options tls_opts;
+  uint16_t bound_port;        /* worker 0's port, joined by the others */
+} cfg = {"127.0.0.1", 7000, 1, NULL, {0}, 0};
 
 static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   char line[1024];
@@ -62,16 +78,96 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
   vigil_hub_shutdown(w->data, 3000, on_shutdown_done, loop);
 }
 
+/* --workers: the signal arrives on the main thread, whose loop only
+ * waits for it; the workers stop on their own threads. */
+static void on_group_signal(struct ev_loop *loop, ev_signal *w, int revents) {
+  (void)revents;
+  ev_signal_stop(loop, w);
+  vigil_group_stop(w->data, 3000);
+  ev_break(loop, EVBREAK_ALL);
+}
+
+static const vigil_conn_callbacks callbacks = {.on_data = on_data,
+                                               .on_ping_due = on_ping_due,
+                                               .on_peer_closed =
+                                                   on_peer_closed};
+
+static int open_listener(vigil_hub *hub, unsigned port, int reuseport,
+                         vigil_listener **out) {
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = cfg.host;
+  lo.port = (uint16_t)port;
+  lo.reuseport = reuseport;
+  lo.adopt.callbacks = &callbacks;
+  if (cfg.tls) {
+    lo.adopt.tls_ctx = cfg.tls; /* must outlive the listeners */
+    lo.adopt.tls = &cfg.tls_opts;
+  }
+  int rc = vigil_listen(hub, &lo, out);
+  if (rc != VIGIL_OK)
+    fprintf(stderr, "echo_server: cannot listen on %s:%u: %s\n", cfg.host,
+            port, vigil_strerror(rc));
+  return rc;
+}
+
+static void print_listening(vigil_listener *l) {
+  printf("listening on %s:%u\n", cfg.host, (unsigned)vigil_listener_port(l));
+  fflush(stdout);
+}
+
+/* Runs on each worker's thread, worker 0 first: it binds the port asked
+ * for (0 = ephemeral), the others join the port it got. */
+static int worker_setup(vigil_worker *w, vigil_hub *hub, void *ud) {
+  (void)ud;
+  int first = vigil_worker_index(w) == 0;
+  vigil_listener *l;
+  int rc = open_listener(hub, first ? cfg.port : cfg.bound_port, 1, &l);
+  if (rc == VIGIL_OK && first) {
+    cfg.bound_port = vigil_listener_port(l);
+    print_listening(l);
+  }
+  return rc;
+}
+
+static int run_group(struct ev_loop *loop, const vigil_hub_options *ho) {
+  vigil_group_options go;
+  vigil_group_options_init(&go);
+  go.workers = cfg.workers;
+  go.hub = ho;
+  go.setup = worker_setup;
+  vigil_group *g;
+  int rc = vigil_group_new(&go, &g);
+  if (rc == VIGIL_OK && (rc = vigil_group_start(g)) != VIGIL_OK)
+    vigil_group_free(g);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "echo_server: workers: %s\n", vigil_strerror(rc));
+    return 1;
+  }
+  ev_signal sigint, sigterm;
+  ev_signal_init(&sigint, on_group_signal, SIGINT);
+  ev_signal_init(&sigterm, on_group_signal, SIGTERM);
+  sigint.data = sigterm.data = g;
+  ev_signal_start(loop, &sigint);
+  ev_signal_start(loop, &sigterm);
+  ev_run(loop, 0);
+  vigil_group_join(g);
+  vigil_group_free(g);
+  return 0;
+}
+
 static void usage_exit(const char *why, const char *arg) {
   fprintf(stderr,
           "echo_server: %s%s%s\n"
           "usage: echo_server [--listen HOST:PORT] [--ping-interval MS]\n"
           "  [--dead-after MS] [--keepalive IDLE,INTVL,CNT|off]\n"
           "  [--user-timeout MS|auto|off] [--drain-timeout MS]\n"
-          "  [--close-wait-grace MS] [--log json|logfmt]\n"
+          "  [--close-wait-grace MS] [--log json|logfmt] [--workers N]\n"
           "  [--tls-cert FILE --tls-key FILE [--tls-ca FILE]\n"
           "   [--require-client-cert] [--identity-from-cert]]\n"
-          "  [--metrics HOST:PORT [--metrics-timeout MS]]\n",
+          "  [--metrics HOST:PORT [--metrics-timeout MS]]\n"
+          "--workers N: N threads (1..256), each its own loop and listener\n"
+          "on the same port (SO_REUSEPORT); default 1; not with --metrics\n",
           why, arg ? ": " : "", arg ? arg : "");
   exit(2);
 }
@@ -85,8 +181,6 @@ static uint32_t parse_ms(const char *flag, const char *s) {
 }
 
 int main(int argc, char **argv) {
-  static char host[256] = "127.0.0.1";
-  unsigned port = 7000;
   const char *tls_cert = NULL, *tls_key = NULL, *tls_ca = NULL;
   int require_cert = 0, id_from_cert = 0;
   vigil_policy p;
@@ -116,12 +210,18 @@ int main(int argc, char **argv) {
     if (!strcmp(f, "--listen")) {
       const char *colon = strrchr(v, ':');
       char *end;
-      if (!colon || colon == v || (size_t)(colon - v) >= sizeof host)
+      if (!colon || colon == v || (size_t)(colon - v) >= sizeof cfg.host)
         usage_exit("expected HOST:PORT for --listen, got", v);
-      port = (unsigned)strtoul(colon + 1, &end, 10);
-      if (!colon[1] || *end || port > 65535) usage_exit("bad port in", v);
-      memcpy(host, v, (size_t)(colon - v));
-      host[colon - v] = '\0';
+      cfg.port = (unsigned)strtoul(colon + 1, &end, 10);
+      if (!colon[1] || *end || cfg.port > 65535) usage_exit("bad port in", v);
+      memcpy(cfg.host, v, (size_t)(colon - v));
+      cfg.host[colon - v] = '\0';
+    } else if (!strcmp(f, "--workers")) {
+      char *end;
+      unsigned long n = strtoul(v, &end, 10);
+      if (!*v || *end || v[0] == '-' || n < 1 || n > VIGIL_GROUP_MAX_WORKERS)
+        usage_exit("--workers takes 1..256, got", v);
+      cfg.workers = (unsigned)n;
     } else if (!strcmp(f, "--ping-interval")) {
       p.ping_interval_ms = parse_ms(f, v);
     } else if (!strcmp(f, "--dead-after")) {
@@ -154,42 +254,34 @@ int main(int argc, char **argv) {
   }
   if (vigil_policy_validate(&p, why, sizeof why) != VIGIL_OK)
     usage_exit(why, NULL);
+  /* The endpoint serves one hub's metrics (vigil_metrics_write). */
+  if (cfg.workers > 1 && mcfg.host[0])
+    usage_exit("--metrics does not work with --workers yet", NULL);
+
+  vigil_tls_options_init(&cfg.tls_opts);
+  if (id_from_cert) cfg.tls_opts.identity_from = VIGIL_TLS_ID_CN;
+  if ((tls_cert || tls_key) &&
+      vigil_tls_server_ctx_new(tls_cert, tls_key, tls_ca, require_cert, NULL,
+                               &cfg.tls, why, sizeof why) != VIGIL_OK)
+    usage_exit(why, NULL);
+  signal(SIGPIPE, SIG_IGN);
 
   struct ev_loop *loop = ev_default_loop(0);
   vigil_hub_options ho;
   vigil_hub_options_init(&ho);
   ho.policy = &p;
-  ho.on_event = on_event;
+  ho.on_event = on_event; /* with --workers, on every worker's thread */
+  if (cfg.workers > 1) {
+    int rc = run_group(loop, &ho);
+    SSL_CTX_free(cfg.tls);
+    return rc;
+  }
   vigil_hub *hub;
   int rc = vigil_hub_new(loop, &ho, &hub);
   if (rc != VIGIL_OK) usage_exit(vigil_strerror(rc), NULL);
-
-  static const vigil_conn_callbacks cb = {.on_data = on_data,
-                                          .on_ping_due = on_ping_due,
-                                          .on_peer_closed = on_peer_closed};
-  vigil_listen_options lo;
-  vigil_listen_options_init(&lo);
-  lo.host = host;
-  lo.port = (uint16_t)port;
-  lo.adopt.callbacks = &cb;
-  SSL_CTX *tls = NULL;
-  vigil_tls_options to;
-  vigil_tls_options_init(&to);
-  if (id_from_cert) to.identity_from = VIGIL_TLS_ID_CN;
-  if (tls_cert || tls_key) {
-    if (vigil_tls_server_ctx_new(tls_cert, tls_key, tls_ca, require_cert,
-                                 NULL, &tls, why, sizeof why) != VIGIL_OK)
-      usage_exit(why, NULL);
-    lo.adopt.tls_ctx = tls; /* must outlive the listener */
-    lo.adopt.tls = &to;
-  }
   vigil_listener *l;
-  if ((rc = vigil_listen(hub, &lo, &l)) != VIGIL_OK) {
-    fprintf(stderr, "echo_server: cannot listen on %s:%u: %s\n", host, port,
-            vigil_strerror(rc));
-    return 1;
-  }
-  printf("listening on %s:%u\n", host, (unsigned)vigil_listener_port(l));
+  if (open_listener(hub, cfg.port, 0, &l) != VIGIL_OK) return 1;
+  print_listening(l);
   metrics_http *metrics = NULL;
   if (mcfg.host[0]) {
     if (metrics_http_start(hub, &mcfg, &metrics, why, sizeof why) != VIGIL_OK) {
@@ -197,8 +289,8 @@ int main(int argc, char **argv) {
       return 1;
     }
     printf("metrics on http://%s/metrics\n", metrics_http_address(metrics));
+    fflush(stdout);
   }
-  fflush(stdout);
 
   ev_signal sigint, sigterm;
   ev_signal_init(&sigint, on_signal, SIGINT);
@@ -206,10 +298,9 @@ int main(int argc, char **argv) {
   sigint.data = sigterm.data = hub;
   ev_signal_start(loop, &sigint);
   ev_signal_start(loop, &sigterm);
-  signal(SIGPIPE, SIG_IGN);
   ev_run(loop, 0);
   vigil_hub_free(hub);
   metrics_http_free(metrics); /* after the hub: its conns were closed */
-  SSL_CTX_free(tls);
+  SSL_CTX_free(cfg.tls);
   return 0;
 }

@@ -25,6 +25,13 @@
  * SIGINT/SIGTERM: graceful shutdown (players get GOODBYE "shutdown").
  * --metrics HOST:PORT serves Prometheus metrics at /metrics
  * (examples/metrics/metrics_http.h).
+ *
+ * --workers N (N > 1) runs a vigil group (vigil/group.h): N threads, each
+ * with its own loop, hub and SO_REUSEPORT listener on the port, and its
+ * own world of rooms and sessions. Worlds do not span workers yet: players
+ * meet only the players the kernel put on the same worker, a rejoin finds
+ * its seat only when it lands on the worker that kept the session, and a
+ * takeover only displaces a ghost on the same worker.
  */
 #include <ev.h>
 #include <signal.h>
@@ -47,13 +54,27 @@ typedef struct session {
   struct session *next;
 } session;
 
+/* Settings: set before the hub or the workers start, read-only after. */
 static struct {
-  vigil_hub *hub;
-  session *sessions;
   uint32_t rejoin_window_ms;
   vigil_log_format log;
-  int stopping;
+  unsigned workers;
+  char host[64];
+  long port;
+  uint16_t bound_port;  /* worker 0's port, joined by the others */
 } g;
+
+/* One world per hub: its players' sessions, and the sweep of the away
+ * ones. With --workers, each worker thread has its own, and W is the
+ * world of the thread running. */
+typedef struct world {
+  vigil_hub *hub;
+  session *sessions;
+  ev_timer sweep;
+  int stopping;         /* the hub's shutdown began */
+} world;
+
+static __thread world *W;
 
 /* One log line for an application event, in the same format as vigil's. */
 static void applog(const char *event, const session *s, const char *extra) {
@@ -72,6 +93,7 @@ static void applog(const char *event, const session *s, const char *extra) {
 static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   (void)hub;
   (void)ud;
+  if (ev->type == VIGIL_EV_SHUTDOWN) W->stopping = 1;
   if (ev->type == VIGIL_EV_PING_DUE) return;
   char line[1024];
   vigil_event_format(ev, g.log, line, sizeof line);
@@ -87,7 +109,7 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
 /* Sends text to every present player of room except `except`. */
 static void to_room(const char *room, const session *except,
                     const char *text) {
-  for (session *s = g.sessions; s; s = s->next)
+  for (session *s = W->sessions; s; s = s->next)
     if (s->conn && s != except && strcmp(s->room, room) == 0)
       vigil_send_data(s->conn, text, strlen(text));
 }
@@ -117,7 +139,7 @@ static int parse_hello(const char *id, size_t len, char *name, char *room) {
 }
 
 static session *find(const char *name, const char *room) {
-  for (session *s = g.sessions; s; s = s->next)
+  for (session *s = W->sessions; s; s = s->next)
     if (strcmp(s->name, name) == 0 && strcmp(s->room, room) == 0) return s;
   return NULL;
 }
@@ -125,7 +147,7 @@ static session *find(const char *name, const char *room) {
 /* Lowest seat of room not held by a session (present or away), or -1. */
 static int free_seat(const char *room) {
   int used[SEATS_PER_ROOM] = {0};
-  for (session *s = g.sessions; s; s = s->next)
+  for (session *s = W->sessions; s; s = s->next)
     if (strcmp(s->room, room) == 0) used[s->seat] = 1;
   for (int i = 0; i < SEATS_PER_ROOM; i++)
     if (!used[i]) return i;
@@ -133,7 +155,7 @@ static int free_seat(const char *room) {
 }
 
 static void drop(session *gone) {
-  for (session **p = &g.sessions; *p; p = &(*p)->next)
+  for (session **p = &W->sessions; *p; p = &(*p)->next)
     if (*p == gone) {
       *p = gone->next;
       free(gone);
@@ -166,8 +188,8 @@ static void on_hello(vigil_conn *c, const void *id, size_t len, void *ud) {
     memcpy(s->name, name, sizeof s->name);
     memcpy(s->room, room, sizeof s->room);
     s->seat = seat;
-    s->next = g.sessions;
-    g.sessions = s;
+    s->next = W->sessions;
+    W->sessions = s;
   }
   s->conn = c;
   s->lagging = 0;
@@ -204,8 +226,8 @@ static void on_close(vigil_conn *c, vigil_reason reason, void *ud) {
              reason == VIGIL_REASON_USER_TIMEOUT ||
              reason == VIGIL_REASON_PEER_RESET ||
              reason == VIGIL_REASON_IO_ERROR;
-  if (lost && !g.stopping && g.rejoin_window_ms > 0) {
-    s->away_since = vigil_hub_now(g.hub);
+  if (lost && !W->stopping && g.rejoin_window_ms > 0) {
+    s->away_since = vigil_hub_now(W->hub);
     applog("away", s, vigil_reason_name(reason));
     notice(s, "is away");
     return;
@@ -218,8 +240,8 @@ static void on_close(vigil_conn *c, vigil_reason reason, void *ud) {
 /* Once a second: sessions away longer than the window end. */
 static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop, (void)w, (void)revents;
-  uint64_t now = vigil_hub_now(g.hub);
-  for (session *s = g.sessions, *next; s; s = next) {
+  uint64_t now = vigil_hub_now(W->hub);
+  for (session *s = W->sessions, *next; s; s = next) {
     next = s->next;
     if (!s->conn && now - s->away_since >= g.rejoin_window_ms) {
       applog("expired", s, NULL);
@@ -233,18 +255,110 @@ static void shutdown_done(vigil_hub *hub, void *ud) {
   ev_break((struct ev_loop *)ud, EVBREAK_ALL);
 }
 
+/* On the main thread; w->data is the hub, or the group with --workers. */
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents) {
-  (void)w, (void)revents;
-  if (g.stopping) exit(1); /* a second signal: stop now */
-  g.stopping = 1;
-  vigil_hub_shutdown(g.hub, 5000, shutdown_done, loop);
+  static int signalled;
+  (void)revents;
+  if (signalled++) exit(1); /* a second signal: stop now */
+  if (g.workers > 1) {
+    vigil_group_stop(w->data, 5000);
+    ev_break(loop, EVBREAK_ALL); /* main joins the workers */
+  } else {
+    vigil_hub_shutdown(w->data, 5000, shutdown_done, loop);
+  }
+}
+
+/* A world on hub: its listener (SO_REUSEPORT with --workers: the first
+ * binds the port asked for, the others join the port it got) and its
+ * sweep timer. Returns the vigil_listen error. */
+static int world_open(world *wd, vigil_hub *hub, int first) {
+  static const vigil_conn_callbacks cb = {
+      .on_data = on_data, .on_close = on_close, .on_hello = on_hello};
+  wd->hub = hub;
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = g.host;
+  lo.port = first ? (uint16_t)g.port : g.bound_port;
+  lo.reuseport = g.workers > 1;
+  lo.adopt.callbacks = &cb;
+  vigil_listener *l;
+  int rc = vigil_listen(hub, &lo, &l);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "game_server: listen on %s:%ld: %s\n", g.host, g.port,
+            vigil_strerror(rc));
+    return rc;
+  }
+  if (first) {
+    g.bound_port = vigil_listener_port(l);
+    fprintf(stderr, "game_server: listening on %s:%u\n", g.host,
+            g.bound_port);
+  }
+  ev_timer_init(&wd->sweep, sweep_cb, 1.0, 1.0);
+  ev_timer_start(vigil_hub_loop(hub), &wd->sweep);
+  return VIGIL_OK;
+}
+
+static void world_close(world *wd, struct ev_loop *loop) {
+  ev_timer_stop(loop, &wd->sweep);
+  while (wd->sessions) {
+    session *s = wd->sessions;
+    wd->sessions = s->next;
+    free(s);
+  }
+}
+
+static int worker_setup(vigil_worker *w, vigil_hub *hub, void *ud) {
+  (void)ud;
+  W = calloc(1, sizeof *W);
+  if (!W) return VIGIL_ENOMEM;
+  int rc = world_open(W, hub, vigil_worker_index(w) == 0);
+  if (rc != VIGIL_OK) {
+    free(W);
+    W = NULL;
+  }
+  return rc;
+}
+
+/* After the worker's hub is gone: every on_close has run. */
+static void worker_teardown(vigil_worker *w, void *ud) {
+  (void)ud;
+  world_close(W, vigil_worker_loop(w));
+  free(W);
+  W = NULL;
+}
+
+/* Runs the workers until a signal; returns the exit code. */
+static int run_group(struct ev_loop *loop, const vigil_hub_options *ho,
+                     ev_signal *sig, int nsig) {
+  vigil_group_options go;
+  vigil_group_options_init(&go);
+  go.workers = g.workers;
+  go.hub = ho;
+  go.setup = worker_setup;
+  go.teardown = worker_teardown;
+  vigil_group *grp;
+  int rc = vigil_group_new(&go, &grp);
+  if (rc == VIGIL_OK && (rc = vigil_group_start(grp)) != VIGIL_OK)
+    vigil_group_free(grp);
+  if (rc != VIGIL_OK) return 1;
+  for (int i = 0; i < nsig; i++) {
+    sig[i].data = grp;
+    ev_signal_start(loop, &sig[i]);
+  }
+  ev_run(loop, 0);
+  vigil_group_join(grp);
+  vigil_group_free(grp);
+  return 0;
 }
 
 static void usage(const char *why) {
   fprintf(stderr, "game_server: %s\nusage: game_server [--listen HOST:PORT] "
           "[--ping-interval MS] [--dead-after MS] [--rejoin-window MS] "
-          "[--log json|logfmt] [--metrics HOST:PORT [--metrics-timeout MS]]\n",
-          why);
+          "[--log json|logfmt] [--workers N] "
+          "[--metrics HOST:PORT [--metrics-timeout MS]]\n"
+          "--workers N: N threads (1..256) on one port (SO_REUSEPORT), each "
+          "with its own rooms: players meet only players on the same "
+          "worker; not with --metrics\n", why);
   exit(2);
 }
 
@@ -257,8 +371,9 @@ static uint32_t parse_ms(const char *v) {
 }
 
 int main(int argc, char **argv) {
-  char host[64] = "127.0.0.1";
-  long port = 7000;
+  snprintf(g.host, sizeof g.host, "127.0.0.1");
+  g.port = 7000;
+  g.workers = 1;
   vigil_policy p;
   vigil_policy_init(&p);
   p.frame_codec = 1;
@@ -280,18 +395,25 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--listen") == 0 && v) {
       const char *colon = strrchr(v, ':');
       char *end;
-      port = colon ? strtol(colon + 1, &end, 10) : -1;
-      if (!colon || colon == v || *end || port < 0 || port > 65535 ||
-          (size_t)(colon - v) >= sizeof host)
+      g.port = colon ? strtol(colon + 1, &end, 10) : -1;
+      if (!colon || colon == v || *end || g.port < 0 || g.port > 65535 ||
+          (size_t)(colon - v) >= sizeof g.host)
         usage("--listen wants HOST:PORT, e.g. 127.0.0.1:7000 or [::1]:7000");
       int br = v[0] == '[' && colon[-1] == ']';
-      snprintf(host, sizeof host, "%.*s", (int)(colon - v) - 2 * br, v + br);
+      snprintf(g.host, sizeof g.host, "%.*s", (int)(colon - v) - 2 * br,
+               v + br);
     } else if (strcmp(argv[i], "--ping-interval") == 0) {
       p.ping_interval_ms = parse_ms(v);
     } else if (strcmp(argv[i], "--dead-after") == 0) {
       p.dead_after_ms = parse_ms(v);
     } else if (strcmp(argv[i], "--rejoin-window") == 0) {
       g.rejoin_window_ms = parse_ms(v);
+    } else if (strcmp(argv[i], "--workers") == 0) {
+      char *end;
+      long n = v ? strtol(v, &end, 10) : 0;
+      if (!v || !*v || *end || n < 1 || n > (long)VIGIL_GROUP_MAX_WORKERS)
+        usage("--workers takes 1..256");
+      g.workers = (unsigned)n;
     } else if (strcmp(argv[i], "--log") == 0 && v &&
                (!strcmp(v, "json") || !strcmp(v, "logfmt"))) {
       g.log = strcmp(v, "json") == 0 ? VIGIL_LOG_JSON : VIGIL_LOG_LOGFMT;
@@ -301,33 +423,29 @@ int main(int argc, char **argv) {
     i++;
   }
   if (vigil_policy_validate(&p, msg, sizeof msg) != VIGIL_OK) usage(msg);
+  /* The endpoint serves one hub's metrics (vigil_metrics_write). */
+  if (g.workers > 1 && mcfg.host[0])
+    usage("--metrics does not work with --workers yet");
 
   struct ev_loop *loop = EV_DEFAULT;
   vigil_hub_options ho;
   vigil_hub_options_init(&ho);
   ho.policy = &p;
-  ho.on_event = on_event;
-  if (vigil_hub_new(loop, &ho, &g.hub) != VIGIL_OK) usage("cannot create hub");
-  static const vigil_conn_callbacks cb = {
-      .on_data = on_data, .on_close = on_close, .on_hello = on_hello};
-  vigil_listen_options lo;
-  vigil_listen_options_init(&lo);
-  lo.host = host;
-  lo.port = (uint16_t)port;
-  lo.adopt.callbacks = &cb;
-  vigil_listener *l;
-  int rc = vigil_listen(g.hub, &lo, &l);
-  if (rc != VIGIL_OK) {
-    fprintf(stderr, "game_server: listen on %s:%ld: %s\n", host, port,
-            vigil_strerror(rc));
-    return 1;
-  }
-  fprintf(stderr, "game_server: listening on %s:%u\n", host,
-          vigil_listener_port(l));
+  ho.on_event = on_event; /* with --workers, on every worker's thread */
+  ev_signal sig[2];
+  ev_signal_init(&sig[0], signal_cb, SIGINT);
+  ev_signal_init(&sig[1], signal_cb, SIGTERM);
+  if (g.workers > 1) return run_group(loop, &ho, sig, 2);
+
+  static world main_world;
+  W = &main_world;
+  vigil_hub *hub;
+  if (vigil_hub_new(loop, &ho, &hub) != VIGIL_OK) usage("cannot create hub");
+  if (world_open(W, hub, 1) != VIGIL_OK) return 1;
   metrics_http *metrics = NULL;
   if (mcfg.host[0]) {
     char why[320];
-    if (metrics_http_start(g.hub, &mcfg, &metrics, why, sizeof why) !=
+    if (metrics_http_start(hub, &mcfg, &metrics, why, sizeof why) !=
         VIGIL_OK) {
       fprintf(stderr, "game_server: %s\n", why);
       return 1;
@@ -335,17 +453,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "game_server: metrics on http://%s/metrics\n",
             metrics_http_address(metrics));
   }
-  ev_timer sweep;
-  ev_timer_init(&sweep, sweep_cb, 1.0, 1.0);
-  ev_timer_start(loop, &sweep);
-  ev_signal sint, sterm;
-  ev_signal_init(&sint, signal_cb, SIGINT);
-  ev_signal_init(&sterm, signal_cb, SIGTERM);
-  ev_signal_start(loop, &sint);
-  ev_signal_start(loop, &sterm);
+  for (int i = 0; i < 2; i++) {
+    sig[i].data = hub;
+    ev_signal_start(loop, &sig[i]);
+  }
   ev_run(loop, 0);
-  vigil_hub_free(g.hub);
+  vigil_hub_free(hub);
   metrics_http_free(metrics); /* after the hub: its conns were closed */
-  while (g.sessions) drop(g.sessions);
+  world_close(W, loop);
   return 0;
 }

@@ -35,7 +35,6 @@
  */
 #include <errno.h>
 #include <ev.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -45,6 +44,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "gateway_options.h"
 #include "metrics_http.h"
 #include "mqtt_codec.h"
 #include "mqtt_subs.h"
@@ -52,207 +52,33 @@
 #include "vigil.h"
 #include <openssl/ssl.h>
 
-#define EXIT_USAGE 2
-#define DEFAULT_HANDSHAKE_MS 10000u /* EMQX waits 15 s for CONNECT */
-#define DEFAULT_MAX_PACKET (256u * 1024u)
 #define SHUTDOWN_DEADLINE_MS 5000u
 #define MAX_SUBS_PER_SESSION 256u
 #define LOG_LINE_MAX 2048
 
 /* ------------------------------------------------------------------------ */
-/* Configuration                                                             */
-/* ------------------------------------------------------------------------ */
-
-typedef struct config {
-  char host[256];
-  uint16_t port;
-  vigil_log_format log_format;
-  uint32_t handshake_ms;
-  int ka_idle, ka_intvl, ka_cnt; /* kernel keepalive */
-  unsigned census_every_s;       /* 0 = off */
-  uint32_t max_packet;
-  const char *tls_cert, *tls_key, *tls_ca; /* TLS when tls_cert is set */
-  int require_client_cert, identity_from_cert;
-  metrics_http_config metrics;   /* endpoint when metrics.host is set */
-} config;
-
-static void usage(FILE *f) {
-  fprintf(f,
-      "usage: mqtt_gateway [options]\n"
-      "A small MQTT 3.1.1 server on vigil: keep-alive x 1.5 becomes the\n"
-      "connection's deadline, the client id its identity (a second CONNECT\n"
-      "with the same id takes over), and every vigil event is logged to\n"
-      "stderr.\n"
-      "\n"
-      "  --listen HOST:PORT       address to listen on (default\n"
-      "                           127.0.0.1:1883; [::1]:1883 for IPv6;\n"
-      "                           port 0 = ephemeral, printed on stdout)\n"
-      "  --log logfmt|json        log line format (default logfmt)\n"
-      "  --handshake-timeout MS   CONNECT must arrive within MS after the\n"
-      "                           TCP accept (default %u; 0 = no limit)\n"
-      "  --keepalive I,N,C        kernel keepalive idle s, interval s, probe\n"
-      "                           count (default 60,10,6)\n"
-      "  --census-every S         log a socket census of the port every S s\n"
-      "  --max-packet BYTES       largest packet accepted (default %u)\n"
-      "  --tls-cert FILE          speak MQTT over TLS with this certificate\n"
-      "  --tls-key FILE           ...and this private key (PEM)\n"
-      "  --tls-ca FILE            verify client certificates against FILE\n"
-      "  --require-client-cert    refuse clients without a certificate\n"
-      "  --identity-from-cert     the certificate CN is the client's\n"
-      "                           identity; another client id is refused\n"
-      METRICS_HTTP_USAGE
-      "  --help                   this text\n",
-      DEFAULT_HANDSHAKE_MS, DEFAULT_MAX_PACKET);
-}
-
-/* Prints a usage error and exits 2. */
-static void die_usage(const char *fmt, ...) {
-  va_list ap;
-  fprintf(stderr, "mqtt_gateway: ");
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'mqtt_gateway --help'.\n");
-  exit(EXIT_USAGE);
-}
-
-/* Parses a whole decimal number in [min, max]; exits 2 otherwise. */
-static long parse_long(const char *s, long min, long max, const char *what) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end || v < min || v > max)
-    die_usage("%s '%s' is not a number in %ld..%ld", what, s, min, max);
-  return v;
-}
-
-/* "HOST:PORT" or "[V6]:PORT" into cfg->host and cfg->port. */
-static void parse_listen(const char *arg, config *cfg) {
-  const char *colon = strrchr(arg, ':');
-  if (!colon || colon == arg || !colon[1])
-    die_usage("--listen '%s' is not HOST:PORT", arg);
-  const char *h = arg;
-  size_t hlen = (size_t)(colon - arg);
-  if (h[0] == '[') {
-    if (hlen < 3 || h[hlen - 1] != ']')
-      die_usage("--listen '%s': IPv6 hosts are written [ADDR]:PORT", arg);
-    h++;
-    hlen -= 2;
-  }
-  if (hlen >= sizeof cfg->host) die_usage("--listen '%s': host too long", arg);
-  memcpy(cfg->host, h, hlen);
-  cfg->host[hlen] = 0;
-  cfg->port = (uint16_t)parse_long(colon + 1, 0, 65535, "--listen port");
-}
-
-static void parse_keepalive(const char *arg, config *cfg) {
-  char buf[64];
-  if (strlen(arg) >= sizeof buf) die_usage("--keepalive '%s' too long", arg);
-  strcpy(buf, arg);
-  char *idle = strtok(buf, ","), *intvl = strtok(NULL, ","),
-       *cnt = strtok(NULL, ",");
-  if (!idle || !intvl || !cnt || strtok(NULL, ","))
-    die_usage("--keepalive '%s' is not IDLE,INTVL,CNT", arg);
-  cfg->ka_idle = (int)parse_long(idle, 1, 32767, "--keepalive idle");
-  cfg->ka_intvl = (int)parse_long(intvl, 1, 32767, "--keepalive interval");
-  cfg->ka_cnt = (int)parse_long(cnt, 1, 127, "--keepalive count");
-}
-
-static void parse_args(int argc, char **argv, config *cfg) {
-  static const struct option opts[] = {
-      {"listen", required_argument, NULL, 'l'},
-      {"log", required_argument, NULL, 'f'},
-      {"handshake-timeout", required_argument, NULL, 't'},
-      {"keepalive", required_argument, NULL, 'k'},
-      {"census-every", required_argument, NULL, 'c'},
-      {"max-packet", required_argument, NULL, 'm'},
-      {"tls-cert", required_argument, NULL, 'C'},
-      {"tls-key", required_argument, NULL, 'K'},
-      {"tls-ca", required_argument, NULL, 'A'},
-      {"require-client-cert", no_argument, NULL, 'R'},
-      {"identity-from-cert", no_argument, NULL, 'I'},
-      {"metrics", required_argument, NULL, 'M'},
-      {"metrics-timeout", required_argument, NULL, 'T'},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0},
-  };
-  memset(cfg, 0, sizeof *cfg);
-  strcpy(cfg->host, "127.0.0.1");
-  cfg->port = 1883;
-  cfg->log_format = VIGIL_LOG_LOGFMT;
-  cfg->handshake_ms = DEFAULT_HANDSHAKE_MS;
-  cfg->ka_idle = 60;
-  cfg->ka_intvl = 10;
-  cfg->ka_cnt = 6;
-  cfg->max_packet = DEFAULT_MAX_PACKET;
-  metrics_http_config_init(&cfg->metrics);
-  opterr = 0;
-  int ch;
-  while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-    switch (ch) {
-    case 'l': parse_listen(optarg, cfg); break;
-    case 'f':
-      if (strcmp(optarg, "json") == 0)
-        cfg->log_format = VIGIL_LOG_JSON;
-      else if (strcmp(optarg, "logfmt") == 0)
-        cfg->log_format = VIGIL_LOG_LOGFMT;
-      else
-        die_usage("--log '%s' is not logfmt or json", optarg);
-      break;
-    case 't':
-      cfg->handshake_ms = (uint32_t)parse_long(
-          optarg, 0, VIGIL_MAX_DURATION_MS, "--handshake-timeout");
-      break;
-    case 'k': parse_keepalive(optarg, cfg); break;
-    case 'c':
-      cfg->census_every_s =
-          (unsigned)parse_long(optarg, 0, 86400, "--census-every");
-      break;
-    case 'm':
-      cfg->max_packet = (uint32_t)parse_long(optarg, 16, MQTT_MAX_REMAINING,
-                                             "--max-packet");
-      break;
-    case 'C': cfg->tls_cert = optarg; break;
-    case 'K': cfg->tls_key = optarg; break;
-    case 'A': cfg->tls_ca = optarg; break;
-    case 'R': cfg->require_client_cert = 1; break;
-    case 'I': cfg->identity_from_cert = 1; break;
-    case 'M':
-    case 'T': {
-      char why[320];
-      if (metrics_http_flag(&cfg->metrics,
-                            ch == 'M' ? "--metrics" : "--metrics-timeout",
-                            optarg, why, sizeof why) < 0)
-        die_usage("%s", why);
-      break;
-    }
-    case 'h': usage(stdout); exit(0);
-    default:
-      if (optopt)
-        die_usage("option '%s' needs a value or is unknown", argv[optind - 1]);
-      die_usage("unknown option '%s'", argv[optind - 1]);
-    }
-  }
-  if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
-}
-
-/* ------------------------------------------------------------------------ */
 /* Gateway and sessions                                                      */
 /* ------------------------------------------------------------------------ */
 
-typedef struct gateway {
+/* Process-wide: set before any hub runs, read-only afterwards. */
+static struct {
   config cfg;
-  struct ev_loop *loop;
-  vigil_hub *hub;
-  vigil_listener *listener;
-  uint16_t port;
-  metrics_http *metrics;        /* NULL = no /metrics endpoint */
-  mqtt_subs *subs;
-  ev_signal sigint, sigterm;
-  ev_timer census;
+  vigil_policy policy;
   SSL_CTX *tls;                 /* NULL = plain MQTT */
   vigil_tls_options tls_opts;
-  int stopping;
+  vigil_group *group;           /* --workers N > 1; NULL = one loop */
+  uint16_t port;                /* the port bound, joined by workers 1.. */
+} app;
+
+/* One gateway per hub: its sessions and their subscriptions. With
+ * --workers each worker thread has its own. */
+typedef struct gateway {
+  const config *cfg;
+  vigil_hub *hub;
+  int32_t worker;       /* its index in the group; -1 = no group */
+  mqtt_subs *subs;
+  ev_timer census;      /* one loop only (see gateway_options.c) */
+  metrics_http *metrics;/* one loop only: NULL = no /metrics endpoint */
   uint64_t sessions;    /* live CONNECTed sessions */
   uint64_t publishes;   /* PUBLISH packets received */
   uint64_t deliveries;  /* PUBLISH packets sent to subscribers */
@@ -354,8 +180,10 @@ static void ll_u64(logline *l, const char *key, uint64_t v) {
   ll_rawc(l, num);
 }
 
-/* Starts a line: ts and event, like vigil_event_format. */
-static void ll_begin(logline *l, vigil_log_format fmt, const char *event) {
+/* Starts a line: ts, event and (with --workers) worker, like
+ * vigil_event_format. gw NULL: a line of the whole process. */
+static void ll_begin(logline *l, const gateway *gw, const char *event) {
+  vigil_log_format fmt = app.cfg.log_format;
   struct timespec ts;
   struct tm tm;
   char stamp[40];
@@ -376,6 +204,7 @@ static void ll_begin(logline *l, vigil_log_format fmt, const char *event) {
     ll_rawc(l, " event=");
     ll_rawc(l, event);
   }
+  if (gw && gw->worker >= 0) ll_u64(l, "worker", (uint64_t)gw->worker);
 }
 
 /* Adds the connection fields vigil's lines carry: conn, peer, identity. */
@@ -391,11 +220,12 @@ static void ll_end(logline *l) {
   fwrite(l->buf, 1, l->n, stderr);
 }
 
+/* With --workers, on every worker's thread: one fwrite per line. */
 static void on_vigil_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
-  gateway *gw = ud;
   char line[LOG_LINE_MAX];
   (void)hub;
-  int n = vigil_event_format(ev, gw->cfg.log_format, line, sizeof line - 1);
+  (void)ud;
+  int n = vigil_event_format(ev, app.cfg.log_format, line, sizeof line - 1);
   if (n < 0) return;
   size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 2;
   line[len] = '\n';
@@ -420,7 +250,7 @@ static int protocol_error(session *s, const char *fmt, ...) {
   vsnprintf(detail, sizeof detail, fmt, ap);
   va_end(ap);
   logline l;
-  ll_begin(&l, s->gw->cfg.log_format, "mqtt_protocol_error");
+  ll_begin(&l, s->gw, "mqtt_protocol_error");
   ll_session(&l, s);
   ll_str(&l, "detail", detail);
   ll_end(&l);
@@ -434,7 +264,7 @@ static int refuse(session *s, uint8_t code, const char *detail) {
   uint8_t b[4];
   send_bytes(s, b, mqtt_encode_connack(0, code, b, sizeof b));
   logline l;
-  ll_begin(&l, s->gw->cfg.log_format, "mqtt_connack_refused");
+  ll_begin(&l, s->gw, "mqtt_connack_refused");
   ll_session(&l, s);
   ll_u64(&l, "return_code", code);
   ll_str(&l, "detail", detail);
@@ -467,8 +297,9 @@ static void deliver_one(void *who, void *ud) {
   if (vigil_send(t->conn, f->pkt, f->len) == VIGIL_OK) f->sent++;
 }
 
-static uint64_t publish(gateway *gw, const uint8_t *topic, size_t tlen,
-                        const uint8_t *payload, size_t plen) {
+/* Delivers to this gateway's subscribers; returns how many. */
+static uint64_t fanout_local(gateway *gw, const uint8_t *topic, size_t tlen,
+                             const uint8_t *payload, size_t plen) {
   mqtt_publish out = {0};
   out.topic.p = topic;
   out.topic.len = (uint16_t)tlen;
@@ -486,6 +317,65 @@ static uint64_t publish(gateway *gw, const uint8_t *topic, size_t tlen,
   if (buf != small) free(buf);
   gw->deliveries += f.sent;
   return f.sent;
+}
+
+/* --workers: a message reaches the other workers' subscribers through
+ * their mailboxes (vigil_group_post) as one shared copy, freed by the last
+ * worker to deliver it. Posts from one worker to another run in order, so
+ * one publisher's messages keep their order for every subscriber. */
+typedef struct relay {
+  uint32_t refs;   /* atomic: workers still to deliver it */
+  uint16_t tlen;
+  uint32_t plen;
+  uint8_t bytes[]; /* topic, then payload */
+} relay;
+
+static gateway *gateways[VIGIL_GROUP_MAX_WORKERS]; /* [i]: worker i's */
+
+static void relay_unref(relay *r) {
+  if (__atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) == 0) free(r);
+}
+
+/* On the receiving worker's thread. */
+static void relay_deliver(vigil_worker *w, void *arg) {
+  relay *r = arg;
+  gateway *gw = gateways[vigil_worker_index(w)];
+  if (gw) fanout_local(gw, r->bytes, r->tlen, r->bytes + r->tlen, r->plen);
+  relay_unref(r);
+}
+
+/* Hands the message to every other worker; returns how many took it. */
+static uint32_t relay_to_others(gateway *gw, const uint8_t *topic,
+                                size_t tlen, const uint8_t *payload,
+                                size_t plen) {
+  uint32_t n = app.group ? vigil_group_workers(app.group) : 1;
+  if (n < 2) return 0;
+  relay *r = malloc(sizeof *r + tlen + plen);
+  if (!r) return 0;
+  r->refs = n - 1;
+  r->tlen = (uint16_t)tlen;
+  r->plen = (uint32_t)plen;
+  memcpy(r->bytes, topic, tlen);
+  if (plen) memcpy(r->bytes + tlen, payload, plen);
+  uint32_t taken = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if ((int32_t)i == gw->worker) continue;
+    if (vigil_group_post(app.group, i, relay_deliver, r) == VIGIL_OK)
+      taken++;
+    else
+      relay_unref(r); /* that worker has exited */
+  }
+  return taken;
+}
+
+/* Publishes to every subscriber: this gateway's now, the other workers'
+ * through their mailboxes. Returns the local deliveries. */
+static uint64_t publish(gateway *gw, const uint8_t *topic, size_t tlen,
+                        const uint8_t *payload, size_t plen,
+                        uint32_t *relayed) {
+  uint32_t taken = relay_to_others(gw, topic, tlen, payload, plen);
+  if (relayed) *relayed = taken;
+  return fanout_local(gw, topic, tlen, payload, plen);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -541,7 +431,7 @@ static int handle_connect(session *s, const mqtt_packet *pkt) {
     if (rc != VIGIL_OK) {
       /* EREJECTED / EBANNED: vigil already closes this conn. */
       logline l;
-      ll_begin(&l, s->gw->cfg.log_format, "mqtt_identity_refused");
+      ll_begin(&l, s->gw, "mqtt_identity_refused");
       ll_session(&l, s);
       ll_str(&l, "error", vigil_err_name(rc));
       ll_end(&l);
@@ -561,7 +451,7 @@ static int handle_connect(session *s, const mqtt_packet *pkt) {
   s->was_connected = 1;
   s->gw->sessions++;
   logline l;
-  ll_begin(&l, s->gw->cfg.log_format, "mqtt_connect");
+  ll_begin(&l, s->gw, "mqtt_connect");
   ll_session(&l, s);
   ll_u64(&l, "keepalive_s", c.keepalive);
   ll_u64(&l, "dead_after_ms", p.dead_after_ms);
@@ -578,7 +468,7 @@ static int handle_publish(session *s, const mqtt_packet *pkt) {
   if (m.qos == 2)
     return protocol_error(s, "QoS 2 PUBLISH is not supported (use 0 or 1)");
   s->gw->publishes++;
-  publish(s->gw, m.topic.p, m.topic.len, m.payload, m.payload_len);
+  publish(s->gw, m.topic.p, m.topic.len, m.payload, m.payload_len, NULL);
   if (m.qos == 1) {
     uint8_t b[4];
     send_bytes(s, b, mqtt_encode_ack(MQTT_PUBACK, m.packet_id, b, sizeof b));
@@ -639,7 +529,7 @@ static int handle_subscribe(session *s, const mqtt_packet *pkt) {
   int w = b ? mqtt_encode_suback(pid, codes, n, b, size) : MQTT_ENOMEM;
   if (w > 0) send_bytes(s, b, w);
   logline l;
-  ll_begin(&l, s->gw->cfg.log_format, "mqtt_subscribe");
+  ll_begin(&l, s->gw, "mqtt_subscribe");
   ll_session(&l, s);
   ll_u64(&l, "filters", n);
   ll_strn(&l, "first", (const char *)first.p, first.len);
@@ -690,7 +580,7 @@ static int handle_connected(session *s, const mqtt_packet *pkt) {
     s->clean_disconnect = 1; /* MQTT-3.14.4-3: discard the Will */
     s->phase = PHASE_DONE;
     logline l;
-    ll_begin(&l, s->gw->cfg.log_format, "mqtt_disconnect");
+    ll_begin(&l, s->gw, "mqtt_disconnect");
     ll_session(&l, s);
     ll_end(&l);
     /* The client said goodbye first: that is the peer closing. */
@@ -760,14 +650,17 @@ static void on_close(vigil_conn *c, vigil_reason reason, void *ud) {
   if (s->was_connected && s->will_topic && !s->clean_disconnect &&
       reason != VIGIL_REASON_SHUTDOWN) {
     s->phase = PHASE_DONE; /* not to itself */
+    uint32_t relayed;
     uint64_t n = publish(gw, (const uint8_t *)s->will_topic,
-                         strlen(s->will_topic), s->will_msg, s->will_len);
+                         strlen(s->will_topic), s->will_msg, s->will_len,
+                         &relayed);
     logline l;
-    ll_begin(&l, gw->cfg.log_format, "mqtt_will");
+    ll_begin(&l, gw, "mqtt_will");
     ll_session(&l, s);
     ll_str(&l, "reason", vigil_reason_name(reason));
     ll_str(&l, "will_topic", s->will_topic);
-    ll_u64(&l, "delivered", n);
+    ll_u64(&l, "delivered", n); /* here; the other workers deliver too */
+    if (app.group) ll_u64(&l, "relayed_to_workers", relayed);
     ll_end(&l);
   }
   session_free(s);
@@ -783,7 +676,7 @@ static void on_accept(vigil_listener *l, vigil_conn *c, void *ud) {
   }
   s->gw = gw;
   s->conn = c;
-  mqtt_parser_init(&s->parser, gw->cfg.max_packet);
+  mqtt_parser_init(&s->parser, gw->cfg->max_packet);
   vigil_conn_set_user_data(c, s);
 }
 
@@ -799,8 +692,8 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)revents;
   vigil_hub_census_report r;
   logline l;
-  ll_begin(&l, gw->cfg.log_format, "mqtt_census");
-  ll_u64(&l, "port", gw->port);
+  ll_begin(&l, gw, "mqtt_census");
+  ll_u64(&l, "port", app.port);
   int rc = vigil_hub_census(gw->hub, &r);
   if (rc != VIGIL_OK) {
     ll_str(&l, "error", vigil_err_name(rc));
@@ -836,28 +729,130 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   ll_end(&l);
 }
 
+/* A gateway on hub: its registry, and its listener (--workers: worker 0
+ * binds the port asked for, the others join the port it got). */
+static gateway *gateway_new(vigil_hub *hub, int32_t worker) {
+  gateway *gw = calloc(1, sizeof *gw);
+  if (!gw) return NULL;
+  gw->cfg = &app.cfg;
+  gw->hub = hub;
+  gw->worker = worker;
+  gw->subs = mqtt_subs_new();
+  if (!gw->subs) {
+    free(gw);
+    return NULL;
+  }
+  return gw;
+}
+
+/* After every session of the gateway is gone. */
+static void gateway_free(gateway *gw) {
+  mqtt_subs_free(gw->subs);
+  free(gw);
+}
+
+static int gateway_listen(gateway *gw) {
+  static const vigil_conn_callbacks cbs = {
+      .on_data = on_data,
+      .on_close = on_close,
+  };
+  int first = gw->worker <= 0;
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = app.cfg.host;
+  lo.port = first ? app.cfg.port : app.port;
+  lo.reuseport = app.cfg.workers > 1;
+  lo.adopt.callbacks = &cbs;
+  lo.on_accept = on_accept;
+  lo.accept_data = gw;
+  if (app.tls) {
+    lo.adopt.tls_ctx = app.tls;
+    lo.adopt.tls = &app.tls_opts;
+  }
+  vigil_listener *listener;
+  int rc = vigil_listen(gw->hub, &lo, &listener);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: cannot listen on %s:%u: %s (%s)\n",
+            app.cfg.host, (unsigned)lo.port, vigil_strerror(rc),
+            strerror(errno));
+    return rc;
+  }
+  if (first) {
+    app.port = vigil_listener_port(listener);
+    const char *open = strchr(app.cfg.host, ':') ? "[" : "";
+    const char *close = strchr(app.cfg.host, ':') ? "]" : "";
+    printf("listening on %s%s%s:%u\n", open, app.cfg.host, close,
+           (unsigned)app.port);
+    fflush(stdout);
+  }
+  logline l;
+  ll_begin(&l, gw, "mqtt_listen");
+  ll_str(&l, "host", app.cfg.host);
+  ll_u64(&l, "port", app.port);
+  ll_u64(&l, "handshake_timeout_ms", app.cfg.handshake_ms);
+  ll_u64(&l, "max_packet", app.cfg.max_packet);
+  ll_end(&l);
+  return VIGIL_OK;
+}
+
+/* --workers: each worker's gateway, made and freed on its own thread. */
+static int worker_setup(vigil_worker *w, vigil_hub *hub, void *ud) {
+  (void)ud;
+  uint32_t i = vigil_worker_index(w);
+  gateway *gw = gateway_new(hub, (int32_t)i);
+  if (!gw) return VIGIL_ENOMEM;
+  int rc = gateway_listen(gw);
+  if (rc != VIGIL_OK) {
+    gateway_free(gw);
+    return rc;
+  }
+  gateways[i] = gw;
+  return VIGIL_OK;
+}
+
+static void worker_teardown(vigil_worker *w, void *ud) {
+  (void)ud;
+  uint32_t i = vigil_worker_index(w);
+  gateway_free(gateways[i]);
+  gateways[i] = NULL;
+}
+
+/* Signals arrive on the main thread (worker threads block them). */
+static struct {
+  ev_signal sigint, sigterm;
+  int stopping;
+  gateway *gw;   /* one loop: the gateway; NULL with --workers */
+} sig;
+
 static void shutdown_done(vigil_hub *hub, void *ud) {
-  gateway *gw = ud;
   (void)hub;
-  ev_break(gw->loop, EVBREAK_ALL);
+  ev_break((struct ev_loop *)ud, EVBREAK_ALL);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents) {
-  gateway *gw = w->data;
   (void)revents;
-  if (gw->stopping) { /* second signal: stop waiting */
+  if (sig.stopping) { /* second signal: stop waiting */
     ev_break(loop, EVBREAK_ALL);
     return;
   }
-  gw->stopping = 1;
-  ev_timer_stop(loop, &gw->census);
+  sig.stopping = 1;
   logline l;
-  ll_begin(&l, gw->cfg.log_format, "mqtt_shutdown");
+  ll_begin(&l, NULL, "mqtt_shutdown");
   ll_str(&l, "signal", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
-  ll_u64(&l, "sessions", gw->sessions);
+  if (app.group) {
+    vigil_stats st; /* the workers' sessions are theirs: count conns */
+    vigil_group_stats(app.group, &st, NULL, 0);
+    ll_u64(&l, "conns", st.open);
+    ll_end(&l);
+    vigil_group_stop(app.group, SHUTDOWN_DEADLINE_MS);
+    ev_break(loop, EVBREAK_ALL); /* main joins the workers */
+    return;
+  }
+  ev_timer_stop(loop, &sig.gw->census);
+  ll_u64(&l, "sessions", sig.gw->sessions);
   ll_end(&l);
-  if (vigil_hub_shutdown(gw->hub, SHUTDOWN_DEADLINE_MS, shutdown_done, gw) !=
-      VIGIL_OK)
+  if (vigil_hub_shutdown(sig.gw->hub, SHUTDOWN_DEADLINE_MS, shutdown_done,
+                         loop) != VIGIL_OK)
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -870,10 +865,46 @@ static void raise_fd_limit(void) {
   }
 }
 
+/* The policy and the TLS context every hub shares; 0 or an exit code. */
+static int prepare(void) {
+  char msg[256];
+  vigil_policy *p = &app.policy;
+  vigil_policy_init(p);
+  p->keepalive_idle_s = app.cfg.ka_idle;
+  p->keepalive_intvl_s = app.cfg.ka_intvl;
+  p->keepalive_cnt = app.cfg.ka_cnt;
+  p->handshake_timeout_ms = app.cfg.handshake_ms;
+  if (vigil_policy_validate(p, msg, sizeof msg) != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: %s\n", msg);
+    return EXIT_USAGE;
+  }
+  if (!app.cfg.tls_cert && !app.cfg.tls_key) return 0;
+  int rc = vigil_tls_server_ctx_new(app.cfg.tls_cert, app.cfg.tls_key,
+                                    app.cfg.tls_ca,
+                                    app.cfg.require_client_cert, NULL,
+                                    &app.tls, msg, sizeof msg);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: TLS: %s\n", msg);
+    return rc == VIGIL_EINVAL ? EXIT_USAGE : 1;
+  }
+  vigil_tls_options_init(&app.tls_opts);
+  app.tls_opts.app_handshake = 1; /* CONNECT completes the handshake */
+  if (app.cfg.identity_from_cert)
+    app.tls_opts.identity_from = VIGIL_TLS_ID_CN;
+  return 0;
+}
+
+static void start_signals(struct ev_loop *loop) {
+  ev_signal_init(&sig.sigint, signal_cb, SIGINT);
+  ev_signal_init(&sig.sigterm, signal_cb, SIGTERM);
+  ev_signal_start(loop, &sig.sigint);
+  ev_signal_start(loop, &sig.sigterm);
+}
+
 /* The /metrics endpoint on the gateway's hub. */
 static int start_metrics(gateway *gw) {
   char why[320];
-  if (metrics_http_start(gw->hub, &gw->cfg.metrics, &gw->metrics, why,
+  if (metrics_http_start(gw->hub, &app.cfg.metrics, &gw->metrics, why,
                          sizeof why) != VIGIL_OK) {
     fprintf(stderr, "mqtt_gateway: %s\n", why);
     return 1;
@@ -882,114 +913,87 @@ static int start_metrics(gateway *gw) {
   printf("metrics on http://%s/metrics\n", address);
   fflush(stdout);
   logline l;
-  ll_begin(&l, gw->cfg.log_format, "mqtt_metrics_listen");
+  ll_begin(&l, gw, "mqtt_metrics_listen");
   ll_str(&l, "address", address);
-  ll_u64(&l, "request_timeout_ms", gw->cfg.metrics.timeout_ms);
+  ll_u64(&l, "request_timeout_ms", app.cfg.metrics.timeout_ms);
   ll_end(&l);
   return 0;
 }
 
-static int start(gateway *gw) {
-  vigil_policy p;
-  char msg[256];
-  vigil_policy_init(&p);
-  p.keepalive_idle_s = gw->cfg.ka_idle;
-  p.keepalive_intvl_s = gw->cfg.ka_intvl;
-  p.keepalive_cnt = gw->cfg.ka_cnt;
-  p.handshake_timeout_ms = gw->cfg.handshake_ms;
-  if (vigil_policy_validate(&p, msg, sizeof msg) != VIGIL_OK) {
-    fprintf(stderr, "mqtt_gateway: %s\n", msg);
-    return EXIT_USAGE;
-  }
-  vigil_hub_options ho;
-  vigil_hub_options_init(&ho);
-  ho.policy = &p;
-  ho.on_event = on_vigil_event;
-  ho.event_data = gw;
-  int rc = vigil_hub_new(gw->loop, &ho, &gw->hub);
+/* One loop: the gateway runs on the main thread. */
+static int run_one(struct ev_loop *loop, const vigil_hub_options *ho) {
+  vigil_hub *hub;
+  int rc = vigil_hub_new(loop, ho, &hub);
   if (rc != VIGIL_OK) {
     fprintf(stderr, "mqtt_gateway: hub: %s\n", vigil_strerror(rc));
     return 1;
   }
-  static const vigil_conn_callbacks cbs = {
-      .on_data = on_data,
-      .on_close = on_close,
-  };
-  vigil_listen_options lo;
-  vigil_listen_options_init(&lo);
-  lo.host = gw->cfg.host;
-  lo.port = gw->cfg.port;
-  lo.adopt.callbacks = &cbs;
-  lo.on_accept = on_accept;
-  lo.accept_data = gw;
-  if (gw->cfg.tls_cert || gw->cfg.tls_key) {
-    rc = vigil_tls_server_ctx_new(gw->cfg.tls_cert, gw->cfg.tls_key,
-                                  gw->cfg.tls_ca, gw->cfg.require_client_cert,
-                                  NULL, &gw->tls, msg, sizeof msg);
-    if (rc != VIGIL_OK) {
-      fprintf(stderr, "mqtt_gateway: TLS: %s\n", msg);
-      return rc == VIGIL_EINVAL ? EXIT_USAGE : 1;
+  gateway *gw = gateway_new(hub, -1);
+  if (!gw || gateway_listen(gw) != VIGIL_OK ||
+      (app.cfg.metrics.host[0] && start_metrics(gw) != 0)) {
+    vigil_hub_free(hub);
+    if (gw) {
+      metrics_http_free(gw->metrics);
+      gateway_free(gw);
     }
-    vigil_tls_options_init(&gw->tls_opts);
-    gw->tls_opts.app_handshake = 1; /* CONNECT completes the handshake */
-    if (gw->cfg.identity_from_cert)
-      gw->tls_opts.identity_from = VIGIL_TLS_ID_CN;
-    lo.adopt.tls_ctx = gw->tls;
-    lo.adopt.tls = &gw->tls_opts;
-  }
-  rc = vigil_listen(gw->hub, &lo, &gw->listener);
-  if (rc != VIGIL_OK) {
-    fprintf(stderr, "mqtt_gateway: cannot listen on %s:%u: %s (%s)\n",
-            gw->cfg.host, (unsigned)gw->cfg.port, vigil_strerror(rc),
-            strerror(errno));
     return 1;
   }
-  gw->port = vigil_listener_port(gw->listener);
-  const char *open = strchr(gw->cfg.host, ':') ? "[" : "";
-  const char *close = strchr(gw->cfg.host, ':') ? "]" : "";
-  printf("listening on %s%s%s:%u\n", open, gw->cfg.host, close,
-         (unsigned)gw->port);
-  fflush(stdout);
-  logline l;
-  ll_begin(&l, gw->cfg.log_format, "mqtt_listen");
-  ll_str(&l, "host", gw->cfg.host);
-  ll_u64(&l, "port", gw->port);
-  ll_u64(&l, "handshake_timeout_ms", gw->cfg.handshake_ms);
-  ll_u64(&l, "max_packet", gw->cfg.max_packet);
-  ll_end(&l);
-  return gw->cfg.metrics.host[0] ? start_metrics(gw) : 0;
+  sig.gw = gw;
+  start_signals(loop);
+  if (app.cfg.census_every_s) {
+    double every = (double)app.cfg.census_every_s;
+    ev_timer_init(&gw->census, census_cb, every, every);
+    gw->census.data = gw;
+    ev_timer_start(loop, &gw->census);
+  }
+  ev_run(loop, 0);
+  ev_timer_stop(loop, &gw->census);
+  vigil_hub_free(hub); /* every session ends here */
+  metrics_http_free(gw->metrics); /* after the hub: its conns were closed */
+  gateway_free(gw);
+  return 0;
+}
+
+/* --workers N: a vigil group; the main thread only waits for signals. */
+static int run_workers(struct ev_loop *loop, const vigil_hub_options *ho) {
+  vigil_group_options go;
+  vigil_group_options_init(&go);
+  go.workers = app.cfg.workers;
+  go.hub = ho;
+  go.setup = worker_setup;
+  go.teardown = worker_teardown;
+  int rc = vigil_group_new(&go, &app.group);
+  if (rc == VIGIL_OK && (rc = vigil_group_start(app.group)) != VIGIL_OK)
+    vigil_group_free(app.group);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: workers: %s\n", vigil_strerror(rc));
+    return 1;
+  }
+  start_signals(loop);
+  ev_run(loop, 0);
+  vigil_group_join(app.group);
+  vigil_group_free(app.group);
+  return 0;
 }
 
 int main(int argc, char **argv) {
-  static gateway gw;
-  parse_args(argc, argv, &gw.cfg);
+  gateway_parse_args(argc, argv, &app.cfg);
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
   setvbuf(stderr, NULL, _IOLBF, 0);
-  gw.loop = ev_default_loop(0);
-  gw.subs = mqtt_subs_new();
-  if (!gw.loop || !gw.subs) {
-    fprintf(stderr, "mqtt_gateway: out of memory\n");
+  int rc = prepare();
+  if (rc != 0) return rc;
+  struct ev_loop *loop = ev_default_loop(0);
+  if (!loop) {
+    fprintf(stderr, "mqtt_gateway: no event loop\n");
     return 1;
   }
-  int rc = start(&gw);
-  if (rc != 0) return rc;
-  ev_signal_init(&gw.sigint, signal_cb, SIGINT);
-  ev_signal_init(&gw.sigterm, signal_cb, SIGTERM);
-  gw.sigint.data = gw.sigterm.data = &gw;
-  ev_signal_start(gw.loop, &gw.sigint);
-  ev_signal_start(gw.loop, &gw.sigterm);
-  if (gw.cfg.census_every_s) {
-    double every = (double)gw.cfg.census_every_s;
-    ev_timer_init(&gw.census, census_cb, every, every);
-    gw.census.data = &gw;
-    ev_timer_start(gw.loop, &gw.census);
-  }
-  ev_run(gw.loop, 0);
-  vigil_hub_free(gw.hub);
-  metrics_http_free(gw.metrics); /* after the hub: its conns were closed */
-  SSL_CTX_free(gw.tls);
-  mqtt_subs_free(gw.subs);
-  ev_loop_destroy(gw.loop);
-  return 0;
+  vigil_hub_options ho;
+  vigil_hub_options_init(&ho);
+  ho.policy = &app.policy;
+  ho.on_event = on_vigil_event;
+  rc = app.cfg.workers > 1 ? run_workers(loop, &ho) : run_one(loop, &ho);
+  SSL_CTX_free(app.tls);
+  ev_loop_destroy(loop);
+  return rc;
 }

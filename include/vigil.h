@@ -9,7 +9,9 @@
  *
  * Threading: a hub is bound to one ev_loop and is single-threaded. Every
  * function taking a hub or a conn must be called from the thread running
- * that loop. Different hubs on different loops are independent.
+ * that loop. Different hubs on different loops are independent. A group
+ * (vigil/group.h) runs one hub per worker thread and lists the few calls
+ * that are safe from any thread.
  *
  * Ownership: vigil_adopt() takes ownership of the fd on success only. On
  * error the caller still owns it, untouched. A conn handle stays valid
@@ -487,7 +489,14 @@ typedef struct vigil_event {
   int truncated;         /* close (TLS): peer closed without close_notify */
   int tls_resumed;       /* open (TLS): -1 n/a, 0 full, 1 resumed */
   const char *detail;    /* free text: protocol error, TLS reason... */
+  int32_t worker;        /* index of the group worker whose hub emitted
+                            the event (vigil/group.h); VIGIL_WORKER_NONE
+                            outside a group. An event built by hand must
+                            set it: 0 is worker 0 */
 } vigil_event;
+
+/* vigil_event.worker of a hub that is not in a group. */
+#define VIGIL_WORKER_NONE (-1)
 
 typedef void (*vigil_event_cb)(vigil_hub *hub, const vigil_event *ev,
                                void *user_data);
@@ -822,11 +831,12 @@ VIGIL_EXPORT int vigil_hub_census(vigil_hub *hub,
 }
 #endif
 
-/* Feature headers: census, frame codec, client, TLS, metrics. */
+/* Feature headers: census, frame codec, client, TLS, metrics, groups. */
 #include "vigil/census.h"
 #include "vigil/frame.h"
 #include "vigil/client.h"
 #include "vigil/tls.h"
 #include "vigil/metrics.h"
+#include "vigil/group.h"
 
 #endif /* VIGIL_H */

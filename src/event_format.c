@@ -8,9 +8,10 @@
  * numbers, the timestamp and the evidence list.
  *
  * Field order is part of the format (people grep and diff these lines):
- *   ts event [conn] [peer] [identity] <per-type fields> [detail]
+ *   ts event [worker] [conn] [peer] [identity] <per-type fields> [detail]
  * A field that does not apply to the event type is left out, never
- * printed as zero.
+ * printed as zero. worker comes before conn because conn ids are unique
+ * per hub only: in a group, worker=N conn=M names one connection.
  *
  * Escaping:
  *  - logfmt: a value is wrapped in double quotes when it is empty or holds
@@ -477,6 +478,8 @@ int vigil_event_format(const vigil_event *ev, vigil_log_format fmt,
     put_char(&o, '{');
   append_ts(&o, ev->ts_ms);
   append_str(&o, "event", vigil_event_name(ev->type));
+  if (ev->worker >= 0)
+    append_i64(&o, "worker", ev->worker);
   if (ev->conn_id != 0)
     append_u64(&o, "conn", ev->conn_id);
   if (ev->peer != NULL)

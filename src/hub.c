@@ -187,6 +187,7 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
   hub->opts = *opts;
   hub->opts.policy = NULL;
   hub->next_conn_id = 1;
+  hub->worker_index = VIGIL_WORKER_NONE;
   vigil__hub_clock(hub);
   vigil__wheel_init(&hub->wheel, opts->tick_ms, hub->now_ms);
   ev_timer_init(&hub->tick, tick_cb, 0.0, 0.0);
@@ -204,6 +205,13 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
 struct ev_loop *vigil_hub_loop(vigil_hub *hub) { return hub->loop; }
 
 const vigil_policy *vigil_hub_policy(vigil_hub *hub) { return hub->policy; }
+
+void vigil__hub_set_worker(vigil_hub *hub, vigil_worker *w, int32_t index,
+                           void (*on_destroyed)(vigil_hub *hub)) {
+  hub->worker = w;
+  hub->worker_index = index;
+  hub->on_destroyed = on_destroyed;
+}
 
 int vigil_hub_set_policy(vigil_hub *hub, const vigil_policy *p) {
   if (!hub || !p) return VIGIL_EINVAL;
@@ -250,6 +258,7 @@ static void hub_destroy(vigil_hub *hub) {
     hub->hooksets = n;
   }
   reap_graveyard(hub);
+  if (hub->on_destroyed) hub->on_destroyed(hub);
   vigil__policy_unref(hub->policy);
   free(hub->conns);
   free(hub->rbuf);

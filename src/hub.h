@@ -100,6 +100,11 @@ struct vigil_hub {
   void *census_state;          /* CLOSE_WAIT first-seen table */
   /* metrics beyond stats (metrics_hooks.c) */
   vigil__metrics metrics;
+  /* group membership (group_worker.c) */
+  int32_t worker_index;        /* stamped on events; -1 outside a group */
+  vigil_worker *worker;        /* NULL outside a group */
+  void (*on_destroyed)(vigil_hub *hub); /* last act of hub_destroy: the
+                                 counters are final; runs no host code */
 };
 
 /* The hub's clock (monotonic ms): the injected one, or CLOCK_MONOTONIC.
@@ -132,6 +137,10 @@ void vigil__hub_release(vigil_hub *hub, vigil__owned *o);
 void vigil__hub_run_due(vigil_hub *hub);
 /* Delivers on_close for every queued conn, then frees it. */
 void vigil__hub_deliver_closed(vigil_hub *hub);
+/* Makes hub worker `index` of a group: events carry the index, and
+ * on_destroyed runs at the end of the hub's destruction. */
+void vigil__hub_set_worker(vigil_hub *hub, vigil_worker *w, int32_t index,
+                           void (*on_destroyed)(vigil_hub *hub));
 /* The hub's counters now (vigil_hub_stats). */
 static inline void vigil__hub_stats_get(const vigil_hub *hub,
                                         vigil_stats *out) {

@@ -34,6 +34,8 @@ set(VIGIL_MEMCHECK_NAMES
   test_census
   test_errors
   test_codec_conn
+  test_group                 # worker threads: valgrind sees inside libev
+  test_group_mailbox
   test_hub_census
   test_metrics_http
   test_metrics_hub
@@ -115,7 +117,7 @@ endfunction()
 
 if(NOT VIGIL_MEMCHECK)
   message(STATUS "memcheck tests: off (VIGIL_MEMCHECK=OFF)")
-elseif(VIGIL_SANITIZE)
+elseif(VIGIL_SANITIZE OR VIGIL_TSAN)
   message(STATUS "memcheck tests: not in sanitizer builds")
 else()
   find_program(VIGIL_VALGRIND valgrind)

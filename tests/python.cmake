@@ -7,13 +7,13 @@
 #   a venv against the library cmake --install put in a scratch prefix
 #   (bindings/python/tests/run_installed.sh).
 #
-# Not registered when VIGIL_SANITIZE is ON: python3 is not instrumented, so
-# loading an ASan libvigil.so into it needs LD_PRELOAD of libasan and
-# reports the interpreter's own allocations. The normal (non-ASan) pass of
-# tests/run.sh runs them.
+# Not registered when VIGIL_SANITIZE or VIGIL_TSAN is ON: python3 is not
+# instrumented, so loading an ASan (or TSan) libvigil.so into it needs
+# LD_PRELOAD of the runtime and reports the interpreter's own allocations.
+# The normal (non-sanitizer) pass of tests/run.sh runs them.
 find_package(Python3 COMPONENTS Interpreter)
 set(VIGIL_PY_DIR ${PROJECT_SOURCE_DIR}/bindings/python)
-if(VIGIL_SANITIZE)
+if(VIGIL_SANITIZE OR VIGIL_TSAN)
   message(STATUS "Python binding tests: skipped in sanitizer builds")
 elseif(NOT Python3_Interpreter_FOUND)
   message(STATUS "Python binding tests: no python3 found, skipped")

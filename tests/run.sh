@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
-# Builds vigil and runs the test suite in three passes:
+# Builds vigil and runs the test suite in five passes:
 #   1. release pass:   RelWithDebInfo, warnings are errors   -> build/
 #                      then the build without TLS (-DVIGIL_TLS=OFF: no
 #                      OpenSSL at all), its unit, lint and core tests
 #                      (pass "no-tls")                        -> build-notls/
 #   2. sanitizer pass: same plus ASan + UBSan                -> build-asan/
-#   3. memcheck pass:  the memcheck/ tests (tests/memcheck.cmake) on the
-#                      release build: core, listener, client, TLS and unit
-#                      tests under valgrind, which sees faults inside libev
-#                      and OpenSSL that ASan cannot. SKIP without valgrind.
+#   3. tsan pass:      the tests labelled tsan (the group tests, whose
+#                      vigil code runs on several threads; tests/tsan.cmake)
+#                      under ThreadSanitizer                 -> build-tsan/
+#   4. memcheck pass:  the memcheck/ tests (tests/memcheck.cmake) on the
+#                      release build: core, listener, client, TLS, group and
+#                      unit tests under valgrind, which sees faults inside
+#                      libev and OpenSSL that ASan cannot. SKIP without
+#                      valgrind.
 # On Debian as root it first installs the packages the suite needs.
 # Prints a summary of the passes; exits non-zero if anything failed.
 #
-# Usage: tests/run.sh [--quick] [--no-memcheck] [--no-install] [-R regex]
-#                     [-j N] [--build-dir DIR] [-- extra ctest args]
-#   --quick        release pass only (no sanitizer or memcheck pass)
+# Usage: tests/run.sh [--quick] [--no-tsan] [--no-memcheck] [--no-install]
+#                     [-R regex] [-j N] [--build-dir DIR] [-- ctest args]
+#   --quick        release pass only (no sanitizer, tsan or memcheck pass)
+#   --no-tsan      skip the tsan pass
 #   --no-memcheck  skip the memcheck pass
 #   --no-install   do not check or install Debian packages
 #   -R regex       run only the matching tests (passed to ctest)
 #   -j N           run N tests at once (default 2)
 #   --build-dir    build directory of the release and memcheck passes
-#                  (default build); the sanitizer pass uses DIR-asan, the
-#                  build without TLS DIR-notls
+#                  (default build); the sanitizer passes use DIR-asan and
+#                  DIR-tsan, the build without TLS DIR-notls
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.."
@@ -40,17 +45,19 @@ PACKAGES+=(python3-venv python3-pip python3-setuptools python3-wheel)
 PACKAGES+=(groff-base)
 
 quick=0
+tsan=1
 memcheck=1
 install=1
 build_dir=build
 test_jobs=2
 ctest_extra=()
 
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,26s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --no-tsan) tsan=0 ;;
     --no-memcheck) memcheck=0 ;;
     --no-install) install=0 ;;
     -R) [ $# -ge 2 ] || usage 2; ctest_extra+=(-R "$2"); shift ;;
@@ -156,6 +163,26 @@ run_notls_pass() {
   pass_seconds[$name]=$((SECONDS - start))
 }
 
+# run_tsan_pass DIR: configure and build DIR with ThreadSanitizer (no
+# examples or benchmarks) and run the tests labelled tsan. When -R (or
+# another ctest filter) selects none of them, the pass is skipped.
+run_tsan_pass() {
+  local name=tsan dir=$1 start=$SECONDS rc=0 no_tests=error
+  begin_pass "$name" "$dir"
+  [ ${#ctest_extra[@]} -eq 0 ] || no_tests=ignore
+  if ! configure_and_build "$name" "$dir" -DVIGIL_TSAN=ON \
+         -DVIGIL_BUILD_EXAMPLES=OFF -DVIGIL_BUILD_BENCH=OFF; then
+    rc=1
+  elif ! TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+         run_ctest "$name" "$dir" --no-tests=$no_tests -L '^tsan$'; then
+    rc=1
+  elif ! grep -q 'tests passed' "$dir/ctest-$name.log"; then
+    rc=2; pass_summary[$name]="no tsan test matches the filter"
+  fi
+  pass_status[$name]=$rc
+  pass_seconds[$name]=$((SECONDS - start))
+}
+
 # run_memcheck_pass DIR: the memcheck/ tests (label memcheck) on the
 # release build in DIR, which the release pass configured and built. When
 # -R (or another ctest filter) selects no memcheck test, the pass is skipped,
@@ -202,6 +229,7 @@ if [ $quick -eq 0 ]; then
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_pass asan "$build_dir-asan" -DVIGIL_SANITIZE=ON
   unset ASAN_OPTIONS UBSAN_OPTIONS
+  [ $tsan -eq 0 ] || run_tsan_pass "$build_dir-tsan"
   [ $memcheck -eq 0 ] || run_memcheck_pass "$build_dir"
 fi
 
@@ -223,9 +251,11 @@ for name in "${pass_names[@]}"; do
 done
 if [ $quick -eq 1 ]; then
   echo "asan     not run (--quick)"
+  echo "tsan     not run (--quick)"
   echo "memcheck not run (--quick)"
-elif [ $memcheck -eq 0 ]; then
-  echo "memcheck not run (--no-memcheck)"
+else
+  [ $tsan -eq 1 ] || echo "tsan     not run (--no-tsan)"
+  [ $memcheck -eq 1 ] || echo "memcheck not run (--no-memcheck)"
 fi
 echo "total time: ${SECONDS}s"
 if [ $failed -ne 0 ]; then

@@ -245,8 +245,8 @@ def sec_memory(m):
     return md
 
 
-STORM_ORDER = ["vigil_game_server", "bare_libev", "node", "vigil_mqtt_gateway", "mosquitto",
-               "bare_libev_mqtt"]
+STORM_ORDER = ["vigil_game_server", "vigil_game_server_w2", "bare_libev", "node",
+               "vigil_mqtt_gateway", "vigil_mqtt_gateway_w2", "mosquitto", "bare_libev_mqtt"]
 
 
 def sec_storm(s, plot):

@@ -50,6 +50,16 @@ def targets(a):
          None if node else "node is not installed"),
         ("vigil_mqtt_gateway", "mqtt", "vigil",
          [f"{ex}/mqtt_gateway", "--listen", "127.0.0.1:0"], None),
+        # The same two vigil servers as a group of two workers (SO_REUSEPORT
+        # listeners on one port). On a 2-core machine the workers share the
+        # cores with device_sim: this shows the group's overhead as much as
+        # its gain.
+        ("vigil_game_server_w2", "vigil", "vigil",
+         [f"{ex}/game_server", "--listen", "127.0.0.1:0", "--workers", "2"],
+         None),
+        ("vigil_mqtt_gateway_w2", "mqtt", "vigil",
+         [f"{ex}/mqtt_gateway", "--listen", "127.0.0.1:0", "--workers", "2"],
+         None),
         ("mosquitto", "mqtt", "mosquitto", None,
          None if shutil.which("mosquitto") else "mosquitto is not installed"),
         ("bare_libev_mqtt", "mqtt", "bare",
@@ -90,7 +100,7 @@ def one_run(a, ns, name, proto, argv, rep, trace=False):
         argv = mosquitto_argv(a, port, rep)
     # game_server wants HELLO "name@room" (8 seats a room): "d@r<n>" gives
     # every device a room of its own.
-    ids = ["--id-prefix", "d@r"] if name == "vigil_game_server" else []
+    ids = ["--id-prefix", "d@r"] if name.startswith("vigil_game_server") else []
     srv = bl.Server(name, argv, ns, log, port=port)
     try:
         time.sleep(0.1)
@@ -276,7 +286,9 @@ def main():
         if med(v, "conn_per_s") and med(base, "conn_per_s"):
             ratios[f"{v}_vs_{base}_rate"] = round(med(v, "conn_per_s") / med(base, "conn_per_s"), 3)
     for v, other in (("vigil_game_server", "node"), ("vigil_mqtt_gateway", "mosquitto"),
-                     ("vigil_game_server", "mosquitto")):
+                     ("vigil_game_server", "mosquitto"),
+                     ("vigil_game_server_w2", "vigil_game_server"),
+                     ("vigil_mqtt_gateway_w2", "vigil_mqtt_gateway")):
         for k in ("conn_per_s", "p99_ms", "cpu_ms_per_1000"):
             if med(v, k) and med(other, k):
                 ratios[f"{v}_vs_{other}_{k}"] = round(med(v, k) / med(other, k), 3)
@@ -291,7 +303,9 @@ def main():
         r, p, c = (ratios.get(f"{v}_vs_{other}_{k}") for k in ("conn_per_s", "p99_ms", "cpu_ms_per_1000"))
         if None not in (r, p, c):
             tgt[f"{v}_ahead_of_{other}"] = {"rate": r >= 1, "p99": p <= 1, "cpu_per_conn": c <= 1}
-    gh = [out["servers"][n].get("ghosts_max") for n in ("vigil_game_server", "vigil_mqtt_gateway")
+    gh = [out["servers"][n].get("ghosts_max")
+          for n in ("vigil_game_server", "vigil_mqtt_gateway",
+                    "vigil_game_server_w2", "vigil_mqtt_gateway_w2")
           if isinstance(out["servers"].get(n), dict)]
     if gh and None not in gh:
         tgt["vigil_ghosts_zero"] = max(gh) == 0

@@ -13,6 +13,7 @@
  *        from the input when present, else NULL)
  *   3 strings (peer, identity, detail): u8 tag (0 = NULL), u16 length
  *        (LE), that many bytes + a NUL; an embedded NUL cuts the string
+ *   i32  worker (last, so older inputs read it as worker 0)
  *
  * Invariants checked (abort on violation):
  * - snprintf semantics: the return value is the full length whatever the
@@ -27,6 +28,7 @@
  *   values quoted exactly when they must be, and the quoted escapes
  *   decode back to the exact input bytes;
  * - "ts" is RFC 3339 UTC with milliseconds and "event" is the type name;
+ *   "worker" follows them exactly when the event's worker is >= 0;
  * - a NULL event or unknown format gives VIGIL_EINVAL and an empty buffer.
  */
 #include "fuzz_common.h"
@@ -502,6 +504,15 @@ static void check_fields(const fields *f, const vigil_event *ev, int json) {
   check_string_field(f, "detail", ev->detail, json);
   /* detail, when present, is the last field */
   if (ev->detail) CHECK(strcmp(f->key[f->n - 1], "detail") == 0);
+  int worker = field_find(f, "worker");
+  CHECK((worker >= 0) == (ev->worker >= 0));
+  if (worker >= 0) {
+    char want[16];
+    int n = snprintf(want, sizeof want, "%d", (int)ev->worker);
+    CHECK(worker == 2);
+    CHECK(f->len[worker] == (size_t)n &&
+          memcmp(f->val[worker], want, n) == 0);
+  }
   int conn = field_find(f, "conn");
   CHECK((conn >= 0) == (ev->conn_id != 0));
   if (conn >= 0) {
@@ -631,6 +642,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ev.peer = peer;
   ev.identity = identity;
   ev.detail = detail;
+  ev.worker = (int32_t)take_u32(&in);
 
   check_format(&ev, fmt, buflen, pass_null);
   /* the other format too, when this one was valid */

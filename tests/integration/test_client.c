@@ -721,15 +721,15 @@ static int game_gone(void *arg) {
   return g->r[0].disconnected && g->r[1].disconnected;
 }
 
-static void test_game_server_example(void **state) {
-  (void)state;
+/* Starts examples/game_server with --workers (and a fast heartbeat) and
+ * reads the port it listens on; returns its pid, or 0 when the examples
+ * were not built (the test is then skipped). */
+static pid_t game_server_start(const char *workers, uint16_t *port,
+                               int *err_fd) {
   const char *dir = getenv("VIGIL_BUILD_DIR");
   char path[512];
   snprintf(path, sizeof path, "%s/examples/game_server", dir ? dir : ".");
-  if (access(path, X_OK) != 0) {
-    skip(); /* examples not built */
-    return;
-  }
+  if (access(path, X_OK) != 0) return 0;
   int out[2];
   assert_int_equal(pipe(out), 0);
   pid_t pid = fork();
@@ -739,7 +739,8 @@ static void test_game_server_example(void **state) {
     int devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 1);
     execl(path, path, "--listen", "127.0.0.1:0", "--ping-interval", "100",
-          "--dead-after", "400", "--log", "json", (char *)NULL);
+          "--dead-after", "400", "--log", "json", "--workers", workers,
+          (char *)NULL);
     _exit(127);
   }
   close(out[1]);
@@ -750,9 +751,29 @@ static void test_game_server_example(void **state) {
     n++;
   const char *colon = strrchr(line, ':');
   assert_non_null(colon);
-  uint16_t port = (uint16_t)atoi(colon + 1);
-  assert_true(port > 0);
+  *port = (uint16_t)atoi(colon + 1);
+  assert_true(*port > 0);
+  *err_fd = out[0];
+  return pid;
+}
 
+static void game_server_exits_0(pid_t pid, int err_fd) {
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  close(err_fd);
+}
+
+static void test_game_server_example(void **state) {
+  (void)state;
+  uint16_t port;
+  int err_fd;
+  pid_t pid = game_server_start("1", &port, &err_fd);
+  if (!pid) {
+    skip(); /* examples not built */
+    return;
+  }
   fx f;
   fx_init(&f);
   game g;
@@ -783,11 +804,59 @@ static void test_game_server_example(void **state) {
   assert_int_equal(g.r[1].reason, VIGIL_REASON_PEER_CLOSED);
   vigil_client_free(g.r[0].cl);
   vigil_client_free(g.r[1].cl);
-  int status = 0;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 0);
-  close(out[0]);
+  game_server_exits_0(pid, err_fd);
+  fx_done(&f);
+}
+
+/* game_server --workers 2: players get in wherever the kernel puts them,
+ * stay up across pings, and every worker says GOODBYE on SIGTERM. */
+#define GAME_PLAYERS 6
+
+static int players_in(void *arg) {
+  cli *r = arg;
+  for (int i = 0; i < GAME_PLAYERS; i++)
+    if (!r[i].connected) return 0;
+  return 1;
+}
+
+static int players_gone(void *arg) {
+  cli *r = arg;
+  for (int i = 0; i < GAME_PLAYERS; i++)
+    if (!r[i].disconnected) return 0;
+  return 1;
+}
+
+static void test_game_server_workers(void **state) {
+  (void)state;
+  uint16_t port;
+  int err_fd;
+  pid_t pid = game_server_start("2", &port, &err_fd);
+  if (!pid) {
+    skip();
+    return;
+  }
+  fx f;
+  fx_init(&f);
+  cli r[GAME_PLAYERS];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < GAME_PLAYERS; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "p%d@room", i);
+    vigil_client_options o;
+    client_opts(&o, port, &r[i], id);
+    assert_int_equal(vigil_client_new(f.hub, &o, &r[i].cl), VIGIL_OK);
+  }
+  assert_true(vt_run_until(f.loop, players_in, r, 3000));
+  vt_run_until(f.loop, NULL, NULL, 500); /* several of the server's pings */
+  for (int i = 0; i < GAME_PLAYERS; i++)
+    assert_int_equal(r[i].disconnected, 0);
+  kill(pid, SIGTERM);
+  assert_true(vt_run_until(f.loop, players_gone, r, 3000));
+  for (int i = 0; i < GAME_PLAYERS; i++) {
+    assert_int_equal(r[i].reason, VIGIL_REASON_PEER_CLOSED);
+    vigil_client_free(r[i].cl);
+  }
+  game_server_exits_0(pid, err_fd);
   fx_done(&f);
 }
 
@@ -803,6 +872,7 @@ int main(void) {
       cmocka_unit_test(test_free_and_close_from_callbacks),
       cmocka_unit_test(test_storm_spreads),
       cmocka_unit_test(test_game_server_example),
+      cmocka_unit_test(test_game_server_workers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -216,9 +216,9 @@ static int encode_connect(uint8_t *b, size_t cap, const char *id,
   return n;
 }
 
-/* Connects and completes CONNECT/CONNACK 0. */
-static int client(const char *id, uint16_t ka) {
-  int fd = vt_connect_loopback(G.port);
+/* Connects to port and completes CONNECT/CONNACK 0. */
+static int client_at(uint16_t port, const char *id, uint16_t ka) {
+  int fd = vt_connect_loopback(port);
   assert_true(fd >= 0);
   uint8_t b[256];
   send_all(fd, b, (size_t)encode_connect(b, sizeof b, id, ka, 1));
@@ -226,6 +226,11 @@ static int client(const char *id, uint16_t ka) {
   assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
   assert_memory_equal(ack, "\x20\x02\x00\x00", 4);
   return fd;
+}
+
+/* The same on the shared gateway. */
+static int client(const char *id, uint16_t ka) {
+  return client_at(G.port, id, ka);
 }
 
 static void subscribe(int fd, uint16_t pid, const char *filter,
@@ -610,6 +615,40 @@ static void test_json_log_format(void **s) {
   gw_stop(&j);
 }
 
+/* --workers 2: the kernel spreads the clients over two workers, and a
+ * PUBLISH still reaches every subscriber, wherever each one landed (the
+ * other worker's through its mailbox). Lines say which worker wrote them;
+ * SIGTERM stops both workers and the process exits 0. */
+#define WORKER_SUBS 8
+
+static void test_workers_publish_to_every_subscriber(void **s) {
+  (void)s;
+  gw two;
+  static const char *const extra[] = {"--workers", "2", NULL};
+  gw_start(&two, extra);
+  int subs[WORKER_SUBS];
+  for (int i = 0; i < WORKER_SUBS; i++) {
+    char id[16];
+    snprintf(id, sizeof id, "sub-%d", i);
+    subs[i] = client_at(two.port, id, 30);
+    subscribe(subs[i], 1, "w/+", 0);
+  }
+  int pub = client_at(two.port, "pub", 30);
+  publish(pub, "w/x", "one", 0, 0, 0);
+  publish(pub, "w/x", "two", 0, 0, 0);
+  for (int i = 0; i < WORKER_SUBS; i++) {
+    expect_publish(subs[i], "w/x", "one"); /* in the publisher's order */
+    expect_publish(subs[i], "w/x", "two");
+  }
+  assert_true(gw_wait_line(&two, NULL, 0, 2000, "event=mqtt_connect",
+                           " worker=", "identity=pub", NULL));
+  assert_true(gw_wait_line(&two, NULL, 0, 2000, "event=open", " worker=",
+                           NULL));
+  for (int i = 0; i < WORKER_SUBS; i++) close(subs[i]);
+  close(pub);
+  gw_stop(&two);
+}
+
 static void test_bad_flags_exit_2(void **s) {
   (void)s;
   const char *dir = getenv("VIGIL_BUILD_DIR");
@@ -624,7 +663,9 @@ static void test_bad_flags_exit_2(void **s) {
       "--log xml",                 "--keepalive 1,2",
       "--keepalive 0,10,6",        "--handshake-timeout -1",
       "--max-packet 8",            "--bogus",
-      "stray",
+      "stray",                     "--workers 0",
+      "--workers 257",             "--workers 2 --census-every 5",
+      "--workers 2 --metrics 127.0.0.1:0",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>&1", path, bad[i]);
@@ -661,6 +702,7 @@ int main(void) {
       cmocka_unit_test(test_will_published_unless_disconnect),
       cmocka_unit_test(test_takeover_closes_the_old_connection),
       cmocka_unit_test(test_json_log_format),
+      cmocka_unit_test(test_workers_publish_to_every_subscriber),
       cmocka_unit_test(test_bad_flags_exit_2),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

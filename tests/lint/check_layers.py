@@ -20,7 +20,10 @@ TLS sources). Then:
      VIGIL_EXPORT in include/ that takes a vigil_hub, vigil_conn,
      vigil_listener or vigil_client handle. Those check their arguments
      and bracket re-entrancy for hosts; internal paths call the internal
-     function underneath.
+     function underneath. One exception, HUB_HOSTS: a hub group's worker
+     is a host of its hub, outside every bracket of it, and creates,
+     shuts down and frees it through the public lifecycle calls as any
+     host does.
 
 Usage: check_layers.py [SOURCE_DIR] [--graph] [--report]
   --graph   also print every edge
@@ -36,6 +39,8 @@ MAX_SCC = 3
 TLS_OFF = "tls_off.c"        # stands in for the TLS sources without TLS
 TLS_ALWAYS = "tls_options.c" # part of both builds, no OpenSSL
 HANDLE_TYPES = ("vigil_hub", "vigil_conn", "vigil_listener", "vigil_client")
+HUB_HOSTS = {"group_worker.c": {"vigil_hub_new", "vigil_hub_shutdown",
+                                "vigil_hub_free"}}
 NOT_CALLS = {
     "if", "for", "while", "switch", "return", "sizeof", "defined",
     "_Static_assert", "__attribute__", "alignof", "_Alignof", "typeof",
@@ -333,7 +338,8 @@ def check_graph(src, include, build, c_files, h_files, flags, problems):
     for f in c_files:
         text = drop_preprocessor(strip_c(read(os.path.join(src, f))))
         for name, _, body in functions(text):
-            bad = sorted(resolve(calls_in(body)) & api)
+            bad = sorted(resolve(calls_in(body)) & api
+                         - HUB_HOSTS.get(f, set()))
             for b in bad:
                 msg = "%s: %s() calls the public %s()" % (f, name, b)
                 if msg not in problems:

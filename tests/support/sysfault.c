@@ -43,7 +43,16 @@ void sf_fail_setsockopt(int level, int name, int err) {
   sf_fail(SF_SETSOCKOPT, err, 0, 0);
 }
 
-unsigned sf_calls(sf_call call) { return faults[call].calls; }
+/* Group workers make these calls from several threads at once: the call
+ * counts are atomic (faults themselves are set up by single-threaded
+ * tests). */
+static void count_call(sf_call call) {
+  __atomic_fetch_add(&faults[call].calls, 1, __ATOMIC_RELAXED);
+}
+
+unsigned sf_calls(sf_call call) {
+  return __atomic_load_n(&faults[call].calls, __ATOMIC_RELAXED);
+}
 void sf_set_socket_hook(sf_socket_hook hook) { socket_hook = hook; }
 void sf_set_sendto_hook(sf_sendto_hook hook) { sendto_hook = hook; }
 
@@ -57,7 +66,7 @@ void sf_reset(void) {
 /* 1 if this call must fail (errno is then set). */
 static int should_fail(sf_call call) {
   fault *f = &faults[call];
-  f->calls++;
+  count_call(call);
   if (!f->err) return 0;
   if (f->skip > 0) {
     f->skip--;
@@ -96,7 +105,7 @@ int __wrap_getsockname(int fd, struct sockaddr *sa, socklen_t *len) {
 int __wrap_setsockopt(int fd, int level, int name, const void *val,
                       socklen_t len) {
   if ((sso_level || sso_name) && (level != sso_level || name != sso_name)) {
-    faults[SF_SETSOCKOPT].calls++;
+    count_call(SF_SETSOCKOPT);
     return __real_setsockopt(fd, level, name, val, len);
   }
   if (should_fail(SF_SETSOCKOPT)) return -1;

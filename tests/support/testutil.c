@@ -118,6 +118,35 @@ int vt_run_until(struct ev_loop *loop, int (*pred)(void *), void *arg,
   return ok;
 }
 
+int vt_wait_until(int (*pred)(void *), void *arg, uint32_t timeout_ms) {
+  uint64_t end = vt_now_ms() + timeout_ms;
+  for (;;) {
+    if (pred(arg)) return 1;
+    if (vt_now_ms() >= end) return 0;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+}
+
+int vt_thread_count(const char *prefix) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue; /* the thread just exited */
+    if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+    fclose(f);
+    if (!prefix || strncmp(comm, prefix, strlen(prefix)) == 0) n++;
+  }
+  closedir(d);
+  return n;
+}
+
 long vt_read_avail(int fd, void *buf, size_t cap, int *eof) {
   size_t got = 0;
   if (eof) *eof = 0;

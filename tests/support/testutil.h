@@ -45,6 +45,15 @@ int vt_connect_loopback(uint16_t port);
 int vt_run_until(struct ev_loop *loop, int (*pred)(void *), void *arg,
                  uint32_t timeout_ms);
 
+/* Polls pred(arg) every millisecond until it returns non-zero or
+ * timeout_ms passes, running no loop: for conditions other threads make
+ * true. Returns 1 if pred became true, 0 on timeout. */
+int vt_wait_until(int (*pred)(void *), void *arg, uint32_t timeout_ms);
+
+/* Threads of this process whose name (pthread_setname_np, the kernel's
+ * comm) starts with prefix, or all of them for NULL; -1 on error. */
+int vt_thread_count(const char *prefix);
+
 /* Non-blocking read of everything available into buf; returns bytes read,
  * 0 on EOF seen (sets *eof), -1 on error (errno). */
 long vt_read_avail(int fd, void *buf, size_t cap, int *eof);

@@ -24,7 +24,10 @@
 #define TS 1795251600123ull
 #define TSL "ts=2026-11-21T09:00:00.123Z"
 #define TSJ "{\"ts\":\"2026-11-21T09:00:00.123Z\""
-#define BASE .ts_ms = TS, .conn_id = 7, .peer = "127.0.0.1:5000"
+/* Events vigil builds outside a group carry worker VIGIL_WORKER_NONE; a
+ * hand-built event must say so (0 is worker 0). */
+#define NW .worker = VIGIL_WORKER_NONE
+#define BASE NW, .ts_ms = TS, .conn_id = 7, .peer = "127.0.0.1:5000"
 #define CPL " conn=7 peer=127.0.0.1:5000"
 #define CPJ ",\"conn\":7,\"peer\":\"127.0.0.1:5000\""
 
@@ -78,9 +81,29 @@ static const struct line_case line_cases[] = {
          "\"user_timeout_ms\":120000,\"fin_wait2_s\":60,\"nodelay\":1}"},
     /* A zero-initialised event has tls_resumed 0: not a TLS conn. */
     {"open zero-initialised",
-     {.type = VIGIL_EV_OPEN, .ts_ms = TS, .conn_id = 1},
+     {NW, .type = VIGIL_EV_OPEN, .ts_ms = TS, .conn_id = 1},
      TSL " event=open conn=1",
      TSJ ",\"event\":\"open\",\"conn\":1}"},
+    /* Worker of a group: printed right after the event name, also for
+     * worker 0, which is also what a zero-initialised event says. */
+    {"open on worker 3",
+     {.type = VIGIL_EV_OPEN, .worker = 3, .ts_ms = TS, .conn_id = 7,
+      .peer = "127.0.0.1:5000", .tls_resumed = -1},
+     TSL " event=open worker=3" CPL,
+     TSJ ",\"event\":\"open\",\"worker\":3" CPJ "}"},
+    {"shutdown on worker 0",
+     {.type = VIGIL_EV_SHUTDOWN, .ts_ms = TS, .worker = 0,
+      .detail = "done"},
+     TSL " event=shutdown worker=0 detail=done",
+     TSJ ",\"event\":\"shutdown\",\"worker\":0,\"detail\":\"done\"}"},
+    {"zero-initialised is worker 0",
+     {.type = VIGIL_EV_READY, .ts_ms = TS, .conn_id = 2},
+     TSL " event=ready worker=0 conn=2 age_ms=0",
+     TSJ ",\"event\":\"ready\",\"worker\":0,\"conn\":2,\"age_ms\":0}"},
+    {"worker out of range below -1 is not printed",
+     {.type = VIGIL_EV_GHOSTS, .ts_ms = TS, .worker = INT32_MIN, .count = 1},
+     TSL " event=ghosts count=1",
+     TSJ ",\"event\":\"ghosts\",\"count\":1}"},
     {"open tls resumed",
      {.type = VIGIL_EV_OPEN, BASE, .tls_resumed = 1},
      TSL " event=open" CPL " tls_resumed=1",
@@ -230,13 +253,13 @@ static const struct line_case line_cases[] = {
      TSJ ",\"event\":\"close\"" CPJ ",\"reason\":\"unknown\",\"age_ms\":0,"
          "\"last_rx_ms\":0,\"last_tx_ms\":0,\"bytes_in\":0,\"bytes_out\":0}"},
     {"accept_paused",
-     {.type = VIGIL_EV_ACCEPT_PAUSED, .ts_ms = TS, .sys_errno = EMFILE,
+     {NW, .type = VIGIL_EV_ACCEPT_PAUSED, .ts_ms = TS, .sys_errno = EMFILE,
       .retry_ms = 50},
      TSL " event=accept_paused errno=24 errno_name=EMFILE retry_ms=50",
      TSJ ",\"event\":\"accept_paused\",\"errno\":24,"
          "\"errno_name\":\"EMFILE\",\"retry_ms\":50}"},
     {"accept_resumed",
-     {.type = VIGIL_EV_ACCEPT_RESUMED, .ts_ms = TS, .retry_ms = 50},
+     {NW, .type = VIGIL_EV_ACCEPT_RESUMED, .ts_ms = TS, .retry_ms = 50},
      TSL " event=accept_resumed",
      TSJ ",\"event\":\"accept_resumed\"}"},
     {"ready",
@@ -244,42 +267,43 @@ static const struct line_case line_cases[] = {
      TSL " event=ready" CPL " age_ms=42",
      TSJ ",\"event\":\"ready\"" CPJ ",\"age_ms\":42}"},
     {"takeover",
-     {.type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
+     {NW, .type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
       .peer = "[::1]:40000", .identity = "dev-42", .other_conn_id = 7},
      TSL " event=takeover conn=9 peer=[::1]:40000 identity=dev-42"
          " other_conn=7",
      TSJ ",\"event\":\"takeover\",\"conn\":9,\"peer\":\"[::1]:40000\","
          "\"identity\":\"dev-42\",\"other_conn\":7}"},
     {"flapping",
-     {.type = VIGIL_EV_FLAPPING, .ts_ms = TS, .identity = "dev-42",
+     {NW, .type = VIGIL_EV_FLAPPING, .ts_ms = TS, .identity = "dev-42",
       .count = 15, .detail = "banned 300000 ms"},
      TSL " event=flapping identity=dev-42 count=15"
          " detail=\"banned 300000 ms\"",
      TSJ ",\"event\":\"flapping\",\"identity\":\"dev-42\",\"count\":15,"
          "\"detail\":\"banned 300000 ms\"}"},
     {"census",
-     {.type = VIGIL_EV_CENSUS, .ts_ms = TS, .state_counts = census_counts},
+     {NW, .type = VIGIL_EV_CENSUS, .ts_ms = TS,
+      .state_counts = census_counts},
      TSL " event=census state_0=1 established=5 time_wait=7 close_wait=2"
          " listen=1 new_syn_recv=4294967295",
      TSJ ",\"event\":\"census\",\"state_0\":1,\"established\":5,"
          "\"time_wait\":7,\"close_wait\":2,\"listen\":1,"
          "\"new_syn_recv\":4294967295}"},
     {"census all zero",
-     {.type = VIGIL_EV_CENSUS, .ts_ms = TS, .state_counts = census_zero},
+     {NW, .type = VIGIL_EV_CENSUS, .ts_ms = TS, .state_counts = census_zero},
      TSL " event=census", TSJ ",\"event\":\"census\"}"},
     {"census without counts",
-     {.type = VIGIL_EV_CENSUS, .ts_ms = TS},
+     {NW, .type = VIGIL_EV_CENSUS, .ts_ms = TS},
      TSL " event=census", TSJ ",\"event\":\"census\"}"},
     {"ghosts",
-     {.type = VIGIL_EV_GHOSTS, .ts_ms = TS, .count = 12},
+     {NW, .type = VIGIL_EV_GHOSTS, .ts_ms = TS, .count = 12},
      TSL " event=ghosts count=12",
      TSJ ",\"event\":\"ghosts\",\"count\":12}"},
     {"shutdown",
-     {.type = VIGIL_EV_SHUTDOWN, .ts_ms = TS, .detail = "started"},
+     {NW, .type = VIGIL_EV_SHUTDOWN, .ts_ms = TS, .detail = "started"},
      TSL " event=shutdown detail=started",
      TSJ ",\"event\":\"shutdown\",\"detail\":\"started\"}"},
     {"client",
-     {.type = VIGIL_EV_CLIENT, .ts_ms = TS, .peer = "127.0.0.1:9000",
+     {NW, .type = VIGIL_EV_CLIENT, .ts_ms = TS, .peer = "127.0.0.1:9000",
       .detail = "backoff_ms=1600"},
      TSL " event=client peer=127.0.0.1:9000 detail=\"backoff_ms=1600\"",
      TSJ ",\"event\":\"client\",\"peer\":\"127.0.0.1:9000\","
@@ -289,16 +313,17 @@ static const struct line_case line_cases[] = {
       .age_ms = 3},
      TSL " event=unknown" CPL, TSJ ",\"event\":\"unknown\"" CPJ "}"},
     {"epoch",
-     {.type = VIGIL_EV_SHUTDOWN},
+     {NW, .type = VIGIL_EV_SHUTDOWN},
      "ts=1970-01-01T00:00:00.000Z event=shutdown",
      "{\"ts\":\"1970-01-01T00:00:00.000Z\",\"event\":\"shutdown\"}"},
     /* 951782400000 ms = 2000-02-29T00:00:00Z; +86399999 ms is its last ms. */
     {"leap day",
-     {.type = VIGIL_EV_SHUTDOWN, .ts_ms = 951782400000ull + 86399999ull},
+     {NW, .type = VIGIL_EV_SHUTDOWN,
+      .ts_ms = 951782400000ull + 86399999ull},
      "ts=2000-02-29T23:59:59.999Z event=shutdown",
      "{\"ts\":\"2000-02-29T23:59:59.999Z\",\"event\":\"shutdown\"}"},
     {"clock past year 9999 is clamped",
-     {.type = VIGIL_EV_SHUTDOWN, .ts_ms = UINT64_MAX},
+     {NW, .type = VIGIL_EV_SHUTDOWN, .ts_ms = UINT64_MAX},
      "ts=9999-12-31T23:59:59.999Z event=shutdown",
      "{\"ts\":\"9999-12-31T23:59:59.999Z\",\"event\":\"shutdown\"}"},
 };
@@ -408,7 +433,7 @@ static void test_escaping(void **state) {
   (void)state;
   for (size_t i = 0; i < N(escape_cases); i++) {
     const struct escape_case *c = &escape_cases[i];
-    vigil_event ev = {.type = VIGIL_EV_CLOSE, .ts_ms = TS, .conn_id = 3,
+    vigil_event ev = {NW, .type = VIGIL_EV_CLOSE, .ts_ms = TS, .conn_id = 3,
                       .peer = c->in, .identity = c->in,
                       .reason = VIGIL_REASON_PROTOCOL_ERROR,
                       .detail = c->in};
@@ -508,7 +533,7 @@ static void test_truncation(void **state) {
     check_truncation(&line_cases[i].ev, VIGIL_LOG_JSON);
   }
   /* Escapes and multi-byte sequences straddle every cut point too. */
-  vigil_event ev = {.type = VIGIL_EV_CLIENT, .ts_ms = TS,
+  vigil_event ev = {NW, .type = VIGIL_EV_CLIENT, .ts_ms = TS,
                     .detail = "a \"b\"\n\x01\xc3\xa9\xff\\"};
   check_truncation(&ev, VIGIL_LOG_LOGFMT);
   check_truncation(&ev, VIGIL_LOG_JSON);
@@ -522,7 +547,8 @@ static void test_long_detail(void **state) {
   assert_non_null(detail);
   memset(detail, 'd', len);
   detail[len] = '\0';
-  vigil_event ev = {.type = VIGIL_EV_SHUTDOWN, .ts_ms = TS, .detail = detail};
+  vigil_event ev = {NW, .type = VIGIL_EV_SHUTDOWN, .ts_ms = TS,
+                    .detail = detail};
   int n = vigil_event_format(&ev, VIGIL_LOG_LOGFMT, NULL, 0);
   assert_int_equal(n, (int)(strlen(TSL " event=shutdown detail=") + len));
   char *line = format_alloc(&ev, VIGIL_LOG_JSON);
@@ -543,7 +569,7 @@ static void test_bad_input(void **state) {
   assert_int_equal(vigil_event_format(NULL, VIGIL_LOG_JSON, NULL, 0),
                    VIGIL_EINVAL);
 
-  vigil_event ev = {.type = VIGIL_EV_SHUTDOWN, .ts_ms = TS};
+  vigil_event ev = {NW, .type = VIGIL_EV_SHUTDOWN, .ts_ms = TS};
   memset(buf, 'X', sizeof buf);
   assert_int_equal(
       vigil_event_format(&ev, (vigil_log_format)7, buf, sizeof buf),

@@ -52,4 +52,14 @@ int vt_suite_run(vt_suite *s, CMFixtureFunction group_setup,
   vt_suite_add_rows((s), (run), (rows), sizeof((rows)[0]),               \
                     sizeof(rows) / sizeof((rows)[0]), (setup), (teardown))
 
+/* For small tables walked in a loop inside one test (pure checks where a
+ * cmocka test per row would be noise): assert_int_equal that names the
+ * row when it fails. a and b are evaluated once. */
+#define vt_row_int_equal(row, a, b)                                      \
+  do {                                                                   \
+    uintmax_t vt_a_ = (uintmax_t)(a), vt_b_ = (uintmax_t)(b);            \
+    if (vt_a_ != vt_b_) print_error("row \"%s\":\n", (row));            \
+    assert_int_equal(vt_a_, vt_b_);                                      \
+  } while (0)
+
 #endif

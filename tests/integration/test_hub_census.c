@@ -154,8 +154,8 @@ static void expect_census(const vigil_hub_census_report *r, const char *want) {
   char key[32];
   unsigned value;
   int used;
-  for (const char *p = want; sscanf(p, " %31[^=]=%u%n", key, &value, &used) == 2;
-       p += used) {
+  for (const char *p = want;
+       sscanf(p, " %31[^=]=%u%n", key, &value, &used) == 2; p += used) {
     const uint32_t *got = NULL;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
       if (strcmp(key, fields[i].key) == 0)
@@ -165,7 +165,8 @@ static void expect_census(const vigil_hub_census_report *r, const char *want) {
       assert_true(st >= 0); /* a key the report has */
       got = &r->counts[st];
     }
-    if (*got != value) print_error("census %s: %u, want %u\n", key, *got, value);
+    if (*got != value)
+      print_error("census %s: %u, want %u\n", key, *got, value);
     assert_int_equal(*got, value);
   }
 }

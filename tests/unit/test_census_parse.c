@@ -464,7 +464,9 @@ static void either_port(vigil_census_query *q) {
   q->port_match = VIGIL_CENSUS_MATCH_EITHER;
 }
 
-static void ipv6(vigil_census_query *q) { q->family = VIGIL_CENSUS_FAMILY_IPV6; }
+static void ipv6(vigil_census_query *q) {
+  q->family = VIGIL_CENSUS_FAMILY_IPV6;
+}
 
 static void states_listing_close_wait(vigil_census_query *q) {
   q->states = VIGIL_CENSUS_ORPHAN_STATES |
@@ -565,7 +567,9 @@ static void bad_port_match(vigil_census_query *q) {
 static void bad_states(vigil_census_query *q) {
   q->states = 1u; /* bit 0 is no state */
 }
-static void bad_list_states(vigil_census_query *q) { q->list_states = 1u << 20; }
+static void bad_list_states(vigil_census_query *q) {
+  q->list_states = 1u << 20;
+}
 
 static void test_collect_rejects_bad_query(void **state) {
   (void)state;

@@ -16,21 +16,6 @@
 #include "rowtest.h"
 #include "tlsfix.h"
 
-static SSL_CTX *sctx, *cctx;
-
-static int setup(void **state) {
-  tf_setup(state);
-  sctx = tf_server_ctx(&tf_test_pki, 0);
-  cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
-  return 0;
-}
-
-static int teardown(void **state) {
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
-  return tf_teardown(state);
-}
-
 /* The fixture of the one-conn tests: a hub, a TLS server conn (cc) and
  * its raw client (peer), or a vigil client conn (cli); the teardown frees
  * them all. How a test's hub differs is cmocka's prestate. */
@@ -39,40 +24,23 @@ typedef struct variant {
   int frame_codec;
 } variant;
 
-typedef struct conn_fx {
-  tf_hub h;
-  uint64_t now; /* the fake clock */
-  cf_conn cc, cli;
-  tf_peer peer;
-} conn_fx;
+typedef tf_fx conn_fx;
 
 static int conn_setup(void **state) {
   const variant *v = *state;
-  conn_fx *x = calloc(1, sizeof *x);
-  assert_non_null(x);
-  x->peer.fd = -1;
-  x->now = 1000000;
   vigil_policy p;
   vigil_policy_init(&p);
   if (v && v->dead_after_ms) {
     p.dead_after_ms = v->dead_after_ms;
     p.suspect_after_ms = 0;
-    tf_hub_init_clock(&x->h, &p, &x->now);
-  } else {
-    p.frame_codec = v && v->frame_codec;
-    tf_hub_init(&x->h, v ? &p : NULL);
   }
-  *state = x;
+  if (v && v->frame_codec) p.frame_codec = 1;
+  *state = tf_fx_new(v ? &p : NULL, v && v->dead_after_ms);
   return 0;
 }
 
 static int conn_teardown(void **state) {
-  conn_fx *x = *state;
-  tf_peer_free(&x->peer);
-  tf_hub_done(&x->h);
-  cf_conn_free(&x->cc);
-  cf_conn_free(&x->cli);
-  free(x);
+  tf_fx_free(*state);
   return 0;
 }
 
@@ -103,10 +71,8 @@ static void test_handshake_events_and_echo(void **state) {
   tf_hub *h = &x->h;
   cf_conn *cc = &x->cc;
   tf_peer *peer = &x->peer;
-  int s, c;
-  assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  assert_int_equal(tf_adopt(h, s, cc, sctx, 0, NULL, NULL), VIGIL_OK);
-  uint64_t id = vigil_conn_id(cc->conn);
+  tf_fx_adopt(x, tf_test_sctx);
+  uint64_t id = x->id;
   /* No "open" before the TLS handshake, and the conn waits in HANDSHAKE
    * under the TLS default bound although the policy has 0. */
   assert_int_equal(tf_count(h, VIGIL_EV_OPEN), 0);
@@ -116,7 +82,7 @@ static void test_handshake_events_and_echo(void **state) {
   assert_int_equal(vigil_conn_ready(cc->conn), VIGIL_ESTATE);
   /* Sent during the handshake: goes out once it completes. */
   assert_int_equal(vigil_send(cc->conn, "early ", 6), VIGIL_OK);
-  tf_peer_init(peer, cctx, c, 1, "localhost");
+  tf_peer_init(peer, tf_test_cctx, peer->fd, 1, "localhost");
   assert_true(vt_run_until(h->loop, tf_peer_handshaken, peer, 3000));
   assert_true(peer->hs_done);
   assert_true(vt_run_until(h->loop, tf_conn_open, cc, 3000));
@@ -147,7 +113,7 @@ static void test_handshake_events_and_echo(void **state) {
 
 static void test_one_mib_both_ways(void **state) {
   conn_fx *x = *state;
-  tf_connect(&x->h, sctx, cctx, &x->cc, &x->peer, NULL);
+  tf_connect(&x->h, tf_test_sctx, tf_test_cctx, &x->cc, &x->peer, NULL);
   int small = 32 * 1024;
   setsockopt(vigil_conn_fd(x->cc.conn), SOL_SOCKET, SO_SNDBUF, &small,
              sizeof small);
@@ -302,7 +268,7 @@ static void test_heartbeat_timeout_over_tls(void **state) {
   conn_fx *x = *state; /* k_dead_after_400 */
   tf_hub *h = &x->h;
   cf_conn *cc = &x->cc;
-  tf_connect(h, sctx, cctx, cc, &x->peer, NULL);
+  tf_connect(h, tf_test_sctx, tf_test_cctx, cc, &x->peer, NULL);
   /* A peer that keeps sending stays alive past dead_after... */
   for (int i = 0; i < 9; i++) {
     pair_wait got = {&x->peer, cc, 0, cc->rx_len + 1};
@@ -330,7 +296,7 @@ static void test_heartbeat_timeout_over_tls(void **state) {
  * completes. */
 static void test_raw_bytes_count_as_life(void **state) {
   conn_fx *x = *state; /* k_dead_after_300 */
-  tf_connect(&x->h, sctx, cctx, &x->cc, &x->peer, NULL);
+  tf_connect(&x->h, tf_test_sctx, tf_test_cctx, &x->cc, &x->peer, NULL);
   BIO *mem = BIO_new(BIO_s_mem());
   SSL_set0_wbio(x->peer.ssl, mem); /* the record lands in memory */
   assert_int_equal(SSL_write(x->peer.ssl, "x", 1), 1);
@@ -357,8 +323,8 @@ static void test_frame_codec_over_tls(void **state) {
   cf_conn *srv = &x->cc, *cli = &x->cli;
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  assert_int_equal(tf_adopt(h, s, srv, sctx, 0, NULL, NULL), VIGIL_OK);
-  assert_int_equal(tf_adopt(h, c, cli, cctx, 1, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(h, s, srv, tf_test_sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(h, c, cli, tf_test_cctx, 1, NULL, NULL), VIGIL_OK);
   uint64_t sid = vigil_conn_id(srv->conn), cid = vigil_conn_id(cli->conn);
   assert_int_equal(vigil_send_data(cli->conn, "up", 2), VIGIL_OK);
   assert_int_equal(vigil_send_data(srv->conn, "down", 4), VIGIL_OK);
@@ -390,7 +356,7 @@ static void test_bad_options(void **state) {
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
   vigil_adopt_options ao;
   vigil_adopt_options_init(&ao);
-  ao.tls_ctx = sctx;
+  ao.tls_ctx = tf_test_sctx;
   ao.watch_only = 1;
   vigil_conn *conn = NULL;
   assert_int_equal(vigil_adopt(h->hub, s, &ao, &conn), VIGIL_EINVAL);
@@ -467,5 +433,5 @@ int main(void) {
   vt_suite s = {0};
   VT_TESTS(&s, tests);
   VT_ROWS(&s, run_resume_case, resume_cases);
-  return vt_suite_run(&s, setup, teardown);
+  return vt_suite_run(&s, tf_setup, tf_teardown);
 }

@@ -18,25 +18,6 @@
 #include "rowtest.h"
 #include "tlsfix.h"
 
-static SSL_CTX *sctx;      /* a server context */
-static SSL_CTX *mtls_sctx; /* one that requires client certificates */
-static SSL_CTX *cctx;      /* a client context without a certificate */
-
-static int setup(void **state) {
-  tf_setup(state);
-  sctx = tf_server_ctx(&tf_test_pki, 0);
-  mtls_sctx = tf_server_ctx(&tf_test_pki, 1);
-  cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
-  return 0;
-}
-
-static int teardown(void **state) {
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(mtls_sctx);
-  SSL_CTX_free(cctx);
-  return tf_teardown(state);
-}
-
 /* A hub, a server conn on it and the client end, freed by the teardown. */
 typedef struct errfx {
   const void *row;
@@ -158,10 +139,10 @@ static const failure failures[] = {
 static void run_failure(void **state) {
   errfx *x = *state;
   const failure *f = x->row;
-  fx_server(x, f->client_cert_required ? mtls_sctx : sctx);
+  fx_server(x, f->client_cert_required ? tf_test_mtls_sctx : tf_test_sctx);
   if (!f->plaintext) {
     if (f->client_ctx) x->client = f->client_ctx();
-    tf_peer_init(&x->peer, x->client ? x->client : cctx, x->fd, 1,
+    tf_peer_init(&x->peer, x->client ? x->client : tf_test_cctx, x->fd, 1,
                  "localhost");
     x->has_peer = 1;
   }
@@ -219,13 +200,13 @@ static const server_name server_names[] = {
 static void run_server_name(void **state) {
   errfx *x = *state;
   const server_name *sn = x->row;
-  fx_server(x, sctx);
+  fx_server(x, tf_test_sctx);
   cf_conn *cli = &x->cli;
   vigil_adopt_options ao;
   vigil_adopt_options_init(&ao);
   ao.callbacks = &cf_callbacks;
   ao.user_data = cli;
-  ao.tls_ctx = cctx;
+  ao.tls_ctx = tf_test_cctx;
   ao.tls_client = 1;
   ao.tls_sni = sn->sni;
   assert_int_equal(vigil_adopt(x->h.hub, x->fd, &ao, &cli->conn), VIGIL_OK);
@@ -256,10 +237,12 @@ static void test_error_queue_isolation(void **state) {
   assert_int_equal(vt_tcp_pair(&s1, &c1), 0);
   assert_int_equal(vt_tcp_pair(&s2, &c2), 0);
   cf_conn good = {0}, bad = {0};
-  assert_int_equal(tf_adopt(&h, s1, &good, sctx, 0, NULL, NULL), VIGIL_OK);
-  assert_int_equal(tf_adopt(&h, s2, &bad, sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(&h, s1, &good, tf_test_sctx, 0, NULL, NULL),
+                   VIGIL_OK);
+  assert_int_equal(tf_adopt(&h, s2, &bad, tf_test_sctx, 0, NULL, NULL),
+                   VIGIL_OK);
   tf_peer peer;
-  tf_peer_init(&peer, cctx, c1, 1, "localhost");
+  tf_peer_init(&peer, tf_test_cctx, c1, 1, "localhost");
   assert_true(vt_run_until(h.loop, tf_peer_handshaken, &peer, 3000));
   assert_true(vt_run_until(h.loop, tf_conn_open, &good, 3000));
   assert_int_equal(send(c2, "GET / HTTP/1.0\r\n\r\n", 18, MSG_NOSIGNAL), 18);
@@ -291,5 +274,5 @@ int main(void) {
   VT_ROWS_SETUP_TEARDOWN(&s, run_server_name, server_names, fx_setup,
                          fx_teardown);
   VT_TESTS(&s, tests);
-  return vt_suite_run(&s, setup, teardown);
+  return vt_suite_run(&s, tf_setup, tf_teardown);
 }

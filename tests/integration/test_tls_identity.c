@@ -20,19 +20,6 @@
 #include "rowtest.h"
 #include "tlsfix.h"
 
-static SSL_CTX *sctx; /* requires client certificates */
-
-static int setup(void **state) {
-  tf_setup(state);
-  sctx = tf_server_ctx(&tf_test_pki, 1);
-  return 0;
-}
-
-static int teardown(void **state) {
-  SSL_CTX_free(sctx);
-  return tf_teardown(state);
-}
-
 static vigil_tls_options identity_from(vigil_tls_id_source src) {
   vigil_tls_options to;
   vigil_tls_options_init(&to);
@@ -140,7 +127,7 @@ static void device_go(tf_hub *h, device *d, int device_fd) {
 /* Connects d to a server conn adopted with to; waits until it is open. */
 static void device_connect(tf_hub *h, device *d, const vigil_tls_options *to) {
   int c;
-  device_adopt(h, d, sctx, to, &c);
+  device_adopt(h, d, tf_test_mtls_sctx, to, &c);
   device_go(h, d, c);
   assert_true(vt_run_until(h->loop, tf_conn_open, &d->cc, 3000));
 }
@@ -308,7 +295,7 @@ static void run_refusal(void **state) {
     device_connect(h, holder, &holder_to);
   }
   device *d = refusal_claimant(x, r);
-  SSL_CTX *ctx = sctx;
+  SSL_CTX *ctx = tf_test_mtls_sctx;
   if (r->no_tickets) ctx = x->no_tickets = server_ctx_without_tickets();
   vigil_tls_options to = identity_from(r->from);
   int c;
@@ -334,7 +321,7 @@ static void run_refusal(void **state) {
     /* The real owner, claimed early with what its certificate says: the
      * certificate's own identity stays. */
     device *owner = fx_device(x, "owner", r->freed, NULL);
-    device_adopt(h, owner, sctx, &holder_to, &c);
+    device_adopt(h, owner, tf_test_mtls_sctx, &holder_to, &c);
     assert_int_equal(vigil_conn_identify(owner->cc.conn, r->freed,
                                          strlen(r->freed)),
                      VIGIL_OK);
@@ -482,7 +469,7 @@ static void test_app_handshake(void **state) {
   to.app_handshake = 1;
   device *d = fx_device(x, "dev5", "device-5", NULL);
   int c;
-  device_adopt(h, d, sctx, &to, &c);
+  device_adopt(h, d, tf_test_mtls_sctx, &to, &c);
   device_go(h, d, c);
   assert_int_equal(tf_peer_send(&d->peer, "LOGIN", 5), 0);
   assert_true(vt_run_until(h->loop, got5, &d->cc, 2000));
@@ -506,5 +493,5 @@ int main(void) {
   VT_ROWS_SETUP_TEARDOWN(&s, run_source, sources, fx_setup, fx_teardown);
   VT_ROWS_SETUP_TEARDOWN(&s, run_refusal, refusals, fx_setup, fx_teardown);
   VT_ROWS_SETUP_TEARDOWN(&s, run_claim, claims, fx_setup, fx_teardown);
-  return vt_suite_run(&s, setup, teardown);
+  return vt_suite_run(&s, tf_setup, tf_teardown);
 }

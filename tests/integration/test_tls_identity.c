@@ -30,7 +30,6 @@ static vigil_tls_options identity_from(vigil_tls_id_source src) {
 /* ---- devices and the fixture that owns them ---------------------------- */
 
 typedef struct device {
-  char cert[TF_PATH], key[TF_PATH];
   SSL_CTX *ctx;
   tf_peer peer;
   cf_conn cc;
@@ -83,15 +82,47 @@ static tf_hub *fx_hub(idfx *x, const vigil_policy *p) {
   return &x->h;
 }
 
-/* A device with a fresh key and a certificate for cn (and san). */
+/* Client contexts by certificate name: each certificate is issued once
+ * per file (key generation and loading are what these tests spend most
+ * time on, under valgrind above all). */
+#define MAX_CERTS 16
+static struct {
+  char name[32];
+  SSL_CTX *ctx;
+} client_ctxs[MAX_CERTS];
+
+static int setup(void **state) {
+  memset(client_ctxs, 0, sizeof client_ctxs);
+  return tf_setup(state);
+}
+
+static int teardown(void **state) {
+  for (int i = 0; i < MAX_CERTS; i++) SSL_CTX_free(client_ctxs[i].ctx);
+  return tf_teardown(state);
+}
+
+/* A device with the certificate called name, for cn (and san): issued
+ * the first time a name is used, the same certificate after that (the
+ * callers keep cn and san the same for a name). */
 static device *fx_device(idfx *x, const char *name, const char *cn,
                          const char *san) {
   assert_true(x->ndev < MAX_DEVICES);
   device *d = &x->dev[x->ndev++];
   memset(d, 0, sizeof *d);
   d->peer.fd = -1;
-  tf_pki_client(&tf_test_pki, name, cn, san, 0, d->cert, d->key);
-  d->ctx = tf_client_ctx(&tf_test_pki, d->cert, d->key);
+  int i = 0;
+  while (i < MAX_CERTS && client_ctxs[i].ctx &&
+         strcmp(client_ctxs[i].name, name) != 0)
+    i++;
+  assert_true(i < MAX_CERTS);
+  if (!client_ctxs[i].ctx) {
+    char cert[TF_PATH], key[TF_PATH];
+    tf_pki_client(&tf_test_pki, name, cn, san, 0, cert, key);
+    snprintf(client_ctxs[i].name, sizeof client_ctxs[i].name, "%s", name);
+    client_ctxs[i].ctx = tf_client_ctx(&tf_test_pki, cert, key);
+  }
+  SSL_CTX_up_ref(client_ctxs[i].ctx);
+  d->ctx = client_ctxs[i].ctx;
   return d;
 }
 
@@ -179,7 +210,8 @@ static void run_source(void **state) {
   const source_case *sc = x->row;
   tf_hub *h = fx_hub(x, NULL);
   vigil_tls_options to = identity_from(sc->from);
-  device *d = fx_device(x, "dev7", "device-7", sc->san);
+  device *d = fx_device(x, sc->san ? "device-7-san" : "device-7", "device-7",
+                        sc->san);
   device_connect(h, d, &to);
   if (sc->want) {
     assert_string_equal(vigil_conn_identity(d->cc.conn), sc->want);
@@ -197,7 +229,7 @@ typedef struct refusal {
   vigil_tls_id_source from; /* the claimant's identity_from */
   uint32_t flap_max;        /* > 0: the hub bans flapping identities */
   const char *holder_cn;    /* a device with this CN connects first, ... */
-  int holders;              /* ... this many times (new keys: reboots) */
+  int holders;              /* ... this many times (reconnects) */
   const char *cn;           /* the claimant's certificate: its CN, ... */
   size_t uri_len;           /* ... and a URI SAN this long, when not 0 */
   int no_tickets;           /* a server context without session tickets */
@@ -268,13 +300,13 @@ static SSL_CTX *server_ctx_without_tickets(void) {
 
 /* The claimant's certificate for r: CN, and a URI SAN of uri_len bytes. */
 static device *refusal_claimant(idfx *x, const refusal *r) {
-  if (!r->uri_len) return fx_device(x, "claimant", r->cn, NULL);
+  if (!r->uri_len) return fx_device(x, r->cn, r->cn, NULL);
   char *san = malloc(8 + r->uri_len + 1);
   assert_non_null(san);
   memcpy(san, "URI:urn:", 8);
   memset(san + 8, 'x', r->uri_len);
   san[8 + r->uri_len] = '\0';
-  device *d = fx_device(x, "claimant", r->cn, san);
+  device *d = fx_device(x, "long-uri", r->cn, san);
   free(san);
   return d;
 }
@@ -291,7 +323,7 @@ static void run_refusal(void **state) {
   vigil_tls_options holder_to = identity_from(VIGIL_TLS_ID_CN);
   device *holder = NULL;
   for (int i = 0; i < r->holders; i++) {
-    holder = fx_device(x, "holder", r->holder_cn, NULL);
+    holder = fx_device(x, r->holder_cn, r->holder_cn, NULL);
     device_connect(h, holder, &holder_to);
   }
   device *d = refusal_claimant(x, r);
@@ -320,7 +352,7 @@ static void run_refusal(void **state) {
     assert_null(holder_of(h, r->freed));
     /* The real owner, claimed early with what its certificate says: the
      * certificate's own identity stays. */
-    device *owner = fx_device(x, "owner", r->freed, NULL);
+    device *owner = fx_device(x, r->freed, r->freed, NULL);
     device_adopt(h, owner, tf_test_mtls_sctx, &holder_to, &c);
     assert_int_equal(vigil_conn_identify(owner->cc.conn, r->freed,
                                          strlen(r->freed)),
@@ -386,7 +418,7 @@ static void run_claim(void **state) {
   tf_hub *h = fx_hub(x, NULL);
   vigil_tls_options to = identity_from(VIGIL_TLS_ID_CN);
   to.identity_proof = cl->proof;
-  device *holder = fx_device(x, "holder", "device-1", NULL);
+  device *holder = fx_device(x, "device-1", "device-1", NULL);
   device_connect(h, holder, &to);
   if (cl->holder_claims)
     assert_int_equal(vigil_conn_identify(holder->cc.conn, cl->holder_claims,
@@ -396,7 +428,7 @@ static void run_claim(void **state) {
   cf_conn *cc;
   if (cl->tls_without_san) {
     vigil_tls_options uri = identity_from(VIGIL_TLS_ID_SAN_URI);
-    tls = fx_device(x, "nosan", "device-8", NULL);
+    tls = fx_device(x, "device-8", "device-8", NULL);
     device_connect(h, tls, &uri);
     cc = &tls->cc;
   } else {
@@ -435,8 +467,8 @@ static void test_identity_from_cn_and_takeover(void **state) {
   idfx *x = *state;
   tf_hub *h = fx_hub(x, NULL);
   vigil_tls_options to = identity_from(VIGIL_TLS_ID_CN);
-  device *a = fx_device(x, "dev1a", "device-1", NULL);
-  device *b = fx_device(x, "dev1b", "device-1", NULL); /* rebooted: new key */
+  device *a = fx_device(x, "device-1", "device-1", NULL);
+  device *b = fx_device(x, "device-1-rebooted", "device-1", NULL); /* new key */
   device_connect(h, a, &to);
   assert_string_equal(vigil_conn_identity(a->cc.conn), "device-1");
   assert_string_equal(vigil_conn_tls_identity(a->cc.conn), "device-1");
@@ -467,7 +499,7 @@ static void test_app_handshake(void **state) {
   vigil_tls_options to;
   vigil_tls_options_init(&to);
   to.app_handshake = 1;
-  device *d = fx_device(x, "dev5", "device-5", NULL);
+  device *d = fx_device(x, "device-5", "device-5", NULL);
   int c;
   device_adopt(h, d, tf_test_mtls_sctx, &to, &c);
   device_go(h, d, c);
@@ -493,5 +525,5 @@ int main(void) {
   VT_ROWS_SETUP_TEARDOWN(&s, run_source, sources, fx_setup, fx_teardown);
   VT_ROWS_SETUP_TEARDOWN(&s, run_refusal, refusals, fx_setup, fx_teardown);
   VT_ROWS_SETUP_TEARDOWN(&s, run_claim, claims, fx_setup, fx_teardown);
-  return vt_suite_run(&s, tf_setup, tf_teardown);
+  return vt_suite_run(&s, setup, teardown);
 }

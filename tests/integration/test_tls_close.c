@@ -300,5 +300,5 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_eof_during_handshake, hub_setup,
                                       conn_teardown),
   };
-  return cmocka_run_group_tests(tests, tf_setup, tf_teardown);
+  return cmocka_run_group_tests(tests, tf_setup_ctx, tf_teardown_ctx);
 }

@@ -433,5 +433,5 @@ int main(void) {
   vt_suite s = {0};
   VT_TESTS(&s, tests);
   VT_ROWS(&s, run_resume_case, resume_cases);
-  return vt_suite_run(&s, tf_setup, tf_teardown);
+  return vt_suite_run(&s, tf_setup_ctx, tf_teardown_ctx);
 }

@@ -274,5 +274,5 @@ int main(void) {
   VT_ROWS_SETUP_TEARDOWN(&s, run_server_name, server_names, fx_setup,
                          fx_teardown);
   VT_TESTS(&s, tests);
-  return vt_suite_run(&s, tf_setup, tf_teardown);
+  return vt_suite_run(&s, tf_setup_ctx, tf_teardown_ctx);
 }

@@ -93,12 +93,12 @@ static struct {
 
 static int setup(void **state) {
   memset(client_ctxs, 0, sizeof client_ctxs);
-  return tf_setup(state);
+  return tf_setup_ctx(state);
 }
 
 static int teardown(void **state) {
   for (int i = 0; i < MAX_CERTS; i++) SSL_CTX_free(client_ctxs[i].ctx);
-  return tf_teardown(state);
+  return tf_teardown_ctx(state);
 }
 
 /* A device with the certificate called name, for cn (and san): issued

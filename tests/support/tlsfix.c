@@ -358,20 +358,29 @@ SSL_CTX *tf_test_sctx, *tf_test_mtls_sctx, *tf_test_cctx;
 int tf_setup(void **state) {
   (void)state;
   tf_pki_init(&tf_test_pki, 0);
+  return 0;
+}
+
+int tf_teardown(void **state) {
+  (void)state;
+  tf_pki_done(&tf_test_pki);
+  return 0;
+}
+
+int tf_setup_ctx(void **state) {
+  tf_setup(state);
   tf_test_sctx = tf_server_ctx(&tf_test_pki, 0);
   tf_test_mtls_sctx = tf_server_ctx(&tf_test_pki, 1);
   tf_test_cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
   return 0;
 }
 
-int tf_teardown(void **state) {
-  (void)state;
+int tf_teardown_ctx(void **state) {
   SSL_CTX_free(tf_test_sctx);
   SSL_CTX_free(tf_test_mtls_sctx);
   SSL_CTX_free(tf_test_cctx);
   tf_test_sctx = tf_test_mtls_sctx = tf_test_cctx = NULL;
-  tf_pki_done(&tf_test_pki);
-  return 0;
+  return tf_teardown(state);
 }
 
 int tf_conn_closed(void *cc) { return ((cf_conn *)cc)->closed > 0; }

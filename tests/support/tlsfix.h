@@ -119,15 +119,18 @@ SSL_CTX *tf_client_ctx(const tf_pki *p, const char *cert, const char *key);
 
 /* ---- the fixture every TLS test file shares ----------------------------- */
 
-/* The file's PKI (EC keys) and contexts from it: made by tf_setup, freed
- * by tf_teardown, the cmocka group setup and teardown of a TLS test file
- * (or called by its own, which then adds its contexts). */
+/* The file's PKI (EC keys): made by tf_setup, removed by tf_teardown, the
+ * cmocka group setup and teardown of a TLS test file (or called by its
+ * own, which then adds its contexts). */
 extern tf_pki tf_test_pki;
+int tf_setup(void **state);
+int tf_teardown(void **state);
+/* The same with the contexts most files use, made from the PKI. */
 extern SSL_CTX *tf_test_sctx;      /* a server context */
 extern SSL_CTX *tf_test_mtls_sctx; /* one requiring client certificates */
 extern SSL_CTX *tf_test_cctx;      /* a client context, no certificate */
-int tf_setup(void **state);
-int tf_teardown(void **state);
+int tf_setup_ctx(void **state);
+int tf_teardown_ctx(void **state);
 
 /* vt_run_until predicates on a cf_conn: on_close ran; the conn is OPEN. */
 int tf_conn_closed(void *cc);

@@ -10,6 +10,7 @@
  * (identity_from), the conns a certificate refuses, and what a conn
  * without a certificate identity may claim next to one that has it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>

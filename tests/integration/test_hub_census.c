@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <ev.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,10 +100,75 @@ static int connect_accept(fixture *f, int *srv) {
   return c;
 }
 
+/* One accepted socket on the hub's port adopted by vigil (rec[0]);
+ * returns the client's fd. */
+static int adopted(fixture *f) {
+  int s;
+  int c = connect_accept(f, &s);
+  assert_int_equal(gf_adopt(f->hub, s, &f->rec[0], NULL), VIGIL_OK);
+  return c;
+}
+
+/* One accepted socket the host keeps but never gives vigil (*s, the last
+ * of f->fds); returns the client's fd. */
+static int forgotten(fixture *f, int *s) {
+  int c = connect_accept(f, s);
+  keep(f, *s);
+  return c;
+}
+
+/* The scene most tests start from: the hub (as hub_up) and the test's
+ * listener on the port, with a conn vigil adopted (rec[0]) and a socket
+ * the host forgot (*s); returns the forgotten socket's client fd. */
+static int scene(fixture *f, int fake_clock, uint32_t interval,
+                 uint32_t threshold, int *s) {
+  hub_up(f, fake_clock, interval, threshold);
+  listen_here(f);
+  adopted(f);
+  return forgotten(f, s);
+}
+
 static vigil_hub_census_report census(fixture *f) {
   vigil_hub_census_report r;
   assert_int_equal(vigil_hub_census(f->hub, &r), VIGIL_OK);
   return r;
+}
+
+/* Checks a report against "key=value ...": a key is a report field or a
+ * TCP state name (its count). Fields not named are not checked. */
+static void expect_census(const vigil_hub_census_report *r, const char *want) {
+  static const struct {
+    const char *key;
+    size_t off;
+  } fields[] = {
+      {"total", offsetof(vigil_hub_census_report, total)},
+      {"nports", offsetof(vigil_hub_census_report, nports)},
+      {"conns", offsetof(vigil_hub_census_report, conns)},
+      {"close_wait_unowned",
+       offsetof(vigil_hub_census_report, close_wait_unowned)},
+      {"close_wait_stale", offsetof(vigil_hub_census_report, close_wait_stale)},
+      {"leaked", offsetof(vigil_hub_census_report, leaked)},
+      {"orphans", offsetof(vigil_hub_census_report, orphans)},
+      {"ghosts", offsetof(vigil_hub_census_report, ghosts)},
+  };
+  char key[32];
+  unsigned value;
+  int used;
+  for (const char *p = want;
+       sscanf(p, " %31[^=]=%u%n", key, &value, &used) == 2; p += used) {
+    const uint32_t *got = NULL;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+      if (strcmp(key, fields[i].key) == 0)
+        got = (const uint32_t *)((const char *)r + fields[i].off);
+    if (!got) {
+      int st = vigil_census_state_parse(key);
+      assert_true(st >= 0); /* a key the report has */
+      got = &r->counts[st];
+    }
+    if (*got != value)
+      print_error("census %s: %u, want %u\n", key, *got, value);
+    assert_int_equal(*got, value);
+  }
 }
 
 
@@ -133,9 +200,7 @@ static void test_silent_kernel_does_not_block_loop(void **state) {
   fixture *f = *state;
   hub_up(f, 0, 0, 0);
   listen_here(f);
-  int srv;
-  connect_accept(f, &srv);
-  gf_adopt(f->hub, keep(f, srv), &f->rec[0], NULL);
+  adopted(f);
   sf_set_socket_hook(fake_netlink_socket);
   sf_set_sendto_hook(fake_netlink_sendto);
   uint64_t t0 = vt_now_ms();
@@ -160,10 +225,7 @@ static void test_errors_and_empty_hub(void **state) {
   assert_int_equal(vigil_hub_census(f->hub, NULL), VIGIL_EINVAL);
   memset(&r, 0xab, sizeof r);
   assert_int_equal(vigil_hub_census(f->hub, &r), VIGIL_OK);
-  assert_int_equal(r.nports, 0);
-  assert_int_equal(r.total, 0);
-  assert_int_equal(r.ghosts, 0);
-  assert_int_equal(r.conns, 0);
+  expect_census(&r, "nports=0 total=0 ghosts=0 conns=0");
 }
 
 struct accepted {
@@ -203,51 +265,32 @@ static void test_counts_on_listener_port(void **state) {
 
   /* A listener alone already gives the hub a port. */
   vigil_hub_census_report r = census(f);
-  assert_int_equal(r.nports, 1);
-  assert_int_equal(r.counts[VIGIL_TCP_LISTEN], 1);
-  assert_int_equal(r.total, 1);
+  expect_census(&r, "nports=1 LISTEN=1 total=1");
 
   for (int i = 0; i < 3; i++) keep(f, vt_connect_loopback(vigil_listener_port(l)));
   assert_true(vt_run_until(f->loop, all_accepted, &acc, 2000));
   r = census(f);
-  assert_int_equal(r.nports, 1);
-  assert_int_equal(r.conns, 3);
-  assert_int_equal(r.counts[VIGIL_TCP_LISTEN], 1);
   /* Only the accepted ends: the clients' local ports are ephemeral. */
-  assert_int_equal(r.counts[VIGIL_TCP_ESTABLISHED], 3);
-  assert_int_equal(r.total, 4);
-  assert_int_equal(r.leaked, 0);
-  assert_int_equal(r.orphans, 0);
-  assert_int_equal(r.close_wait_unowned, 0);
-  assert_int_equal(r.ghosts, 0);
+  expect_census(&r, "nports=1 conns=3 LISTEN=1 ESTABLISHED=3 total=4 "
+                    "leaked=0 orphans=0 close_wait_unowned=0 ghosts=0");
 }
 
 static void test_leaked_fd_is_found(void **state) {
   fixture *f = *state;
-  hub_up(f, 0, 0, 0);
-  listen_here(f);
-  int s1, s2;
-  connect_accept(f, &s1);
-  connect_accept(f, &s2);
-  keep(f, s2); /* the host "forgot" this one */
-  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  int s2;
+  scene(f, 0, 0, 0, &s2);
 
   vigil_hub_census_report r = census(f);
-  assert_int_equal(r.nports, 1); /* the conn's local port */
-  assert_int_equal(r.conns, 1);
-  assert_int_equal(r.counts[VIGIL_TCP_ESTABLISHED], 2);
-  assert_int_equal(r.counts[VIGIL_TCP_LISTEN], 1);
-  assert_int_equal(r.leaked, 1);
-  assert_int_equal(r.ghosts, 1);
+  /* One port: the conn's local port. */
+  expect_census(&r, "nports=1 conns=1 ESTABLISHED=2 LISTEN=1 leaked=1 "
+                    "ghosts=1");
 
   /* Once vigil owns it too, nothing is leaked. */
   gf_conn extra = {0};
   f->fds[f->nfds - 1] = -1;
   assert_int_equal(gf_adopt(f->hub, s2, &extra, NULL), VIGIL_OK);
   r = census(f);
-  assert_int_equal(r.conns, 2);
-  assert_int_equal(r.leaked, 0);
-  assert_int_equal(r.ghosts, 0);
+  expect_census(&r, "conns=2 leaked=0 ghosts=0");
   vigil_hub_free(f->hub);
   f->hub = NULL;
   assert_int_equal(extra.reason, VIGIL_REASON_SHUTDOWN);
@@ -256,13 +299,8 @@ static void test_leaked_fd_is_found(void **state) {
 static void test_close_wait_ages_across_censuses(void **state) {
   fixture *f = *state;
   f->policy.close_wait_grace_ms = 5000;
-  hub_up(f, 1, 0, 0);
-  listen_here(f);
-  int s1, s2;
-  connect_accept(f, &s1);
-  int c2 = connect_accept(f, &s2);
-  keep(f, s2);
-  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  int s2;
+  int c2 = scene(f, 1, 0, 0, &s2);
   /* The peer closes; the host never closes s2: CLOSE_WAIT forever. */
   shutdown(c2, SHUT_WR);
   uint64_t end = vt_now_ms() + 2000;
@@ -271,28 +309,23 @@ static void test_close_wait_ages_across_censuses(void **state) {
   assert_int_equal(vt_tcp_state(s2), VIGIL_TCP_CLOSE_WAIT);
 
   vigil_hub_census_report r = census(f);
-  assert_int_equal(r.counts[VIGIL_TCP_CLOSE_WAIT], 1);
-  assert_int_equal(r.close_wait_unowned, 1);
-  assert_int_equal(r.close_wait_stale, 0); /* first sighting */
-  assert_int_equal(r.leaked, 0);
-  assert_int_equal(r.ghosts, 0);
+  /* First sighting: not stale yet. */
+  expect_census(&r, "CLOSE_WAIT=1 close_wait_unowned=1 close_wait_stale=0 "
+                    "leaked=0 ghosts=0");
 
   f->fake_now += 4999;
   r = census(f);
-  assert_int_equal(r.close_wait_stale, 0);
+  expect_census(&r, "close_wait_stale=0");
   f->fake_now += 1;
   r = census(f);
-  assert_int_equal(r.close_wait_unowned, 1);
-  assert_int_equal(r.close_wait_stale, 1);
-  assert_int_equal(r.ghosts, 1);
+  expect_census(&r, "close_wait_unowned=1 close_wait_stale=1 ghosts=1");
 
   /* Closing it empties the table: the same age is not carried over to a
    * later socket. */
   close(s2);
   f->fds[f->nfds - 1] = -1;
   r = census(f);
-  assert_int_equal(r.close_wait_unowned, 0);
-  assert_int_equal(r.close_wait_stale, 0);
+  expect_census(&r, "close_wait_unowned=0 close_wait_stale=0");
 }
 
 static int in_close_wait(void *c) {
@@ -304,51 +337,44 @@ static void test_vigil_close_wait_is_not_a_ghost(void **state) {
   f->policy.close_wait_grace_ms = 60000;
   hub_up(f, 1, 0, 0);
   listen_here(f);
-  int s1;
-  int c1 = connect_accept(f, &s1);
   f->rec[0].hold_close_wait = 1;
-  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  int c1 = adopted(f);
   shutdown(c1, SHUT_WR);
   assert_true(vt_run_until(f->loop, in_close_wait, f->rec[0].c, 2000));
   vigil_hub_census_report r = census(f);
-  assert_int_equal(r.close_wait_unowned, 0);
+  expect_census(&r, "close_wait_unowned=0");
   f->fake_now += 120000; /* far past the grace, as far as the census knows */
   r = census(f);
-  assert_int_equal(r.counts[VIGIL_TCP_CLOSE_WAIT], 1);
-  assert_int_equal(r.close_wait_unowned, 0);
-  assert_int_equal(r.ghosts, 0);
+  expect_census(&r, "CLOSE_WAIT=1 close_wait_unowned=0 ghosts=0");
+}
+
+/* Takes censuses until one counts a socket in state (2 s at most). */
+static vigil_hub_census_report census_until(fixture *f, vigil_tcp_state state) {
+  vigil_hub_census_report r;
+  uint64_t end = vt_now_ms() + 2000;
+  do {
+    r = census(f);
+  } while (r.counts[state] == 0 && vt_now_ms() < end);
+  return r;
 }
 
 static void test_orphans_are_counted(void **state) {
   fixture *f = *state;
   hub_up(f, 0, 0, 0);
   listen_here(f);
-  int s1, s3;
-  connect_accept(f, &s1);
+  adopted(f);
+  int s3;
   int c3 = connect_accept(f, &s3);
-  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
   /* The host closes s3 while its peer stays: FIN_WAIT2 with no fd. */
   close(s3);
-  vigil_hub_census_report r;
-  uint64_t end = vt_now_ms() + 2000;
-  do {
-    r = census(f);
-  } while (r.counts[VIGIL_TCP_FIN_WAIT2] == 0 && vt_now_ms() < end);
-  assert_int_equal(r.counts[VIGIL_TCP_FIN_WAIT2], 1);
-  assert_int_equal(r.orphans, 1);
-  assert_int_equal(r.ghosts, 1);
-  assert_int_equal(r.leaked, 0);
+  vigil_hub_census_report r = census_until(f, VIGIL_TCP_FIN_WAIT2);
+  expect_census(&r, "FIN_WAIT2=1 orphans=1 ghosts=1 leaked=0");
 
   /* The peer closes too: TIME_WAIT is normal, not a ghost. */
   close(c3);
   f->fds[f->nfds - 1] = -1;
-  end = vt_now_ms() + 2000;
-  do {
-    r = census(f);
-  } while (r.counts[VIGIL_TCP_TIME_WAIT] == 0 && vt_now_ms() < end);
-  assert_int_equal(r.counts[VIGIL_TCP_TIME_WAIT], 1);
-  assert_int_equal(r.orphans, 0);
-  assert_int_equal(r.ghosts, 0);
+  r = census_until(f, VIGIL_TCP_TIME_WAIT);
+  expect_census(&r, "TIME_WAIT=1 orphans=0 ghosts=0");
 }
 
 static int got_ghosts_event(void *arg) {
@@ -361,13 +387,8 @@ static int got_two_census_events(void *arg) {
 
 static void test_periodic_census_events(void **state) {
   fixture *f = *state;
-  hub_up(f, 0, 50, 0);
-  listen_here(f);
-  int s1, s2;
-  connect_accept(f, &s1);
-  connect_accept(f, &s2);
-  keep(f, s2);
-  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  int s2;
+  scene(f, 0, 50, 0, &s2);
   uint64_t t0 = vt_now_ms();
   assert_true(vt_run_until(f->loop, got_ghosts_event, &f->log, 2000));
   assert_true(vt_now_ms() - t0 >= 45);
@@ -385,13 +406,8 @@ static void test_periodic_census_events(void **state) {
 
 static void test_periodic_census_threshold(void **state) {
   fixture *f = *state;
-  hub_up(f, 0, 30, 1); /* one ghost is tolerated */
-  listen_here(f);
-  int s1, s2;
-  connect_accept(f, &s1);
-  connect_accept(f, &s2);
-  keep(f, s2);
-  assert_int_equal(gf_adopt(f->hub, s1, &f->rec[0], NULL), VIGIL_OK);
+  int s2;
+  scene(f, 0, 30, 1, &s2); /* one ghost is tolerated */
   assert_true(vt_run_until(f->loop, got_two_census_events, &f->log, 2000));
   assert_int_equal(f->log.per_type[VIGIL_EV_GHOSTS], 0);
 }
@@ -424,28 +440,20 @@ static void test_census_timer_does_not_hold_loop(void **state) {
   assert_true(vt_now_ms() - t0 >= 25);
 }
 
+#define TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_silent_kernel_does_not_block_loop,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_errors_and_empty_hub, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_counts_on_listener_port, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_leaked_fd_is_found, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_close_wait_ages_across_censuses,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_vigil_close_wait_is_not_a_ghost,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_orphans_are_counted, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_periodic_census_events, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_periodic_census_threshold, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_census_timer_does_not_hold_loop,
-                                      setup, teardown),
+      TEST(test_silent_kernel_does_not_block_loop),
+      TEST(test_errors_and_empty_hub),
+      TEST(test_counts_on_listener_port),
+      TEST(test_leaked_fd_is_found),
+      TEST(test_close_wait_ages_across_censuses),
+      TEST(test_vigil_close_wait_is_not_a_ghost),
+      TEST(test_orphans_are_counted),
+      TEST(test_periodic_census_events),
+      TEST(test_periodic_census_threshold),
+      TEST(test_census_timer_does_not_hold_loop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

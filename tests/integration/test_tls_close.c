@@ -16,30 +16,10 @@
 
 #include "tlsfix.h"
 
-static SSL_CTX *sctx, *cctx;
-
-static int setup(void **state) {
-  tf_setup(state);
-  sctx = tf_server_ctx(&tf_test_pki, 0);
-  cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
-  return 0;
-}
-
-static int teardown(void **state) {
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
-  return tf_teardown(state);
-}
-
 /* The fixture of the connected tests: a hub, a server conn and a raw
  * client, handshaken, the conn OPEN; the conn's host behaviour (reply
  * and close on the peer's end) is cmocka's prestate. */
-typedef struct conn_fx {
-  tf_hub h;
-  cf_conn cc;
-  tf_peer peer;
-  uint64_t id;
-} conn_fx;
+typedef tf_fx conn_fx;
 
 static const cf_conn k_replies = {.reply_on_peer_closed = 1,
                                   .close_on_peer_closed = 1};
@@ -47,22 +27,22 @@ static const cf_conn k_closes = {.close_on_peer_closed = 1};
 
 static int conn_setup(void **state) {
   const cf_conn *host = *state;
-  conn_fx *x = calloc(1, sizeof *x);
-  assert_non_null(x);
+  conn_fx *x = tf_fx_new(NULL, 0);
   if (host) x->cc = *host;
-  tf_hub_init(&x->h, NULL);
-  tf_connect(&x->h, sctx, cctx, &x->cc, &x->peer, NULL);
+  tf_connect(&x->h, tf_test_sctx, tf_test_cctx, &x->cc, &x->peer, NULL);
   x->id = vigil_conn_id(x->cc.conn);
   *state = x;
   return 0;
 }
 
+/* The same, nothing connected. */
+static int hub_setup(void **state) {
+  *state = tf_fx_new(NULL, 0);
+  return 0;
+}
+
 static int conn_teardown(void **state) {
-  conn_fx *x = *state;
-  tf_peer_free(&x->peer);
-  tf_hub_done(&x->h);
-  cf_conn_free(&x->cc);
-  free(x);
+  tf_fx_free(*state);
   return 0;
 }
 
@@ -88,10 +68,7 @@ static void test_graceful_close_sends_close_notify_first(void **state) {
   assert_int_equal(n, 0);
   assert_int_equal(x->cc.closed, 0); /* draining: waiting for our peer */
   tf_peer_close_notify(&x->peer);
-  close(x->peer.fd);
-  x->peer.fd = -1;
-  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
-  assert_int_equal(x->cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  tf_fx_hang_up(x, VIGIL_REASON_CLOSED_BY_HOST);
   const tf_event *cl = tf_last(&x->h, VIGIL_EV_CLOSE, x->id);
   assert_int_equal(cl->truncated, 0);
   assert_null(strstr(cl->line, "truncated"));
@@ -106,10 +83,7 @@ static void test_peer_close_notify_is_peer_closed(void **state) {
   assert_int_equal(x->peer.rx_len, 4);
   assert_memory_equal(x->peer.rx, "bye\n", 4);
   assert_int_equal(x->peer.zero_return, 1);
-  close(x->peer.fd);
-  x->peer.fd = -1;
-  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
-  assert_int_equal(x->cc.reason, VIGIL_REASON_PEER_CLOSED);
+  tf_fx_hang_up(x, VIGIL_REASON_PEER_CLOSED);
   assert_int_equal(tf_last(&x->h, VIGIL_EV_CLOSE, x->id)->truncated, 0);
   assert_int_equal(tf_count(&x->h, VIGIL_EV_PEER_FIN), 1);
 }
@@ -143,47 +117,32 @@ static void test_hub_shutdown_sends_close_notify(void **state) {
   assert_int_equal(vigil_hub_shutdown(x->h.hub, 2000, NULL, NULL), VIGIL_OK);
   assert_true(vt_run_until(x->h.loop, tf_peer_closed, &x->peer, 2000));
   assert_int_equal(x->peer.zero_return, 1);
-  close(x->peer.fd);
-  x->peer.fd = -1;
-  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
-  assert_int_equal(x->cc.reason, VIGIL_REASON_SHUTDOWN);
+  tf_fx_hang_up(x, VIGIL_REASON_SHUTDOWN);
 }
 
 /* Closing while the TLS handshake still runs: what was queued goes out
  * once it completes, then close_notify. */
 static void test_close_during_handshake_flushes_after_it(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  cf_conn cc = {0};
-  int s, c;
-  assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
-  assert_int_equal(vigil_send(cc.conn, "welcome", 7), VIGIL_OK);
-  assert_int_equal(vigil_close(cc.conn), VIGIL_OK);
-  tf_peer peer;
-  tf_peer_init(&peer, cctx, c, 1, "localhost");
-  assert_true(vt_run_until(h.loop, tf_peer_closed, &peer, 3000));
-  assert_int_equal(peer.rx_len, 7);
-  assert_memory_equal(peer.rx, "welcome", 7);
-  assert_int_equal(peer.zero_return, 1);
-  close(peer.fd);
-  peer.fd = -1;
-  assert_true(vt_run_until(h.loop, tf_conn_closed, &cc, 2000));
-  assert_int_equal(cc.reason, VIGIL_REASON_CLOSED_BY_HOST);
+  conn_fx *x = *state;
+  tf_fx_adopt(x, tf_test_sctx);
+  assert_int_equal(vigil_send(x->cc.conn, "welcome", 7), VIGIL_OK);
+  assert_int_equal(vigil_close(x->cc.conn), VIGIL_OK);
+  tf_peer_init(&x->peer, tf_test_cctx, x->peer.fd, 1, "localhost");
+  assert_true(vt_run_until(x->h.loop, tf_peer_closed, &x->peer, 3000));
+  assert_int_equal(x->peer.rx_len, 7);
+  assert_memory_equal(x->peer.rx, "welcome", 7);
+  assert_int_equal(x->peer.zero_return, 1);
+  tf_fx_hang_up(x, VIGIL_REASON_CLOSED_BY_HOST);
   /* It completed its TLS handshake, so it did open; it never got ready. */
-  assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 1);
-  assert_int_equal(tf_count(&h, VIGIL_EV_READY), 0);
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
+  assert_int_equal(tf_count(&x->h, VIGIL_EV_OPEN), 1);
+  assert_int_equal(tf_count(&x->h, VIGIL_EV_READY), 0);
 }
 
 /* ---- handshake deadline (fake clock) ---- */
 
 /* A real ClientHello, so every trickled byte is a valid prefix. */
 static size_t client_hello(unsigned char *buf, size_t cap) {
-  SSL *ssl = SSL_new(cctx);
+  SSL *ssl = SSL_new(tf_test_cctx);
   BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
   SSL_set_bio(ssl, rb, wb);
   SSL_set_connect_state(ssl);
@@ -218,7 +177,7 @@ static void run_handshake_deadline(int trickling) {
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
   uint64_t t0 = now;
-  assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(&h, s, &cc, tf_test_sctx, 0, NULL, NULL), VIGIL_OK);
   uint64_t id = vigil_conn_id(cc.conn);
   unsigned char hello[2048];
   size_t len = trickling ? client_hello(hello, sizeof hello) : 0, sent = 0;
@@ -274,8 +233,8 @@ static void test_set_policy_keeps_handshake_bounded(void **state) {
   int as, ac, bs, bc;
   assert_int_equal(vt_tcp_pair(&as, &ac), 0);
   assert_int_equal(vt_tcp_pair(&bs, &bc), 0);
-  assert_int_equal(tf_adopt(&h, as, &a, sctx, 0, NULL, NULL), VIGIL_OK);
-  assert_int_equal(tf_adopt(&h, bs, &b, sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(&h, as, &a, tf_test_sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(&h, bs, &b, tf_test_sctx, 0, NULL, NULL), VIGIL_OK);
   assert_int_equal(vigil_conn_policy(a.conn)->handshake_timeout_ms, 10000);
   assert_int_equal(vigil_conn_set_policy(a.conn, &unbounded), VIGIL_OK);
   assert_int_equal(vigil_conn_policy(a.conn)->handshake_timeout_ms, 10000);
@@ -303,27 +262,19 @@ static void test_set_policy_keeps_handshake_bounded(void **state) {
 /* A client that gives up during the handshake: closed at once, no
  * on_peer_closed (the host never had an open conn to reply on). */
 static void test_eof_during_handshake(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  cf_conn cc = {0};
-  int s, c;
-  assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
-  uint64_t id = vigil_conn_id(cc.conn);
+  conn_fx *x = *state;
+  tf_fx_adopt(x, tf_test_sctx);
+  int c = x->peer.fd;
   unsigned char hello[2048];
   size_t n = client_hello(hello, sizeof hello);
   assert_int_equal(send(c, hello, n / 2, MSG_NOSIGNAL), (ssize_t)(n / 2));
   shutdown(c, SHUT_WR);
-  assert_true(vt_run_until(h.loop, tf_conn_closed, &cc, 2000));
-  assert_int_equal(cc.reason, VIGIL_REASON_PEER_CLOSED);
-  assert_int_equal(cc.peer_closed, 0);
-  const tf_event *cl = tf_last(&h, VIGIL_EV_CLOSE, id);
+  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
+  assert_int_equal(x->cc.reason, VIGIL_REASON_PEER_CLOSED);
+  assert_int_equal(x->cc.peer_closed, 0);
+  const tf_event *cl = tf_last(&x->h, VIGIL_EV_CLOSE, x->id);
   assert_string_equal(cl->detail, "eof during handshake");
   assert_int_equal(cl->truncated, 0);
-  close(c);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
 }
 
 int main(void) {
@@ -340,11 +291,14 @@ int main(void) {
                                       conn_teardown),
       cmocka_unit_test_setup_teardown(test_hub_shutdown_sends_close_notify, conn_setup,
                                       conn_teardown),
-      cmocka_unit_test(test_close_during_handshake_flushes_after_it),
+      cmocka_unit_test_setup_teardown(
+          test_close_during_handshake_flushes_after_it, hub_setup,
+          conn_teardown),
       cmocka_unit_test(test_handshake_timeout_silent_client),
       cmocka_unit_test(test_handshake_timeout_trickling_client),
       cmocka_unit_test(test_set_policy_keeps_handshake_bounded),
-      cmocka_unit_test(test_eof_during_handshake),
+      cmocka_unit_test_setup_teardown(test_eof_during_handshake, hub_setup,
+                                      conn_teardown),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tf_setup_ctx, tf_teardown_ctx);
 }

@@ -13,8 +13,40 @@
 
 #include <openssl/err.h>
 
+#include "rowtest.h"
 #include "tlsfix.h"
 
+/* The fixture of the one-conn tests: a hub, a TLS server conn (cc) and
+ * its raw client (peer), or a vigil client conn (cli); the teardown frees
+ * them all. How a test's hub differs is cmocka's prestate. */
+typedef struct variant {
+  uint32_t dead_after_ms; /* > 0: the fake clock, heartbeats, no suspect */
+  int frame_codec;
+} variant;
+
+typedef tf_fx conn_fx;
+
+static int conn_setup(void **state) {
+  const variant *v = *state;
+  vigil_policy p;
+  vigil_policy_init(&p);
+  if (v && v->dead_after_ms) {
+    p.dead_after_ms = v->dead_after_ms;
+    p.suspect_after_ms = 0;
+  }
+  if (v && v->frame_codec) p.frame_codec = 1;
+  *state = tf_fx_new(v ? &p : NULL, v && v->dead_after_ms);
+  return 0;
+}
+
+static int conn_teardown(void **state) {
+  tf_fx_free(*state);
+  return 0;
+}
+
+static const variant k_dead_after_400 = {.dead_after_ms = 400};
+static const variant k_dead_after_300 = {.dead_after_ms = 300};
+static const variant k_frame_codec = {.frame_codec = 1};
 
 static int wait_closed(tf_hub *h, cf_conn *cc, uint32_t ms) {
   return vt_run_until(h->loop, tf_conn_closed, cc, ms);
@@ -35,99 +67,77 @@ static int got_rx(void *arg) {
 }
 
 static void test_handshake_events_and_echo(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
-  cf_conn cc = {0};
-  tf_peer peer;
-  int s, c;
-  assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  assert_int_equal(tf_adopt(&h, s, &cc, sctx, 0, NULL, NULL), VIGIL_OK);
-  uint64_t id = vigil_conn_id(cc.conn);
+  conn_fx *x = *state;
+  tf_hub *h = &x->h;
+  cf_conn *cc = &x->cc;
+  tf_peer *peer = &x->peer;
+  tf_fx_adopt(x, tf_test_sctx);
+  uint64_t id = x->id;
   /* No "open" before the TLS handshake, and the conn waits in HANDSHAKE
    * under the TLS default bound although the policy has 0. */
-  assert_int_equal(tf_count(&h, VIGIL_EV_OPEN), 0);
-  assert_int_equal(vigil_conn_get_state(cc.conn), VIGIL_CONN_HANDSHAKE);
-  assert_int_equal(vigil_conn_policy(cc.conn)->handshake_timeout_ms, 10000);
-  assert_int_equal(vigil_conn_tls_resumed(cc.conn), -1);
-  assert_int_equal(vigil_conn_ready(cc.conn), VIGIL_ESTATE);
+  assert_int_equal(tf_count(h, VIGIL_EV_OPEN), 0);
+  assert_int_equal(vigil_conn_get_state(cc->conn), VIGIL_CONN_HANDSHAKE);
+  assert_int_equal(vigil_conn_policy(cc->conn)->handshake_timeout_ms, 10000);
+  assert_int_equal(vigil_conn_tls_resumed(cc->conn), -1);
+  assert_int_equal(vigil_conn_ready(cc->conn), VIGIL_ESTATE);
   /* Sent during the handshake: goes out once it completes. */
-  assert_int_equal(vigil_send(cc.conn, "early ", 6), VIGIL_OK);
-  tf_peer_init(&peer, cctx, c, 1, "localhost");
-  assert_true(vt_run_until(h.loop, tf_peer_handshaken, &peer, 3000));
-  assert_true(peer.hs_done);
-  assert_true(vt_run_until(h.loop, tf_conn_open, &cc, 3000));
+  assert_int_equal(vigil_send(cc->conn, "early ", 6), VIGIL_OK);
+  tf_peer_init(peer, tf_test_cctx, peer->fd, 1, "localhost");
+  assert_true(vt_run_until(h->loop, tf_peer_handshaken, peer, 3000));
+  assert_true(peer->hs_done);
+  assert_true(vt_run_until(h->loop, tf_conn_open, cc, 3000));
 
-  const tf_event *op = tf_last(&h, VIGIL_EV_OPEN, id);
+  const tf_event *op = tf_last(h, VIGIL_EV_OPEN, id);
   assert_non_null(op);
   assert_string_equal(op->detail, "tls");
   assert_int_equal(op->tls_resumed, 0);
   assert_non_null(strstr(op->line, "tls_resumed=0"));
   assert_non_null(strstr(op->line, "keepalive=")); /* sockopts still there */
-  assert_int_equal(tf_count(&h, VIGIL_EV_READY), 1);
-  assert_int_equal(vigil_conn_tls_resumed(cc.conn), 0);
-  assert_non_null(vigil_conn_ssl(cc.conn));
+  assert_int_equal(tf_count(h, VIGIL_EV_READY), 1);
+  assert_int_equal(vigil_conn_tls_resumed(cc->conn), 0);
+  assert_non_null(vigil_conn_ssl(cc->conn));
 
-  assert_int_equal(tf_peer_send(&peer, "hello", 5), 0);
-  assert_int_equal(vigil_send(cc.conn, "world", 5), VIGIL_OK);
-  pair_wait w = {&peer, &cc, 11, 5};
-  assert_true(vt_run_until(h.loop, got_rx, &w, 3000));
-  assert_memory_equal(cc.rx, "hello", 5);
-  assert_memory_equal(peer.rx, "early world", 11);
+  assert_int_equal(tf_peer_send(peer, "hello", 5), 0);
+  assert_int_equal(vigil_send(cc->conn, "world", 5), VIGIL_OK);
+  pair_wait w = {peer, cc, 11, 5};
+  assert_true(vt_run_until(h->loop, got_rx, &w, 3000));
+  assert_memory_equal(cc->rx, "hello", 5);
+  assert_memory_equal(peer->rx, "early world", 11);
   /* Counters are wire bytes: records and handshake, more than plaintext. */
   vigil_stats st;
-  vigil_hub_stats(h.hub, &st);
+  vigil_hub_stats(h->hub, &st);
   assert_true(st.bytes_in > 5 + 200);
   assert_true(st.bytes_out > 11 + 200);
   assert_int_equal(ERR_peek_error(), 0);
-
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
 }
 
 static void test_one_mib_both_ways(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
-  cf_conn cc = {0};
-  tf_peer peer;
-  tf_connect(&h, sctx, cctx, &cc, &peer, NULL);
+  conn_fx *x = *state;
+  tf_connect(&x->h, tf_test_sctx, tf_test_cctx, &x->cc, &x->peer, NULL);
   int small = 32 * 1024;
-  setsockopt(vigil_conn_fd(cc.conn), SOL_SOCKET, SO_SNDBUF, &small,
+  setsockopt(vigil_conn_fd(x->cc.conn), SOL_SOCKET, SO_SNDBUF, &small,
              sizeof small);
   size_t total = 1u << 20;
   unsigned char *msg = malloc(total);
   for (size_t i = 0; i < total; i++) msg[i] = (unsigned char)(i * 131u + 7u);
-  assert_int_equal(vigil_send(cc.conn, msg, total), VIGIL_OK);
+  assert_int_equal(vigil_send(x->cc.conn, msg, total), VIGIL_OK);
   /* The kernel cannot take 1 MiB of records at once: plaintext waits. */
-  assert_true(vigil_conn_queued(cc.conn) > 0);
-  pair_wait w = {&peer, &cc, total, 0};
-  assert_true(vt_run_until(h.loop, got_rx, &w, 10000));
-  assert_int_equal(peer.rx_len, total);
-  assert_memory_equal(peer.rx, msg, total);
-  assert_int_equal(vigil_conn_queued(cc.conn), 0);
+  assert_true(vigil_conn_queued(x->cc.conn) > 0);
+  pair_wait w = {&x->peer, &x->cc, total, 0};
+  assert_true(vt_run_until(x->h.loop, got_rx, &w, 10000));
+  assert_int_equal(x->peer.rx_len, total);
+  assert_memory_equal(x->peer.rx, msg, total);
+  assert_int_equal(vigil_conn_queued(x->cc.conn), 0);
   /* And the other way, in pieces the loop interleaves with. */
   for (size_t off = 0; off < total; off += 65536) {
-    assert_int_equal(tf_peer_send(&peer, msg + off, 65536), 0);
-    ev_run(h.loop, EVRUN_NOWAIT);
+    assert_int_equal(tf_peer_send(&x->peer, msg + off, 65536), 0);
+    ev_run(x->h.loop, EVRUN_NOWAIT);
   }
-  pair_wait w2 = {&peer, &cc, total, total};
-  assert_true(vt_run_until(h.loop, got_rx, &w2, 10000));
-  assert_int_equal(cc.rx_len, total);
-  assert_memory_equal(cc.rx, msg, total);
+  pair_wait w2 = {&x->peer, &x->cc, total, total};
+  assert_true(vt_run_until(x->h.loop, got_rx, &w2, 10000));
+  assert_int_equal(x->cc.rx_len, total);
+  assert_memory_equal(x->cc.rx, msg, total);
   free(msg);
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
 }
 
 /* ---- resumption: a vigil client conn against a vigil server conn ---- */
@@ -161,21 +171,30 @@ typedef struct resume_case {
   uint32_t cache;
 } resume_case;
 
-/* Connects once with a full handshake, once resumed; returns the server
- * open event's tls_resumed of the second connection. */
-static void run_resume_case(const resume_case *rc) {
+static const resume_case resume_cases[] = {
+    {"resumption: tls1.3 tickets", 0, 1, 0},
+    {"resumption: tls1.2 tickets", TLS1_2_VERSION, 1, 0},
+    {"resumption: tls1.3 server cache", 0, 0, 64},
+    {"resumption: tls1.2 server cache", TLS1_2_VERSION, 0, 64},
+};
+
+/* Connects once with a full handshake, then resumed: the open events of
+ * both conns say so, and every close is clean. */
+static void run_resume_case(void **state) {
+  const resume_case *rc = *state;
   tf_hub h;
   tf_hub_init(&h, NULL);
   vigil_tls_ctx_options co;
   vigil_tls_ctx_options_init(&co);
   co.tickets = rc->tickets;
   co.session_cache = rc->cache;
-  SSL_CTX *sctx = NULL;
-  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key,
-                                            NULL, 0, &co, &sctx, NULL, 0),
+  SSL_CTX *rsctx = NULL;
+  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert,
+                                            tf_test_pki.server_key, NULL, 0,
+                                            &co, &rsctx, NULL, 0),
                    VIGIL_OK);
-  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
-  if (rc->max_version) SSL_CTX_set_max_proto_version(cctx, rc->max_version);
+  SSL_CTX *rcctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
+  if (rc->max_version) SSL_CTX_set_max_proto_version(rcctx, rc->max_version);
   vigil_tls_session *store;
   assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
   vigil_tls_options to;
@@ -185,8 +204,8 @@ static void run_resume_case(const resume_case *rc) {
     int s, c;
     assert_int_equal(vt_tcp_pair(&s, &c), 0);
     cf_conn srv = {0}, cli = {0};
-    assert_int_equal(tf_adopt(&h, s, &srv, sctx, 0, NULL, NULL), VIGIL_OK);
-    assert_int_equal(tf_adopt(&h, c, &cli, cctx, 1, &to, NULL), VIGIL_OK);
+    assert_int_equal(tf_adopt(&h, s, &srv, rsctx, 0, NULL, NULL), VIGIL_OK);
+    assert_int_equal(tf_adopt(&h, c, &cli, rcctx, 1, &to, NULL), VIGIL_OK);
     uint64_t sid = vigil_conn_id(srv.conn), cid = vigil_conn_id(cli.conn);
     both_open bo = {&srv, &cli};
     assert_true(vt_run_until(h.loop, both_are_open, &bo, 3000));
@@ -200,7 +219,6 @@ static void run_resume_case(const resume_case *rc) {
       assert_int_equal(so->tls_resumed, 0);
       assert_int_equal(co2->tls_resumed, 0);
     } else {
-      if (so->tls_resumed != 1) fprintf(stderr, "case %s\n", rc->name);
       assert_int_equal(so->tls_resumed, 1);
       assert_int_equal(co2->tls_resumed, 1);
       assert_non_null(strstr(so->line, "tls_resumed=1"));
@@ -220,20 +238,8 @@ static void run_resume_case(const resume_case *rc) {
   /* The host may drop its store while nothing uses it any more. */
   vigil_tls_session_free(store);
   tf_hub_done(&h);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
-}
-
-static void test_resumption(void **state) {
-  (void)state;
-  static const resume_case cases[] = {
-      {"tls1.3 tickets", 0, 1, 0},
-      {"tls1.2 tickets", TLS1_2_VERSION, 1, 0},
-      {"tls1.3 server cache", 0, 0, 64},
-      {"tls1.2 server cache", TLS1_2_VERSION, 0, 64},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-    run_resume_case(&cases[i]);
+  SSL_CTX_free(rsctx);
+  SSL_CTX_free(rcctx);
 }
 
 /* ---- heartbeats over TLS ---- */
@@ -259,144 +265,101 @@ static void peer_bytes(tf_hub *h, int fd, const void *p, size_t len) {
  * dead_after; once silent it is dead dead_after (+1 ms: "more than") after
  * its last record, exactly. */
 static void test_heartbeat_timeout_over_tls(void **state) {
-  (void)state;
-  vigil_policy p;
-  vigil_policy_init(&p);
-  p.dead_after_ms = 400;
-  p.suspect_after_ms = 0;
-  uint64_t now = 1000000;
-  tf_hub h;
-  tf_hub_init_clock(&h, &p, &now);
-  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
-  cf_conn cc = {0};
-  tf_peer peer;
-  tf_connect(&h, sctx, cctx, &cc, &peer, NULL);
+  conn_fx *x = *state; /* k_dead_after_400 */
+  tf_hub *h = &x->h;
+  cf_conn *cc = &x->cc;
+  tf_connect(h, tf_test_sctx, tf_test_cctx, cc, &x->peer, NULL);
   /* A peer that keeps sending stays alive past dead_after... */
   for (int i = 0; i < 9; i++) {
-    pair_wait got = {&peer, &cc, 0, cc.rx_len + 1};
-    assert_int_equal(tf_peer_send(&peer, "k", 1), 0);
-    assert_true(vt_run_until(h.loop, got_rx, &got, 2000));
-    vt_advance(h.loop, h.hub, &now, 100);
+    pair_wait got = {&x->peer, cc, 0, cc->rx_len + 1};
+    assert_int_equal(tf_peer_send(&x->peer, "k", 1), 0);
+    assert_true(vt_run_until(h->loop, got_rx, &got, 2000));
+    vt_advance(h->loop, h->hub, &x->now, 100);
   }
-  assert_int_equal(cc.closed, 0);
-  uint64_t last_rx = now - 100; /* the last record came before the step */
+  assert_int_equal(cc->closed, 0);
+  uint64_t last_rx = x->now - 100; /* the last record came before the step */
   /* ...a silent one is dead after it, not a ms earlier. */
-  vt_advance(h.loop, h.hub, &now, 400 - 100);
-  assert_int_equal(cc.closed, 0);
-  vt_advance(h.loop, h.hub, &now, 1);
-  assert_int_equal(cc.closed, 1);
-  assert_int_equal(cc.closed_at, last_rx + 400 + 1);
-  assert_int_equal(cc.reason, VIGIL_REASON_HEARTBEAT_TIMEOUT);
-  assert_int_equal(tf_count(&h, VIGIL_EV_DEAD), 1);
+  vt_advance(h->loop, h->hub, &x->now, 400 - 100);
+  assert_int_equal(cc->closed, 0);
+  vt_advance(h->loop, h->hub, &x->now, 1);
+  assert_int_equal(cc->closed, 1);
+  assert_int_equal(cc->closed_at, last_rx + 400 + 1);
+  assert_int_equal(cc->reason, VIGIL_REASON_HEARTBEAT_TIMEOUT);
+  assert_int_equal(tf_count(h, VIGIL_EV_DEAD), 1);
   /* Dead peers get RST, never a close_notify. */
-  vt_run_until(h.loop, tf_peer_closed, &peer, 1000);
-  assert_int_equal(peer.zero_return, 0);
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
+  vt_run_until(h->loop, tf_peer_closed, &x->peer, 1000);
+  assert_int_equal(x->peer.zero_return, 0);
 }
 
 /* One TLS record written to the socket a byte at a time, slower than
  * dead_after (fake clock): every raw byte is life although no record
  * completes. */
 static void test_raw_bytes_count_as_life(void **state) {
-  (void)state;
-  vigil_policy p;
-  vigil_policy_init(&p);
-  p.dead_after_ms = 300;
-  p.suspect_after_ms = 0;
-  uint64_t now = 1000000;
-  tf_hub h;
-  tf_hub_init_clock(&h, &p, &now);
-  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
-  cf_conn cc = {0};
-  tf_peer peer;
-  tf_connect(&h, sctx, cctx, &cc, &peer, NULL);
+  conn_fx *x = *state; /* k_dead_after_300 */
+  tf_connect(&x->h, tf_test_sctx, tf_test_cctx, &x->cc, &x->peer, NULL);
   BIO *mem = BIO_new(BIO_s_mem());
-  SSL_set0_wbio(peer.ssl, mem); /* the record lands in memory */
-  assert_int_equal(SSL_write(peer.ssl, "x", 1), 1);
+  SSL_set0_wbio(x->peer.ssl, mem); /* the record lands in memory */
+  assert_int_equal(SSL_write(x->peer.ssl, "x", 1), 1);
   char rec[256];
   int n = BIO_read(mem, rec, sizeof rec);
   assert_true(n > 5);
   for (int i = 0; i < n; i++) {
-    peer_bytes(&h, peer.fd, rec + i, 1);
-    vt_advance(h.loop, h.hub, &now, 100);
-    assert_int_equal(cc.closed, 0);
+    peer_bytes(&x->h, x->peer.fd, rec + i, 1);
+    vt_advance(x->h.loop, x->h.hub, &x->now, 100);
+    assert_int_equal(x->cc.closed, 0);
   }
   /* n * 100 ms >> dead_after, and the record arrived whole. */
   assert_true(n * 100 > 3 * 300);
-  assert_int_equal(cc.rx_len, 1);
-  assert_int_equal(cc.rx[0], 'x');
-  tf_peer_free(&peer);
-  tf_hub_done(&h);
-  cf_conn_free(&cc);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
+  assert_int_equal(x->cc.rx_len, 1);
+  assert_int_equal(x->cc.rx[0], 'x');
 }
 
 /* The frame codec over TLS, both ends vigil: frames both ways, then a
  * peer-first close (GOODBYE) where the client closes first and each side
  * sends close_notify. */
 static void test_frame_codec_over_tls(void **state) {
-  (void)state;
-  vigil_policy p;
-  vigil_policy_init(&p);
-  p.frame_codec = 1;
-  tf_hub h;
-  tf_hub_init(&h, &p);
-  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
-  SSL_CTX *cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
+  conn_fx *x = *state; /* k_frame_codec */
+  tf_hub *h = &x->h;
+  cf_conn *srv = &x->cc, *cli = &x->cli;
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  cf_conn srv = {0}, cli = {0};
-  assert_int_equal(tf_adopt(&h, s, &srv, sctx, 0, NULL, NULL), VIGIL_OK);
-  assert_int_equal(tf_adopt(&h, c, &cli, cctx, 1, NULL, NULL), VIGIL_OK);
-  uint64_t sid = vigil_conn_id(srv.conn), cid = vigil_conn_id(cli.conn);
-  assert_int_equal(vigil_send_data(cli.conn, "up", 2), VIGIL_OK);
-  assert_int_equal(vigil_send_data(srv.conn, "down", 4), VIGIL_OK);
-  both_open bo = {&srv, &cli};
-  assert_true(vt_run_until(h.loop, both_are_open, &bo, 3000));
-  pair_wait_conns w = {&srv, &cli};
-  assert_true(vt_run_until(h.loop, frames_in, &w, 3000));
-  assert_memory_equal(srv.rx, "up", 2);
-  assert_memory_equal(cli.rx, "down", 4);
-  assert_int_equal(vigil_conn_goodbye(srv.conn, VIGIL_GOODBYE_NORMAL, "bye"),
+  assert_int_equal(tf_adopt(h, s, srv, tf_test_sctx, 0, NULL, NULL), VIGIL_OK);
+  assert_int_equal(tf_adopt(h, c, cli, tf_test_cctx, 1, NULL, NULL), VIGIL_OK);
+  uint64_t sid = vigil_conn_id(srv->conn), cid = vigil_conn_id(cli->conn);
+  assert_int_equal(vigil_send_data(cli->conn, "up", 2), VIGIL_OK);
+  assert_int_equal(vigil_send_data(srv->conn, "down", 4), VIGIL_OK);
+  both_open bo = {srv, cli};
+  assert_true(vt_run_until(h->loop, both_are_open, &bo, 3000));
+  pair_wait_conns w = {srv, cli};
+  assert_true(vt_run_until(h->loop, frames_in, &w, 3000));
+  assert_memory_equal(srv->rx, "up", 2);
+  assert_memory_equal(cli->rx, "down", 4);
+  assert_int_equal(vigil_conn_goodbye(srv->conn, VIGIL_GOODBYE_NORMAL, "bye"),
                    VIGIL_OK);
-  assert_true(wait_closed(&h, &srv, 3000));
-  assert_true(wait_closed(&h, &cli, 3000));
+  assert_true(wait_closed(h, srv, 3000));
+  assert_true(wait_closed(h, cli, 3000));
   /* The client sent its FIN first (TIME_WAIT on it); the server only
    * answered, so it never drained. */
-  assert_non_null(tf_last(&h, VIGIL_EV_DRAINING, cid));
-  assert_null(tf_last(&h, VIGIL_EV_DRAINING, sid));
-  assert_int_equal(cli.reason, VIGIL_REASON_PEER_CLOSED);
-  assert_int_equal(srv.reason, VIGIL_REASON_CLOSED_BY_HOST);
-  assert_int_equal(tf_last(&h, VIGIL_EV_CLOSE, sid)->truncated, 0);
-  assert_int_equal(tf_last(&h, VIGIL_EV_CLOSE, cid)->truncated, 0);
-  assert_non_null(strstr(tf_last(&h, VIGIL_EV_CLOSE, cid)->detail, "goodbye"));
-  tf_hub_done(&h);
-  cf_conn_free(&srv);
-  cf_conn_free(&cli);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
+  assert_non_null(tf_last(h, VIGIL_EV_DRAINING, cid));
+  assert_null(tf_last(h, VIGIL_EV_DRAINING, sid));
+  assert_int_equal(cli->reason, VIGIL_REASON_PEER_CLOSED);
+  assert_int_equal(srv->reason, VIGIL_REASON_CLOSED_BY_HOST);
+  assert_int_equal(tf_last(h, VIGIL_EV_CLOSE, sid)->truncated, 0);
+  assert_int_equal(tf_last(h, VIGIL_EV_CLOSE, cid)->truncated, 0);
+  assert_non_null(strstr(tf_last(h, VIGIL_EV_CLOSE, cid)->detail, "goodbye"));
 }
 
 static void test_bad_options(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = tf_server_ctx(&tf_test_pki, 0);
+  conn_fx *x = *state;
+  tf_hub *h = &x->h;
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
   vigil_adopt_options ao;
   vigil_adopt_options_init(&ao);
-  ao.tls_ctx = sctx;
+  ao.tls_ctx = tf_test_sctx;
   ao.watch_only = 1;
   vigil_conn *conn = NULL;
-  assert_int_equal(vigil_adopt(h.hub, s, &ao, &conn), VIGIL_EINVAL);
+  assert_int_equal(vigil_adopt(h->hub, s, &ao, &conn), VIGIL_EINVAL);
   assert_null(conn);
   vigil_tls_options to;
   vigil_tls_options_init(&to);
@@ -405,10 +368,10 @@ static void test_bad_options(void **state) {
   to.session = store; /* a session store on a server conn */
   ao.watch_only = 0;
   ao.tls = &to;
-  assert_int_equal(vigil_adopt(h.hub, s, &ao, &conn), VIGIL_EINVAL);
+  assert_int_equal(vigil_adopt(h->hub, s, &ao, &conn), VIGIL_EINVAL);
   to.session = NULL;
   to.identity_from = (vigil_tls_id_source)9;
-  assert_int_equal(vigil_adopt(h.hub, s, &ao, &conn), VIGIL_EINVAL);
+  assert_int_equal(vigil_adopt(h->hub, s, &ao, &conn), VIGIL_EINVAL);
   assert_int_equal(vigil_tls_session_resumable(store), 0);
   vigil_tls_session_free(store);
   /* The fd is still ours after every refusal. */
@@ -447,19 +410,28 @@ static void test_bad_options(void **state) {
                    VIGIL_EINVAL);
   assert_int_equal(ERR_peek_error(), 0);
   assert_null(vigil_conn_ssl(NULL));
-  tf_hub_done(&h);
-  SSL_CTX_free(sctx);
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_handshake_events_and_echo),
-      cmocka_unit_test(test_one_mib_both_ways),
-      cmocka_unit_test(test_resumption),
-      cmocka_unit_test(test_heartbeat_timeout_over_tls),
-      cmocka_unit_test(test_raw_bytes_count_as_life),
-      cmocka_unit_test(test_frame_codec_over_tls),
-      cmocka_unit_test(test_bad_options),
+  static const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_handshake_events_and_echo,
+                                      conn_setup, conn_teardown),
+      cmocka_unit_test_setup_teardown(test_one_mib_both_ways, conn_setup,
+                                      conn_teardown),
+      cmocka_unit_test_prestate_setup_teardown(
+          test_heartbeat_timeout_over_tls, conn_setup, conn_teardown,
+          (void *)&k_dead_after_400),
+      cmocka_unit_test_prestate_setup_teardown(
+          test_raw_bytes_count_as_life, conn_setup, conn_teardown,
+          (void *)&k_dead_after_300),
+      cmocka_unit_test_prestate_setup_teardown(
+          test_frame_codec_over_tls, conn_setup, conn_teardown,
+          (void *)&k_frame_codec),
+      cmocka_unit_test_setup_teardown(test_bad_options, conn_setup,
+                                      conn_teardown),
   };
-  return cmocka_run_group_tests(tests, tf_setup, tf_teardown);
+  vt_suite s = {0};
+  VT_TESTS(&s, tests);
+  VT_ROWS(&s, run_resume_case, resume_cases);
+  return vt_suite_run(&s, tf_setup_ctx, tf_teardown_ctx);
 }

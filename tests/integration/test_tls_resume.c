@@ -18,8 +18,8 @@
 
 #include <openssl/err.h>
 
+#include "rowtest.h"
 #include "tlsfix.h"
-
 
 /* ---- what the server saw (its message callback) ---- */
 
@@ -165,15 +165,191 @@ static void one_round(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx,
   cf_conn_free(&cli);
 }
 
+/* ---- what a round must show ---- */
+
+typedef enum want { ANY, NO, YES } want;
+
+typedef struct wants {
+  want opened, resumed;
+  want ch_psk, ch_mode_ke, ch_mode_dhe_ke; /* the ClientHello */
+  want sh_psk, sh_key_share;               /* the ServerHello */
+  want one_server_hello;                   /* no HelloRetryRequest */
+  want resumable;                          /* the store, after the round */
+  vigil_reason client_reason;              /* 0: not checked */
+} wants;
+
+typedef enum outcome {
+  END,            /* no more steps */
+  FULL,           /* a full handshake */
+  RESUMED_DHE,    /* psk_dhe_ke: pre_shared_key and a key share */
+  RESUMED_NO_DHE, /* psk_ke: pre_shared_key and no key share */
+  OPENS,          /* just opens (TLS 1.2: no key share to look at) */
+  FAILS,          /* the handshake fails on the client */
+  RECOVERS,       /* the rounds of assert_recovers */
+} outcome;
+
+static const wants presets[] = {
+    [FULL] = {.opened = YES, .resumed = NO, .sh_psk = NO, .sh_key_share = YES},
+    [RESUMED_DHE] = {.opened = YES, .resumed = YES, .ch_psk = YES,
+                     .sh_psk = YES, .sh_key_share = YES,
+                     .one_server_hello = YES},
+    [RESUMED_NO_DHE] = {.opened = YES, .resumed = YES, .ch_mode_ke = YES,
+                        .ch_mode_dhe_ke = YES, .sh_psk = YES,
+                        .sh_key_share = NO, .one_server_hello = YES},
+    [OPENS] = {.opened = YES},
+    [FAILS] = {.opened = NO, .client_reason = VIGIL_REASON_TLS_ERROR},
+};
+
+static void check(const char *what, int step, int got, want w) {
+  if (w == ANY) return;
+  if (got != (w == YES)) print_error("step %d: %s is %d\n", step, what, got);
+  assert_int_equal(got, w == YES);
+}
+
+/* The outcome's wants, then those the step adds (any not ANY). */
+static void expect(const round_result *r, vigil_tls_session *store,
+                   int step, outcome o, const wants *more) {
+  const wants *w = &presets[o];
+  for (int pass = 0; pass < 2; pass++, w = more) {
+    if (!w) break;
+    check("opened", step, r->opened, w->opened);
+    check("resumed", step, r->resumed, w->resumed);
+    check("ch_psk", step, r->wire.ch_psk, w->ch_psk);
+    check("ch_mode_ke", step, r->wire.ch_mode_ke, w->ch_mode_ke);
+    check("ch_mode_dhe_ke", step, r->wire.ch_mode_dhe_ke, w->ch_mode_dhe_ke);
+    check("sh_psk", step, r->wire.sh_psk, w->sh_psk);
+    check("sh_key_share", step, r->wire.sh_key_share, w->sh_key_share);
+    check("one server hello", step, r->wire.server_hellos == 1,
+          w->one_server_hello);
+    check("resumable", step, vigil_tls_session_resumable(store) != 0,
+          w->resumable);
+    if (w->client_reason) assert_int_equal(r->client_reason, w->client_reason);
+  }
+}
+
+/* After a full handshake that was not the resumption the client offered,
+ * the store holds the server's new ticket, or nothing until one comes:
+ * the next reconnect never offers the declined session again. Within two
+ * more reconnects it resumes, whether or not the server sent a ticket
+ * after declining (see README, "Cheap reconnects"). */
+static void assert_recovers(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx,
+                            vigil_tls_session *store, int step) {
+  static const wants declined_one_gone = {.ch_psk = NO};
+  round_result r;
+  for (int i = 0; i < 2; i++) {
+    one_round(h, sctx, cctx, store, &r);
+    if (r.resumed) break;
+    expect(&r, store, step, FULL, &declined_one_gone);
+  }
+  expect(&r, store, step, RESUMED_NO_DHE, NULL);
+  one_round(h, sctx, cctx, store, &r);
+  expect(&r, store, step, RESUMED_NO_DHE, NULL); /* the chain goes on */
+}
+
+/* ---- scenarios: reconnects, one step each ---- */
+
+typedef enum server { MAIN, ROTATED, NO_TICKETS } server;
+typedef enum change { NOTHING, SHA256_ONLY, OTHER_SESSION_ID_CONTEXT } change;
+
+typedef struct step {
+  outcome expect;
+  server on;    /* the server's context (each made with srv_without_dhe):
+                   the first, another one (new ticket keys: a restart or
+                   a rotation), or one without tickets */
+  change first; /* made to a context before the step */
+  wants more;   /* checked beyond what the outcome says */
+} step;
+
+typedef struct scenario {
+  const char *name;
+  int srv_without_dhe, cli_without_dhe; /* resume_without_dhe per side */
+  int tls12;                            /* the client stops at TLS 1.2 */
+  int needs_callbacks;                  /* OpenSSL < 3.3 only */
+  step steps[6];
+} scenario;
+
+static const scenario scenarios[] = {
+    {.name = "default keeps DHE",
+     .steps = {{FULL, .more = {.ch_mode_ke = NO, .ch_mode_dhe_ke = YES,
+                               .resumable = YES}},
+               {RESUMED_DHE, .more = {.ch_mode_ke = NO, /* only psk_dhe_ke */
+                                      .ch_mode_dhe_ke = YES}}}},
+    /* Each resumption issues the next ticket: a chain of them all psk_ke. */
+    {.name = "both sides resume without DHE",
+     .srv_without_dhe = 1,
+     .cli_without_dhe = 1,
+     .steps = {{FULL}, {RESUMED_NO_DHE}, {RESUMED_NO_DHE}, {RESUMED_NO_DHE}}},
+    /* The client does not offer psk_ke. */
+    {.name = "server alone changes nothing",
+     .srv_without_dhe = 1,
+     .steps = {{FULL, .more = {.ch_mode_ke = NO, .ch_mode_dhe_ke = YES,
+                               .resumable = YES}},
+               {RESUMED_DHE, .more = {.ch_mode_ke = NO}}}},
+    /* The server does not prefer it. */
+    {.name = "client alone changes nothing",
+     .cli_without_dhe = 1,
+     .steps = {{FULL, .more = {.ch_mode_ke = YES, .ch_mode_dhe_ke = YES,
+                               .resumable = YES}},
+               {RESUMED_DHE, .more = {.ch_mode_ke = YES}}}},
+    {.name = "TLS 1.2 unaffected",
+     .srv_without_dhe = 1,
+     .cli_without_dhe = 1,
+     .tls12 = 1,
+     .steps = {{OPENS, .more = {.resumed = NO}},
+               {OPENS, .more = {.resumed = YES}}}}, /* a TLS 1.2 ticket */
+    /* Tickets the server will not resume lead to full handshakes, never
+     * to a failed one, and resumption comes back: a ticket from another
+     * server context, and a ticket whose hash the chosen cipher suite
+     * does not match. The default suite is TLS_AES_256_GCM_SHA384; a
+     * client now limited to a SHA-256 suite still offers the SHA-384
+     * ticket. OpenSSL servers before the fix for openssl/openssl#18549
+     * (3.0.19 among them) send no new ticket after declining it; later
+     * ones do. */
+    {.name = "unusable tickets fall back to full",
+     .srv_without_dhe = 1,
+     .cli_without_dhe = 1,
+     .steps = {{FULL},
+               {FULL, ROTATED, .more = {.ch_psk = YES}}, /* not decrypted */
+               {RECOVERS, ROTATED},
+               {FULL, ROTATED, SHA256_ONLY, .more = {.ch_psk = YES}},
+               {RECOVERS, ROTATED}}},
+    /* A server that declines the offered session and issues no ticket
+     * (here: tickets off): the store forgets the declined session instead
+     * of offering it on every reconnect; back on a server that issues
+     * tickets, resumption returns. */
+    {.name = "declined session is forgotten",
+     .steps = {{FULL, .more = {.resumable = YES}},
+               {FULL, NO_TICKETS, .more = {.ch_psk = YES, .resumable = NO}},
+               {FULL, NO_TICKETS, .more = {.ch_psk = NO}},
+               {FULL},
+               {RESUMED_DHE}}},
+    /* The documented misuse: changing the session id context of a server
+     * context made with resume_without_dhe under OpenSSL < 3.3. The
+     * ticket passes vigil's checks but OpenSSL refuses it after the key
+     * shares were set aside, so that handshake fails; after the fatal
+     * alert the client no longer offers the session and the next
+     * reconnect is a full handshake, not the same failure again. */
+    {.name = "failed resumption fails once",
+     .srv_without_dhe = 1,
+     .cli_without_dhe = 1,
+     .needs_callbacks = 1,
+     .steps = {{FULL},
+               {FAILS, MAIN, OTHER_SESSION_ID_CONTEXT,
+                .more = {.resumable = NO}},
+               {FULL, .more = {.ch_psk = NO}}}}, /* nothing offered */
+};
+
 /* Contexts from vigil's helpers, each side opting in or not. */
-static SSL_CTX *server_ctx(int without_dhe) {
+static SSL_CTX *server_ctx(int without_dhe, int tickets) {
   vigil_tls_ctx_options co;
   vigil_tls_ctx_options_init(&co);
   co.resume_without_dhe = without_dhe;
+  co.tickets = tickets;
   SSL_CTX *ctx = NULL;
   char err[256] = "";
-  int rc = vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key, NULL, 0,
-                                    &co, &ctx, err, sizeof err);
+  int rc = vigil_tls_server_ctx_new(tf_test_pki.server_cert,
+                                    tf_test_pki.server_key, NULL, 0, &co,
+                                    &ctx, err, sizeof err);
   if (rc != VIGIL_OK) fprintf(stderr, "server ctx: %s\n", err);
   assert_int_equal(rc, VIGIL_OK);
   return ctx;
@@ -184,264 +360,80 @@ static SSL_CTX *client_ctx(int without_dhe) {
   vigil_tls_ctx_options_init(&co);
   co.resume_without_dhe = without_dhe;
   SSL_CTX *ctx = NULL;
-  assert_int_equal(vigil_tls_client_ctx_new(tf_test_pki.ca, NULL, NULL, &co, &ctx,
-                                            NULL, 0),
+  assert_int_equal(vigil_tls_client_ctx_new(tf_test_pki.ca, NULL, NULL, &co,
+                                            &ctx, NULL, 0),
                    VIGIL_OK);
   return ctx;
 }
 
-static void assert_full(const round_result *r) {
-  assert_true(r->opened);
-  assert_int_equal(r->resumed, 0);
-  assert_int_equal(r->wire.sh_psk, 0);
-  assert_int_equal(r->wire.sh_key_share, 1);
-}
-
-static void assert_resumed_dhe(const round_result *r) {
-  assert_true(r->opened);
-  assert_int_equal(r->resumed, 1);
-  assert_int_equal(r->wire.ch_psk, 1);
-  assert_int_equal(r->wire.sh_psk, 1);
-  assert_int_equal(r->wire.sh_key_share, 1); /* psk_dhe_ke */
-  assert_int_equal(r->wire.server_hellos, 1);
-}
-
-static void assert_resumed_no_dhe(const round_result *r) {
-  assert_true(r->opened);
-  assert_int_equal(r->resumed, 1);
-  assert_int_equal(r->wire.ch_mode_ke, 1);
-  assert_int_equal(r->wire.ch_mode_dhe_ke, 1);
-  assert_int_equal(r->wire.sh_psk, 1);
-  assert_int_equal(r->wire.sh_key_share, 0); /* psk_ke */
-  assert_int_equal(r->wire.server_hellos, 1); /* no HelloRetryRequest */
-}
-
-/* Runs a first (full) and a second connection; returns the second. */
-static void full_then_again(int srv_opt, int cli_opt, round_result *again) {
+/* A scenario's hub, store and contexts, freed by the teardown. */
+typedef struct resume_fx {
+  const scenario *sc;
   tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = server_ctx(srv_opt), *cctx = client_ctx(cli_opt);
   vigil_tls_session *store;
-  assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
-  round_result first;
-  one_round(&h, sctx, cctx, store, &first);
-  assert_full(&first);
-  assert_int_equal(first.wire.ch_mode_ke, cli_opt);
-  assert_int_equal(first.wire.ch_mode_dhe_ke, 1);
-  assert_true(vigil_tls_session_resumable(store));
-  one_round(&h, sctx, cctx, store, again);
-  vigil_tls_session_free(store);
-  tf_hub_done(&h);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
+  SSL_CTX *servers[3]; /* by enum server, made when first used */
+  SSL_CTX *cctx;
+} resume_fx;
+
+static int fx_setup(void **state) {
+  resume_fx *x = calloc(1, sizeof *x);
+  assert_non_null(x);
+  x->sc = *state;
+  tf_hub_init(&x->h, NULL);
+  assert_int_equal(vigil_tls_session_new(&x->store), VIGIL_OK);
+  x->cctx = client_ctx(x->sc->cli_without_dhe);
+  if (x->sc->tls12) SSL_CTX_set_max_proto_version(x->cctx, TLS1_2_VERSION);
+  *state = x;
+  return 0;
 }
 
-/* ---- tests ---- */
-
-static void test_default_keeps_dhe(void **state) {
-  (void)state;
-  round_result r;
-  full_then_again(0, 0, &r);
-  assert_resumed_dhe(&r);
-  assert_int_equal(r.wire.ch_mode_ke, 0); /* only psk_dhe_ke offered */
-  assert_int_equal(r.wire.ch_mode_dhe_ke, 1);
+static int fx_teardown(void **state) {
+  resume_fx *x = *state;
+  /* The host may drop its store while nothing uses it any more. */
+  vigil_tls_session_free(x->store);
+  tf_hub_done(&x->h);
+  for (int i = 0; i < 3; i++) SSL_CTX_free(x->servers[i]);
+  SSL_CTX_free(x->cctx);
+  free(x);
+  return 0;
 }
 
-static void test_both_sides_resume_without_dhe(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = server_ctx(1), *cctx = client_ctx(1);
-  vigil_tls_session *store;
-  assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
-  round_result r;
-  one_round(&h, sctx, cctx, store, &r);
-  assert_full(&r);
-  /* Each resumption issues the next ticket: a chain of them all psk_ke. */
-  for (int i = 0; i < 3; i++) {
-    one_round(&h, sctx, cctx, store, &r);
-    assert_resumed_no_dhe(&r);
-  }
-  vigil_tls_session_free(store);
-  tf_hub_done(&h);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
+static SSL_CTX *server_for(resume_fx *x, server on) {
+  if (!x->servers[on])
+    x->servers[on] = server_ctx(x->sc->srv_without_dhe, on != NO_TICKETS);
+  return x->servers[on];
 }
 
-static void test_one_side_alone_changes_nothing(void **state) {
-  (void)state;
-  round_result r;
-  full_then_again(1, 0, &r); /* the client does not offer psk_ke */
-  assert_resumed_dhe(&r);
-  assert_int_equal(r.wire.ch_mode_ke, 0);
-  full_then_again(0, 1, &r); /* the server does not prefer it */
-  assert_resumed_dhe(&r);
-  assert_int_equal(r.wire.ch_mode_ke, 1);
-}
-
-static void test_tls12_unaffected(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = server_ctx(1), *cctx = client_ctx(1);
-  SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
-  vigil_tls_session *store;
-  assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
-  round_result r;
-  one_round(&h, sctx, cctx, store, &r);
-  assert_true(r.opened);
-  assert_int_equal(r.resumed, 0);
-  one_round(&h, sctx, cctx, store, &r);
-  assert_true(r.opened);
-  assert_int_equal(r.resumed, 1); /* a TLS 1.2 ticket */
-  vigil_tls_session_free(store);
-  tf_hub_done(&h);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
-}
-
-/* After a full handshake that was not the resumption the client offered,
- * the store holds the server's new ticket, or nothing until one comes:
- * the next reconnect never offers the declined session again. Within two
- * more reconnects it resumes, whether or not the server sent a ticket
- * after declining (see README, "Cheap reconnects"). */
-static void assert_recovers(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx,
-                            vigil_tls_session *store) {
-  round_result r;
-  for (int i = 0; i < 2; i++) {
-    one_round(h, sctx, cctx, store, &r);
-    if (r.resumed) break;
-    assert_int_equal(r.wire.ch_psk, 0); /* the declined one is gone */
-    assert_full(&r);
-  }
-  assert_resumed_no_dhe(&r);
-  one_round(h, sctx, cctx, store, &r);
-  assert_resumed_no_dhe(&r); /* and the chain of tickets goes on */
-}
-
-/* Tickets the server will not resume lead to full handshakes, never to a
- * failed one, and resumption comes back: a ticket from another server
- * context (a restart, or ticket keys rotated by recreating the context),
- * and a ticket whose hash the chosen cipher suite does not match. */
-static void test_unusable_tickets_fall_back_to_full(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = server_ctx(1), *cctx = client_ctx(1);
-  vigil_tls_session *store;
-  assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
-  round_result r;
-  one_round(&h, sctx, cctx, store, &r);
-  assert_full(&r);
-
-  SSL_CTX *rotated = server_ctx(1);
-  one_round(&h, rotated, cctx, store, &r);
-  assert_int_equal(r.wire.ch_psk, 1); /* offered, could not be decrypted */
-  assert_full(&r);
-  assert_recovers(&h, rotated, cctx, store);
-
-  /* The default suite is TLS_AES_256_GCM_SHA384; a client now limited to
-   * a SHA-256 suite still offers the SHA-384 ticket. OpenSSL servers
-   * before the fix for openssl/openssl#18549 (3.0.19 among them) send no
-   * new ticket after declining it; later ones do. */
-  assert_int_equal(SSL_CTX_set_ciphersuites(cctx, "TLS_AES_128_GCM_SHA256"),
-                   1);
-  one_round(&h, rotated, cctx, store, &r);
-  assert_int_equal(r.wire.ch_psk, 1);
-  assert_full(&r);
-  assert_recovers(&h, rotated, cctx, store);
-  vigil_tls_session_free(store);
-  tf_hub_done(&h);
-  SSL_CTX_free(rotated);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
-}
-
-/* A server that declines the offered session and issues no ticket (here:
- * tickets off): the store forgets the declined session instead of
- * offering it on every reconnect. */
-static void test_declined_session_is_forgotten(void **state) {
-  (void)state;
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = server_ctx(0), *cctx = client_ctx(0);
-  vigil_tls_ctx_options co;
-  vigil_tls_ctx_options_init(&co);
-  co.tickets = 0;
-  SSL_CTX *no_tickets = NULL;
-  assert_int_equal(vigil_tls_server_ctx_new(tf_test_pki.server_cert, tf_test_pki.server_key,
-                                            NULL, 0, &co, &no_tickets, NULL,
-                                            0),
-                   VIGIL_OK);
-  vigil_tls_session *store;
-  assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
-  round_result r;
-  one_round(&h, sctx, cctx, store, &r);
-  assert_full(&r);
-  assert_true(vigil_tls_session_resumable(store));
-  one_round(&h, no_tickets, cctx, store, &r);
-  assert_int_equal(r.wire.ch_psk, 1);
-  assert_full(&r);
-  assert_false(vigil_tls_session_resumable(store));
-  one_round(&h, no_tickets, cctx, store, &r);
-  assert_int_equal(r.wire.ch_psk, 0);
-  assert_full(&r);
-  /* Back on a server that issues tickets: resumption returns. */
-  one_round(&h, sctx, cctx, store, &r);
-  assert_full(&r);
-  one_round(&h, sctx, cctx, store, &r);
-  assert_resumed_dhe(&r);
-  vigil_tls_session_free(store);
-  tf_hub_done(&h);
-  SSL_CTX_free(no_tickets);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
-}
-
-/* The documented misuse: changing the session id context of a server
- * context made with resume_without_dhe under OpenSSL < 3.3. The ticket
- * passes vigil's checks but OpenSSL refuses it after the key shares were
- * set aside, so that handshake fails; after the fatal alert the client
- * no longer offers the session and the next reconnect is a full
- * handshake, not the same failure again. */
-static void test_failed_resumption_fails_once(void **state) {
-  (void)state;
+static void run_scenario(void **state) {
+  resume_fx *x = *state;
+  const scenario *sc = x->sc;
 #ifdef SSL_OP_PREFER_NO_DHE_KEX
-  skip(); /* OpenSSL >= 3.3: no callbacks, nothing to misuse */
-#else
-  tf_hub h;
-  tf_hub_init(&h, NULL);
-  SSL_CTX *sctx = server_ctx(1), *cctx = client_ctx(1);
-  vigil_tls_session *store;
-  assert_int_equal(vigil_tls_session_new(&store), VIGIL_OK);
-  round_result r;
-  one_round(&h, sctx, cctx, store, &r);
-  assert_full(&r);
-  static const unsigned char other[] = "other";
-  SSL_CTX_set_session_id_context(sctx, other, sizeof other - 1);
-  one_round(&h, sctx, cctx, store, &r);
-  assert_false(r.opened);
-  assert_int_equal(r.client_reason, VIGIL_REASON_TLS_ERROR);
-  assert_false(vigil_tls_session_resumable(store));
-  one_round(&h, sctx, cctx, store, &r);
-  assert_int_equal(r.wire.ch_psk, 0); /* nothing offered */
-  assert_full(&r);
-  vigil_tls_session_free(store);
-  tf_hub_done(&h);
-  SSL_CTX_free(sctx);
-  SSL_CTX_free(cctx);
+  if (sc->needs_callbacks) {
+    skip(); /* OpenSSL >= 3.3: no callbacks, nothing to misuse */
+    return;
+  }
 #endif
+  for (int i = 0; i < 6 && sc->steps[i].expect != END; i++) {
+    const step *st = &sc->steps[i];
+    SSL_CTX *sctx = server_for(x, st->on);
+    static const unsigned char other[] = "other";
+    if (st->first == SHA256_ONLY)
+      assert_int_equal(
+          SSL_CTX_set_ciphersuites(x->cctx, "TLS_AES_128_GCM_SHA256"), 1);
+    if (st->first == OTHER_SESSION_ID_CONTEXT)
+      SSL_CTX_set_session_id_context(sctx, other, sizeof other - 1);
+    if (st->expect == RECOVERS) {
+      assert_recovers(&x->h, sctx, x->cctx, x->store, i);
+      continue;
+    }
+    round_result r;
+    one_round(&x->h, sctx, x->cctx, x->store, &r);
+    expect(&r, x->store, i, st->expect, &st->more);
+  }
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_default_keeps_dhe),
-      cmocka_unit_test(test_both_sides_resume_without_dhe),
-      cmocka_unit_test(test_one_side_alone_changes_nothing),
-      cmocka_unit_test(test_tls12_unaffected),
-      cmocka_unit_test(test_unusable_tickets_fall_back_to_full),
-      cmocka_unit_test(test_declined_session_is_forgotten),
-      cmocka_unit_test(test_failed_resumption_fails_once),
-  };
-  return cmocka_run_group_tests(tests, tf_setup, tf_teardown);
+  vt_suite s = {0};
+  VT_ROWS_SETUP_TEARDOWN(&s, run_scenario, scenarios, fx_setup, fx_teardown);
+  return vt_suite_run(&s, tf_setup, tf_teardown);
 }

@@ -353,6 +353,7 @@ int tf_peer_closed(void *peer) {
 /* ---- the shared fixture -------------------------------------------------- */
 
 tf_pki tf_test_pki;
+SSL_CTX *tf_test_sctx, *tf_test_mtls_sctx, *tf_test_cctx;
 
 int tf_setup(void **state) {
   (void)state;
@@ -366,11 +367,58 @@ int tf_teardown(void **state) {
   return 0;
 }
 
+int tf_setup_ctx(void **state) {
+  tf_setup(state);
+  tf_test_sctx = tf_server_ctx(&tf_test_pki, 0);
+  tf_test_mtls_sctx = tf_server_ctx(&tf_test_pki, 1);
+  tf_test_cctx = tf_client_ctx(&tf_test_pki, NULL, NULL);
+  return 0;
+}
+
+int tf_teardown_ctx(void **state) {
+  SSL_CTX_free(tf_test_sctx);
+  SSL_CTX_free(tf_test_mtls_sctx);
+  SSL_CTX_free(tf_test_cctx);
+  tf_test_sctx = tf_test_mtls_sctx = tf_test_cctx = NULL;
+  return tf_teardown(state);
+}
+
 int tf_conn_closed(void *cc) { return ((cf_conn *)cc)->closed > 0; }
 
 int tf_conn_open(void *arg) {
   cf_conn *cc = arg;
   return cc->conn && vigil_conn_get_state(cc->conn) == VIGIL_CONN_OPEN;
+}
+
+tf_fx *tf_fx_new(const vigil_policy *p, int fake_clock) {
+  tf_fx *x = calloc(1, sizeof *x);
+  assert_non_null(x);
+  x->peer.fd = -1;
+  x->now = 1000000;
+  tf_hub_init_clock(&x->h, p, fake_clock ? &x->now : NULL);
+  return x;
+}
+
+void tf_fx_adopt(tf_fx *x, SSL_CTX *sctx) {
+  int s;
+  assert_int_equal(vt_tcp_pair(&s, &x->peer.fd), 0);
+  assert_int_equal(tf_adopt(&x->h, s, &x->cc, sctx, 0, NULL, NULL), VIGIL_OK);
+  x->id = vigil_conn_id(x->cc.conn);
+}
+
+void tf_fx_hang_up(tf_fx *x, vigil_reason reason) {
+  close(x->peer.fd);
+  x->peer.fd = -1;
+  assert_true(vt_run_until(x->h.loop, tf_conn_closed, &x->cc, 2000));
+  assert_int_equal(x->cc.reason, reason);
+}
+
+void tf_fx_free(tf_fx *x) {
+  tf_peer_free(&x->peer);
+  tf_hub_done(&x->h);
+  cf_conn_free(&x->cc);
+  cf_conn_free(&x->cli);
+  free(x);
 }
 
 void tf_connect(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx, cf_conn *cc,

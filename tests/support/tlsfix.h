@@ -125,6 +125,12 @@ SSL_CTX *tf_client_ctx(const tf_pki *p, const char *cert, const char *key);
 extern tf_pki tf_test_pki;
 int tf_setup(void **state);
 int tf_teardown(void **state);
+/* The same with the contexts most files use, made from the PKI. */
+extern SSL_CTX *tf_test_sctx;      /* a server context */
+extern SSL_CTX *tf_test_mtls_sctx; /* one requiring client certificates */
+extern SSL_CTX *tf_test_cctx;      /* a client context, no certificate */
+int tf_setup_ctx(void **state);
+int tf_teardown_ctx(void **state);
 
 /* vt_run_until predicates on a cf_conn: on_close ran; the conn is OPEN. */
 int tf_conn_closed(void *cc);
@@ -135,5 +141,29 @@ int tf_conn_open(void *cc);
  * conn OPEN; asserts it all. */
 void tf_connect(tf_hub *h, SSL_CTX *sctx, SSL_CTX *cctx, cf_conn *cc,
                 tf_peer *peer, const vigil_policy *p);
+
+/* The one-conn fixture of a test: a hub, a server conn (cc) and its raw
+ * client (peer), or a vigil client conn (cli) as the other end. */
+typedef struct tf_fx {
+  tf_hub h;
+  uint64_t now; /* the fake clock, when the hub runs on it */
+  cf_conn cc, cli;
+  tf_peer peer;
+  uint64_t id;  /* cc's, once the test sets it */
+} tf_fx;
+
+/* A fixture with its hub (policy p; on the fake clock from 1000000 when
+ * fake_clock), nothing connected yet. */
+tf_fx *tf_fx_new(const vigil_policy *p, int fake_clock);
+/* Adopts a server conn (cc, on sctx) over a fresh loopback pair and sets
+ * id; the client's socket is peer.fd, no TLS on it yet (tf_peer_init on
+ * it starts that). */
+void tf_fx_adopt(tf_fx *x, SSL_CTX *sctx);
+/* The client hangs up (closes its socket); the server conn then closes,
+ * with reason (asserted). */
+void tf_fx_hang_up(tf_fx *x, vigil_reason reason);
+/* Frees the peer, the hub (whose last on_close calls fill cc and cli),
+ * then the records; for cmocka teardowns. */
+void tf_fx_free(tf_fx *x);
 
 #endif

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "census_internal.h"
-#include "testutil.h"
+#include "rowtest.h"
 #include "vigil.h"
 
 #define SEQ 4242u
@@ -41,34 +41,27 @@ static void put_msg(nlbuf *b, uint16_t type, uint32_t seq, const void *payload,
   b->len += NLMSG_ALIGN(h.nlmsg_len);
 }
 
-static struct inet_diag_msg v4_msg(int state, const char *src, uint16_t sport,
-                                   const char *dst, uint16_t dport,
-                                   uint32_t inode) {
+static struct inet_diag_msg diag_msg(int family, int state, const char *src,
+                                     uint16_t sport, const char *dst,
+                                     uint16_t dport, uint32_t inode) {
   struct inet_diag_msg m;
   memset(&m, 0, sizeof m);
-  m.idiag_family = AF_INET;
+  m.idiag_family = (uint8_t)family;
   m.idiag_state = (uint8_t)state;
-  inet_pton(AF_INET, src, m.id.idiag_src);
-  inet_pton(AF_INET, dst, m.id.idiag_dst);
+  assert_int_equal(inet_pton(family, src, m.id.idiag_src), 1);
+  assert_int_equal(inet_pton(family, dst, m.id.idiag_dst), 1);
   m.id.idiag_sport = htons(sport);
   m.id.idiag_dport = htons(dport);
   m.idiag_inode = inode;
   return m;
 }
 
-static struct inet_diag_msg v6_msg(int state, const char *src, uint16_t sport,
-                                   const char *dst, uint16_t dport,
-                                   uint32_t inode) {
-  struct inet_diag_msg m;
-  memset(&m, 0, sizeof m);
-  m.idiag_family = AF_INET6;
-  m.idiag_state = (uint8_t)state;
-  inet_pton(AF_INET6, src, m.id.idiag_src);
-  inet_pton(AF_INET6, dst, m.id.idiag_dst);
-  m.id.idiag_sport = htons(sport);
-  m.id.idiag_dport = htons(dport);
-  m.idiag_inode = inode;
-  return m;
+#define v4_msg(...) diag_msg(AF_INET, __VA_ARGS__)
+#define v6_msg(...) diag_msg(AF_INET6, __VA_ARGS__)
+
+/* The record most cases use: an ESTABLISHED loopback socket. */
+static struct inet_diag_msg est_msg(void) {
+  return v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 1, "127.0.0.1", 2, 9);
 }
 
 static void put_diag(nlbuf *b, const struct inet_diag_msg *m) {
@@ -151,59 +144,145 @@ static void test_parse_dump_and_done(void **state) {
   assert_int_equal(s->expires_ms, 0); /* no timer: no expiry */
 }
 
-static void test_parse_more_when_no_done(void **state) {
-  (void)state;
-  static nlbuf b;
-  seen sn = {0};
-  memset(&b, 0, sizeof b);
+/* --- parser: answers small and broken, one row each ------------------- */
+
+typedef struct parse_case {
+  const char *name;
+  void (*build)(nlbuf *b);
+  int fail_at; /* the record callback fails on this record; 0: never */
+  int want;    /* parse result */
+  int records; /* records the callback saw */
+} parse_case;
+
+static void three_records(nlbuf *b) {
   struct inet_diag_msg m =
       v4_msg(VIGIL_TCP_LISTEN, "0.0.0.0", 80, "0.0.0.0", 0, 5);
-  put_diag(&b, &m);
-  put_diag(&b, &m);
-  put_diag(&b, &m);
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL__CENSUS_MORE);
-  assert_int_equal(sn.n, 3);
-  /* An empty buffer has nothing to say either. */
+  for (int i = 0; i < 3; i++) put_diag(b, &m);
+}
+
+static void three_records_and_done(nlbuf *b) {
+  struct inet_diag_msg m = est_msg();
+  for (int i = 0; i < 3; i++) put_diag(b, &m);
+  put_int(b, NLMSG_DONE, 0);
+}
+
+static void foreign_and_unknown(nlbuf *b) {
+  struct inet_diag_msg m = est_msg();
+  put_msg(b, SOCK_DIAG_BY_FAMILY, SEQ + 1, &m, sizeof m); /* stale */
+  put_msg(b, NLMSG_DONE, SEQ - 1, NULL, 0);               /* stale DONE */
+  put_msg(b, NLMSG_NOOP, SEQ, NULL, 0);
+  put_msg(b, 0x7777, SEQ, "xyz", 3); /* unknown type, odd length */
+  put_diag(b, &m);
+  put_int(b, NLMSG_DONE, 0);
+}
+
+static void last_message_unpadded(nlbuf *b) {
+  put_msg(b, NLMSG_NOOP, SEQ, "ab", 2); /* NLMSG_LENGTH(2) = 18 */
+  b->len = NLMSG_LENGTH(2);             /* no trailing pad */
+}
+
+static void done_without_payload(nlbuf *b) {
+  put_msg(b, NLMSG_DONE, SEQ, NULL, 0);
+}
+
+static void error_short_payload(nlbuf *b) {
+  put_msg(b, NLMSG_ERROR, SEQ, "\0\0", 2); /* fewer bytes than an int */
+}
+
+static void overrun(nlbuf *b) { put_msg(b, NLMSG_OVERRUN, SEQ, NULL, 0); }
+
+static void header_cut_short(nlbuf *b) {
+  struct inet_diag_msg m = est_msg();
+  put_diag(b, &m);
+  b->len = 10;
+}
+
+/* nlmsg_len claims more than the buffer holds. */
+static void length_past_the_end(nlbuf *b) {
+  struct inet_diag_msg m = est_msg();
+  put_diag(b, &m);
+  b->len -= 8;
+}
+
+static void set_first_length(nlbuf *b, uint32_t len) {
+  struct nlmsghdr h;
+  memcpy(&h, bytes(b), sizeof h);
+  h.nlmsg_len = len;
+  memcpy(bytes(b), &h, sizeof h);
+}
+
+static void length_huge(nlbuf *b) {
+  struct inet_diag_msg m = est_msg();
+  put_diag(b, &m);
+  set_first_length(b, UINT32_MAX);
+}
+
+/* A diag record whose payload is shorter than inet_diag_msg. */
+static void short_diag_payload(nlbuf *b) {
+  struct inet_diag_msg m = est_msg();
+  put_msg(b, SOCK_DIAG_BY_FAMILY, SEQ, &m, sizeof m - 1);
+}
+
+/* Trailing garbage shorter than a header after a valid message. */
+static void trailing_garbage(nlbuf *b) {
+  struct inet_diag_msg m = est_msg();
+  put_diag(b, &m);
+  b->len += 4;
+}
+
+static const parse_case parse_cases[] = {
+    {"parse: records without DONE", three_records, 0, VIGIL__CENSUS_MORE, 3},
+    {"parse: skips foreign and unknown messages", foreign_and_unknown, 0,
+     VIGIL__CENSUS_DONE, 1},
+    {"parse: last message unpadded", last_message_unpadded, 0,
+     VIGIL__CENSUS_MORE, 0},
+    {"parse: DONE without payload", done_without_payload, 0,
+     VIGIL__CENSUS_DONE, 0},
+    {"parse: ERROR shorter than an int", error_short_payload, 0, VIGIL_EPROTO,
+     0},
+    {"parse: OVERRUN", overrun, 0, VIGIL_EPROTO, 0},
+    {"parse: callback error stops", three_records_and_done, 2, VIGIL_ENOMEM, 1},
+    {"parse: header cut short", header_cut_short, 0, VIGIL_EPROTO, 0},
+    {"parse: length past the end", length_past_the_end, 0, VIGIL_EPROTO, 0},
+    {"parse: length huge", length_huge, 0, VIGIL_EPROTO, 0},
+    {"parse: diag payload too short", short_diag_payload, 0, VIGIL_EPROTO, 0},
+    /* only the record before the garbage */
+    {"parse: trailing garbage", trailing_garbage, 0, VIGIL_EPROTO, 1},
+};
+
+static void run_parse_case(void **state) {
+  const parse_case *pc = *state;
+  static nlbuf b;
+  memset(&b, 0, sizeof b);
+  pc->build(&b);
+  seen sn = {.fail_at = pc->fail_at};
+  assert_int_equal(parse(&b, &sn, NULL), pc->want);
+  assert_int_equal(sn.n, pc->records);
+}
+
+/* An empty buffer has nothing to say either; a NULL one with a length is
+ * broken. */
+static void test_parse_empty(void **state) {
+  (void)state;
+  seen sn = {0};
   assert_int_equal(vigil__census_parse(NULL, 0, SEQ, record, &sn, NULL),
                    VIGIL__CENSUS_MORE);
   assert_int_equal(vigil__census_parse(NULL, 8, SEQ, record, &sn, NULL),
                    VIGIL_EPROTO);
 }
 
-static void test_parse_skips_foreign_and_unknown(void **state) {
+/* nlmsg_len smaller than a header (would loop forever if trusted). */
+static void test_parse_length_below_header(void **state) {
   (void)state;
   static nlbuf b;
-  seen sn = {0};
-  memset(&b, 0, sizeof b);
-  struct inet_diag_msg m =
-      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 1, "127.0.0.1", 2, 9);
-  put_msg(&b, SOCK_DIAG_BY_FAMILY, SEQ + 1, &m, sizeof m); /* stale */
-  put_msg(&b, NLMSG_DONE, SEQ - 1, NULL, 0);               /* stale DONE */
-  put_msg(&b, NLMSG_NOOP, SEQ, NULL, 0);
-  put_msg(&b, 0x7777, SEQ, "xyz", 3); /* unknown type, odd length */
-  put_diag(&b, &m);
-  put_int(&b, NLMSG_DONE, 0);
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL__CENSUS_DONE);
-  assert_int_equal(sn.n, 1);
-}
-
-static void test_parse_last_message_unpadded(void **state) {
-  (void)state;
-  static nlbuf b;
-  seen sn = {0};
-  memset(&b, 0, sizeof b);
-  put_msg(&b, NLMSG_NOOP, SEQ, "ab", 2); /* NLMSG_LENGTH(2) = 18 */
-  b.len = NLMSG_LENGTH(2);               /* no trailing pad */
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL__CENSUS_MORE);
-}
-
-static void test_parse_done_without_payload(void **state) {
-  (void)state;
-  static nlbuf b;
-  seen sn = {0};
-  memset(&b, 0, sizeof b);
-  put_msg(&b, NLMSG_DONE, SEQ, NULL, 0);
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL__CENSUS_DONE);
+  struct inet_diag_msg m = est_msg();
+  for (uint32_t bad = 0; bad < NLMSG_HDRLEN; bad++) {
+    seen sn = {0};
+    memset(&b, 0, sizeof b);
+    put_diag(&b, &m);
+    set_first_length(&b, bad);
+    assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
+  }
 }
 
 /* --- parser: kernel errors -------------------------------------------- */
@@ -237,8 +316,7 @@ static void test_parse_kernel_errors(void **state) {
     seen sn = {0};
     memset(&b, 0, sizeof b);
     /* A record before the error is delivered; the error still wins. */
-    struct inet_diag_msg m =
-        v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 1, "127.0.0.1", 2, 9);
+    struct inet_diag_msg m = est_msg();
     put_diag(&b, &m);
     put_int(&b, cases[i].type, cases[i].code);
     int kerr = -1;
@@ -248,71 +326,6 @@ static void test_parse_kernel_errors(void **state) {
                cases[i].want, cases[i].want_kerr);
     assert_int_equal(sn.n, 1);
   }
-}
-
-static void test_parse_error_short_payload(void **state) {
-  (void)state;
-  static nlbuf b;
-  seen sn = {0};
-  memset(&b, 0, sizeof b);
-  put_msg(&b, NLMSG_ERROR, SEQ, "\0\0", 2); /* fewer bytes than an int */
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
-  memset(&b, 0, sizeof b);
-  put_msg(&b, NLMSG_OVERRUN, SEQ, NULL, 0);
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
-}
-
-/* --- parser: malformed lengths --------------------------------------- */
-
-static void test_parse_bad_lengths(void **state) {
-  (void)state;
-  static nlbuf b;
-  seen sn = {0};
-  struct inet_diag_msg m =
-      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 1, "127.0.0.1", 2, 9);
-  struct nlmsghdr h;
-
-  /* Header cut short. */
-  memset(&b, 0, sizeof b);
-  put_diag(&b, &m);
-  b.len = 10;
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
-
-  /* nlmsg_len claims more than the buffer holds. */
-  memset(&b, 0, sizeof b);
-  put_diag(&b, &m);
-  b.len -= 8;
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
-
-  /* nlmsg_len smaller than a header (would loop forever if trusted). */
-  for (uint32_t bad = 0; bad < NLMSG_HDRLEN; bad++) {
-    memset(&b, 0, sizeof b);
-    put_diag(&b, &m);
-    memcpy(&h, bytes(&b), sizeof h);
-    h.nlmsg_len = bad;
-    memcpy(bytes(&b), &h, sizeof h);
-    assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
-  }
-
-  /* nlmsg_len huge. */
-  memset(&b, 0, sizeof b);
-  put_diag(&b, &m);
-  memcpy(&h, bytes(&b), sizeof h);
-  h.nlmsg_len = UINT32_MAX;
-  memcpy(bytes(&b), &h, sizeof h);
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
-
-  /* A diag record whose payload is shorter than inet_diag_msg. */
-  memset(&b, 0, sizeof b);
-  put_msg(&b, SOCK_DIAG_BY_FAMILY, SEQ, &m, sizeof m - 1);
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
-
-  /* Trailing garbage shorter than a header after a valid message. */
-  memset(&b, 0, sizeof b);
-  put_diag(&b, &m);
-  b.len += 4;
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL_EPROTO);
-  assert_int_equal(sn.n, 1); /* only the record before the garbage */
 }
 
 /* Every prefix of a valid answer, at every (mis)alignment, gives a
@@ -367,21 +380,6 @@ static void test_parse_random_bytes(void **state) {
     assert_true(rc == VIGIL__CENSUS_MORE || rc == VIGIL__CENSUS_DONE ||
                 rc == VIGIL__CENSUS_ACK || (rc < 0 && rc >= VIGIL_EADDR));
   }
-}
-
-static void test_parse_callback_error_stops(void **state) {
-  (void)state;
-  static nlbuf b;
-  seen sn = {.fail_at = 2};
-  memset(&b, 0, sizeof b);
-  struct inet_diag_msg m =
-      v4_msg(VIGIL_TCP_ESTABLISHED, "127.0.0.1", 1, "127.0.0.1", 2, 9);
-  put_diag(&b, &m);
-  put_diag(&b, &m);
-  put_diag(&b, &m);
-  put_int(&b, NLMSG_DONE, 0);
-  assert_int_equal(parse(&b, &sn, NULL), VIGIL_ENOMEM);
-  assert_int_equal(sn.n, 1);
 }
 
 /* --- decode ----------------------------------------------------------- */
@@ -443,94 +441,83 @@ static void feed_standard(coll_fixture *f, const vigil__inode_set *self) {
                    VIGIL__CENSUS_DONE);
 }
 
-static void test_collect_all(void **state) {
-  (void)state;
-  coll_fixture f;
-  vigil_census_query_init(&f.q);
-  feed_standard(&f, NULL);
-  assert_int_equal(f.out.total, 10);
-  assert_int_equal(f.out.counts[VIGIL_TCP_LISTEN], 1);
-  assert_int_equal(f.out.counts[VIGIL_TCP_ESTABLISHED], 3);
-  assert_int_equal(f.out.counts[VIGIL_TCP_SYN_RECV], 1);
-  assert_int_equal(f.out.counts[VIGIL_TCP_NEW_SYN_RECV], 0);
-  assert_int_equal(f.out.counts[VIGIL_TCP_FIN_WAIT2], 2);
-  assert_int_equal(f.out.orphans, 2); /* FIN_WAIT1 + FIN_WAIT2 inode 0 */
-  assert_int_equal(f.out.nsockets, 10);
-  assert_int_equal(f.out.sockets_omitted, 0);
-  free(f.out.sockets);
+/* Each case: a query (from the defaults) over the standard records, the
+ * total it must count, and what else it must give (check). */
+typedef struct collect_case {
+  const char *name;
+  void (*query)(vigil_census_query *q); /* NULL: the defaults */
+  int self; /* inodes 105, 101 and 999 are this process's */
+  uint32_t total;
+  void (*check)(const vigil_census *out); /* NULL: nothing more */
+} collect_case;
+
+static const uint16_t port_1883[] = {1883};
+
+/* Local port only: the server side. */
+static void local_port(vigil_census_query *q) {
+  q->ports = port_1883;
+  q->nports = 1;
 }
 
-static void test_collect_port_match(void **state) {
-  (void)state;
-  coll_fixture f;
-  uint16_t port = 1883;
-  vigil_census_query_init(&f.q);
-  f.q.ports = &port;
-  f.q.nports = 1;
-  feed_standard(&f, NULL);
-  /* Local port only: the server side. */
-  assert_int_equal(f.out.total, 7);
-  assert_int_equal(f.out.counts[VIGIL_TCP_ESTABLISHED], 1);
-  assert_int_equal(f.out.counts[VIGIL_TCP_FIN_WAIT2], 1);
-  free(f.out.sockets);
-
-  f.q.port_match = VIGIL_CENSUS_MATCH_EITHER;
-  feed_standard(&f, NULL);
-  assert_int_equal(f.out.total, 10 - 1); /* all but port 8080 */
-  assert_int_equal(f.out.counts[VIGIL_TCP_ESTABLISHED], 2);
-  free(f.out.sockets);
+static void either_port(vigil_census_query *q) {
+  local_port(q);
+  q->port_match = VIGIL_CENSUS_MATCH_EITHER;
 }
 
-static void test_collect_family_states_list(void **state) {
-  (void)state;
-  coll_fixture f;
-  vigil_census_query_init(&f.q);
-  f.q.family = VIGIL_CENSUS_FAMILY_IPV6;
-  feed_standard(&f, NULL);
-  assert_int_equal(f.out.total, 3);
-  free(f.out.sockets);
-
-  vigil_census_query_init(&f.q);
-  f.q.states = VIGIL_CENSUS_ORPHAN_STATES |
-               VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_CLOSE_WAIT) |
-               VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_ESTABLISHED);
-  f.q.list_states = VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_CLOSE_WAIT);
-  feed_standard(&f, NULL);
-  assert_int_equal(f.out.total, 3 + 1 + 3);
-  assert_int_equal(f.out.nsockets, 1);
-  assert_int_equal(f.out.sockets[0].state, VIGIL_TCP_CLOSE_WAIT);
-  assert_string_equal(f.out.sockets[0].peer, "127.0.0.1:40002");
-  free(f.out.sockets);
-
-  /* Counts only. */
-  vigil_census_query_init(&f.q);
-  f.q.want_sockets = 0;
-  feed_standard(&f, NULL);
-  assert_int_equal(f.out.total, 10);
-  assert_int_equal(f.out.nsockets, 0);
-  assert_null(f.out.sockets);
+static void ipv6(vigil_census_query *q) {
+  q->family = VIGIL_CENSUS_FAMILY_IPV6;
 }
 
-static void test_collect_cap_and_self(void **state) {
-  (void)state;
-  coll_fixture f;
-  vigil__inode_set self = {0};
-  uint64_t mine[] = {105, 101, 999};
-  for (size_t i = 0; i < 3; i++)
-    assert_int_equal(vigil__inode_set_add(&self, mine[i]), VIGIL_OK);
-  vigil__inode_set_sort(&self);
-  vigil_census_query_init(&f.q);
-  f.q.max_sockets = 4;
-  feed_standard(&f, &self);
-  assert_int_equal(f.out.total, 10);
-  assert_int_equal(f.out.nsockets, 4);
-  assert_int_equal(f.out.sockets_omitted, 6);
-  assert_int_equal(f.out.self_counts[VIGIL_TCP_ESTABLISHED], 2);
-  assert_int_equal(f.out.sockets[1].in_this_process, 1); /* inode 101 */
-  assert_int_equal(f.out.sockets[2].in_this_process, 0);
+static void states_listing_close_wait(vigil_census_query *q) {
+  q->states = VIGIL_CENSUS_ORPHAN_STATES |
+              VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_CLOSE_WAIT) |
+              VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_ESTABLISHED);
+  q->list_states = VIGIL_CENSUS_STATE_BIT(VIGIL_TCP_CLOSE_WAIT);
+}
 
+static void counts_only(vigil_census_query *q) { q->want_sockets = 0; }
+
+static void four_sockets(vigil_census_query *q) { q->max_sockets = 4; }
+
+static void all_counted(const vigil_census *out) {
+  assert_int_equal(out->counts[VIGIL_TCP_LISTEN], 1);
+  assert_int_equal(out->counts[VIGIL_TCP_ESTABLISHED], 3);
+  assert_int_equal(out->counts[VIGIL_TCP_SYN_RECV], 1);
+  assert_int_equal(out->counts[VIGIL_TCP_NEW_SYN_RECV], 0);
+  assert_int_equal(out->counts[VIGIL_TCP_FIN_WAIT2], 2);
+  assert_int_equal(out->orphans, 2); /* FIN_WAIT1 + FIN_WAIT2 inode 0 */
+  assert_int_equal(out->nsockets, 10);
+  assert_int_equal(out->sockets_omitted, 0);
+}
+
+static void server_side(const vigil_census *out) {
+  assert_int_equal(out->counts[VIGIL_TCP_ESTABLISHED], 1);
+  assert_int_equal(out->counts[VIGIL_TCP_FIN_WAIT2], 1);
+}
+
+static void both_sides(const vigil_census *out) {
+  assert_int_equal(out->counts[VIGIL_TCP_ESTABLISHED], 2);
+}
+
+static void close_wait_listed(const vigil_census *out) {
+  assert_int_equal(out->nsockets, 1);
+  assert_int_equal(out->sockets[0].state, VIGIL_TCP_CLOSE_WAIT);
+  assert_string_equal(out->sockets[0].peer, "127.0.0.1:40002");
+}
+
+static void none_listed(const vigil_census *out) {
+  assert_int_equal(out->nsockets, 0);
+  assert_null(out->sockets);
+}
+
+static void capped_with_self(const vigil_census *out) {
+  assert_int_equal(out->nsockets, 4);
+  assert_int_equal(out->sockets_omitted, 6);
+  assert_int_equal(out->self_counts[VIGIL_TCP_ESTABLISHED], 2);
+  assert_int_equal(out->sockets[1].in_this_process, 1); /* inode 101 */
+  assert_int_equal(out->sockets[2].in_this_process, 0);
   /* Picks over the listed sockets. */
-  vigil_census c = f.out;
+  vigil_census c = *out;
   const vigil_census_socket *got[4];
   assert_int_equal(
       vigil_census_pick(&c, VIGIL_CENSUS_PICK_OWN_ESTABLISHED, got, 4), 1);
@@ -539,36 +526,77 @@ static void test_collect_cap_and_self(void **state) {
                    1);
   assert_int_equal(vigil_census_pick(&c, VIGIL_CENSUS_PICK_ORPHANS, NULL, 0),
                    0);
+}
+
+static const collect_case collect_cases[] = {
+    {"collect: all", NULL, 0, 10, all_counted},
+    {"collect: local port", local_port, 0, 7, server_side},
+    {"collect: either port", either_port, 0, 10 - 1 /* all but 8080 */,
+     both_sides},
+    {"collect: IPv6", ipv6, 0, 3, NULL},
+    {"collect: states, listing one", states_listing_close_wait, 0, 3 + 1 + 3,
+     close_wait_listed},
+    {"collect: counts only", counts_only, 0, 10, none_listed},
+    {"collect: capped, with our own", four_sockets, 1, 10, capped_with_self},
+};
+
+static void run_collect_case(void **state) {
+  const collect_case *cc = *state;
+  coll_fixture f;
+  vigil__inode_set self = {0};
+  static const uint64_t mine[] = {105, 101, 999};
+  for (size_t i = 0; cc->self && i < 3; i++)
+    assert_int_equal(vigil__inode_set_add(&self, mine[i]), VIGIL_OK);
+  vigil__inode_set_sort(&self);
+  vigil_census_query_init(&f.q);
+  if (cc->query) cc->query(&f.q);
+  feed_standard(&f, cc->self ? &self : NULL);
+  assert_int_equal(f.out.total, cc->total);
+  if (cc->check) cc->check(&f.out);
   free(f.out.sockets);
   vigil__inode_set_free(&self);
 }
 
+static void bad_ports(vigil_census_query *q) { q->nports = 1; /* NULL */ }
+static void bad_family(vigil_census_query *q) {
+  q->family = (vigil_census_family)3;
+}
+static void bad_port_match(vigil_census_query *q) {
+  q->port_match = (vigil_census_port_match)7;
+}
+static void bad_states(vigil_census_query *q) {
+  q->states = 1u; /* bit 0 is no state */
+}
+static void bad_list_states(vigil_census_query *q) {
+  q->list_states = 1u << 20;
+}
+
 static void test_collect_rejects_bad_query(void **state) {
   (void)state;
+  static const struct {
+    const char *name;
+    void (*query)(vigil_census_query *q);
+  } rows[] = {
+      {"ports NULL", bad_ports},
+      {"family 3", bad_family},
+      {"port_match 7", bad_port_match},
+      {"states bit 0", bad_states},
+      {"list_states bit 20", bad_list_states},
+  };
   vigil_census_query q;
   vigil_census out;
   vigil__census_collector col;
-  vigil_census *c = (vigil_census *)&out;
-
-  vigil_census_query_init(&q);
-  q.nports = 1; /* ports NULL */
-  assert_int_equal(vigil__census_collector_init(&col, &q, NULL, &out),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_census_run(&q, &c), VIGIL_EINVAL);
-  assert_null(c);
-
-  vigil_census_query_init(&q);
-  q.family = (vigil_census_family)3;
-  assert_int_equal(vigil_census_run(&q, &c), VIGIL_EINVAL);
-  vigil_census_query_init(&q);
-  q.port_match = (vigil_census_port_match)7;
-  assert_int_equal(vigil_census_run(&q, &c), VIGIL_EINVAL);
-  vigil_census_query_init(&q);
-  q.states = 1u; /* bit 0 is no state */
-  assert_int_equal(vigil_census_run(&q, &c), VIGIL_EINVAL);
-  vigil_census_query_init(&q);
-  q.list_states = 1u << 20;
-  assert_int_equal(vigil_census_run(&q, &c), VIGIL_EINVAL);
+  vigil_census *c;
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+    vigil_census_query_init(&q);
+    rows[i].query(&q);
+    vt_row_int_equal(rows[i].name,
+                     vigil__census_collector_init(&col, &q, NULL, &out),
+                     VIGIL_EINVAL);
+    c = &out; /* not NULL */
+    vt_row_int_equal(rows[i].name, vigil_census_run(&q, &c), VIGIL_EINVAL);
+    vt_row_int_equal(rows[i].name, c == NULL, 1);
+  }
   assert_int_equal(vigil_census_run(NULL, &c), VIGIL_EINVAL);
   vigil_census_query_init(&q);
   assert_int_equal(vigil_census_run(&q, NULL), VIGIL_EINVAL);
@@ -631,13 +659,16 @@ static void test_state_parse(void **state) {
 
 static void test_timer_names(void **state) {
   (void)state;
-  assert_string_equal(vigil_census_timer_name(0), "none");
-  assert_string_equal(vigil_census_timer_name(1), "retransmit");
-  assert_string_equal(vigil_census_timer_name(2), "keepalive");
-  assert_string_equal(vigil_census_timer_name(3), "time_wait");
-  assert_string_equal(vigil_census_timer_name(4), "zero_window_probe");
-  assert_string_equal(vigil_census_timer_name(5), "unknown");
-  assert_string_equal(vigil_census_timer_name(-1), "unknown");
+  static const struct {
+    int timer;
+    const char *name;
+  } rows[] = {
+      {0, "none"},      {1, "retransmit"},        {2, "keepalive"},
+      {3, "time_wait"}, {4, "zero_window_probe"}, {5, "unknown"},
+      {-1, "unknown"},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    assert_string_equal(vigil_census_timer_name(rows[i].timer), rows[i].name);
 }
 
 static void test_socket_is(void **state) {
@@ -842,23 +873,14 @@ static void test_port_bytecode(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
+  static const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parse_dump_and_done),
-      cmocka_unit_test(test_parse_more_when_no_done),
-      cmocka_unit_test(test_parse_skips_foreign_and_unknown),
-      cmocka_unit_test(test_parse_last_message_unpadded),
-      cmocka_unit_test(test_parse_done_without_payload),
+      cmocka_unit_test(test_parse_empty),
+      cmocka_unit_test(test_parse_length_below_header),
       cmocka_unit_test(test_parse_kernel_errors),
-      cmocka_unit_test(test_parse_error_short_payload),
-      cmocka_unit_test(test_parse_bad_lengths),
       cmocka_unit_test(test_parse_every_prefix),
       cmocka_unit_test(test_parse_random_bytes),
-      cmocka_unit_test(test_parse_callback_error_stops),
       cmocka_unit_test(test_decode_special_cases),
-      cmocka_unit_test(test_collect_all),
-      cmocka_unit_test(test_collect_port_match),
-      cmocka_unit_test(test_collect_family_states_list),
-      cmocka_unit_test(test_collect_cap_and_self),
       cmocka_unit_test(test_collect_rejects_bad_query),
       cmocka_unit_test(test_collect_query_defaults),
       cmocka_unit_test(test_state_parse),
@@ -869,5 +891,9 @@ int main(void) {
       cmocka_unit_test(test_errno_map),
       cmocka_unit_test(test_port_bytecode),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  vt_suite s = {0};
+  VT_TESTS(&s, tests);
+  VT_ROWS(&s, run_parse_case, parse_cases);
+  VT_ROWS(&s, run_collect_case, collect_cases);
+  return vt_suite_run(&s, NULL, NULL);
 }

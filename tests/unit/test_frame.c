@@ -3,7 +3,7 @@
  * split, protocol errors with their descriptions, stop-from-callback, and
  * buffer reuse (no allocation per frame).
  */
-#include "testutil.h"
+#include "rowtest.h"
 #include "vigil.h"
 
 #include <stdlib.h>
@@ -130,6 +130,27 @@ static ssize_t feed_chunks(vigil_frame_parser *p, const uint8_t *data,
   return (ssize_t)pos;
 }
 
+/* A fresh parser (max_frame) fed all of data at once, recording into a
+ * fresh r (payloads inside data count as zero-copy); it takes it all. */
+static void parse_whole(vigil_frame_parser *p, uint32_t max_frame,
+                        const uint8_t *data, size_t len, rec *r) {
+  rec_init(r);
+  r->lo = data;
+  r->hi = data + len;
+  assert_int_equal(vigil_frame_parser_init(p, max_frame), VIGIL_OK);
+  assert_int_equal(vigil_frame_parser_feed(p, data, len, on_frame, r),
+                   (ssize_t)len);
+}
+
+/* The same in chunks whose sizes come from next_chunk. */
+static void parse_chunked(vigil_frame_parser *p, uint32_t max_frame,
+                          const uint8_t *data, size_t len, rec *r,
+                          size_t (*next_chunk)(void)) {
+  rec_init(r);
+  assert_int_equal(vigil_frame_parser_init(p, max_frame), VIGIL_OK);
+  assert_int_equal(feed_chunks(p, data, len, r, next_chunk), (ssize_t)len);
+}
+
 static size_t chunk_one(void) { return 1; }
 static size_t chunk_random(void) { return 1 + rng() % 37; }
 static size_t chunk_seven(void) { return 7; }
@@ -173,12 +194,7 @@ static void round_trip(vigil_frame_type t, const uint8_t *payload, size_t n,
   assert_int_equal(vigil_frame_encode(t, payload, n, buf, cap), (int)cap);
   vigil_frame_parser p;
   rec r;
-  rec_init(&r);
-  r.lo = buf;
-  r.hi = buf + cap;
-  assert_int_equal(vigil_frame_parser_init(&p, max_frame), VIGIL_OK);
-  assert_int_equal(vigil_frame_parser_feed(&p, buf, cap, on_frame, &r),
-                   (ssize_t)cap);
+  parse_whole(&p, max_frame, buf, cap, &r);
   assert_int_equal(r.n, 1);
   assert_int_equal(r.log_len, 5 + n);
   assert_int_equal(r.log[0], t);
@@ -193,9 +209,7 @@ static void round_trip(vigil_frame_type t, const uint8_t *payload, size_t n,
 
   /* the same frame byte by byte */
   rec r2;
-  rec_init(&r2);
-  vigil_frame_parser_init(&p, max_frame);
-  assert_int_equal(feed_chunks(&p, buf, cap, &r2, chunk_one), (ssize_t)cap);
+  parse_chunked(&p, max_frame, buf, cap, &r2, chunk_one);
   assert_int_equal(r2.n, 1);
   assert_int_equal(r2.log_len, r.log_len);
   assert_memory_equal(r2.log, r.log, r.log_len);
@@ -233,65 +247,82 @@ static void test_round_trip_every_type_and_size(void **state) {
   free(big);
 }
 
+static const uint8_t zero_token[8], zero_bytes[16];
+static const uint8_t hello_nul[3] = {'a', 0, 'b'};
+static uint8_t out300[300];
+
+/* What the encoders refuse: bad types and payloads a v1 receiver would
+ * reject. */
 static void test_encoder_errors(void **state) {
   (void)state;
-  uint8_t out[300], tok[8] = {0}, zeros[16] = {0};
-  const uint8_t hello_nul[3] = {'a', 0, 'b'};
-
-  /* bad types */
-  assert_int_equal(vigil_frame_encode(0, NULL, 0, out, sizeof out), VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(6, NULL, 0, out, sizeof out), VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(255, NULL, 0, out, sizeof out),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode_header(9, 0, out, sizeof out),
-                   VIGIL_EINVAL);
-  /* payloads a v1 receiver would reject */
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_HELLO, NULL, 0, out, 300),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_HELLO, out, 256, out, 300),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_HELLO, hello_nul, 3, out, 300),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_PING, tok, 4, out, 300),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_PONG, zeros, 16, out, 300),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_GOODBYE, tok, 1, out, 300),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_GOODBYE, zeros, 3, out, 300),
-                   VIGIL_EINVAL); /* NUL in text */
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_DATA, NULL, 1, out, 300),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_DATA, tok, 0, NULL, 300),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode_header(VIGIL_FRAME_DATA,
-                                             VIGIL_FRAME_MAX_FRAME_MAX + 1u,
-                                             out, 8),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode_header(VIGIL_FRAME_DATA, SIZE_MAX, out, 8),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode_header(VIGIL_FRAME_HELLO, 3, out, 8),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode_header(VIGIL_FRAME_GOODBYE, 3, out, 8),
-                   VIGIL_EINVAL);
-  assert_int_equal(vigil_frame_encode_goodbye(0x10000, NULL, out, 300),
+  static const struct {
+    const char *name;
+    int type;
+    const void *payload;
+    size_t len;
+    uint8_t *out;
+  } frames[] = {
+      {"type 0", 0, NULL, 0, out300},
+      {"type 6", 6, NULL, 0, out300},
+      {"type 255", 255, NULL, 0, out300},
+      {"HELLO empty", VIGIL_FRAME_HELLO, NULL, 0, out300},
+      {"HELLO of 256 bytes", VIGIL_FRAME_HELLO, out300, 256, out300},
+      {"HELLO with a NUL", VIGIL_FRAME_HELLO, hello_nul, 3, out300},
+      {"PING token of 4", VIGIL_FRAME_PING, zero_token, 4, out300},
+      {"PONG token of 16", VIGIL_FRAME_PONG, zero_bytes, 16, out300},
+      {"GOODBYE of 1 byte", VIGIL_FRAME_GOODBYE, zero_token, 1, out300},
+      {"GOODBYE text with a NUL", VIGIL_FRAME_GOODBYE, zero_bytes, 3,
+       out300},
+      {"DATA without its payload", VIGIL_FRAME_DATA, NULL, 1, out300},
+      {"no output buffer", VIGIL_FRAME_DATA, zero_token, 0, NULL},
+  };
+  for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++)
+    vt_row_int_equal(frames[i].name,
+                     vigil_frame_encode(frames[i].type, frames[i].payload,
+                                        frames[i].len, frames[i].out, 300),
+                     VIGIL_EINVAL);
+  static const struct {
+    const char *name;
+    int type;
+    size_t len, cap;
+  } headers[] = {
+      {"header of type 9", 9, 0, 300},
+      {"DATA header over the largest max_frame", VIGIL_FRAME_DATA,
+       VIGIL_FRAME_MAX_FRAME_MAX + 1u, 8},
+      {"DATA header of SIZE_MAX", VIGIL_FRAME_DATA, SIZE_MAX, 8},
+      {"HELLO header", VIGIL_FRAME_HELLO, 3, 8},
+      {"GOODBYE header", VIGIL_FRAME_GOODBYE, 3, 8},
+  };
+  for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++)
+    vt_row_int_equal(headers[i].name,
+                     vigil_frame_encode_header(headers[i].type,
+                                               headers[i].len, out300,
+                                               headers[i].cap),
+                     VIGIL_EINVAL);
+  assert_int_equal(vigil_frame_encode_goodbye(0x10000, NULL, out300, 300),
                    VIGIL_EINVAL);
   char longtext[255];
   memset(longtext, 'a', 254);
   longtext[254] = 0;
-  assert_int_equal(vigil_frame_encode_goodbye(1, longtext, out, 300),
+  assert_int_equal(vigil_frame_encode_goodbye(1, longtext, out300, 300),
                    VIGIL_EINVAL);
   longtext[253] = 0; /* exactly VIGIL_FRAME_GOODBYE_TEXT_MAX */
-  assert_int_equal(vigil_frame_encode_goodbye(1, longtext, out, 300), 263);
+  assert_int_equal(vigil_frame_encode_goodbye(1, longtext, out300, 300), 263);
+}
 
-  /* every too-small cap: EOVERFLOW and nothing written */
+/* Every too-small cap: EOVERFLOW and nothing written. */
+static void test_encoder_overflow(void **state) {
+  (void)state;
+  uint8_t out[300];
   for (size_t cap = 0; cap < 16; cap++) {
     memset(out, 0xAA, sizeof out);
-    assert_int_equal(vigil_frame_encode(VIGIL_FRAME_PING, tok, 8, out, cap),
-                     VIGIL_EOVERFLOW);
+    assert_int_equal(
+        vigil_frame_encode(VIGIL_FRAME_PING, zero_token, 8, out, cap),
+        VIGIL_EOVERFLOW);
     assert_int_equal(out[0], 0xAA);
   }
-  assert_int_equal(vigil_frame_encode(VIGIL_FRAME_PING, tok, 8, out, 16), 16);
+  assert_int_equal(
+      vigil_frame_encode(VIGIL_FRAME_PING, zero_token, 8, out, 16), 16);
   assert_int_equal(vigil_frame_encode_header(VIGIL_FRAME_DATA, 100, out, 7),
                    VIGIL_EOVERFLOW);
   assert_int_equal(vigil_frame_encode_goodbye(1, "bye", out, 12),
@@ -346,30 +377,37 @@ static void test_goodbye_text_must_be_utf8(void **state) {
 
 static void test_names(void **state) {
   (void)state;
-  assert_string_equal(vigil_frame_type_name(VIGIL_FRAME_HELLO), "HELLO");
-  assert_string_equal(vigil_frame_type_name(VIGIL_FRAME_PING), "PING");
-  assert_string_equal(vigil_frame_type_name(VIGIL_FRAME_PONG), "PONG");
-  assert_string_equal(vigil_frame_type_name(VIGIL_FRAME_DATA), "DATA");
-  assert_string_equal(vigil_frame_type_name(VIGIL_FRAME_GOODBYE), "GOODBYE");
-  assert_string_equal(vigil_frame_type_name(0), "UNKNOWN");
-  assert_string_equal(vigil_frame_type_name(-1), "UNKNOWN");
+  static const struct {
+    int type;
+    const char *name;
+  } types[] = {
+      {VIGIL_FRAME_HELLO, "HELLO"}, {VIGIL_FRAME_PING, "PING"},
+      {VIGIL_FRAME_PONG, "PONG"},   {VIGIL_FRAME_DATA, "DATA"},
+      {VIGIL_FRAME_GOODBYE, "GOODBYE"}, {0, "UNKNOWN"},
+      {-1, "UNKNOWN"},
+  };
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+    assert_string_equal(vigil_frame_type_name(types[i].type), types[i].name);
   for (unsigned c = 0; c < VIGIL_GOODBYE__COUNT; c++) {
     assert_non_null(vigil_goodbye_name(c));
     assert_string_not_equal(vigil_goodbye_name(c), "unknown");
   }
-  assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE_NORMAL), "normal");
-  assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE_GOING_AWAY),
-                      "going_away");
-  assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE_HEARTBEAT_TIMEOUT),
-                      "heartbeat_timeout");
-  assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE_OVERLOADED),
-                      "overloaded");
-  assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE_TOO_MANY_PINGS),
-                      "too_many_pings");
-  assert_string_equal(vigil_goodbye_name(VIGIL_GOODBYE__COUNT), "unknown");
-  assert_string_equal(vigil_goodbye_name(0x8000), "application");
-  assert_string_equal(vigil_goodbye_name(0xFFFF), "application");
-  assert_string_equal(vigil_goodbye_name(0x10000), "unknown");
+  static const struct {
+    unsigned code;
+    const char *name;
+  } codes[] = {
+      {VIGIL_GOODBYE_NORMAL, "normal"},
+      {VIGIL_GOODBYE_GOING_AWAY, "going_away"},
+      {VIGIL_GOODBYE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"},
+      {VIGIL_GOODBYE_OVERLOADED, "overloaded"},
+      {VIGIL_GOODBYE_TOO_MANY_PINGS, "too_many_pings"},
+      {VIGIL_GOODBYE__COUNT, "unknown"},
+      {0x8000, "application"},
+      {0xFFFF, "application"},
+      {0x10000, "unknown"},
+  };
+  for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+    assert_string_equal(vigil_goodbye_name(codes[i].code), codes[i].name);
 
   static const struct {
     vigil_reason r;
@@ -439,12 +477,7 @@ static void test_any_split_delivers_the_same_frames(void **state) {
 
   vigil_frame_parser p;
   rec whole;
-  rec_init(&whole);
-  whole.lo = s;
-  whole.hi = s + len;
-  vigil_frame_parser_init(&p, 1024);
-  assert_int_equal(vigil_frame_parser_feed(&p, s, len, on_frame, &whole),
-                   (ssize_t)len);
+  parse_whole(&p, 1024, s, len, &whole);
   assert_int_equal(whole.n, 600);
   assert_int_equal(p.frames, 600);
   assert_int_equal(p.allocs, 0); /* everything zero-copy */
@@ -453,9 +486,7 @@ static void test_any_split_delivers_the_same_frames(void **state) {
   vigil_frame_parser_free(&p);
 
   rec bytes;
-  rec_init(&bytes);
-  vigil_frame_parser_init(&p, 1024);
-  assert_int_equal(feed_chunks(&p, s, len, &bytes, chunk_one), (ssize_t)len);
+  parse_chunked(&p, 1024, s, len, &bytes, chunk_one);
   assert_int_equal(bytes.n, whole.n);
   assert_int_equal(bytes.log_len, whole.log_len);
   assert_memory_equal(bytes.log, whole.log, whole.log_len);
@@ -464,11 +495,8 @@ static void test_any_split_delivers_the_same_frames(void **state) {
 
   for (uint64_t seed = 1; seed <= 20; seed++) {
     rec split;
-    rec_init(&split);
     rng_seed(seed);
-    vigil_frame_parser_init(&p, 1024);
-    assert_int_equal(feed_chunks(&p, s, len, &split, chunk_random),
-                     (ssize_t)len);
+    parse_chunked(&p, 1024, s, len, &split, chunk_random);
     assert_int_equal(split.n, whole.n);
     assert_int_equal(split.log_len, whole.log_len);
     assert_memory_equal(split.log, whole.log, whole.log_len);
@@ -492,12 +520,7 @@ static void test_many_frames_in_one_read(void **state) {
   put(s, &len, sizeof s, VIGIL_FRAME_PONG, NULL, 0);
   vigil_frame_parser p;
   rec r;
-  rec_init(&r);
-  r.lo = s;
-  r.hi = s + len;
-  vigil_frame_parser_init(&p, 64);
-  assert_int_equal(vigil_frame_parser_feed(&p, s, len, on_frame, &r),
-                   (ssize_t)len);
+  parse_whole(&p, 64, s, len, &r);
   assert_int_equal(r.n, 1001);
   assert_int_equal(r.zero_copy, 1000);
   /* tokens in order: the 500th frame carries 499 */
@@ -518,46 +541,46 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_cases[] = {
-    {"http", "GET / HTTP/1.1\r\n", 16, 1024,
+    {"malformed: http", "GET / HTTP/1.1\r\n", 16, 1024,
      "bad magic byte 0x47, expected 0xF7 (HTTP or other text?)", 0},
-    {"tls", {0x16, 0x03, 0x01, 0x02, 0x00}, 5, 1024,
+    {"malformed: tls", {0x16, 0x03, 0x01, 0x02, 0x00}, 5, 1024,
      "bad magic byte 0x16, expected 0xF7 (TLS handshake?)", 0},
-    {"zeros", {0}, 8, 1024, "bad magic byte 0x00, expected 0xF7", 0},
-    {"version", {0xF7, 0x02, 0x02, 0, 0, 0, 0, 0}, 8, 1024,
+    {"malformed: zeros", {0}, 8, 1024, "bad magic byte 0x00, expected 0xF7", 0},
+    {"malformed: version", {0xF7, 0x02, 0x02, 0, 0, 0, 0, 0}, 8, 1024,
      "version 2 is not supported", 0},
-    {"version0", {0xF7, 0x00}, 2, 1024, "version 0 is not supported", 0},
-    {"type9", {0xF7, 0x01, 0x09, 0, 0, 0, 0, 0}, 8, 1024,
+    {"malformed: version0", {0xF7, 0x00}, 2, 1024, "version 0 is not supported", 0},
+    {"malformed: type9", {0xF7, 0x01, 0x09, 0, 0, 0, 0, 0}, 8, 1024,
      "frame type 0x09 is unknown", 0},
-    {"type0", {0xF7, 0x01, 0x00}, 3, 1024, "frame type 0x00 is unknown", 0},
-    {"flags", {0xF7, 0x01, 0x02, 0x01, 0, 0, 0, 0}, 8, 1024,
+    {"malformed: type0", {0xF7, 0x01, 0x00}, 3, 1024, "frame type 0x00 is unknown", 0},
+    {"malformed: flags", {0xF7, 0x01, 0x02, 0x01, 0, 0, 0, 0}, 8, 1024,
      "flags 0x01 are set; version 1 allows none", 0},
-    {"oversize", {0xF7, 0x01, 0x04, 0, 0x00, 0x01, 0x11, 0x70}, 8, 65536,
+    {"malformed: oversize", {0xF7, 0x01, 0x04, 0, 0x00, 0x01, 0x11, 0x70}, 8, 65536,
      "payload length 70000 exceeds max_frame 65536", 0},
-    {"oversize_by_one", {0xF7, 0x01, 0x04, 0, 0, 0, 0x04, 0x01}, 8, 1024,
+    {"malformed: oversize_by_one", {0xF7, 0x01, 0x04, 0, 0, 0, 0x04, 0x01}, 8, 1024,
      "payload length 1025 exceeds max_frame 1024", 0},
-    {"huge", {0xF7, 0x01, 0x04, 0, 0xFF, 0xFF, 0xFF, 0xFF}, 8, 1024,
+    {"malformed: huge", {0xF7, 0x01, 0x04, 0, 0xFF, 0xFF, 0xFF, 0xFF}, 8, 1024,
      "payload length 4294967295 exceeds max_frame 1024", 0},
-    {"hello_over_max_frame", {0xF7, 0x01, 0x01, 0, 0, 0, 0, 17}, 8, 16,
+    {"malformed: hello_over_max_frame", {0xF7, 0x01, 0x01, 0, 0, 0, 0, 17}, 8, 16,
      "payload length 17 exceeds max_frame 16", 0},
-    {"hello_empty", {0xF7, 0x01, 0x01, 0, 0, 0, 0, 0}, 8, 1024,
+    {"malformed: hello_empty", {0xF7, 0x01, 0x01, 0, 0, 0, 0, 0}, 8, 1024,
      "HELLO length 0 is invalid: identity must be 1..255 bytes", 0},
-    {"hello_long", {0xF7, 0x01, 0x01, 0, 0, 0, 1, 0}, 8, 1024,
+    {"malformed: hello_long", {0xF7, 0x01, 0x01, 0, 0, 0, 1, 0}, 8, 1024,
      "HELLO length 256 is invalid", 0},
-    {"ping_len", {0xF7, 0x01, 0x02, 0, 0, 0, 0, 5}, 8, 1024,
+    {"malformed: ping_len", {0xF7, 0x01, 0x02, 0, 0, 0, 0, 5}, 8, 1024,
      "PING length 5 is invalid: token must be 0 or 8 bytes", 0},
-    {"pong_len", {0xF7, 0x01, 0x03, 0, 0, 0, 0, 9}, 8, 1024,
+    {"malformed: pong_len", {0xF7, 0x01, 0x03, 0, 0, 0, 0, 9}, 8, 1024,
      "PONG length 9 is invalid", 0},
-    {"goodbye_short", {0xF7, 0x01, 0x05, 0, 0, 0, 0, 1}, 8, 1024,
+    {"malformed: goodbye_short", {0xF7, 0x01, 0x05, 0, 0, 0, 0, 1}, 8, 1024,
      "GOODBYE length 1 is invalid: must be 2..255 bytes", 0},
-    {"goodbye_long", {0xF7, 0x01, 0x05, 0, 0, 0, 1, 0}, 8, 1024,
+    {"malformed: goodbye_long", {0xF7, 0x01, 0x05, 0, 0, 0, 1, 0}, 8, 1024,
      "GOODBYE length 256 is invalid", 0},
-    {"hello_nul", {0xF7, 0x01, 0x01, 0, 0, 0, 0, 3, 'a', 0, 'b'}, 11, 1024,
+    {"malformed: hello_nul", {0xF7, 0x01, 0x01, 0, 0, 0, 0, 3, 'a', 0, 'b'}, 11, 1024,
      "HELLO identity contains a NUL byte", 0},
-    {"goodbye_utf8", {0xF7, 0x01, 0x05, 0, 0, 0, 0, 4, 0, 1, 0xC0, 0x80}, 12,
+    {"malformed: goodbye_utf8", {0xF7, 0x01, 0x05, 0, 0, 0, 0, 4, 0, 1, 0xC0, 0x80}, 12,
      1024, "GOODBYE text is not valid UTF-8", 0},
-    {"goodbye_nul", {0xF7, 0x01, 0x05, 0, 0, 0, 0, 3, 0, 1, 0}, 11, 1024,
+    {"malformed: goodbye_nul", {0xF7, 0x01, 0x05, 0, 0, 0, 0, 3, 0, 1, 0}, 11, 1024,
      "GOODBYE text contains a NUL byte", 0},
-    {"after_valid", {0xF7, 0x01, 0x02, 0, 0, 0, 0, 0, 0xF7, 0x01, 0x03, 0, 0,
+    {"malformed: after_valid", {0xF7, 0x01, 0x02, 0, 0, 0, 0, 0, 0xF7, 0x01, 0x03, 0, 0,
                      0, 0, 0, 'G'},
      17, 1024, "bad magic byte 0x47", 2},
 };
@@ -574,33 +597,32 @@ static ssize_t feed_bad(const bad_case *c, vigil_frame_parser *p, rec *r,
   return rc;
 }
 
-static void test_malformed_input_is_rejected_with_a_reason(void **state) {
-  (void)state;
-  for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
-    const bad_case *c = &bad_cases[i];
-    for (int bytewise = 0; bytewise <= 1; bytewise++) {
-      vigil_frame_parser p;
-      rec r;
-      rec_init(&r);
-      ssize_t rc = feed_bad(c, &p, &r, bytewise);
-      const char *why = vigil_frame_parser_error(&p);
-      if (rc != VIGIL_EPROTO || !why || !strstr(why, c->want))
-        fail_msg("case %s (bytewise %d): rc %zd, detail \"%s\", want \"%s\"",
-                 c->name, bytewise, rc, why ? why : "(null)", c->want);
-      assert_true(strlen(why) < sizeof p.detail - 1); /* never truncated */
-      assert_int_equal(r.n, c->frames_before);
-      /* sticky: valid input afterwards is refused and not delivered */
-      uint8_t ping[8];
-      vigil_frame_encode(VIGIL_FRAME_PING, NULL, 0, ping, sizeof ping);
-      assert_int_equal(vigil_frame_parser_feed(&p, ping, 8, on_frame, &r),
-                       VIGIL_EPROTO);
-      assert_int_equal(r.n, c->frames_before);
-      assert_string_equal(vigil_frame_parser_error(&p), why);
-      assert_int_equal(vigil_frame_parser_held(&p), 0);
-      assert_false(vigil_frame_parser_idle(&p));
-      vigil_frame_parser_free(&p);
-      rec_free(&r);
-    }
+/* Malformed input is rejected with a reason, fed whole and byte by
+ * byte, and the error sticks. */
+static void run_bad_case(void **state) {
+  const bad_case *c = *state;
+  for (int bytewise = 0; bytewise <= 1; bytewise++) {
+    vigil_frame_parser p;
+    rec r;
+    rec_init(&r);
+    ssize_t rc = feed_bad(c, &p, &r, bytewise);
+    const char *why = vigil_frame_parser_error(&p);
+    if (rc != VIGIL_EPROTO || !why || !strstr(why, c->want))
+      fail_msg("bytewise %d: rc %zd, detail \"%s\", want \"%s\"", bytewise,
+               rc, why ? why : "(null)", c->want);
+    assert_true(strlen(why) < sizeof p.detail - 1); /* never truncated */
+    assert_int_equal(r.n, c->frames_before);
+    /* sticky: valid input afterwards is refused and not delivered */
+    uint8_t ping[8];
+    vigil_frame_encode(VIGIL_FRAME_PING, NULL, 0, ping, sizeof ping);
+    assert_int_equal(vigil_frame_parser_feed(&p, ping, 8, on_frame, &r),
+                     VIGIL_EPROTO);
+    assert_int_equal(r.n, c->frames_before);
+    assert_string_equal(vigil_frame_parser_error(&p), why);
+    assert_int_equal(vigil_frame_parser_held(&p), 0);
+    assert_false(vigil_frame_parser_idle(&p));
+    vigil_frame_parser_free(&p);
+    rec_free(&r);
   }
 }
 
@@ -657,11 +679,8 @@ static void test_callback_can_stop_the_parser(void **state) {
   ends[4] = len;
 
   rec all;
-  rec_init(&all);
   vigil_frame_parser p;
-  vigil_frame_parser_init(&p, 1024);
-  assert_int_equal(vigil_frame_parser_feed(&p, s, len, on_frame, &all),
-                   (ssize_t)len);
+  parse_whole(&p, 1024, s, len, &all);
 
   /* stop at each frame in turn, then feed the rest: same frames overall */
   for (size_t k = 1; k <= 5; k++) {
@@ -788,9 +807,7 @@ static void test_small_payloads_and_growth(void **state) {
         8);
   vigil_frame_parser p;
   rec r;
-  rec_init(&r);
-  vigil_frame_parser_init(&p, 1024);
-  assert_int_equal(feed_chunks(&p, s, len, &r, chunk_one), (ssize_t)len);
+  parse_chunked(&p, 1024, s, len, &r, chunk_one);
   assert_int_equal(r.n, 200);
   assert_int_equal(p.allocs, 0);
   assert_int_equal(vigil_frame_parser_held(&p), 0);
@@ -804,9 +821,7 @@ static void test_small_payloads_and_growth(void **state) {
   len = 0;
   for (size_t n = 9; n <= 3000; n += 7)
     put(big, &len, cap, VIGIL_FRAME_DATA, payload, n);
-  rec_init(&r);
-  vigil_frame_parser_init(&p, 2000 + 1000);
-  assert_int_equal(feed_chunks(&p, big, len, &r, chunk_seven), (ssize_t)len);
+  parse_chunked(&p, 2000 + 1000, big, len, &r, chunk_seven);
   /* 64, 128, 256, 512, 1024, 2048, then capped at 3000 */
   assert_int_equal(p.allocs, 7);
   assert_int_equal(vigil_frame_parser_held(&p), 3000);
@@ -817,21 +832,24 @@ static void test_small_payloads_and_growth(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
+  static const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wire_layout_is_pinned),
       cmocka_unit_test(test_round_trip_every_type_and_size),
       cmocka_unit_test(test_encoder_errors),
+      cmocka_unit_test(test_encoder_overflow),
       cmocka_unit_test(test_goodbye_text_must_be_utf8),
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_init_bounds),
       cmocka_unit_test(test_any_split_delivers_the_same_frames),
       cmocka_unit_test(test_many_frames_in_one_read),
-      cmocka_unit_test(test_malformed_input_is_rejected_with_a_reason),
       cmocka_unit_test(test_faults_found_as_early_as_possible),
       cmocka_unit_test(test_callback_can_stop_the_parser),
       cmocka_unit_test(test_callback_may_free_but_not_reenter),
       cmocka_unit_test(test_split_frames_reuse_one_buffer),
       cmocka_unit_test(test_small_payloads_and_growth),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  vt_suite s = {0};
+  VT_TESTS(&s, tests);
+  VT_ROWS(&s, run_bad_case, bad_cases);
+  return vt_suite_run(&s, NULL, NULL);
 }

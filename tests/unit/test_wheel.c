@@ -11,7 +11,7 @@
  * with VIGIL_WHEEL_SEED=<seed> to reproduce, or soak it with
  * VIGIL_WHEEL_SOAK=<number of extra seeds>.
  */
-#include "testutil.h"
+#include "rowtest.h"
 #include "wheel.h"
 
 #include <inttypes.h>
@@ -54,6 +54,40 @@ static void tnode_init(tnode *t, int id) {
   t->id = id;
 }
 
+/* n[0..count), ids 0.., none armed. */
+static void nodes_init(tnode *n, int count) {
+  for (int i = 0; i < count; i++) tnode_init(&n[i], i);
+}
+
+/* Arms unarmed node t for when: one more in the count. */
+static void arm_one(harness *h, tnode *t, uint64_t when) {
+  size_t before = vigil__wheel_count(&h->w);
+  vigil__wheel_insert(&h->w, &t->node, when);
+  assert_int_equal(vigil__wheel_count(&h->w), before + 1);
+}
+
+/* Arms n[i] for when[i], i < count. */
+static void arm(harness *h, tnode *n, const uint64_t *when, int count) {
+  for (int i = 0; i < count; i++) arm_one(h, &n[i], when[i]);
+}
+
+/* A wheel (tick, now) with n[0..count) armed for when(i). */
+static harness *h_many(uint32_t tick, uint64_t now, tnode *n, int count,
+                       uint64_t (*when)(int i)) {
+  harness *h = h_new(tick, now);
+  nodes_init(n, count);
+  for (int i = 0; i < count; i++) arm_one(h, &n[i], when(i));
+  return h;
+}
+
+/* A wheel (tick, now) with node t (id 1) armed for when. */
+static harness *h_one(uint32_t tick, uint64_t now, tnode *t, uint64_t when) {
+  harness *h = h_new(tick, now);
+  tnode_init(t, 1);
+  arm_one(h, t, when);
+  return h;
+}
+
 static void on_fire_record(vigil__wheel_node *n, void *ctx) {
   harness *h = ctx;
   tnode *t = TNODE(n);
@@ -76,98 +110,86 @@ static uint64_t round_up(uint64_t when, uint32_t tick) {
 /* Bounds: fires at B exactly, never at B - 1, whatever the level.        */
 
 typedef struct bound_case {
+  const char *name;
   uint32_t tick_ms;
   uint64_t init_ms;
   uint64_t delta_ms; /* when_ms = init_ms + delta_ms */
 } bound_case;
 
+#define B(tick, init, delta) \
+  {"bound: tick " #tick ", from " #init ", +" #delta, tick, init, delta}
+
 static const bound_case bound_cases[] = {
     /* rounding within one tick */
-    {10, 1000, 1},
-    {10, 1000, 9},
-    {10, 1000, 10},
-    {10, 1000, 11},
-    {10, 1005, 1}, /* unaligned start */
-    {7, 1000, 1},
-    {7, 1000, 13},
-    {1000, 999, 1},
+    B(10, 1000, 1),
+    B(10, 1000, 9),
+    B(10, 1000, 10),
+    B(10, 1000, 11),
+    B(10, 1005, 1), /* unaligned start */
+    B(7, 1000, 1),
+    B(7, 1000, 13),
+    B(1000, 999, 1),
     /* tick 1: every level boundary (ticks) */
-    {1, 0, 1},
-    {1, 0, 63},
-    {1, 0, 64},
-    {1, 0, 65},
-    {1, 0, 4095},
-    {1, 0, 4096},
-    {1, 0, 4097},
-    {1, 0, 262143},
-    {1, 0, 262144},
-    {1, 0, 1000000},
-    {1, 0, 16777215},
-    {1, 0, 16777216},
-    {1, 0, (1u << 30) - 1}, /* last tick inside the span */
+    B(1, 0, 1),
+    B(1, 0, 63),
+    B(1, 0, 64),
+    B(1, 0, 65),
+    B(1, 0, 4095),
+    B(1, 0, 4096),
+    B(1, 0, 4097),
+    B(1, 0, 262143),
+    B(1, 0, 262144),
+    B(1, 0, 1000000),
+    B(1, 0, 16777215),
+    B(1, 0, 16777216),
+    B(1, 0, (1u << 30) - 1), /* last tick inside the span */
     /* same from unaligned starts, so slots wrap around */
-    {1, 12345, 63},
-    {1, 12345, 64},
-    {1, 4095, 1},
-    {1, 4095, 4096},
-    {1, 262143, 1},
-    {1, 262100, 100},
-    {1, 999999, 1000000},
-    {10, 123456789, 41},
-    {10, 123456789, 640},
-    {10, 123456789, 40961},
-    {10, 123456789, 10000000},
-    {10, 123456789, 3600000},
+    B(1, 12345, 63),
+    B(1, 12345, 64),
+    B(1, 4095, 1),
+    B(1, 4095, 4096),
+    B(1, 262143, 1),
+    B(1, 262100, 100),
+    B(1, 999999, 1000000),
+    B(10, 123456789, 41),
+    B(10, 123456789, 640),
+    B(10, 123456789, 40961),
+    B(10, 123456789, 10000000),
+    B(10, 123456789, 3600000),
 };
 
-/* Arms one node, checks nothing fires at B - 1 and it fires at B (jump). */
-static void test_bounds_jump(void **state) {
-  (void)state;
-  for (size_t i = 0; i < sizeof bound_cases / sizeof bound_cases[0]; i++) {
-    const bound_case *c = &bound_cases[i];
-    harness *h = h_new(c->tick_ms, c->init_ms);
-    tnode t;
-    tnode_init(&t, 1);
-    uint64_t when = c->init_ms + c->delta_ms;
-    uint64_t b = round_up(when, c->tick_ms);
-    vigil__wheel_insert(&h->w, &t.node, when);
-    assert_int_equal(vigil__wheel_count(&h->w), 1);
-    assert_true(vigil__wheel_next_ms(&h->w) <= b);
-    assert_true(vigil__wheel_next_ms(&h->w) > c->init_ms);
-    if (b - 1 >= c->init_ms)
-      assert_int_equal(h_advance(h, b - 1, 0), 0);
-    assert_int_equal(t.fires, 0);
-    assert_int_equal(h_advance(h, b, 0), 1);
-    assert_int_equal(t.fires, 1);
-    assert_int_equal(vigil__wheel_count(&h->w), 0);
-    assert_int_equal(vigil__wheel_next_ms(&h->w), UINT64_MAX);
-    free(h);
-  }
-}
+/* One node armed per case, the clock moved two ways: a jump checks
+ * nothing fires at B - 1 and it fires at B; then, as the hub does, the
+ * "loop" sleeps until next_ms() each time: the node must fire at exactly
+ * B, and next_ms() must never pass B. */
+static void run_bound(void **state) {
+  const bound_case *c = *state;
+  uint64_t when = c->init_ms + c->delta_ms;
+  uint64_t b = round_up(when, c->tick_ms);
+  tnode t;
+  harness *h = h_one(c->tick_ms, c->init_ms, &t, when);
+  assert_true(vigil__wheel_next_ms(&h->w) <= b);
+  assert_true(vigil__wheel_next_ms(&h->w) > c->init_ms);
+  if (b - 1 >= c->init_ms)
+    assert_int_equal(h_advance(h, b - 1, 0), 0);
+  assert_int_equal(t.fires, 0);
+  assert_int_equal(h_advance(h, b, 0), 1);
+  assert_int_equal(t.fires, 1);
+  assert_int_equal(vigil__wheel_count(&h->w), 0);
+  assert_int_equal(vigil__wheel_next_ms(&h->w), UINT64_MAX);
+  free(h);
 
-/* Same cases, but the "loop" sleeps until next_ms() each time, as the hub
- * does: the node must fire at exactly B, and next_ms() must never pass B. */
-static void test_bounds_follow_next_ms(void **state) {
-  (void)state;
-  for (size_t i = 0; i < sizeof bound_cases / sizeof bound_cases[0]; i++) {
-    const bound_case *c = &bound_cases[i];
-    harness *h = h_new(c->tick_ms, c->init_ms);
-    tnode t;
-    tnode_init(&t, 1);
-    uint64_t when = c->init_ms + c->delta_ms;
-    uint64_t b = round_up(when, c->tick_ms);
-    vigil__wheel_insert(&h->w, &t.node, when);
-    int wakeups = 0;
-    while (t.fires == 0) {
-      uint64_t next = vigil__wheel_next_ms(&h->w);
-      assert_true(next <= b);
-      assert_true(next > h->now); /* no busy loop */
-      h_advance(h, next, 0);
-      assert_true(++wakeups <= VIGIL__WHEEL_LEVELS);
-    }
-    assert_int_equal(t.fired_at, b);
-    free(h);
+  h = h_one(c->tick_ms, c->init_ms, &t, when);
+  int wakeups = 0;
+  while (t.fires == 0) {
+    uint64_t next = vigil__wheel_next_ms(&h->w);
+    assert_true(next <= b);
+    assert_true(next > h->now); /* no busy loop */
+    h_advance(h, next, 0);
+    assert_true(++wakeups <= VIGIL__WHEEL_LEVELS);
   }
+  assert_int_equal(t.fired_at, b);
+  free(h);
 }
 
 /* Tick-by-tick ms stepping for short deadlines: first fire at exactly B. */
@@ -178,11 +200,9 @@ static void test_bounds_step_by_ms(void **state) {
     uint32_t tick = ticks[i];
     for (uint64_t delta = 0; delta < 3u * tick + 5; delta++) {
       uint64_t start = 100003;
-      harness *h = h_new(tick, start);
-      tnode t;
-      tnode_init(&t, 1);
       uint64_t when = start + delta;
-      vigil__wheel_insert(&h->w, &t.node, when);
+      tnode t;
+      harness *h = h_one(tick, start, &t, when);
       uint64_t b = round_up(when, tick);
       /* a deadline at or before the current tick is due now */
       uint64_t expect = b <= start ? start : b;
@@ -202,34 +222,28 @@ static void test_bounds_step_by_ms(void **state) {
 
 static void test_when_in_past(void **state) {
   (void)state;
+  tnode n[3];
   harness *h = h_new(10, 50000);
-  tnode a, b, c;
-  tnode_init(&a, 1);
-  tnode_init(&b, 2);
-  tnode_init(&c, 3);
-  vigil__wheel_insert(&h->w, &a.node, 0);
-  vigil__wheel_insert(&h->w, &b.node, 49999);
-  vigil__wheel_insert(&h->w, &c.node, 50000);
+  nodes_init(n, 3);
+  arm(h, n, (uint64_t[]){0, 49999, 50000}, 3);
   /* all due: next_ms() <= now, and the next advance at the same now fires */
   assert_true(vigil__wheel_next_ms(&h->w) <= 50000);
   assert_int_equal(h_advance(h, 50000, 0), 3);
-  assert_int_equal(a.fires + b.fires + c.fires, 3);
+  assert_int_equal(n[0].fires + n[1].fires + n[2].fires, 3);
   /* past after time moved on */
   h_advance(h, 60000, 0);
-  vigil__wheel_insert(&h->w, &a.node, 59000);
+  vigil__wheel_insert(&h->w, &n[0].node, 59000);
   assert_true(vigil__wheel_next_ms(&h->w) <= 60000);
   assert_int_equal(h_advance(h, 60000, 0), 1);
-  assert_int_equal(a.fires, 2);
-  assert_int_equal(a.fired_at, 60000);
+  assert_int_equal(n[0].fires, 2);
+  assert_int_equal(n[0].fired_at, 60000);
   free(h);
 }
 
 static void test_rearm(void **state) {
   (void)state;
-  harness *h = h_new(10, 0);
   tnode t;
-  tnode_init(&t, 1);
-  vigil__wheel_insert(&h->w, &t.node, 100);
+  harness *h = h_one(10, 0, &t, 100);
   vigil__wheel_insert(&h->w, &t.node, 5000); /* later */
   assert_int_equal(vigil__wheel_count(&h->w), 1);
   assert_true(vigil__wheel_linked(&t.node));
@@ -255,16 +269,13 @@ static void test_remove(void **state) {
   (void)state;
   harness *h = h_new(10, 0);
   tnode n[4];
-  for (int i = 0; i < 4; i++)
-    tnode_init(&n[i], i);
+  nodes_init(n, 4);
   /* remove of a never-linked node is a no-op */
   vigil__wheel_remove(&h->w, &n[0].node);
   assert_int_equal(vigil__wheel_count(&h->w), 0);
   assert_false(vigil__wheel_linked(&n[0].node));
   /* three nodes in one slot: remove head, middle, tail positions */
-  for (int i = 0; i < 3; i++)
-    vigil__wheel_insert(&h->w, &n[i].node, 100);
-  vigil__wheel_insert(&h->w, &n[3].node, 200000);
+  arm(h, n, (uint64_t[]){100, 100, 100, 200000}, 4);
   assert_int_equal(vigil__wheel_count(&h->w), 4);
   vigil__wheel_remove(&h->w, &n[1].node);
   assert_false(vigil__wheel_linked(&n[1].node));
@@ -287,10 +298,8 @@ static void test_remove(void **state) {
 /* Beyond the span: clamped to the last tick of the span, fires early there. */
 static void test_clamp_beyond_span(void **state) {
   (void)state;
-  harness *h = h_new(1, 1000);
   tnode t;
-  tnode_init(&t, 1);
-  vigil__wheel_insert(&h->w, &t.node, UINT64_MAX - 5);
+  harness *h = h_one(1, 1000, &t, UINT64_MAX - 5);
   uint64_t end = 1000 + SPAN_TICKS - 1;
   assert_int_equal(h_advance(h, end - 1, 0), 0);
   assert_int_equal(h_advance(h, end, 0), 1);
@@ -384,15 +393,18 @@ static void on_fire_cb(vigil__wheel_node *n, void *arg) {
   }
 }
 
-/* A 10 ms wheel with four fresh nodes (ids 0..3) for a callback mode. */
-static harness *cb_setup(cb_ctx *c, tnode n[4], int mode, uint64_t period) {
+/* A 10 ms wheel with four fresh nodes (ids 0..3) for a callback mode,
+ * the first count of them armed for when[i]. */
+static harness *cb_setup(cb_ctx *c, tnode n[4], int mode, uint64_t period,
+                         const uint64_t *when, int count) {
   harness *h = h_new(10, 0);
   memset(c, 0, sizeof *c);
   c->h = h;
   c->nodes = n;
   c->mode = mode;
   c->period = period;
-  for (int i = 0; i < 4; i++) tnode_init(&n[i], i);
+  nodes_init(n, 4);
+  arm(h, n, when, count);
   return h;
 }
 
@@ -401,116 +413,118 @@ static size_t cb_advance(cb_ctx *c, uint64_t now, size_t max) {
   return vigil__wheel_advance(&c->h->w, now, max, on_fire_cb, c);
 }
 
-static void test_cb_self_rearm(void **state) {
-  (void)state;
-  tnode n[4];
-  cb_ctx c;
-  harness *h = cb_setup(&c, n, CB_SELF_REARM_PERIOD, 250);
-  vigil__wheel_insert(&h->w, &n[0].node, 250);
+/* A callback scenario: the mode, the nodes armed at the start, and what
+ * then happens (check). */
+typedef struct cb_case {
+  const char *name;
+  int mode;
+  uint64_t period;
+  uint64_t when[4]; /* n[i] armed for when[i], i < armed */
+  int armed;
+  int first;        /* the id of the node that fires first; -1: any */
+  void (*check)(cb_ctx *c, tnode *n);
+} cb_case;
+
+static void self_rearm(cb_ctx *c, tnode *n) {
+  vigil__wheel *w = &c->h->w;
   /* following next_ms, it fires exactly every 250 ms */
   for (int i = 1; i <= 20; i++) {
-    uint64_t next = vigil__wheel_next_ms(&h->w);
+    uint64_t next = vigil__wheel_next_ms(w);
     assert_int_equal(next, 250u * (unsigned)i);
-    assert_int_equal(cb_advance(&c, next, 0), 1);
+    assert_int_equal(cb_advance(c, next, 0), 1);
     assert_int_equal(n[0].fired_at, 250u * (unsigned)i);
-    assert_int_equal(vigil__wheel_count(&h->w), 1);
+    assert_int_equal(vigil__wheel_count(w), 1);
   }
   /* a jump of 10 periods: fires once per advance, not 10 times */
-  assert_int_equal(cb_advance(&c, 250 * 30, 0), 1);
+  assert_int_equal(cb_advance(c, 250 * 30, 0), 1);
   assert_int_equal(n[0].fires, 21);
 
   /* re-arm at now: once per advance, never a loop inside one advance */
-  c.mode = CB_SELF_REARM_NOW;
-  vigil__wheel_insert(&h->w, &n[0].node, 8000);
-  assert_int_equal(cb_advance(&c, 8000, 0), 1);
-  assert_true(vigil__wheel_next_ms(&h->w) <= 8000);
-  assert_int_equal(cb_advance(&c, 8000, 0), 1);
-  assert_int_equal(cb_advance(&c, 8001, 0), 1);
+  c->mode = CB_SELF_REARM_NOW;
+  vigil__wheel_insert(w, &n[0].node, 8000);
+  assert_int_equal(cb_advance(c, 8000, 0), 1);
+  assert_true(vigil__wheel_next_ms(w) <= 8000);
+  assert_int_equal(cb_advance(c, 8000, 0), 1);
+  assert_int_equal(cb_advance(c, 8001, 0), 1);
   assert_int_equal(n[0].fires, 24);
-  assert_int_equal(vigil__wheel_count(&h->w), 1);
-  free(h);
+  assert_int_equal(vigil__wheel_count(w), 1);
 }
 
-static void test_cb_remove_other_due(void **state) {
-  (void)state;
-  /* layout 0: all four due in the same tick; layout 1: spread over ticks */
-  for (int layout = 0; layout < 2; layout++) {
-    tnode n[4];
-    cb_ctx c;
-    harness *h = cb_setup(&c, n, CB_REMOVE_OTHER, 0);
-    for (int i = 0; i < 4; i++) {
-      vigil__wheel_insert(&h->w, &n[i].node,
-                          layout ? 100 + 10 * (uint64_t)i : 100);
-    }
-    assert_int_equal(cb_advance(&c, 5000, 0), 1);
-    assert_int_equal(n[0].fires + n[1].fires + n[2].fires + n[3].fires, 1);
-    if (layout)
-      assert_int_equal(n[0].fires, 1); /* earliest tick first */
-    assert_int_equal(vigil__wheel_count(&h->w), 0);
-    assert_int_equal(cb_advance(&c, 10000, 0), 0);
-    free(h);
-  }
+static void remove_other_due(cb_ctx *c, tnode *n) {
+  assert_int_equal(cb_advance(c, 5000, 0), 1);
+  assert_int_equal(n[0].fires + n[1].fires + n[2].fires + n[3].fires, 1);
+  assert_int_equal(vigil__wheel_count(&c->h->w), 0);
+  assert_int_equal(cb_advance(c, 10000, 0), 0);
 }
 
-static void test_cb_rearm_other_due(void **state) {
-  (void)state;
-  tnode n[4];
-  cb_ctx c;
-  harness *h = cb_setup(&c, n, CB_REARM_OTHER_LATER, 0);
-  for (int i = 0; i < 4; i++) vigil__wheel_insert(&h->w, &n[i].node, 100);
-  assert_int_equal(cb_advance(&c, 100, 0), 1);
-  assert_int_equal(vigil__wheel_count(&h->w), 3);
-  assert_int_equal(cb_advance(&c, 1099, 0), 0);
+static void rearm_other_due(cb_ctx *c, tnode *n) {
+  (void)n;
+  assert_int_equal(cb_advance(c, 100, 0), 1);
+  assert_int_equal(vigil__wheel_count(&c->h->w), 3);
+  assert_int_equal(cb_advance(c, 1099, 0), 0);
   /* the three pushed nodes fire at 1100; each pushes the remaining ones */
-  assert_int_equal(cb_advance(&c, 1100, 0), 1);
-  assert_int_equal(vigil__wheel_count(&h->w), 2);
-  free(h);
+  assert_int_equal(cb_advance(c, 1100, 0), 1);
+  assert_int_equal(vigil__wheel_count(&c->h->w), 2);
 }
 
-static void test_cb_insert_due_now(void **state) {
-  (void)state;
-  tnode n[4];
-  cb_ctx c;
-  harness *h = cb_setup(&c, n, CB_INSERT_DUE_NOW, 0);
-  vigil__wheel_insert(&h->w, &n[0].node, 200);
-  assert_int_equal(cb_advance(&c, 200, 0), 1);
+static void insert_due_now(cb_ctx *c, tnode *n) {
+  assert_int_equal(cb_advance(c, 200, 0), 1);
   /* armed for the tick being fired: due, fires on the next advance */
   assert_true(vigil__wheel_linked(&n[1].node));
-  assert_true(vigil__wheel_next_ms(&h->w) <= 200);
-  assert_int_equal(cb_advance(&c, 200, 0), 1);
+  assert_true(vigil__wheel_next_ms(&c->h->w) <= 200);
+  assert_int_equal(cb_advance(c, 200, 0), 1);
   assert_int_equal(n[1].fires, 1);
-  assert_int_equal(vigil__wheel_count(&h->w), 0);
-  free(h);
+  assert_int_equal(vigil__wheel_count(&c->h->w), 0);
 }
 
-static void test_cb_insert_later_tick_same_advance(void **state) {
-  (void)state;
-  tnode n[4];
-  cb_ctx c;
-  harness *h = cb_setup(&c, n, CB_INSERT_LATER_DUE, 0);
-  vigil__wheel_insert(&h->w, &n[0].node, 100);
+static void insert_later_tick_same_advance(cb_ctx *c, tnode *n) {
+  (void)n;
   /* processing tick 10 (100 ms), node 1 is armed for 480 ms <= now (500):
    * a later tick of this same advance, so it fires now, in tick order */
-  assert_int_equal(cb_advance(&c, 500, 0), 2);
-  assert_int_equal(c.n_order, 2);
-  assert_int_equal(c.order[0], 0);
-  assert_int_equal(c.order[1], 1);
+  assert_int_equal(cb_advance(c, 500, 0), 2);
+  assert_int_equal(c->n_order, 2);
+  assert_int_equal(c->order[0], 0);
+  assert_int_equal(c->order[1], 1);
+}
+
+static const cb_case cb_cases[] = {
+    {"callback re-arms itself", CB_SELF_REARM_PERIOD, 250, {250}, 1, 0,
+     self_rearm},
+    {"callback removes the others, all due in one tick", CB_REMOVE_OTHER, 0,
+     {100, 100, 100, 100}, 4, -1, remove_other_due},
+    {"callback removes the others, due in later ticks", CB_REMOVE_OTHER, 0,
+     {100, 110, 120, 130}, 4, 0 /* earliest tick first */, remove_other_due},
+    {"callback pushes the others past now", CB_REARM_OTHER_LATER, 0,
+     {100, 100, 100, 100}, 4, -1, rearm_other_due},
+    {"callback arms another for now", CB_INSERT_DUE_NOW, 0, {200}, 1, 0,
+     insert_due_now},
+    {"callback arms another for a later tick of the advance",
+     CB_INSERT_LATER_DUE, 0, {100}, 1, 0, insert_later_tick_same_advance},
+};
+
+static void run_cb_case(void **state) {
+  const cb_case *cc = *state;
+  tnode n[4];
+  cb_ctx c;
+  harness *h = cb_setup(&c, n, cc->mode, cc->period, cc->when, cc->armed);
+  cc->check(&c, n);
+  if (cc->first >= 0) {
+    assert_true(c.n_order > 0);
+    assert_int_equal(c.order[0], cc->first);
+  }
   free(h);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Budget.                                                                 */
 
+static uint64_t ten_per_tick(int i) { return 10 * (uint64_t)(1 + i / 10); }
+
 static void test_budget(void **state) {
   (void)state;
-  harness *h = h_new(10, 0);
   enum { N = 100 };
   tnode n[N];
-  for (int i = 0; i < N; i++) {
-    tnode_init(&n[i], i);
-    /* ticks 1..10, ten nodes each */
-    vigil__wheel_insert(&h->w, &n[i].node, 10 * (uint64_t)(1 + i / 10));
-  }
+  harness *h = h_many(10, 0, n, N, ten_per_tick); /* ticks 1..10 */
   assert_int_equal(h_advance(h, 1000, 30), 30);
   assert_int_equal(vigil__wheel_count(&h->w), 70);
   assert_true(vigil__wheel_next_ms(&h->w) <= 1000);
@@ -545,15 +559,13 @@ static double mono_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static uint64_t every_level(int i) { return (uint64_t)1 << (i % 30); }
+
 static void test_big_jumps(void **state) {
   (void)state;
-  harness *h = h_new(1, 0);
   enum { N = 64 };
   tnode n[N];
-  for (int i = 0; i < N; i++) {
-    tnode_init(&n[i], i);
-    vigil__wheel_insert(&h->w, &n[i].node, (uint64_t)1 << (i % 30));
-  }
+  harness *h = h_many(1, 0, n, N, every_level);
   /* one jump covers every level */
   assert_int_equal(h_advance(h, (uint64_t)1 << 30, 0), N);
   for (int i = 0; i < N; i++)
@@ -586,16 +598,13 @@ static void test_big_jumps(void **state) {
 /* ---------------------------------------------------------------------- */
 /* Count bookkeeping through every path.                                   */
 
+static uint64_t one_per_second(int i) { return 100 + 1000 * (uint64_t)i; }
+
 static void test_count(void **state) {
   (void)state;
-  harness *h = h_new(10, 0);
   enum { N = 50 };
   tnode n[N];
-  for (int i = 0; i < N; i++) {
-    tnode_init(&n[i], i);
-    vigil__wheel_insert(&h->w, &n[i].node, 100 + 1000 * (uint64_t)i);
-    assert_int_equal(vigil__wheel_count(&h->w), (size_t)i + 1);
-  }
+  harness *h = h_many(10, 0, n, N, one_per_second); /* each counts one */
   for (int i = 0; i < N; i += 2) /* re-arm: no change */
     vigil__wheel_insert(&h->w, &n[i].node, 7);
   assert_int_equal(vigil__wheel_count(&h->w), N);
@@ -911,25 +920,22 @@ static void test_follow_next_ms_many(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bounds_jump),
-      cmocka_unit_test(test_bounds_follow_next_ms),
+  static const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bounds_step_by_ms),
       cmocka_unit_test(test_when_in_past),
       cmocka_unit_test(test_rearm),
       cmocka_unit_test(test_remove),
       cmocka_unit_test(test_clamp_beyond_span),
       cmocka_unit_test(test_next_ms_values),
-      cmocka_unit_test(test_cb_self_rearm),
-      cmocka_unit_test(test_cb_remove_other_due),
-      cmocka_unit_test(test_cb_rearm_other_due),
-      cmocka_unit_test(test_cb_insert_due_now),
-      cmocka_unit_test(test_cb_insert_later_tick_same_advance),
       cmocka_unit_test(test_budget),
       cmocka_unit_test(test_big_jumps),
       cmocka_unit_test(test_count),
       cmocka_unit_test(test_differential),
       cmocka_unit_test(test_follow_next_ms_many),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  vt_suite s = {0};
+  VT_ROWS(&s, run_bound, bound_cases);
+  VT_ROWS(&s, run_cb_case, cb_cases);
+  VT_TESTS(&s, tests);
+  return vt_suite_run(&s, NULL, NULL);
 }

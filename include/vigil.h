@@ -710,6 +710,20 @@ VIGIL_EXPORT void vigil_conn_touch_tx(vigil_conn *c, size_t bytes);
 /* Watch-only: the host read EOF (peer FIN). */
 VIGIL_EXPORT void vigil_conn_peer_eof(vigil_conn *c);
 
+/* The peer sent its protocol's ping (MQTT PINGREQ, a WebSocket ping, a
+ * "PING" line...), for hosts whose protocol vigil does not parse (the
+ * frame codec counts its own PINGs): feeds the ping-flood guard (policy
+ * ping_min_interval_ms, ping_strikes). Call it once per ping, before
+ * answering. Returns VIGIL_OK: answer it; VIGIL_ECLOSED: do not answer,
+ * this ping was one strike too many and the conn now closes gracefully
+ * with reason ping_flood (close event detail e.g. "ping flood: 4 pings in
+ * 3 ms (1333/s), minimum interval 100 ms"), or the conn was closing
+ * already; VIGIL_EINVAL (c NULL); VIGIL_ENOMEM (the guard's state, a few
+ * bytes allocated on a conn's first ping; the conn is untouched). Always
+ * VIGIL_OK while open when either policy field is 0. Valid in owned and
+ * watch-only mode. */
+VIGIL_EXPORT int vigil_conn_ping_received(vigil_conn *c);
+
 /* Identity claim (device id, MQTT client id...). See VIGIL_TAKEOVER_*.
  * Returns VIGIL_OK, VIGIL_EREJECTED (this conn is closing with
  * takeover_rejected), VIGIL_EBANNED (closing with identity_banned) or

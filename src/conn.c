@@ -89,7 +89,8 @@ void vigil__conn_free(vigil_conn *c) {
   if (c->ext) {
     if (c->ext->proto_state_of) c->ext->proto_state_of->free(c);
     free(c->ext->identity);
-    free(c->ext->host_detail);
+    free(c->ext->owned_detail);
+    free(c->ext->ping_guard);
     free(c->ext);
   }
   free(c);

@@ -65,9 +65,11 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   f->events[ev->type]++;
   if (ev->type == VIGIL_EV_CLOSE && ev->conn && !f->foreign_user_data) {
     fx_rec *r = vigil_conn_user_data(ev->conn);
-    if (r)
+    if (r) {
+      r->cause = ev->cause;
       snprintf(r->detail, sizeof r->detail, "%s",
                ev->detail ? ev->detail : "");
+    }
   }
 }
 

@@ -24,6 +24,7 @@ typedef struct fx_rec {
   vigil_conn *conn;
   int closed;
   vigil_reason reason;
+  vigil_reason cause;    /* close event cause (drain_timeout's trigger) */
   char detail[160];      /* close event detail */
   int ndata;             /* on_data calls */
   size_t data_len[FX_MAX_FRAMES];

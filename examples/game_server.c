@@ -6,7 +6,10 @@
  *                      the server also sends "* name joined|is away|is back"
  *   GOODBYE            leave for good
  * Heartbeats need no code here: with policy.frame_codec vigil pings every
- * --ping-interval and answers the players' PINGs.
+ * --ping-interval and answers the players' PINGs. A player pinging faster
+ * than --min-ping-interval (default 10 ms) more than --ping-strikes times
+ * in a row (default 2) gets GOODBYE too_many_pings and is closed with
+ * ping_flood (vigil's ping-flood guard); 0 turns the guard off.
  *
  * How the host reacts to vigil's verdicts:
  *   suspect  tcp_info evidence that the path to a player is gone, before
@@ -354,6 +357,7 @@ static int run_group(struct ev_loop *loop, const vigil_hub_options *ho,
 static void usage(const char *why) {
   fprintf(stderr, "game_server: %s\nusage: game_server [--listen HOST:PORT] "
           "[--ping-interval MS] [--dead-after MS] [--rejoin-window MS] "
+          "[--min-ping-interval MS] [--ping-strikes N] "
           "[--log json|logfmt] [--workers N] "
           "[--metrics HOST:PORT [--metrics-timeout MS]]\n"
           "--workers N: N threads (1..256) on one port (SO_REUSEPORT), each "
@@ -408,6 +412,14 @@ int main(int argc, char **argv) {
       p.dead_after_ms = parse_ms(v);
     } else if (strcmp(argv[i], "--rejoin-window") == 0) {
       g.rejoin_window_ms = parse_ms(v);
+    } else if (strcmp(argv[i], "--min-ping-interval") == 0) {
+      p.ping_min_interval_ms = parse_ms(v);
+    } else if (strcmp(argv[i], "--ping-strikes") == 0) {
+      char *end;
+      unsigned long n = v ? strtoul(v, &end, 10) : 0;
+      if (!v || !*v || *end || *v == '-' || n > 1000)
+        usage("--ping-strikes takes 0..1000");
+      p.ping_strikes = (uint32_t)n;
     } else if (strcmp(argv[i], "--workers") == 0) {
       char *end;
       long n = v ? strtol(v, &end, 10) : 0;

@@ -16,7 +16,8 @@
  *      | CONNECT refused (level, id): CONNACK 0x01/0x02, close                 | PUBLISH, SUBSCRIBE,
  *      | first packet not CONNECT, malformed, handshake timeout: close         | UNSUBSCRIBE, PINGREQ
  *      v                                                                       v
- *    DONE <--- DISCONNECT (no Will) / protocol error / peer gone / takeover / deadline
+ *    DONE <--- DISCONNECT (no Will) / protocol error / PINGREQ flood / peer gone /
+ *              takeover / deadline
  *              (every close but DISCONNECT and shutdown publishes the Will)
  *
  * A session belongs to one connection and dies with it, so a displaced
@@ -573,6 +574,12 @@ static int handle_connected(session *s, const mqtt_packet *pkt) {
   case MQTT_UNSUBSCRIBE: return handle_unsubscribe(s, pkt);
   case MQTT_PINGREQ:
     if (pkt->len != 0) return protocol_error(s, "PINGREQ with a body");
+    /* vigil's ping-flood guard: a client looping on PINGREQ is closed
+     * with ping_flood instead of answered. */
+    if (vigil_conn_ping_received(s->conn) != VIGIL_OK) {
+      s->phase = PHASE_DONE;
+      return 1;
+    }
     send_bytes(s, b, mqtt_encode_empty(MQTT_PINGRESP, b, sizeof b));
     return 0;
   case MQTT_DISCONNECT: {

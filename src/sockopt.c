@@ -152,6 +152,31 @@ static void mark_unknown(char *buf, size_t len) {
   }
 }
 
+/* "a.b.c.d:port" into out (room for 22 bytes), NUL-terminated; returns
+ * the length. By hand, not inet_ntop + snprintf: those cost about 3,000
+ * instructions, and every event of a conn formats its peer (four per
+ * connection in a reconnect storm). */
+static size_t format_ipv4_port(const unsigned char *a, unsigned port,
+                               char *out) {
+  char *p = out;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = a[i];
+    if (v >= 100) *p++ = (char)('0' + v / 100);
+    if (v >= 10) *p++ = (char)('0' + v / 10 % 10);
+    *p++ = (char)('0' + v % 10);
+    *p++ = i < 3 ? '.' : ':';
+  }
+  char digits[5];
+  int n = 0;
+  do {
+    digits[n++] = (char)('0' + port % 10);
+    port /= 10;
+  } while (port && n < 5);
+  while (n) *p++ = digits[--n];
+  *p = '\0';
+  return (size_t)(p - out);
+}
+
 int vigil__sockaddr_format(const struct sockaddr *sa, char *buf, size_t len) {
   if (!buf || len == 0) return VIGIL_EINVAL;
   if (!sa) {
@@ -161,26 +186,38 @@ int vigil__sockaddr_format(const struct sockaddr *sa, char *buf, size_t len) {
 
   char host[INET6_ADDRSTRLEN];
   int n;
+  const unsigned char *v4 = NULL;
+  unsigned port = 0;
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    n = snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-  } else if (sa->sa_family == AF_INET6) {
+    v4 = (const unsigned char *)&in->sin_addr;
+    port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6 &&
+             IN6_IS_ADDR_V4MAPPED(
+                 &((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+    /* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; show
+     * them the way an IPv4 listener would. */
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    unsigned port = ntohs(in6->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-      /* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; show
-       * them the way an IPv4 listener would. */
-      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof host);
-      n = snprintf(buf, len, "%s:%u", host, port);
-    } else {
-      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-      if (in6->sin6_scope_id != 0)
-        n = snprintf(buf, len, "[%s%%%u]:%u", host,
-                     (unsigned)in6->sin6_scope_id, port);
-      else
-        n = snprintf(buf, len, "[%s]:%u", host, port);
-    }
+    v4 = &in6->sin6_addr.s6_addr[12];
+    port = ntohs(in6->sin6_port);
+  }
+  if (v4) {
+    char text[24];
+    size_t tl = format_ipv4_port(v4, port, text);
+    size_t keep = tl < len ? tl : len - 1;
+    memcpy(buf, text, keep);
+    buf[keep] = '\0';
+    return tl >= len ? VIGIL_EOVERFLOW : VIGIL_OK;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    port = ntohs(in6->sin6_port);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    if (in6->sin6_scope_id != 0)
+      n = snprintf(buf, len, "[%s%%%u]:%u", host,
+                   (unsigned)in6->sin6_scope_id, port);
+    else
+      n = snprintf(buf, len, "[%s]:%u", host, port);
   } else {
     mark_unknown(buf, len);
     return VIGIL_EADDR;

@@ -519,6 +519,33 @@ static void test_sockaddr_format(void **state) {
       vigil__sockaddr_format((struct sockaddr *)&in4, buf, sizeof buf),
       VIGIL_OK);
   assert_string_equal(buf, "192.0.2.17:5000");
+  /* Every digit count of an octet and of the port (IPv4 is formatted by
+   * hand), and a truncated one. */
+  static const struct {
+    const char *addr;
+    uint16_t port;
+    const char *text;
+  } v4[] = {
+      {"0.0.0.0", 0, "0.0.0.0:0"},
+      {"255.255.255.255", 65535, "255.255.255.255:65535"},
+      {"1.20.100.9", 7, "1.20.100.9:7"},
+      {"10.99.199.250", 80, "10.99.199.250:80"},
+      {"127.0.0.1", 1883, "127.0.0.1:1883"},
+  };
+  for (size_t i = 0; i < sizeof v4 / sizeof v4[0]; i++) {
+    inet_pton(AF_INET, v4[i].addr, &in4.sin_addr);
+    in4.sin_port = htons(v4[i].port);
+    assert_int_equal(
+        vigil__sockaddr_format((struct sockaddr *)&in4, buf, sizeof buf),
+        VIGIL_OK);
+    assert_string_equal(buf, v4[i].text);
+  }
+  char five[5];
+  assert_int_equal(
+      vigil__sockaddr_format((struct sockaddr *)&in4, five, sizeof five),
+      VIGIL_EOVERFLOW);
+  assert_string_equal(five, "127.");
+  in4.sin_port = htons(5000);
 
   struct sockaddr_in6 in6;
   memset(&in6, 0, sizeof in6);

@@ -260,31 +260,80 @@ int vigil_socket_apply_policy(int fd, const vigil_policy *p) {
   return vigil__sock_apply(fd, p);
 }
 
-int vigil__sock_apply(int fd, const vigil_policy *p) {
-  int rc = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, p->keepalive ? 1 : 0);
-  if (rc != VIGIL_OK) return rc;
-  if (p->keepalive) {
-    rc = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, p->keepalive_idle_s);
-    if (rc == VIGIL_OK)
-      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, p->keepalive_intvl_s);
-    if (rc == VIGIL_OK)
-      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, p->keepalive_cnt);
-    if (rc != VIGIL_OK) return rc;
-  }
+void vigil__sock_want(const vigil_policy *p, vigil_sockopts *w) {
+  w->keepalive = p->keepalive ? 1 : 0;
+  w->keepalive_idle_s = p->keepalive ? p->keepalive_idle_s : -1;
+  w->keepalive_intvl_s = p->keepalive ? p->keepalive_intvl_s : -1;
+  w->keepalive_cnt = p->keepalive ? p->keepalive_cnt : -1;
+  w->user_timeout_ms = vigil_policy_user_timeout(p);
+  w->nodelay = p->nodelay ? 1 : 0;
+  w->fin_wait2_s = p->fin_wait2_s;
+}
 
+/* 1 when option value `want` must be written over `have` (-1 = unknown). */
+static int differs(int want, int have) { return have < 0 || want != have; }
+
+int vigil__sock_apply_changes(int fd, const vigil_sockopts *w,
+                              const vigil_sockopts *have) {
+  /* Nothing known; no policy asks for a user timeout of UINT32_MAX. */
+  const vigil_sockopts none = {-1, -1, -1, -1, UINT32_MAX, -1, -1};
+  const vigil_sockopts *h = have ? have : &none;
+  int rc = VIGIL_OK;
+  if (differs(w->keepalive, h->keepalive))
+    rc = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, w->keepalive);
+  if (rc == VIGIL_OK && w->keepalive) {
+    if (differs(w->keepalive_idle_s, h->keepalive_idle_s))
+      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, w->keepalive_idle_s);
+    if (rc == VIGIL_OK && differs(w->keepalive_intvl_s, h->keepalive_intvl_s))
+      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, w->keepalive_intvl_s);
+    if (rc == VIGIL_OK && differs(w->keepalive_cnt, h->keepalive_cnt))
+      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, w->keepalive_cnt);
+  }
   /* Written even when 0: a per-connection override that turns the user
    * timeout off must undo a value an earlier policy set. */
-  rc = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT,
-               (int)vigil_policy_user_timeout(p));
-  if (rc != VIGIL_OK) return rc;
-
-  rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, p->nodelay ? 1 : 0);
-  if (rc != VIGIL_OK) return rc;
-
+  if (rc == VIGIL_OK && w->user_timeout_ms != h->user_timeout_ms)
+    rc = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)w->user_timeout_ms);
+  if (rc == VIGIL_OK && differs(w->nodelay, h->nodelay))
+    rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, w->nodelay);
   /* Same for TCP_LINGER2: the kernel reads 0 as "use tcp_fin_timeout",
    * which is what fin_wait2_s = 0 means, so writing it restores the
    * default after an override. */
-  return set_int(fd, IPPROTO_TCP, TCP_LINGER2, p->fin_wait2_s);
+  if (rc == VIGIL_OK && differs(w->fin_wait2_s, h->fin_wait2_s))
+    rc = set_int(fd, IPPROTO_TCP, TCP_LINGER2, w->fin_wait2_s);
+  return rc;
+}
+
+int vigil__sock_apply(int fd, const vigil_policy *p) {
+  vigil_sockopts w;
+  vigil__sock_want(p, &w);
+  return vigil__sock_apply_changes(fd, &w, NULL);
+}
+
+int vigil__sock_carries(int fd, const vigil_sockopts *w) {
+  vigil_sockopts got;
+  if (vigil__sock_get_opts(fd, &got) != VIGIL_OK) return 0;
+  if (got.keepalive != w->keepalive || got.nodelay != w->nodelay ||
+      got.user_timeout_ms != w->user_timeout_ms)
+    return 0;
+  if (w->keepalive && (got.keepalive_idle_s != w->keepalive_idle_s ||
+                       got.keepalive_intvl_s != w->keepalive_intvl_s ||
+                       got.keepalive_cnt != w->keepalive_cnt))
+    return 0;
+  /* LINGER2 0 reads back as tcp_fin_timeout: only a set value compares. */
+  return w->fin_wait2_s == 0 || got.fin_wait2_s == w->fin_wait2_s;
+}
+
+int vigil__sock_effective(int fd, vigil_sockopts *so) {
+  int rc = VIGIL_OK;
+  if (!so->keepalive &&
+      ((rc = get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, &so->keepalive_idle_s)) ||
+       (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL,
+                     &so->keepalive_intvl_s)) ||
+       (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPCNT, &so->keepalive_cnt))))
+    return rc;
+  if (so->fin_wait2_s == 0)
+    rc = get_int(fd, IPPROTO_TCP, TCP_LINGER2, &so->fin_wait2_s);
+  return rc;
 }
 
 int vigil_socket_get_opts(int fd, vigil_sockopts *out) {

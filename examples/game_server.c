@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linelog.h"
 #include "metrics_http.h"
 #include "vigil.h"
 
@@ -74,21 +75,23 @@ typedef struct world {
   vigil_hub *hub;
   session *sessions;
   ev_timer sweep;
+  linelog_watcher log;  /* writes the log lines once per loop iteration */
   int stopping;         /* the hub's shutdown began */
 } world;
 
 static __thread world *W;
 
-/* One log line for an application event, in the same format as vigil's. */
+/* One log line for an application event, in the same format as vigil's
+ * (stdout, through linelog: one write per loop iteration). */
 static void applog(const char *event, const session *s, const char *extra) {
   if (g.log == VIGIL_LOG_JSON)
-    printf("{\"event\":\"%s\",\"player\":\"%s\",\"room\":\"%s\"%s%s%s}\n",
-           event, s->name, s->room, extra ? ",\"detail\":\"" : "",
-           extra ? extra : "", extra ? "\"" : "");
+    linelog_printf("{\"event\":\"%s\",\"player\":\"%s\",\"room\":\"%s\""
+                   "%s%s%s}",
+                   event, s->name, s->room, extra ? ",\"detail\":\"" : "",
+                   extra ? extra : "", extra ? "\"" : "");
   else
-    printf("event=%s player=%s room=%s%s%s\n", event, s->name, s->room,
-           extra ? " detail=" : "", extra ? extra : "");
-  fflush(stdout);
+    linelog_printf("event=%s player=%s room=%s%s%s", event, s->name, s->room,
+                   extra ? " detail=" : "", extra ? extra : "");
 }
 
 /* vigil events are logged (but routine ping_due); suspect also marks the
@@ -99,14 +102,14 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   if (ev->type == VIGIL_EV_SHUTDOWN) W->stopping = 1;
   if (ev->type == VIGIL_EV_PING_DUE) return;
   char line[1024];
-  vigil_event_format(ev, g.log, line, sizeof line);
-  puts(line);
+  int n = vigil_event_format(ev, g.log, line, sizeof line);
+  if (n >= 0) linelog_write(line, (size_t)n < sizeof line ? (size_t)n
+                                                          : sizeof line - 1);
   session *s = ev->conn ? vigil_conn_user_data(ev->conn) : NULL;
   if (ev->type == VIGIL_EV_SUSPECT && s && !s->lagging) {
     s->lagging = 1;
     applog("lagging", s, NULL);
   }
-  fflush(stdout);
 }
 
 /* Sends text to every present player of room except `except`. */
@@ -298,11 +301,13 @@ static int world_open(world *wd, vigil_hub *hub, int first) {
   }
   ev_timer_init(&wd->sweep, sweep_cb, 1.0, 1.0);
   ev_timer_start(vigil_hub_loop(hub), &wd->sweep);
+  linelog_watch(&wd->log, vigil_hub_loop(hub));
   return VIGIL_OK;
 }
 
 static void world_close(world *wd, struct ev_loop *loop) {
   ev_timer_stop(loop, &wd->sweep);
+  linelog_unwatch(&wd->log);
   while (wd->sessions) {
     session *s = wd->sessions;
     wd->sessions = s->next;
@@ -375,6 +380,7 @@ static uint32_t parse_ms(const char *v) {
 }
 
 int main(int argc, char **argv) {
+  linelog_open(1);
   snprintf(g.host, sizeof g.host, "127.0.0.1");
   g.port = 7000;
   g.workers = 1;

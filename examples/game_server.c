@@ -49,14 +49,27 @@
 #define SEATS_PER_ROOM 8
 #define NAME_MAX_LEN 31
 
+typedef struct room room;
+
 typedef struct session {
-  char name[NAME_MAX_LEN + 1], room[NAME_MAX_LEN + 1];
+  char name[NAME_MAX_LEN + 1];
+  room *room;
   int seat;             /* 0..SEATS_PER_ROOM-1, kept across a rejoin */
   vigil_conn *conn;     /* NULL while away */
   int lagging;
   uint64_t away_since;  /* hub clock, valid while away */
-  struct session *next;
+  struct session *next, *prev; /* the world's sessions (the sweep) */
 } session;
+
+/* A room and its seats, found by name in the world's table: joining,
+ * notices and chat cost a hash lookup and at most 8 seats, however many
+ * players are connected (a linear scan of every session per HELLO was a
+ * fifth of this server's CPU in a reconnect storm). */
+struct room {
+  char name[NAME_MAX_LEN + 1];
+  session *seats[SEATS_PER_ROOM]; /* present or away; NULL = free */
+  struct room *next;              /* hash chain */
+};
 
 /* Settings: set before the hub or the workers start, read-only after. */
 static struct {
@@ -74,6 +87,8 @@ static struct {
 typedef struct world {
   vigil_hub *hub;
   session *sessions;
+  room **rooms;         /* hash table: nbuckets chains (a power of 2) */
+  size_t nbuckets, nrooms;
   ev_timer sweep;
   linelog_watcher log;  /* writes the log lines once per loop iteration */
   int stopping;         /* the hub's shutdown began */
@@ -87,11 +102,12 @@ static void applog(const char *event, const session *s, const char *extra) {
   if (g.log == VIGIL_LOG_JSON)
     linelog_printf("{\"event\":\"%s\",\"player\":\"%s\",\"room\":\"%s\""
                    "%s%s%s}",
-                   event, s->name, s->room, extra ? ",\"detail\":\"" : "",
+                   event, s->name, s->room->name,
+                   extra ? ",\"detail\":\"" : "",
                    extra ? extra : "", extra ? "\"" : "");
   else
-    linelog_printf("event=%s player=%s room=%s%s%s", event, s->name, s->room,
-                   extra ? " detail=" : "", extra ? extra : "");
+    linelog_printf("event=%s player=%s room=%s%s%s", event, s->name,
+                   s->room->name, extra ? " detail=" : "", extra ? extra : "");
 }
 
 /* vigil events are logged (but routine ping_due); suspect also marks the
@@ -112,12 +128,13 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   }
 }
 
-/* Sends text to every present player of room except `except`. */
-static void to_room(const char *room, const session *except,
-                    const char *text) {
-  for (session *s = W->sessions; s; s = s->next)
-    if (s->conn && s != except && strcmp(s->room, room) == 0)
+/* Sends text to every present player of r except `except`. */
+static void to_room(const room *r, const session *except, const char *text) {
+  for (int i = 0; i < SEATS_PER_ROOM; i++) {
+    const session *s = r->seats[i];
+    if (s && s->conn && s != except)
       vigil_send_data(s->conn, text, strlen(text));
+  }
 }
 
 static void notice(const session *s, const char *what) {
@@ -127,7 +144,8 @@ static void notice(const session *s, const char *what) {
 }
 
 /* Parses "name@room" with both parts 1..31 of [A-Za-z0-9_-]. */
-static int parse_hello(const char *id, size_t len, char *name, char *room) {
+static int parse_hello(const char *id, size_t len, char *name,
+                       char *room_name) {
   const char *at = memchr(id, '@', len);
   if (!at) return 0;
   size_t nl = (size_t)(at - id), rl = len - nl - 1;
@@ -139,62 +157,126 @@ static int parse_hello(const char *id, size_t len, char *name, char *room) {
       return 0;
   memcpy(name, id, nl);
   name[nl] = '\0';
-  memcpy(room, at + 1, rl);
-  room[rl] = '\0';
+  memcpy(room_name, at + 1, rl);
+  room_name[rl] = '\0';
   return 1;
 }
 
-static session *find(const char *name, const char *room) {
-  for (session *s = W->sessions; s; s = s->next)
-    if (strcmp(s->name, name) == 0 && strcmp(s->room, room) == 0) return s;
+/* FNV-1a: room names are short and chosen by clients, and a chain only
+ * ever holds the few rooms that share a bucket. */
+static room **bucket_of(const char *name) {
+  uint32_t h = 2166136261u;
+  for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+  return &W->rooms[h & (W->nbuckets - 1)];
+}
+
+static room *find_room(const char *name) {
+  if (!W->rooms) return NULL;
+  for (room *r = *bucket_of(name); r; r = r->next)
+    if (strcmp(r->name, name) == 0) return r;
   return NULL;
 }
 
-/* Lowest seat of room not held by a session (present or away), or -1. */
-static int free_seat(const char *room) {
-  int used[SEATS_PER_ROOM] = {0};
-  for (session *s = W->sessions; s; s = s->next)
-    if (strcmp(s->room, room) == 0) used[s->seat] = 1;
+/* The room called name, made if needed; NULL on ENOMEM. The table doubles
+ * when it holds as many rooms as buckets. */
+static room *get_room(const char *name) {
+  room *r = find_room(name);
+  if (r) return r;
+  if (W->nrooms >= W->nbuckets) {
+    size_t n = W->nbuckets ? W->nbuckets * 2 : 64;
+    room **old = W->rooms, **t = calloc(n, sizeof *t);
+    if (!t) return NULL;
+    size_t oldn = W->nbuckets;
+    W->rooms = t;
+    W->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++)
+      for (room *x = old[i], *next; x; x = next) {
+        next = x->next;
+        room **b = bucket_of(x->name);
+        x->next = *b;
+        *b = x;
+      }
+    free(old);
+  }
+  if (!(r = calloc(1, sizeof *r))) return NULL;
+  snprintf(r->name, sizeof r->name, "%s", name);
+  room **b = bucket_of(name);
+  r->next = *b;
+  *b = r;
+  W->nrooms++;
+  return r;
+}
+
+static session *find(const char *name, const char *room_name) {
+  room *r = find_room(room_name);
+  for (int i = 0; r && i < SEATS_PER_ROOM; i++)
+    if (r->seats[i] && strcmp(r->seats[i]->name, name) == 0)
+      return r->seats[i];
+  return NULL;
+}
+
+/* Lowest seat of r not held by a session (present or away), or -1. */
+static int free_seat(const room *r) {
   for (int i = 0; i < SEATS_PER_ROOM; i++)
-    if (!used[i]) return i;
+    if (!r->seats[i]) return i;
   return -1;
 }
 
-static void drop(session *gone) {
-  for (session **p = &W->sessions; *p; p = &(*p)->next)
-    if (*p == gone) {
-      *p = gone->next;
-      free(gone);
-      return;
+/* Frees r once its last seat is free. */
+static void drop_room_if_empty(room *r) {
+  for (int i = 0; i < SEATS_PER_ROOM; i++)
+    if (r->seats[i]) return;
+  for (room **p = bucket_of(r->name); *p; p = &(*p)->next)
+    if (*p == r) {
+      *p = r->next;
+      break;
     }
+  W->nrooms--;
+  free(r);
+}
+
+static void drop(session *gone) {
+  if (gone->prev)
+    gone->prev->next = gone->next;
+  else
+    W->sessions = gone->next;
+  if (gone->next) gone->next->prev = gone->prev;
+  room *r = gone->room;
+  r->seats[gone->seat] = NULL;
+  drop_room_if_empty(r);
+  free(gone);
 }
 
 /* HELLO: join, rejoin (same name@room within the window) or take over. */
 static void on_hello(vigil_conn *c, const void *id, size_t len, void *ud) {
   (void)ud;
-  char name[NAME_MAX_LEN + 1], room[NAME_MAX_LEN + 1];
-  if (!parse_hello(id, len, name, room)) {
+  char name[NAME_MAX_LEN + 1], room_name[NAME_MAX_LEN + 1];
+  if (!parse_hello(id, len, name, room_name)) {
     vigil_conn_goodbye(c, VIGIL_GOODBYE_APPLICATION, "expected name@room");
     return;
   }
   /* The identity makes vigil close a ghost conn of the same player
    * (takeover, newest wins); its on_close sees it no longer owns s. */
   if (vigil_conn_identify(c, id, len) != VIGIL_OK) return;
-  session *s = find(name, room);
+  session *s = find(name, room_name);
   const char *what = "joined";
   if (s) {
     what = s->conn ? "reconnected" : "is back";
     if (s->conn) vigil_conn_set_user_data(s->conn, NULL);
   } else {
-    int seat = free_seat(room);
+    room *r = get_room(room_name);
+    int seat = r ? free_seat(r) : -1;
     if (seat < 0 || !(s = calloc(1, sizeof *s))) {
+      if (r) drop_room_if_empty(r);
       vigil_conn_goodbye(c, VIGIL_GOODBYE_OVERLOADED, "room full");
       return;
     }
     memcpy(s->name, name, sizeof s->name);
-    memcpy(s->room, room, sizeof s->room);
+    s->room = r;
     s->seat = seat;
+    r->seats[seat] = s;
     s->next = W->sessions;
+    if (W->sessions) W->sessions->prev = s;
     W->sessions = s;
   }
   s->conn = c;
@@ -305,14 +387,12 @@ static int world_open(world *wd, vigil_hub *hub, int first) {
   return VIGIL_OK;
 }
 
+/* wd is W, the world of the thread running. */
 static void world_close(world *wd, struct ev_loop *loop) {
   ev_timer_stop(loop, &wd->sweep);
   linelog_unwatch(&wd->log);
-  while (wd->sessions) {
-    session *s = wd->sessions;
-    wd->sessions = s->next;
-    free(s);
-  }
+  while (wd->sessions) drop(wd->sessions); /* the rooms go with them */
+  free(wd->rooms);
 }
 
 static int worker_setup(vigil_worker *w, vigil_hub *hub, void *ud) {

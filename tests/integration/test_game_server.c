@@ -1,9 +1,14 @@
 /*
- * game_server (examples/game_server.c) and vigil's ping-flood guard, over
- * real loopback sockets: with --min-ping-interval 100, a player pinging
- * every millisecond is sent GOODBYE too_many_pings and closed with
- * ping_flood (the server's close event says how fast it pinged), while a
- * player pinging every 500 ms, at the same time, is never touched.
+ * game_server (examples/game_server.c) over real loopback sockets, with
+ * players speaking frames by hand:
+ *  - vigil's ping-flood guard: with --min-ping-interval 100, a player
+ *    pinging every millisecond is sent GOODBYE too_many_pings and closed
+ *    with ping_flood (the server's close event says how fast it pinged),
+ *    while a player pinging every 500 ms, at the same time, is never
+ *    touched;
+ *  - rooms: 8 seats, the 9th player refused with GOODBYE overloaded,
+ *    notices heard in the room only, a seat freed by a player leaving
+ *    given to the next.
  *
  * The server runs as a child process; the test SKIPs when the examples
  * were not built.
@@ -28,6 +33,8 @@ typedef struct player {
   vigil_frame_parser p;
   int pings, pongs, goodbyes;
   unsigned goodbye_code;
+  int datas;
+  char data[128]; /* the last DATA, NUL-terminated */
   int eof;
 } player;
 
@@ -42,6 +49,12 @@ static void send_frame(player *pl, vigil_frame_type t, const void *d,
 static int on_frame(void *ud, const vigil_frame *f) {
   player *pl = ud;
   if (f->type == VIGIL_FRAME_PONG) pl->pongs++;
+  if (f->type == VIGIL_FRAME_DATA) {
+    pl->datas++;
+    size_t n = f->len < sizeof pl->data - 1 ? f->len : sizeof pl->data - 1;
+    memcpy(pl->data, f->payload, n);
+    pl->data[n] = '\0';
+  }
   if (f->type == VIGIL_FRAME_PING) /* the server's heartbeat */
     send_frame(pl, VIGIL_FRAME_PONG, f->payload, f->len);
   if (f->type == VIGIL_FRAME_GOODBYE) {
@@ -147,9 +160,86 @@ static void test_flooder_cut_calm_player_untouched(void **state) {
   vt_proc_remove_log(&gs);
 }
 
+/* Reads what the players got until pred holds or 2 s pass. */
+static int players_until(player *pl, int n, int (*pred)(player *, int)) {
+  uint64_t until = vt_now_ms() + 2000;
+  while (!pred(pl, n) && vt_now_ms() < until) {
+    struct pollfd pfd[10];
+    for (int i = 0; i < n; i++) pfd[i] = (struct pollfd){pl[i].fd, POLLIN, 0};
+    poll(pfd, (nfds_t)n, 10);
+    for (int i = 0; i < n; i++)
+      if (!pl[i].eof) player_read(&pl[i]);
+  }
+  return pred(pl, n);
+}
+
+/* The first n-1 heard every later join of their room; the last got
+ * GOODBYE. */
+static int full_room_settled(player *pl, int n) {
+  for (int i = 0; i < n - 2; i++)
+    if (pl[i].datas < n - 2 - i) return 0;
+  return pl[n - 1].goodbyes == 1;
+}
+
+static int heard_leave_and_rejoin(player *pl, int n) {
+  (void)n;
+  return pl[0].datas >= 9 && strcmp(pl[0].data, "* q joined") == 0;
+}
+
+static void test_rooms(void **state) {
+  (void)state;
+  char path[512];
+  if (!vt_example_path("game_server", NULL, path, sizeof path))
+    vt_skip("examples/game_server not built");
+  const char *argv[] = {path, "--listen", "127.0.0.1:0", NULL};
+  vt_proc gs;
+  vt_proc_start(&gs, argv, 2);
+  /* Nine into "full", one into "other": seats 0..7, then "room full". */
+  player pl[10];
+  for (int i = 0; i < 9; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "p%d@full", i);
+    player_join(&pl[i], gs.port, id, 1000000);
+    /* One at a time, so the seats go in order. */
+    char want[32];
+    snprintf(want, sizeof want, "player=p%d room=full", i);
+    if (i < 8)
+      assert_true(vt_proc_wait_line(&gs, NULL, 0, 2000, "event=joined", want,
+                                    NULL));
+  }
+  player_join(&pl[9], gs.port, "solo@other", 1000000);
+  assert_true(players_until(pl, 9, full_room_settled));
+  assert_int_equal(pl[8].goodbye_code, VIGIL_GOODBYE_OVERLOADED);
+  assert_string_equal(pl[0].data, "* p7 joined");
+  assert_int_equal(pl[0].datas, 7);
+  assert_true(vt_proc_wait_line(&gs, NULL, 0, 2000, "event=joined",
+                                "player=p7 room=full detail=seat=7", NULL));
+  /* p3 leaves (GOODBYE): the room hears it, and seat 3 goes to q. */
+  send_frame(&pl[3], VIGIL_FRAME_GOODBYE, "\0\0", 2);
+  shutdown(pl[3].fd, SHUT_WR);
+  player q;
+  assert_true(vt_proc_wait_line(&gs, NULL, 0, 2000, "event=left",
+                                "player=p3 room=full", NULL));
+  player_join(&q, gs.port, "q@full", 1000000);
+  assert_true(players_until(pl, 1, heard_leave_and_rejoin));
+  assert_true(vt_proc_wait_line(&gs, NULL, 0, 2000, "event=joined",
+                                "player=q room=full detail=seat=3", NULL));
+  /* The player alone in "other" heard none of it. */
+  player_read(&pl[9]);
+  assert_int_equal(pl[9].datas, 0);
+  assert_int_equal(pl[9].goodbyes, 0);
+  for (int i = 0; i < 10; i++) player_leave(&pl[i]);
+  player_leave(&q);
+  int status = vt_proc_stop(&gs);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  vt_proc_remove_log(&gs);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_flooder_cut_calm_player_untouched),
+      cmocka_unit_test(test_rooms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -80,9 +80,19 @@ void vigil__conn_emit_open(vigil_conn *c, const char *detail,
   vigil_event ev;
   vigil__event_init(&ev, VIGIL_EV_OPEN, hub, c);
   /* The options vigil set (or the listener passed on): only what the
-   * policy leaves to the kernel is read back, not all seven per conn. */
+   * policy leaves to the kernel is read back, not all seven per conn.
+   * TCP_LINGER2 0 stands for a sysctl, not for state of this socket: the
+   * hub keeps the value read from a conn for a second. */
   vigil__sock_want(c->policy, &so);
-  if (vigil__sock_effective(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
+  int fin_default = hub->now_ms - hub->fin_default_at < 1000
+                        ? hub->fin_default_s : 0;
+  if (vigil__sock_effective(c->io.fd, &so, fin_default) == VIGIL_OK) {
+    ev.sockopts = &so;
+    if (c->policy->fin_wait2_s == 0 && !fin_default) {
+      hub->fin_default_s = so.fin_wait2_s;
+      hub->fin_default_at = hub->now_ms;
+    }
+  }
   ev.detail = detail; /* "tls": tells the formatter tls_resumed applies */
   ev.tls_resumed = tls_resumed;
   vigil__event_send(hub, &ev);

@@ -323,7 +323,7 @@ int vigil__sock_carries(int fd, const vigil_sockopts *w) {
   return w->fin_wait2_s == 0 || got.fin_wait2_s == w->fin_wait2_s;
 }
 
-int vigil__sock_effective(int fd, vigil_sockopts *so) {
+int vigil__sock_effective(int fd, vigil_sockopts *so, int fin_default_s) {
   int rc = VIGIL_OK;
   if (!so->keepalive &&
       ((rc = get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, &so->keepalive_idle_s)) ||
@@ -331,8 +331,12 @@ int vigil__sock_effective(int fd, vigil_sockopts *so) {
                      &so->keepalive_intvl_s)) ||
        (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPCNT, &so->keepalive_cnt))))
     return rc;
-  if (so->fin_wait2_s == 0)
-    rc = get_int(fd, IPPROTO_TCP, TCP_LINGER2, &so->fin_wait2_s);
+  if (so->fin_wait2_s == 0) {
+    if (fin_default_s > 0)
+      so->fin_wait2_s = fin_default_s;
+    else
+      rc = get_int(fd, IPPROTO_TCP, TCP_LINGER2, &so->fin_wait2_s);
+  }
   return rc;
 }
 

@@ -66,13 +66,14 @@ int vigil__sock_apply(int fd, const vigil_policy *p);
  *  - vigil__sock_effective: completes want into the socket's effective
  *    options by reading back only what the policy leaves to the kernel
  *    (the keepalive timings with keepalive off, TCP_LINGER2 with
- *    fin_wait2_s 0): the open event's sockopts.
+ *    fin_wait2_s 0, unless the caller knows the kernel's default,
+ *    fin_default_s > 0): the open event's sockopts.
  */
 void vigil__sock_want(const vigil_policy *p, vigil_sockopts *w);
 int vigil__sock_apply_changes(int fd, const vigil_sockopts *want,
                               const vigil_sockopts *have);
 int vigil__sock_carries(int fd, const vigil_sockopts *want);
-int vigil__sock_effective(int fd, vigil_sockopts *so);
+int vigil__sock_effective(int fd, vigil_sockopts *so, int fin_default_s);
 /* The read-backs without the socket-type check, for vigil's own conns:
  * a suspicion check should cost its getsockopt and nothing more. */
 int vigil__sock_get_opts(int fd, vigil_sockopts *out);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -233,6 +234,33 @@ static void test_adopt_writes_only_missing_options(void **state) {
   sf_reset();
 }
 
+/* fin_wait2_s 0 leaves TCP_LINGER2 to the kernel's tcp_fin_timeout: the
+ * open event reports that value (read back, then kept for a second), as
+ * a read-back of the conn does. */
+static void test_open_event_reports_kernel_fin_timeout(void **state) {
+  (void)state;
+  vigil_policy p;
+  vigil_policy_init(&p);
+  lt t;
+  lt_init(&t, &p);
+  FILE *f = fopen("/proc/sys/net/ipv4/tcp_fin_timeout", "r");
+  int sysctl = -1;
+  if (f) {
+    if (fscanf(f, "%d", &sysctl) != 1) sysctl = -1;
+    fclose(f);
+  }
+  for (int i = 0; i < 3; i++) {
+    vigil_conn *c = lt_accept_one(&t);
+    vigil_sockopts o;
+    assert_int_equal(vigil_conn_sockopts(c, &o), VIGIL_OK);
+    const cf_event *open = cf_last(&t.h, VIGIL_EV_OPEN);
+    assert_true(open->has_sockopts);
+    assert_int_equal(open->sockopts.fin_wait2_s, o.fin_wait2_s);
+    if (sysctl > 0) assert_int_equal(o.fin_wait2_s, sysctl);
+  }
+  lt_done(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kernel_copies_listener_options),
@@ -240,6 +268,7 @@ int main(void) {
       cmocka_unit_test(test_changed_policy_writes_the_difference),
       cmocka_unit_test(test_refused_on_listener_falls_back),
       cmocka_unit_test(test_adopt_writes_only_missing_options),
+      cmocka_unit_test(test_open_event_reports_kernel_fin_timeout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,6 +76,19 @@ static vigil_conn *lt_accept_one(lt *t) {
   return t->accepted[t->naccepted - 1];
 }
 
+static void assert_opts(const vigil_sockopts *o, const vigil_policy *p);
+
+/* Accepts one conn, checks it wrote `calls` socket options and reads
+ * back p's values. */
+static void lt_accept_checked(lt *t, unsigned calls, const vigil_policy *p) {
+  sf_reset();
+  vigil_conn *c = lt_accept_one(t);
+  assert_int_equal(sf_calls(SF_SETSOCKOPT), calls);
+  vigil_sockopts o;
+  assert_int_equal(vigil_conn_sockopts(c, &o), VIGIL_OK);
+  assert_opts(&o, p);
+}
+
 static void lt_done(lt *t) {
   for (int i = 0; i < t->nclients; i++) close(t->clients[i]);
   cf_hub_done(&t->h);
@@ -133,14 +146,7 @@ static void test_accepted_conns_write_none(void **state) {
   vigil_policy p = odd_policy();
   lt t;
   lt_init(&t, &p);
-  sf_reset();
-  for (int i = 0; i < 3; i++) {
-    vigil_conn *c = lt_accept_one(&t);
-    vigil_sockopts o;
-    assert_int_equal(vigil_conn_sockopts(c, &o), VIGIL_OK);
-    assert_opts(&o, &p);
-  }
-  assert_int_equal(sf_calls(SF_SETSOCKOPT), 0);
+  for (int i = 0; i < 3; i++) lt_accept_checked(&t, 0, &p);
   const cf_event *open = cf_last(&t.h, VIGIL_EV_OPEN);
   assert_non_null(open);
   assert_true(open->has_sockopts);
@@ -160,12 +166,7 @@ static void test_changed_policy_writes_the_difference(void **state) {
   q.nodelay = 0;
   q.dead_after_ms = 9000; /* no socket option */
   assert_int_equal(vigil_hub_set_policy(t.h.hub, &q), VIGIL_OK);
-  sf_reset();
-  vigil_conn *c = lt_accept_one(&t);
-  assert_int_equal(sf_calls(SF_SETSOCKOPT), 1);
-  vigil_sockopts o;
-  assert_int_equal(vigil_conn_sockopts(c, &o), VIGIL_OK);
-  assert_opts(&o, &q);
+  lt_accept_checked(&t, 1, &q);
   lt_done(&t);
 }
 
@@ -178,12 +179,7 @@ static void test_refused_on_listener_falls_back(void **state) {
   sf_fail(SF_SETSOCKOPT, EPERM, 1, 1);
   lt t;
   lt_init(&t, &p);
-  sf_reset();
-  vigil_conn *c = lt_accept_one(&t);
-  assert_int_equal(sf_calls(SF_SETSOCKOPT), 7);
-  vigil_sockopts o;
-  assert_int_equal(vigil_conn_sockopts(c, &o), VIGIL_OK);
-  assert_opts(&o, &p);
+  lt_accept_checked(&t, 7, &p);
   lt_done(&t);
 }
 

@@ -138,18 +138,23 @@ static void ll_escaped(logline *l, const char *s, size_t n) {
     quote = c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7F;
   }
   if (quote) ll_raw(l, "\"", 1);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
+  for (size_t i = 0; i < n;) {
+    size_t run = 0; /* bytes that need no escape go out in one piece */
+    while (i + run < n && (unsigned char)s[i + run] >= 0x20 &&
+           s[i + run] != 0x7F && s[i + run] != '"' && s[i + run] != '\\')
+      run++;
+    ll_raw(l, s + i, run);
+    i += run;
+    if (i == n) break;
+    unsigned char c = (unsigned char)s[i++];
     char esc[8];
     if (c == '"' || c == '\\') {
       esc[0] = '\\';
       esc[1] = (char)c;
       ll_raw(l, esc, 2);
-    } else if (c < 0x20 || c == 0x7F) {
+    } else {
       snprintf(esc, sizeof esc, "\\u%04x", c);
       ll_rawc(l, esc);
-    } else {
-      ll_raw(l, (const char *)&s[i], 1);
     }
   }
   if (quote) ll_raw(l, "\"", 1);

@@ -17,9 +17,13 @@
 static struct {
   pthread_mutex_t lock;
   int fd;
-  size_t used;
+  size_t used; /* written under the lock (atomically: prepare_cb peeks) */
   char buf[LINELOG_BUF];
 } L = {PTHREAD_MUTEX_INITIALIZER, 2, 0, {0}};
+
+static void set_used(size_t n) {
+  __atomic_store_n(&L.used, n, __ATOMIC_RELAXED);
+}
 
 /* Writes all of p, whatever it takes; gives up only on a real error
  * (the stream is gone: nothing more can be done with the line). */
@@ -41,7 +45,7 @@ static void write_all(const char *p, size_t n) {
 /* With the lock held. */
 static void flush_locked(void) {
   write_all(L.buf, L.used);
-  L.used = 0;
+  set_used(0);
 }
 
 void linelog_flush(void) {
@@ -64,7 +68,7 @@ void linelog_write(const char *line, size_t len) {
   } else {
     memcpy(L.buf + L.used, line, len);
     L.buf[L.used + len] = '\n';
-    L.used += len + 1;
+    set_used(L.used + len + 1);
   }
   pthread_mutex_unlock(&L.lock);
 }

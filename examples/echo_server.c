@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "linelog.h"
 #include "metrics_http.h"
 #include "vigil.h"
 
@@ -44,12 +45,18 @@ static struct {
   uint16_t bound_port;        /* worker 0's port, joined by the others */
 } cfg = {"127.0.0.1", 7000, 1, NULL, {0}, 0};
 
+/* The log: stderr through linelog, one write per loop iteration; one
+ * watcher per loop (worker i's in log_watch[i]; the single loop's in
+ * log_watch[0]). */
+static linelog_watcher log_watch[VIGIL_GROUP_MAX_WORKERS];
+
 static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   char line[1024];
   (void)hub;
   (void)ud;
-  vigil_event_format(ev, log_format, line, sizeof line);
-  fprintf(stderr, "%s\n", line);
+  int n = vigil_event_format(ev, log_format, line, sizeof line);
+  if (n >= 0)
+    linelog_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 static void on_data(vigil_conn *c, const void *data, size_t len, void *ud) {
@@ -127,7 +134,15 @@ static int worker_setup(vigil_worker *w, vigil_hub *hub, void *ud) {
     cfg.bound_port = vigil_listener_port(l);
     print_listening(l);
   }
+  if (rc == VIGIL_OK)
+    linelog_watch(&log_watch[vigil_worker_index(w)], vigil_hub_loop(hub));
   return rc;
+}
+
+/* After the worker's hub is gone: its last lines are written. */
+static void worker_teardown(vigil_worker *w, void *ud) {
+  (void)ud;
+  linelog_unwatch(&log_watch[vigil_worker_index(w)]);
 }
 
 static int run_group(struct ev_loop *loop, const vigil_hub_options *ho) {
@@ -136,6 +151,7 @@ static int run_group(struct ev_loop *loop, const vigil_hub_options *ho) {
   go.workers = cfg.workers;
   go.hub = ho;
   go.setup = worker_setup;
+  go.teardown = worker_teardown;
   vigil_group *g;
   int rc = vigil_group_new(&go, &g);
   if (rc == VIGIL_OK && (rc = vigil_group_start(g)) != VIGIL_OK)
@@ -265,6 +281,7 @@ int main(int argc, char **argv) {
                                &cfg.tls, why, sizeof why) != VIGIL_OK)
     usage_exit(why, NULL);
   signal(SIGPIPE, SIG_IGN);
+  linelog_open(2);
 
   struct ev_loop *loop = ev_default_loop(0);
   vigil_hub_options ho;
@@ -282,6 +299,7 @@ int main(int argc, char **argv) {
   vigil_listener *l;
   if (open_listener(hub, cfg.port, 0, &l) != VIGIL_OK) return 1;
   print_listening(l);
+  linelog_watch(&log_watch[0], loop);
   metrics_http *metrics = NULL;
   if (mcfg.host[0]) {
     if (metrics_http_start(hub, &mcfg, &metrics, why, sizeof why) != VIGIL_OK) {
@@ -301,6 +319,7 @@ int main(int argc, char **argv) {
   ev_run(loop, 0);
   vigil_hub_free(hub);
   metrics_http_free(metrics); /* after the hub: its conns were closed */
+  linelog_unwatch(&log_watch[0]);
   SSL_CTX_free(cfg.tls);
   return 0;
 }

@@ -6,7 +6,10 @@
  *                      the server also sends "* name joined|is away|is back"
  *   GOODBYE            leave for good
  * Heartbeats need no code here: with policy.frame_codec vigil pings every
- * --ping-interval and answers the players' PINGs.
+ * --ping-interval and answers the players' PINGs. A player pinging faster
+ * than --min-ping-interval (default 10 ms) more than --ping-strikes times
+ * in a row (default 2) gets GOODBYE too_many_pings and is closed with
+ * ping_flood (vigil's ping-flood guard); 0 turns the guard off.
  *
  * How the host reacts to vigil's verdicts:
  *   suspect  tcp_info evidence that the path to a player is gone, before
@@ -35,24 +38,39 @@
  */
 #include <ev.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "linelog.h"
 #include "metrics_http.h"
 #include "vigil.h"
 
 #define SEATS_PER_ROOM 8
 #define NAME_MAX_LEN 31
 
+typedef struct room room;
+
 typedef struct session {
-  char name[NAME_MAX_LEN + 1], room[NAME_MAX_LEN + 1];
+  char name[NAME_MAX_LEN + 1];
+  room *room;
   int seat;             /* 0..SEATS_PER_ROOM-1, kept across a rejoin */
   vigil_conn *conn;     /* NULL while away */
   int lagging;
   uint64_t away_since;  /* hub clock, valid while away */
-  struct session *next;
+  struct session *next, *prev; /* the world's sessions (the sweep) */
 } session;
+
+/* A room and its seats, found by name in the world's table: joining,
+ * notices and chat cost a hash lookup and at most 8 seats, however many
+ * players are connected (a linear scan of every session per HELLO was a
+ * fifth of this server's CPU in a reconnect storm). */
+struct room {
+  char name[NAME_MAX_LEN + 1];
+  session *seats[SEATS_PER_ROOM]; /* present or away; NULL = free */
+  struct room *next;              /* hash chain */
+};
 
 /* Settings: set before the hub or the workers start, read-only after. */
 static struct {
@@ -70,22 +88,50 @@ static struct {
 typedef struct world {
   vigil_hub *hub;
   session *sessions;
+  room **rooms;         /* hash table: nbuckets chains (a power of 2) */
+  size_t nbuckets, nrooms;
   ev_timer sweep;
+  linelog_watcher log;  /* writes the log lines once per loop iteration */
   int stopping;         /* the hub's shutdown began */
 } world;
 
 static __thread world *W;
 
-/* One log line for an application event, in the same format as vigil's. */
+/* Appends the strings of a NULL-terminated list to buf (cap bytes, NUL
+ * kept) at *n. The lines and notices of a connection's life are built
+ * this way rather than with printf, which cost more than vigil's own
+ * handling of the connection. */
+static void cat(char *buf, size_t cap, size_t *n, ...) {
+  va_list ap;
+  va_start(ap, n);
+  for (const char *p; (p = va_arg(ap, const char *));) {
+    size_t len = strlen(p);
+    if (len > cap - 1 - *n) len = cap - 1 - *n;
+    memcpy(buf + *n, p, len);
+    *n += len;
+  }
+  buf[*n] = '\0';
+  va_end(ap);
+}
+
+/* One log line for an application event, in the same format as vigil's
+ * (stdout, through linelog: one write per loop iteration). Names and
+ * details are [A-Za-z0-9_=-]: nothing to escape. */
 static void applog(const char *event, const session *s, const char *extra) {
-  if (g.log == VIGIL_LOG_JSON)
-    printf("{\"event\":\"%s\",\"player\":\"%s\",\"room\":\"%s\"%s%s%s}\n",
-           event, s->name, s->room, extra ? ",\"detail\":\"" : "",
-           extra ? extra : "", extra ? "\"" : "");
-  else
-    printf("event=%s player=%s room=%s%s%s\n", event, s->name, s->room,
-           extra ? " detail=" : "", extra ? extra : "");
-  fflush(stdout);
+  char line[256];
+  size_t n = 0;
+  if (g.log == VIGIL_LOG_JSON) {
+    cat(line, sizeof line, &n, "{\"event\":\"", event, "\",\"player\":\"",
+        s->name, "\",\"room\":\"", s->room->name, "\"", (char *)NULL);
+    if (extra)
+      cat(line, sizeof line, &n, ",\"detail\":\"", extra, "\"", (char *)NULL);
+    cat(line, sizeof line, &n, "}", (char *)NULL);
+  } else {
+    cat(line, sizeof line, &n, "event=", event, " player=", s->name,
+        " room=", s->room->name, (char *)NULL);
+    if (extra) cat(line, sizeof line, &n, " detail=", extra, (char *)NULL);
+  }
+  linelog_write(line, n);
 }
 
 /* vigil events are logged (but routine ping_due); suspect also marks the
@@ -96,32 +142,35 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   if (ev->type == VIGIL_EV_SHUTDOWN) W->stopping = 1;
   if (ev->type == VIGIL_EV_PING_DUE) return;
   char line[1024];
-  vigil_event_format(ev, g.log, line, sizeof line);
-  puts(line);
+  int n = vigil_event_format(ev, g.log, line, sizeof line);
+  if (n >= 0) linelog_write(line, (size_t)n < sizeof line ? (size_t)n
+                                                          : sizeof line - 1);
   session *s = ev->conn ? vigil_conn_user_data(ev->conn) : NULL;
   if (ev->type == VIGIL_EV_SUSPECT && s && !s->lagging) {
     s->lagging = 1;
     applog("lagging", s, NULL);
   }
-  fflush(stdout);
 }
 
-/* Sends text to every present player of room except `except`. */
-static void to_room(const char *room, const session *except,
-                    const char *text) {
-  for (session *s = W->sessions; s; s = s->next)
-    if (s->conn && s != except && strcmp(s->room, room) == 0)
+/* Sends text to every present player of r except `except`. */
+static void to_room(const room *r, const session *except, const char *text) {
+  for (int i = 0; i < SEATS_PER_ROOM; i++) {
+    const session *s = r->seats[i];
+    if (s && s->conn && s != except)
       vigil_send_data(s->conn, text, strlen(text));
+  }
 }
 
 static void notice(const session *s, const char *what) {
   char msg[96];
-  snprintf(msg, sizeof msg, "* %s %s", s->name, what);
+  size_t n = 0;
+  cat(msg, sizeof msg, &n, "* ", s->name, " ", what, (char *)NULL);
   to_room(s->room, s, msg);
 }
 
 /* Parses "name@room" with both parts 1..31 of [A-Za-z0-9_-]. */
-static int parse_hello(const char *id, size_t len, char *name, char *room) {
+static int parse_hello(const char *id, size_t len, char *name,
+                       char *room_name) {
   const char *at = memchr(id, '@', len);
   if (!at) return 0;
   size_t nl = (size_t)(at - id), rl = len - nl - 1;
@@ -133,70 +182,135 @@ static int parse_hello(const char *id, size_t len, char *name, char *room) {
       return 0;
   memcpy(name, id, nl);
   name[nl] = '\0';
-  memcpy(room, at + 1, rl);
-  room[rl] = '\0';
+  memcpy(room_name, at + 1, rl);
+  room_name[rl] = '\0';
   return 1;
 }
 
-static session *find(const char *name, const char *room) {
-  for (session *s = W->sessions; s; s = s->next)
-    if (strcmp(s->name, name) == 0 && strcmp(s->room, room) == 0) return s;
+/* FNV-1a: room names are short and chosen by clients, and a chain only
+ * ever holds the few rooms that share a bucket. */
+static room **bucket_of(const char *name) {
+  uint32_t h = 2166136261u;
+  for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+  return &W->rooms[h & (W->nbuckets - 1)];
+}
+
+static room *find_room(const char *name) {
+  if (!W->rooms) return NULL;
+  for (room *r = *bucket_of(name); r; r = r->next)
+    if (strcmp(r->name, name) == 0) return r;
   return NULL;
 }
 
-/* Lowest seat of room not held by a session (present or away), or -1. */
-static int free_seat(const char *room) {
-  int used[SEATS_PER_ROOM] = {0};
-  for (session *s = W->sessions; s; s = s->next)
-    if (strcmp(s->room, room) == 0) used[s->seat] = 1;
+/* The room called name, made if needed; NULL on ENOMEM. The table doubles
+ * when it holds as many rooms as buckets. */
+static room *get_room(const char *name) {
+  room *r = find_room(name);
+  if (r) return r;
+  if (W->nrooms >= W->nbuckets) {
+    size_t n = W->nbuckets ? W->nbuckets * 2 : 64;
+    room **old = W->rooms, **t = calloc(n, sizeof *t);
+    if (!t) return NULL;
+    size_t oldn = W->nbuckets;
+    W->rooms = t;
+    W->nbuckets = n;
+    for (size_t i = 0; i < oldn; i++)
+      for (room *x = old[i], *next; x; x = next) {
+        next = x->next;
+        room **b = bucket_of(x->name);
+        x->next = *b;
+        *b = x;
+      }
+    free(old);
+  }
+  if (!(r = calloc(1, sizeof *r))) return NULL;
+  memcpy(r->name, name, strlen(name) + 1); /* 1..NAME_MAX_LEN */
+  room **b = bucket_of(name);
+  r->next = *b;
+  *b = r;
+  W->nrooms++;
+  return r;
+}
+
+static session *find(const char *name, const char *room_name) {
+  room *r = find_room(room_name);
+  for (int i = 0; r && i < SEATS_PER_ROOM; i++)
+    if (r->seats[i] && strcmp(r->seats[i]->name, name) == 0)
+      return r->seats[i];
+  return NULL;
+}
+
+/* Lowest seat of r not held by a session (present or away), or -1. */
+static int free_seat(const room *r) {
   for (int i = 0; i < SEATS_PER_ROOM; i++)
-    if (!used[i]) return i;
+    if (!r->seats[i]) return i;
   return -1;
 }
 
-static void drop(session *gone) {
-  for (session **p = &W->sessions; *p; p = &(*p)->next)
-    if (*p == gone) {
-      *p = gone->next;
-      free(gone);
-      return;
+/* Frees r once its last seat is free. */
+static void drop_room_if_empty(room *r) {
+  for (int i = 0; i < SEATS_PER_ROOM; i++)
+    if (r->seats[i]) return;
+  for (room **p = bucket_of(r->name); *p; p = &(*p)->next)
+    if (*p == r) {
+      *p = r->next;
+      break;
     }
+  W->nrooms--;
+  free(r);
+}
+
+static void drop(session *gone) {
+  if (gone->prev)
+    gone->prev->next = gone->next;
+  else
+    W->sessions = gone->next;
+  if (gone->next) gone->next->prev = gone->prev;
+  room *r = gone->room;
+  r->seats[gone->seat] = NULL;
+  drop_room_if_empty(r);
+  free(gone);
 }
 
 /* HELLO: join, rejoin (same name@room within the window) or take over. */
 static void on_hello(vigil_conn *c, const void *id, size_t len, void *ud) {
   (void)ud;
-  char name[NAME_MAX_LEN + 1], room[NAME_MAX_LEN + 1];
-  if (!parse_hello(id, len, name, room)) {
+  char name[NAME_MAX_LEN + 1], room_name[NAME_MAX_LEN + 1];
+  if (!parse_hello(id, len, name, room_name)) {
     vigil_conn_goodbye(c, VIGIL_GOODBYE_APPLICATION, "expected name@room");
     return;
   }
   /* The identity makes vigil close a ghost conn of the same player
    * (takeover, newest wins); its on_close sees it no longer owns s. */
   if (vigil_conn_identify(c, id, len) != VIGIL_OK) return;
-  session *s = find(name, room);
+  session *s = find(name, room_name);
   const char *what = "joined";
   if (s) {
     what = s->conn ? "reconnected" : "is back";
     if (s->conn) vigil_conn_set_user_data(s->conn, NULL);
   } else {
-    int seat = free_seat(room);
+    room *r = get_room(room_name);
+    int seat = r ? free_seat(r) : -1;
     if (seat < 0 || !(s = calloc(1, sizeof *s))) {
+      if (r) drop_room_if_empty(r);
       vigil_conn_goodbye(c, VIGIL_GOODBYE_OVERLOADED, "room full");
       return;
     }
     memcpy(s->name, name, sizeof s->name);
-    memcpy(s->room, room, sizeof s->room);
+    s->room = r;
     s->seat = seat;
+    r->seats[seat] = s;
     s->next = W->sessions;
+    if (W->sessions) W->sessions->prev = s;
     W->sessions = s;
   }
   s->conn = c;
   s->lagging = 0;
   vigil_conn_set_user_data(c, s);
   vigil_conn_ready(c); /* ends handshake_timeout */
-  char seat[16];
-  snprintf(seat, sizeof seat, "seat=%d", s->seat);
+  _Static_assert(SEATS_PER_ROOM <= 10, "a seat is one digit");
+  char seat[] = "seat=0";
+  seat[5] = (char)('0' + s->seat);
   applog(strcmp(what, "joined") == 0 ? "joined" : "rejoined", s, seat);
   notice(s, what);
 }
@@ -295,16 +409,16 @@ static int world_open(world *wd, vigil_hub *hub, int first) {
   }
   ev_timer_init(&wd->sweep, sweep_cb, 1.0, 1.0);
   ev_timer_start(vigil_hub_loop(hub), &wd->sweep);
+  linelog_watch(&wd->log, vigil_hub_loop(hub));
   return VIGIL_OK;
 }
 
+/* wd is W, the world of the thread running. */
 static void world_close(world *wd, struct ev_loop *loop) {
   ev_timer_stop(loop, &wd->sweep);
-  while (wd->sessions) {
-    session *s = wd->sessions;
-    wd->sessions = s->next;
-    free(s);
-  }
+  linelog_unwatch(&wd->log);
+  while (wd->sessions) drop(wd->sessions); /* the rooms go with them */
+  free(wd->rooms);
 }
 
 static int worker_setup(vigil_worker *w, vigil_hub *hub, void *ud) {
@@ -354,6 +468,7 @@ static int run_group(struct ev_loop *loop, const vigil_hub_options *ho,
 static void usage(const char *why) {
   fprintf(stderr, "game_server: %s\nusage: game_server [--listen HOST:PORT] "
           "[--ping-interval MS] [--dead-after MS] [--rejoin-window MS] "
+          "[--min-ping-interval MS] [--ping-strikes N] "
           "[--log json|logfmt] [--workers N] "
           "[--metrics HOST:PORT [--metrics-timeout MS]]\n"
           "--workers N: N threads (1..256) on one port (SO_REUSEPORT), each "
@@ -371,6 +486,7 @@ static uint32_t parse_ms(const char *v) {
 }
 
 int main(int argc, char **argv) {
+  linelog_open(1);
   snprintf(g.host, sizeof g.host, "127.0.0.1");
   g.port = 7000;
   g.workers = 1;
@@ -408,6 +524,14 @@ int main(int argc, char **argv) {
       p.dead_after_ms = parse_ms(v);
     } else if (strcmp(argv[i], "--rejoin-window") == 0) {
       g.rejoin_window_ms = parse_ms(v);
+    } else if (strcmp(argv[i], "--min-ping-interval") == 0) {
+      p.ping_min_interval_ms = parse_ms(v);
+    } else if (strcmp(argv[i], "--ping-strikes") == 0) {
+      char *end;
+      unsigned long n = v ? strtoul(v, &end, 10) : 0;
+      if (!v || !*v || *end || *v == '-' || n > 1000)
+        usage("--ping-strikes takes 0..1000");
+      p.ping_strikes = (uint32_t)n;
     } else if (strcmp(argv[i], "--workers") == 0) {
       char *end;
       long n = v ? strtol(v, &end, 10) : 0;

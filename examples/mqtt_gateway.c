@@ -16,7 +16,8 @@
  *      | CONNECT refused (level, id): CONNACK 0x01/0x02, close                 | PUBLISH, SUBSCRIBE,
  *      | first packet not CONNECT, malformed, handshake timeout: close         | UNSUBSCRIBE, PINGREQ
  *      v                                                                       v
- *    DONE <--- DISCONNECT (no Will) / protocol error / peer gone / takeover / deadline
+ *    DONE <--- DISCONNECT (no Will) / protocol error / PINGREQ flood / peer gone /
+ *              takeover / deadline
  *              (every close but DISCONNECT and shutdown publishes the Will)
  *
  * A session belongs to one connection and dies with it, so a displaced
@@ -45,6 +46,7 @@
 #include <time.h>
 
 #include "gateway_options.h"
+#include "linelog.h"
 #include "metrics_http.h"
 #include "mqtt_codec.h"
 #include "mqtt_subs.h"
@@ -79,6 +81,7 @@ typedef struct gateway {
   mqtt_subs *subs;
   ev_timer census;      /* one loop only (see gateway_options.c) */
   metrics_http *metrics;/* one loop only: NULL = no /metrics endpoint */
+  linelog_watcher log;  /* writes the log lines once per loop iteration */
   uint64_t sessions;    /* live CONNECTed sessions */
   uint64_t publishes;   /* PUBLISH packets received */
   uint64_t deliveries;  /* PUBLISH packets sent to subscribers */
@@ -135,18 +138,23 @@ static void ll_escaped(logline *l, const char *s, size_t n) {
     quote = c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7F;
   }
   if (quote) ll_raw(l, "\"", 1);
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
+  for (size_t i = 0; i < n;) {
+    size_t run = 0; /* bytes that need no escape go out in one piece */
+    while (i + run < n && (unsigned char)s[i + run] >= 0x20 &&
+           s[i + run] != 0x7F && s[i + run] != '"' && s[i + run] != '\\')
+      run++;
+    ll_raw(l, s + i, run);
+    i += run;
+    if (i == n) break;
+    unsigned char c = (unsigned char)s[i++];
     char esc[8];
     if (c == '"' || c == '\\') {
       esc[0] = '\\';
       esc[1] = (char)c;
       ll_raw(l, esc, 2);
-    } else if (c < 0x20 || c == 0x7F) {
+    } else {
       snprintf(esc, sizeof esc, "\\u%04x", c);
       ll_rawc(l, esc);
-    } else {
-      ll_raw(l, (const char *)&s[i], 1);
     }
   }
   if (quote) ll_raw(l, "\"", 1);
@@ -175,22 +183,46 @@ static void ll_str(logline *l, const char *key, const char *v) {
 
 static void ll_u64(logline *l, const char *key, uint64_t v) {
   char num[24];
-  snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+  size_t i = sizeof num;
+  do {
+    num[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
   ll_key(l, key);
-  ll_rawc(l, num);
+  ll_raw(l, num + i, sizeof num - i);
+}
+
+/* "2026-11-21T09:00:00.123Z" for now. The date and time of day are
+ * formatted once a second (per thread): gmtime_r and strftime on every
+ * line cost more than the rest of the line. */
+static void ll_stamp(char stamp[32]) {
+  static __thread time_t last_sec = (time_t)-1;
+  static __thread char last[24]; /* "YYYY-MM-DDTHH:MM:SS" */
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  if (ts.tv_sec != last_sec) {
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(last, sizeof last, "%Y-%m-%dT%H:%M:%S", &tm);
+    last_sec = ts.tv_sec;
+  }
+  unsigned ms = (unsigned)(ts.tv_nsec / 1000000L);
+  size_t k = strlen(last);
+  memcpy(stamp, last, k);
+  stamp[k++] = '.';
+  stamp[k++] = (char)('0' + ms / 100);
+  stamp[k++] = (char)('0' + ms / 10 % 10);
+  stamp[k++] = (char)('0' + ms % 10);
+  stamp[k++] = 'Z';
+  stamp[k] = '\0';
 }
 
 /* Starts a line: ts, event and (with --workers) worker, like
  * vigil_event_format. gw NULL: a line of the whole process. */
 static void ll_begin(logline *l, const gateway *gw, const char *event) {
   vigil_log_format fmt = app.cfg.log_format;
-  struct timespec ts;
-  struct tm tm;
-  char stamp[40];
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  size_t k = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(stamp + k, sizeof stamp - k, ".%03ldZ", ts.tv_nsec / 1000000L);
+  char stamp[32];
+  ll_stamp(stamp);
   l->n = 0;
   l->fmt = fmt;
   if (fmt == VIGIL_LOG_JSON) {
@@ -214,22 +246,20 @@ static void ll_session(logline *l, const session *s) {
   if (s->client_id && s->client_id[0]) ll_str(l, "identity", s->client_id);
 }
 
+/* Lines go to stderr through linelog: one write per loop iteration. */
 static void ll_end(logline *l) {
   if (l->fmt == VIGIL_LOG_JSON) ll_raw(l, "}", 1);
-  l->buf[l->n++] = '\n';
-  fwrite(l->buf, 1, l->n, stderr);
+  linelog_write(l->buf, l->n);
 }
 
-/* With --workers, on every worker's thread: one fwrite per line. */
+/* With --workers, on every worker's thread. */
 static void on_vigil_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   char line[LOG_LINE_MAX];
   (void)hub;
   (void)ud;
-  int n = vigil_event_format(ev, app.cfg.log_format, line, sizeof line - 1);
+  int n = vigil_event_format(ev, app.cfg.log_format, line, sizeof line);
   if (n < 0) return;
-  size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 2;
-  line[len] = '\n';
-  fwrite(line, 1, len + 1, stderr);
+  linelog_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -573,6 +603,12 @@ static int handle_connected(session *s, const mqtt_packet *pkt) {
   case MQTT_UNSUBSCRIBE: return handle_unsubscribe(s, pkt);
   case MQTT_PINGREQ:
     if (pkt->len != 0) return protocol_error(s, "PINGREQ with a body");
+    /* vigil's ping-flood guard: a client looping on PINGREQ is closed
+     * with ping_flood instead of answered. */
+    if (vigil_conn_ping_received(s->conn) != VIGIL_OK) {
+      s->phase = PHASE_DONE;
+      return 1;
+    }
     send_bytes(s, b, mqtt_encode_empty(MQTT_PINGRESP, b, sizeof b));
     return 0;
   case MQTT_DISCONNECT: {
@@ -742,11 +778,13 @@ static gateway *gateway_new(vigil_hub *hub, int32_t worker) {
     free(gw);
     return NULL;
   }
+  linelog_watch(&gw->log, vigil_hub_loop(hub));
   return gw;
 }
 
 /* After every session of the gateway is gone. */
 static void gateway_free(gateway *gw) {
+  linelog_unwatch(&gw->log);
   mqtt_subs_free(gw->subs);
   free(gw);
 }
@@ -980,6 +1018,9 @@ int main(int argc, char **argv) {
   gateway_parse_args(argc, argv, &app.cfg);
   signal(SIGPIPE, SIG_IGN);
   raise_fd_limit();
+  /* Log lines go through linelog; stderr's own lines (errors) are whole
+   * lines too. */
+  linelog_open(2);
   setvbuf(stderr, NULL, _IOLBF, 0);
   int rc = prepare();
   if (rc != 0) return rc;

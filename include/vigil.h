@@ -480,7 +480,13 @@ typedef struct vigil_event {
   int sys_errno;         /* io_error, accept_paused */
   vigil_idle_kind idle_kind;
   uint32_t retry_ms;     /* accept_paused: next retry */
-  const vigil_sockopts *sockopts; /* open */
+  const vigil_sockopts *sockopts; /* open: the options in effect, as
+                                     vigil set them on the socket (or its
+                                     listener, which passed them on);
+                                     those the policy leaves to the kernel
+                                     (LINGER2 with fin_wait2_s 0, the
+                                     keepalive timings with keepalive off)
+                                     read back */
   const vigil_tcp_info *tcp_info; /* dead, suspect; NULL if unavailable */
   uint32_t evidence;     /* suspect: VIGIL_SUSPECT_* bits */
   uint64_t other_conn_id;/* takeover: the other connection */
@@ -699,8 +705,9 @@ VIGIL_EXPORT int vigil_conn_fail(vigil_conn *c, int err);
  * the conn's TLS handshake is still running (vigil/tls.h). */
 VIGIL_EXPORT int vigil_conn_ready(vigil_conn *c);
 
-/* Per-connection policy override; socket options are re-applied and
- * deadlines re-evaluated at once. */
+/* Per-connection policy override; the socket options that differ from
+ * the conn's previous policy are written and deadlines re-evaluated at
+ * once. */
 VIGIL_EXPORT int vigil_conn_set_policy(vigil_conn *c, const vigil_policy *p);
 VIGIL_EXPORT const vigil_policy *vigil_conn_policy(vigil_conn *c);
 
@@ -709,6 +716,20 @@ VIGIL_EXPORT void vigil_conn_touch_rx(vigil_conn *c, size_t bytes);
 VIGIL_EXPORT void vigil_conn_touch_tx(vigil_conn *c, size_t bytes);
 /* Watch-only: the host read EOF (peer FIN). */
 VIGIL_EXPORT void vigil_conn_peer_eof(vigil_conn *c);
+
+/* The peer sent its protocol's ping (MQTT PINGREQ, a WebSocket ping, a
+ * "PING" line...), for hosts whose protocol vigil does not parse (the
+ * frame codec counts its own PINGs): feeds the ping-flood guard (policy
+ * ping_min_interval_ms, ping_strikes). Call it once per ping, before
+ * answering. Returns VIGIL_OK: answer it; VIGIL_ECLOSED: do not answer,
+ * this ping was one strike too many and the conn now closes gracefully
+ * with reason ping_flood (close event detail e.g. "ping flood: 4 pings in
+ * 3 ms (1333/s), minimum interval 100 ms"), or the conn was closing
+ * already; VIGIL_EINVAL (c NULL); VIGIL_ENOMEM (the guard's state, a few
+ * bytes allocated on a conn's first ping; the conn is untouched). Always
+ * VIGIL_OK while open when either policy field is 0. Valid in owned and
+ * watch-only mode. */
+VIGIL_EXPORT int vigil_conn_ping_received(vigil_conn *c);
 
 /* Identity claim (device id, MQTT client id...). See VIGIL_TAKEOVER_*.
  * Returns VIGIL_OK, VIGIL_EREJECTED (this conn is closing with
@@ -761,7 +782,11 @@ typedef struct vigil_listen_options {
 
 VIGIL_EXPORT void vigil_listen_options_init(vigil_listen_options *o);
 
-/* Binds, listens and accepts on the hub's loop. On EMFILE/ENFILE it pauses
+/* Binds, listens and accepts on the hub's loop. The policy's socket
+ * options (adopt.policy, else the hub's) are set on the listening socket,
+ * which Linux copies to every socket it accepts: accepted conns write
+ * only the options their policy wants otherwise (after
+ * vigil_hub_set_policy, say). On EMFILE/ENFILE it pauses
  * accepting, retries with exponential backoff and emits accept_paused /
  * accept_resumed. Errors: VIGIL_EINVAL, VIGIL_EADDR (bad address, in use),
  * VIGIL_ENOTSUP (SO_REUSEPORT, or a tls_ctx in a build without TLS),

@@ -2,8 +2,9 @@
  * Adoption: a connected TCP socket becomes a vigil conn, in three steps.
  *   1. prepare: everything that can fail without touching the fd (memory,
  *      the transport's setup, joining the hub's set);
- *   2. the fd takes the policy's options (a host's fd is snapshotted
- *      first and put back if the kernel refuses one);
+ *   2. the fd takes the policy's options, those it does not have yet (a
+ *      host's fd is snapshotted first, which tells which, and put back
+ *      if the kernel refuses one; an accepted socket has its listener's);
  *   3. start: the conn goes live, and the "open" event runs host code
  *      last.
  */
@@ -117,8 +118,13 @@ int vigil__adopt_fd(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
   if (rc != VIGIL_OK) return rc;
   rc = vigil__sock_snapshot(fd, &before);
   if (rc == VIGIL_OK) rc = vigil__sock_set_nonblock(fd);
-  if (rc == VIGIL_OK && (rc = vigil__sock_apply(fd, c->policy)) != VIGIL_OK)
-    vigil__sock_restore(fd, &before);
+  if (rc == VIGIL_OK) {
+    /* The snapshot read every option: write only those that differ. */
+    vigil_sockopts want;
+    vigil__sock_want(c->policy, &want);
+    rc = vigil__sock_apply_changes(fd, &want, &before.opts);
+    if (rc != VIGIL_OK) vigil__sock_restore(fd, &before);
+  }
   if (rc != VIGIL_OK) {
     discard(c, hub);
     return rc;
@@ -129,13 +135,15 @@ int vigil__adopt_fd(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
 }
 
 int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
-                 const vigil_policy *policy, const vigil_adopt_options *opts,
-                 vigil_conn **out) {
+                 const vigil_policy *policy, const vigil_sockopts *have,
+                 const vigil_adopt_options *opts, vigil_conn **out) {
   if (hub->free_requested) return VIGIL_EINVAL;
   vigil_conn *c;
   int rc = prepare(hub, policy, opts, &c);
   if (rc != VIGIL_OK) return rc;
-  rc = vigil__sock_apply(fd, c->policy);
+  vigil_sockopts want;
+  vigil__sock_want(c->policy, &want);
+  rc = vigil__sock_apply_changes(fd, &want, have);
   if (rc != VIGIL_OK) {
     discard(c, hub);
     return rc;

@@ -20,9 +20,11 @@ int vigil__adopt_fd(vigil_hub *hub, int fd, const vigil_adopt_options *opts,
 
 /* A connected non-blocking socket whose peer is known (the listener's
  * accept4): `policy` is a shared policy the conn takes a reference to
- * (opts->policy is not read). */
+ * (opts->policy is not read); `have` the socket options fd is known to
+ * carry (inherited from its listener; NULL = unknown): only the others
+ * are written. */
 int vigil__adopt(vigil_hub *hub, int fd, const struct sockaddr *peer,
-                 const vigil_policy *policy, const vigil_adopt_options *opts,
-                 vigil_conn **out);
+                 const vigil_policy *policy, const vigil_sockopts *have,
+                 const vigil_adopt_options *opts, vigil_conn **out);
 
 #endif

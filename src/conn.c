@@ -55,10 +55,16 @@ int vigil__conn_set_policy(vigil_conn *c, const vigil_policy *p) {
       c->hub, &c->hooks->cb, vigil__protocol_of(&q));
   const vigil_policy *own = hooks ? vigil__policy_new(&q) : NULL;
   if (!own) return VIGIL_ENOMEM;
+  /* The socket carries the old policy's options: only changes are
+   * written (the MQTT gateway sets a policy per CONNECT for its
+   * dead_after, which touches no socket option). */
+  vigil_sockopts have, want;
+  vigil__sock_want(c->policy, &have);
+  vigil__sock_want(own, &want);
   c->hooks = hooks;
   vigil__conn_use_policy(c, own);
   vigil__policy_unref(own);
-  int rc = vigil__sock_apply(c->io.fd, c->policy);
+  int rc = vigil__sock_apply_changes(c->io.fd, &want, &have);
   /* A new policy is judged afresh: reports made under the old one (idle
    * notified, ping asked) do not hold back the new deadlines. */
   c->quiet = 0;
@@ -73,7 +79,20 @@ void vigil__conn_emit_open(vigil_conn *c, const char *detail,
   vigil_sockopts so;
   vigil_event ev;
   vigil__event_init(&ev, VIGIL_EV_OPEN, hub, c);
-  if (vigil__sock_get_opts(c->io.fd, &so) == VIGIL_OK) ev.sockopts = &so;
+  /* The options vigil set (or the listener passed on): only what the
+   * policy leaves to the kernel is read back, not all seven per conn.
+   * TCP_LINGER2 0 stands for a sysctl, not for state of this socket: the
+   * hub keeps the value read from a conn for a second. */
+  vigil__sock_want(c->policy, &so);
+  int fin_default = hub->now_ms - hub->fin_default_at < 1000
+                        ? hub->fin_default_s : 0;
+  if (vigil__sock_effective(c->io.fd, &so, fin_default) == VIGIL_OK) {
+    ev.sockopts = &so;
+    if (c->policy->fin_wait2_s == 0 && !fin_default) {
+      hub->fin_default_s = so.fin_wait2_s;
+      hub->fin_default_at = hub->now_ms;
+    }
+  }
   ev.detail = detail; /* "tls": tells the formatter tls_resumed applies */
   ev.tls_resumed = tls_resumed;
   vigil__event_send(hub, &ev);
@@ -89,7 +108,8 @@ void vigil__conn_free(vigil_conn *c) {
   if (c->ext) {
     if (c->ext->proto_state_of) c->ext->proto_state_of->free(c);
     free(c->ext->identity);
-    free(c->ext->host_detail);
+    free(c->ext->owned_detail);
+    free(c->ext->ping_guard);
     free(c->ext);
   }
   free(c);

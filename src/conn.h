@@ -78,7 +78,10 @@ struct vigil__conn_ext {
                             it outlives a protocol change, since the
                             change may come from inside that protocol */
   const char *detail;    /* close detail (protocol error, TLS reason) */
-  char *host_detail;     /* owned copy from vigil_close_ex */
+  char *owned_detail;    /* a detail this conn owns: vigil_close_ex's
+                            copy, or the ping-flood text */
+  struct vigil__ping_guard *ping_guard; /* the peer's pings (conn_ping.c);
+                            NULL until the first one */
   int truncated;         /* TLS: peer closed without close_notify */
 };
 

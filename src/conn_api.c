@@ -11,6 +11,7 @@
 #include "close.h"
 #include "conn.h"
 #include "conn_io.h"
+#include "conn_ping.h"
 #include "event.h"
 #include "hub.h"
 #include "identity.h"
@@ -70,8 +71,8 @@ int vigil_close_ex(vigil_conn *c, vigil_reason reason, const char *detail) {
       free(copy);
       return VIGIL_ENOMEM;
     }
-    free(ext->host_detail);
-    ext->host_detail = copy;
+    free(ext->owned_detail);
+    ext->owned_detail = copy;
     ext->detail = copy;
   }
   vigil_hub *hub = c->hub;
@@ -140,6 +141,15 @@ void vigil_conn_peer_eof(vigil_conn *c) {
   vigil__hub_enter(c->hub);
   vigil__conn_peer_fin(c);
   vigil__hub_leave(c->hub);
+}
+
+int vigil_conn_ping_received(vigil_conn *c) {
+  if (!c) return VIGIL_EINVAL;
+  vigil_hub *hub = c->hub;
+  vigil__hub_enter(hub);
+  int rc = vigil__conn_ping_received(c);
+  vigil__hub_leave(hub);
+  return rc;
 }
 
 /* ---- identity ---- */

@@ -28,7 +28,6 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "vigil.h"
 
@@ -106,28 +105,54 @@ static void put_ascii_escaped(vigil__out *o, unsigned char c, int json) {
   }
 }
 
-/* 1 if a logfmt value must be quoted to parse back as one value. */
-static int logfmt_needs_quotes(const char *s) {
-  if (*s == '\0')
-    return 1;
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p <= ' ' || *p == '=' || *p == '"' || *p == '\\' || *p == 0x7f)
-      return 1;
-  }
-  return 0;
+/* Byte classes, one table lookup per byte (a line is mostly strings):
+ *   BARE    a logfmt value may hold it unquoted: not a space or control
+ *           byte, '=', '"', '\\' or DEL (bytes >= 0x80 pass: UTF-8
+ *           stays readable);
+ *   QUOTED  copied as is inside logfmt quotes: printable ASCII but '"'
+ *           and '\\', and bytes >= 0x80. Inside JSON strings only its
+ *           ASCII part is (plain_ascii): JSON checks UTF-8. */
+enum { BARE = 1, QUOTED = 2 };
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 3, 0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* ' ' '"' */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2, 3, 3, /* '=' */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 3, 3, 3, /* '\\' */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, /* DEL */
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+};
+
+static int plain_ascii(unsigned char c) {
+  return c < 0x80 && (byte_class[c] & QUOTED);
 }
 
+/* Runs of bytes that need nothing are copied whole: a log line is mostly
+ * such runs, and a call per byte cost more than the rest of the line. */
 static void put_logfmt_value(vigil__out *o, const char *s) {
-  if (!logfmt_needs_quotes(s)) {
-    put_cstr(o, s);
+  const unsigned char *p = (const unsigned char *)s;
+  size_t n = 0;
+  while (byte_class[p[n]] & BARE) n++; /* NUL is not BARE */
+  if (p[n] == '\0' && n > 0) {
+    put_bytes(o, s, n);
     return;
   }
   put_char(o, '"');
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if (*p >= 0x80)
-      put_char(o, (char)*p);
-    else
-      put_ascii_escaped(o, *p, 0);
+  while (*p) {
+    size_t run = 0;
+    while (byte_class[p[run]] & QUOTED) run++;
+    put_bytes(o, (const char *)p, run);
+    p += run;
+    if (*p) put_ascii_escaped(o, *p++, 0);
   }
   put_char(o, '"');
 }
@@ -174,6 +199,12 @@ static void put_json_string(vigil__out *o, const char *s) {
   size_t left = strlen(s);
   put_char(o, '"');
   while (left > 0) {
+    size_t run = 0;
+    while (run < left && plain_ascii(p[run])) run++;
+    put_bytes(o, (const char *)p, run);
+    p += run;
+    left -= run;
+    if (left == 0) break;
     size_t n = utf8_seq_len(p, left);
     if (n == 0) {
       put_cstr(o, "\\ufffd");
@@ -191,26 +222,30 @@ static void put_json_string(vigil__out *o, const char *s) {
 
 /* ---- fields ------------------------------------------------------------ */
 
-/* Starts a field: separator, then the key and its '=' or ':'. Keys are
- * our own snake_case constants and never need escaping. */
-static void append_key(vigil__out *o, const char *key) {
-  if (o->fmt == VIGIL_LOG_JSON) {
-    if (o->fields > 0)
-      put_char(o, ',');
-    put_char(o, '"');
-    put_cstr(o, key);
-    put_cstr(o, "\":");
-  } else {
-    if (o->fields > 0)
-      put_char(o, ' ');
-    put_cstr(o, key);
-    put_char(o, '=');
-  }
+/* Starts a field: separator, then the key and its '=' or ':', in one
+ * put. Keys are our own snake_case constants (KEY() gives a literal's
+ * length) and never need escaping. */
+#define KEY(k) k, sizeof(k) - 1
+#define KEY_MAX 40
+
+static void append_key(vigil__out *o, const char *key, size_t klen) {
+  char tmp[KEY_MAX + 4];
+  size_t n = 0;
+  int json = o->fmt == VIGIL_LOG_JSON;
+  if (klen > KEY_MAX) klen = KEY_MAX;
+  if (o->fields > 0) tmp[n++] = json ? ',' : ' ';
+  if (json) tmp[n++] = '"';
+  memcpy(tmp + n, key, klen);
+  n += klen;
+  if (json) tmp[n++] = '"';
+  tmp[n++] = json ? ':' : '=';
+  put_bytes(o, tmp, n);
   o->fields++;
 }
 
-static void append_str(vigil__out *o, const char *key, const char *value) {
-  append_key(o, key);
+static void append_str(vigil__out *o, const char *key, size_t klen,
+                       const char *value) {
+  append_key(o, key, klen);
   if (o->fmt == VIGIL_LOG_JSON)
     put_json_string(o, value);
   else
@@ -218,13 +253,15 @@ static void append_str(vigil__out *o, const char *key, const char *value) {
 }
 
 /* Numbers are bare in both formats (JSON numbers, unquoted logfmt). */
-static void append_u64(vigil__out *o, const char *key, uint64_t v) {
-  append_key(o, key);
+static void append_u64(vigil__out *o, const char *key, size_t klen,
+                       uint64_t v) {
+  append_key(o, key, klen);
   put_u64_digits(o, v);
 }
 
-static void append_i64(vigil__out *o, const char *key, int64_t v) {
-  append_key(o, key);
+static void append_i64(vigil__out *o, const char *key, size_t klen,
+                       int64_t v) {
+  append_key(o, key, klen);
   if (v < 0) {
     put_char(o, '-');
     /* Negate in unsigned arithmetic so INT64_MIN does not overflow. */
@@ -247,74 +284,93 @@ static char *fixed_digits(char *p, unsigned v, int width) {
   return p + width;
 }
 
+/* Days since 1970-01-01 as a proleptic Gregorian date (y, 1..12, 1..31),
+ * counting in 400-year eras of 146,097 days from 0000-03-01 so that leap
+ * days fall at the end of each counted year (H. Hinnant, "chrono-
+ * compatible low-level date algorithms"). Pure arithmetic: gmtime_r takes
+ * the time zone lock and costs about 1,000 instructions, once per event
+ * line. days >= 0 here (ts_ms is unsigned). */
+static void civil_from_days(uint64_t days, unsigned *y, unsigned *m,
+                            unsigned *d) {
+  uint64_t z = days + 719468; /* days from 0000-03-01 */
+  uint64_t era = z / 146097;
+  unsigned doe = (unsigned)(z - era * 146097);                /* 0..146096 */
+  unsigned yoe =
+      (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
+  unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);      /* 0..365 */
+  unsigned mp = (5 * doy + 2) / 153;                           /* March = 0 */
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp < 10 ? mp + 3 : mp - 9;
+  *y = (unsigned)(era * 400 + yoe) + (*m <= 2);
+}
+
 /* ts as UTC RFC 3339 with milliseconds. A timestamp past year 9999 (a
  * broken clock) is clamped so the field always parses as RFC 3339. */
 static void append_ts(vigil__out *o, uint64_t ts_ms) {
   char tmp[sizeof "YYYY-MM-DDTHH:MM:SS.mmmZ"];
-  struct tm tm;
   char *p = tmp;
   if (ts_ms > VIGIL__TS_MAX_MS)
     ts_ms = VIGIL__TS_MAX_MS;
-  time_t secs = (time_t)(ts_ms / 1000);
-  if (gmtime_r(&secs, &tm) == NULL)
-    memset(&tm, 0, sizeof tm); /* unreachable with the clamp above */
-  p = fixed_digits(p, (unsigned)(tm.tm_year + 1900), 4);
+  uint64_t secs = ts_ms / 1000;
+  unsigned sod = (unsigned)(secs % 86400), y, mon, day;
+  civil_from_days(secs / 86400, &y, &mon, &day);
+  p = fixed_digits(p, y, 4);
   *p++ = '-';
-  p = fixed_digits(p, (unsigned)(tm.tm_mon + 1), 2);
+  p = fixed_digits(p, mon, 2);
   *p++ = '-';
-  p = fixed_digits(p, (unsigned)tm.tm_mday, 2);
+  p = fixed_digits(p, day, 2);
   *p++ = 'T';
-  p = fixed_digits(p, (unsigned)tm.tm_hour, 2);
+  p = fixed_digits(p, sod / 3600, 2);
   *p++ = ':';
-  p = fixed_digits(p, (unsigned)tm.tm_min, 2);
+  p = fixed_digits(p, sod / 60 % 60, 2);
   *p++ = ':';
-  p = fixed_digits(p, (unsigned)tm.tm_sec, 2);
+  p = fixed_digits(p, sod % 60, 2);
   *p++ = '.';
   p = fixed_digits(p, (unsigned)(ts_ms % 1000), 3);
   *p++ = 'Z';
   *p = '\0';
-  append_str(o, "ts", tmp);
+  append_str(o, KEY("ts"), tmp);
 }
 
 /* ---- field groups ------------------------------------------------------ */
 
 static void append_ages(vigil__out *o, const vigil_event *ev) {
-  append_u64(o, "age_ms", ev->age_ms);
-  append_i64(o, "last_rx_ms", ev->last_rx_ms);
-  append_i64(o, "last_tx_ms", ev->last_tx_ms);
+  append_u64(o, KEY("age_ms"), ev->age_ms);
+  append_i64(o, KEY("last_rx_ms"), ev->last_rx_ms);
+  append_i64(o, KEY("last_tx_ms"), ev->last_tx_ms);
 }
 
 /* errno as a number, plus its symbolic name where libc can tell it. */
 static void append_errno(vigil__out *o, int err) {
-  append_i64(o, "errno", err);
+  append_i64(o, KEY("errno"), err);
 #if defined(__GLIBC__) &&                                                    \
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
   const char *name = err != 0 ? strerrorname_np(err) : NULL;
   if (name != NULL)
-    append_str(o, "errno_name", name);
+    append_str(o, KEY("errno_name"), name);
 #endif
 }
 
 static void append_sockopts(vigil__out *o, const vigil_sockopts *so) {
-  append_i64(o, "keepalive", so->keepalive);
-  append_i64(o, "keepalive_idle_s", so->keepalive_idle_s);
-  append_i64(o, "keepalive_intvl_s", so->keepalive_intvl_s);
-  append_i64(o, "keepalive_cnt", so->keepalive_cnt);
-  append_u64(o, "user_timeout_ms", so->user_timeout_ms);
-  append_i64(o, "fin_wait2_s", so->fin_wait2_s);
-  append_i64(o, "nodelay", so->nodelay);
+  append_i64(o, KEY("keepalive"), so->keepalive);
+  append_i64(o, KEY("keepalive_idle_s"), so->keepalive_idle_s);
+  append_i64(o, KEY("keepalive_intvl_s"), so->keepalive_intvl_s);
+  append_i64(o, KEY("keepalive_cnt"), so->keepalive_cnt);
+  append_u64(o, KEY("user_timeout_ms"), so->user_timeout_ms);
+  append_i64(o, KEY("fin_wait2_s"), so->fin_wait2_s);
+  append_i64(o, KEY("nodelay"), so->nodelay);
 }
 
 static void append_tcp_info(vigil__out *o, const vigil_tcp_info *ti) {
-  append_str(o, "tcp_state", vigil_tcp_state_name(ti->state));
-  append_u64(o, "rtt_us", ti->rtt_us);
-  append_u64(o, "rttvar_us", ti->rttvar_us);
-  append_u64(o, "unacked", ti->unacked);
-  append_u64(o, "retransmits", ti->retransmits);
-  append_u64(o, "backoff", ti->backoff);
-  append_u64(o, "probes", ti->probes);
-  append_u64(o, "last_data_recv_ms", ti->last_data_recv_ms);
-  append_u64(o, "last_ack_recv_ms", ti->last_ack_recv_ms);
+  append_str(o, KEY("tcp_state"), vigil_tcp_state_name(ti->state));
+  append_u64(o, KEY("rtt_us"), ti->rtt_us);
+  append_u64(o, KEY("rttvar_us"), ti->rttvar_us);
+  append_u64(o, KEY("unacked"), ti->unacked);
+  append_u64(o, KEY("retransmits"), ti->retransmits);
+  append_u64(o, KEY("backoff"), ti->backoff);
+  append_u64(o, KEY("probes"), ti->probes);
+  append_u64(o, KEY("last_data_recv_ms"), ti->last_data_recv_ms);
+  append_u64(o, KEY("last_ack_recv_ms"), ti->last_ack_recv_ms);
 }
 
 /* evidence as "unacked_retrans,probes,ack_silence" (the bits that are
@@ -344,7 +400,7 @@ static void append_evidence(vigil__out *o, uint32_t bits) {
   }
   if (rest != 0)
     snprintf(tmp + n, sizeof tmp - n, "%s0x%x", n ? "," : "", (unsigned)rest);
-  append_str(o, "evidence", tmp);
+  append_str(o, KEY("evidence"), tmp);
 }
 
 /* One field per non-zero kernel state count, keyed by the lowercase state
@@ -366,7 +422,7 @@ static void append_census(vigil__out *o, const uint32_t *counts) {
       }
       key[i] = '\0';
     }
-    append_u64(o, key, counts[st]);
+    append_u64(o, key, strlen(key), counts[st]);
   }
 }
 
@@ -391,22 +447,22 @@ static void append_type_fields(vigil__out *o, const vigil_event *ev) {
     if (ev->sockopts != NULL)
       append_sockopts(o, ev->sockopts);
     if (tls_resumed_applies(ev))
-      append_i64(o, "tls_resumed", ev->tls_resumed);
+      append_i64(o, KEY("tls_resumed"), ev->tls_resumed);
     break;
   case VIGIL_EV_PING_DUE:
-    append_i64(o, "last_tx_ms", ev->last_tx_ms);
+    append_i64(o, KEY("last_tx_ms"), ev->last_tx_ms);
     break;
   case VIGIL_EV_IDLE:
-    append_str(o, "idle", vigil_idle_kind_name(ev->idle_kind));
-    append_i64(o, "last_rx_ms", ev->last_rx_ms);
-    append_i64(o, "last_tx_ms", ev->last_tx_ms);
+    append_str(o, KEY("idle"), vigil_idle_kind_name(ev->idle_kind));
+    append_i64(o, KEY("last_rx_ms"), ev->last_rx_ms);
+    append_i64(o, KEY("last_tx_ms"), ev->last_tx_ms);
     break;
   case VIGIL_EV_DEAD:
   case VIGIL_EV_SUSPECT:
     /* A suspect conn is not closing yet, so its reason is usually none;
      * print reason only where it carries information. */
     if (ev->type == VIGIL_EV_DEAD || ev->reason != VIGIL_REASON_NONE)
-      append_str(o, "reason", vigil_reason_name(ev->reason));
+      append_str(o, KEY("reason"), vigil_reason_name(ev->reason));
     append_ages(o, ev);
     if (ev->tcp_info != NULL)
       append_tcp_info(o, ev->tcp_info);
@@ -418,30 +474,30 @@ static void append_type_fields(vigil__out *o, const vigil_event *ev) {
     append_ages(o, ev);
     break;
   case VIGIL_EV_CLOSE:
-    append_str(o, "reason", vigil_reason_name(ev->reason));
+    append_str(o, KEY("reason"), vigil_reason_name(ev->reason));
     if (ev->cause != VIGIL_REASON_NONE)
-      append_str(o, "cause", vigil_reason_name(ev->cause));
+      append_str(o, KEY("cause"), vigil_reason_name(ev->cause));
     append_ages(o, ev);
-    append_u64(o, "bytes_in", ev->bytes_in);
-    append_u64(o, "bytes_out", ev->bytes_out);
+    append_u64(o, KEY("bytes_in"), ev->bytes_in);
+    append_u64(o, KEY("bytes_out"), ev->bytes_out);
     if (ev->sys_errno != 0)
       append_errno(o, ev->sys_errno);
     if (ev->truncated)
-      append_u64(o, "truncated", 1);
+      append_u64(o, KEY("truncated"), 1);
     break;
   case VIGIL_EV_ACCEPT_PAUSED:
     append_errno(o, ev->sys_errno);
-    append_u64(o, "retry_ms", ev->retry_ms);
+    append_u64(o, KEY("retry_ms"), ev->retry_ms);
     break;
   case VIGIL_EV_READY:
-    append_u64(o, "age_ms", ev->age_ms);
+    append_u64(o, KEY("age_ms"), ev->age_ms);
     break;
   case VIGIL_EV_TAKEOVER:
-    append_u64(o, "other_conn", ev->other_conn_id);
+    append_u64(o, KEY("other_conn"), ev->other_conn_id);
     break;
   case VIGIL_EV_FLAPPING:
   case VIGIL_EV_GHOSTS:
-    append_u64(o, "count", ev->count);
+    append_u64(o, KEY("count"), ev->count);
     break;
   case VIGIL_EV_CENSUS:
     if (ev->state_counts != NULL)
@@ -477,18 +533,18 @@ int vigil_event_format(const vigil_event *ev, vigil_log_format fmt,
   if (fmt == VIGIL_LOG_JSON)
     put_char(&o, '{');
   append_ts(&o, ev->ts_ms);
-  append_str(&o, "event", vigil_event_name(ev->type));
+  append_str(&o, KEY("event"), vigil_event_name(ev->type));
   if (ev->worker >= 0)
-    append_i64(&o, "worker", ev->worker);
+    append_i64(&o, KEY("worker"), ev->worker);
   if (ev->conn_id != 0)
-    append_u64(&o, "conn", ev->conn_id);
+    append_u64(&o, KEY("conn"), ev->conn_id);
   if (ev->peer != NULL)
-    append_str(&o, "peer", ev->peer);
+    append_str(&o, KEY("peer"), ev->peer);
   if (ev->identity != NULL)
-    append_str(&o, "identity", ev->identity);
+    append_str(&o, KEY("identity"), ev->identity);
   append_type_fields(&o, ev);
   if (ev->detail != NULL)
-    append_str(&o, "detail", ev->detail);
+    append_str(&o, KEY("detail"), ev->detail);
   if (fmt == VIGIL_LOG_JSON)
     put_char(&o, '}');
   terminate(&o);

@@ -100,6 +100,10 @@ struct vigil_hub {
   void *census_state;          /* CLOSE_WAIT first-seen table */
   /* metrics beyond stats (metrics_hooks.c) */
   vigil__metrics metrics;
+  /* the kernel's tcp_fin_timeout as TCP_LINGER2 0 reads back (conn.c,
+   * the open event): read at most once a second */
+  int fin_default_s;           /* 0 = not read yet */
+  uint64_t fin_default_at;     /* hub clock ms of that read */
   /* group membership (group_worker.c) */
   int32_t worker_index;        /* stamped on events; -1 outside a group */
   vigil_worker *worker;        /* NULL outside a group */

@@ -30,6 +30,24 @@
  * starve established connections. */
 #define ACCEPTS_PER_EVENT 64
 
+/*
+ * Socket options. Linux copies SO_KEEPALIVE, TCP_KEEPIDLE/KEEPINTVL/
+ * KEEPCNT, TCP_USER_TIMEOUT, TCP_NODELAY and TCP_LINGER2 from a listening
+ * socket to every socket it accepts (the child is a clone of the
+ * listener: sk_clone_lock, tcp_create_openreq_child). So the policy's
+ * options are set once on the listening socket, before listen() so that
+ * no connection is ever cloned without them, and an accepted conn writes
+ * only those its policy wants otherwise (none, unless the policy changed):
+ * 7 setsockopt calls fewer per connection. The first accepted socket is
+ * read back once; a kernel that did not copy them all (an emulated
+ * network stack) turns the shortcut off for the listener's life.
+ */
+enum {
+  CARRIES_NOTHING = 0,  /* every accepted conn writes all its options */
+  CARRIES_UNCHECKED = 1,/* set on the listener, not yet seen inherited */
+  CARRIES_CHECKED = 2,  /* the first accepted socket carried them */
+};
+
 struct vigil_listener {
   vigil__owned owned;  /* in hub->owned while open */
   ev_io io;
@@ -40,6 +58,9 @@ struct vigil_listener {
   vigil_adopt_options adopt;
   const vigil_policy *policy; /* shared by the conns it adopts; NULL = the
                                  hub's policy at each accept */
+  vigil_sockopts carried;     /* options set on the listening socket,
+                                 which accepted sockets inherit */
+  int carries;                /* CARRIES_* */
   vigil_conn_callbacks callbacks;
   uint32_t backoff_ms;
   uint16_t port;
@@ -125,8 +146,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents) {
     /* accept4 already made it non-blocking and gave its peer: skip the
      * checks vigil_adopt makes on a host's fd. */
     const vigil_policy *policy = l->policy ? l->policy : hub->policy;
-    if (vigil__adopt(hub, fd, (struct sockaddr *)&peer, policy, &l->adopt,
-                     &c) != VIGIL_OK) {
+    if (l->carries == CARRIES_UNCHECKED)
+      l->carries = vigil__sock_carries(fd, &l->carried) ? CARRIES_CHECKED
+                                                        : CARRIES_NOTHING;
+    const vigil_sockopts *have =
+        l->carries == CARRIES_CHECKED ? &l->carried : NULL;
+    if (vigil__adopt(hub, fd, (struct sockaddr *)&peer, policy, have,
+                     &l->adopt, &c) != VIGIL_OK) {
       close(fd); /* e.g. reset before we got to it (ENOTCONN) */
       continue;
     }
@@ -150,7 +176,10 @@ static int socket_failed(int fd, int code, const char *call, int err) {
   return vigil__error_set(code, call, err);
 }
 
-static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
+/* Opens, binds and listens; the policy's socket options are set before
+ * listen() (see CARRIES_*): l->carries says whether they took. */
+static int open_socket(vigil_listener *l, const vigil_listen_options *o,
+                       const vigil_policy *policy, uint16_t *port_out) {
   struct addrinfo hints, *res = NULL;
   memset(&hints, 0, sizeof hints);
   hints.ai_socktype = SOCK_STREAM;
@@ -174,6 +203,12 @@ static int open_socket(const vigil_listen_options *o, uint16_t *port_out) {
   /* SO_REUSEADDR lets a restarted server bind while old connections sit
    * in TIME_WAIT. */
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  /* A refusal only costs the shortcut: each conn then writes its own
+   * options (and reports the refusal as adoption did before). */
+  vigil__sock_want(policy, &l->carried);
+  l->carries = vigil__sock_apply_changes(fd, &l->carried, NULL) == VIGIL_OK
+                   ? CARRIES_UNCHECKED
+                   : CARRIES_NOTHING;
   if (o->reuseport &&
       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
     int err = errno;
@@ -232,7 +267,7 @@ int vigil_listen(vigil_hub *hub, const vigil_listen_options *o,
     l->callbacks = *o->adopt.callbacks;
     l->adopt.callbacks = &l->callbacks;
   }
-  int fd = open_socket(o, &l->port);
+  int fd = open_socket(l, o, l->policy ? l->policy : hub->policy, &l->port);
   if (fd < 0) {
     vigil__policy_unref(l->policy);
     free(l);

@@ -172,12 +172,14 @@ fail(char *msg, size_t msglen, const char *fmt, ...) {
   return VIGIL_EINVAL;
 }
 
-/* Checks one field against its rule; VIGIL_OK or VIGIL_EINVAL + message. */
+/* Checks one field against its rule; VIGIL_OK or VIGIL_EINVAL + message.
+ * The value is formatted only for the message: the MQTT gateway validates
+ * a policy per CONNECT (vigil_conn_set_policy), so a valid policy must
+ * cost comparisons, not a snprintf per field. */
 static int check_rule(const vigil_policy *p, const field_rule *r, char *msg,
                       size_t msglen) {
   const char *base = (const char *)p + r->offset;
   char value[32];
-  int ok;
 
   /* Signed kinds compare as long long, unsigned kinds as unsigned long long,
    * so neither a negative int nor a huge size_t is misjudged. */
@@ -192,7 +194,7 @@ static int check_rule(const vigil_policy *p, const field_rule *r, char *msg,
       memcpy(&i, base, sizeof i);
       v = i;
     }
-    ok = v >= r->lo && v <= r->hi;
+    if (v >= r->lo && v <= r->hi) return VIGIL_OK;
     snprintf(value, sizeof value, "%lld", v);
   } else {
     unsigned long long v;
@@ -206,10 +208,10 @@ static int check_rule(const vigil_policy *p, const field_rule *r, char *msg,
       memcpy(&u, base, sizeof u);
       v = u;
     }
-    ok = v >= (unsigned long long)r->lo && v <= (unsigned long long)r->hi;
+    if (v >= (unsigned long long)r->lo && v <= (unsigned long long)r->hi)
+      return VIGIL_OK;
     snprintf(value, sizeof value, "%llu", v);
   }
-  if (ok) return VIGIL_OK;
 
   char range[48];
   if (r->allowed)

@@ -7,7 +7,10 @@
  *   HELLO    -> on_hello; without one, vigil_conn_identify + vigil_conn_ready
  *               (so handshake_timeout becomes "HELLO within the timeout").
  *               A second HELLO is a protocol error.
- *   PING     -> PONG with the same token, sent by vigil
+ *   PING     -> PONG with the same token, sent by vigil; a ping flood
+ *               (faster than ping_min_interval_ms, past ping_strikes:
+ *               conn_ping.c) gets no PONG but a graceful close with
+ *               ping_flood, so GOODBYE too_many_pings and the hold below
  *   PONG     -> nothing more: every received byte already counts as life
  *   GOODBYE  -> the peer asks us to close first: graceful close with reason
  *               peer_closed, detail "goodbye <code name>[: <text>]"
@@ -50,6 +53,7 @@
 #include "close.h"
 #include "conn.h"
 #include "conn_io.h"
+#include "conn_ping.h"
 #include "hub.h"
 #include "hub_conns.h"
 #include "proto_frame.h"
@@ -175,6 +179,14 @@ static int on_frame(void *ud, const vigil_frame *f) {
     hello(c, k, f);
     break;
   case VIGIL_FRAME_PING: {
+    /* A flood is not answered: the conn closes with ping_flood and
+     * GOODBYE too_many_pings instead (stopped() ends the parse). */
+    int rc = vigil__conn_ping_received(c);
+    if (rc == VIGIL_ENOMEM) {
+      c->sys_errno = ENOMEM;
+      vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
+    }
+    if (rc != VIGIL_OK) break;
     uint8_t pong[VIGIL_FRAME_SIZE(VIGIL_FRAME_TOKEN_SIZE)];
     int n = vigil_frame_encode(VIGIL_FRAME_PONG, f->payload, f->len, pong,
                                sizeof pong);

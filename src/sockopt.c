@@ -152,6 +152,31 @@ static void mark_unknown(char *buf, size_t len) {
   }
 }
 
+/* "a.b.c.d:port" into out (room for 22 bytes), NUL-terminated; returns
+ * the length. By hand, not inet_ntop + snprintf: those cost about 3,000
+ * instructions, and every event of a conn formats its peer (four per
+ * connection in a reconnect storm). */
+static size_t format_ipv4_port(const unsigned char *a, unsigned port,
+                               char *out) {
+  char *p = out;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = a[i];
+    if (v >= 100) *p++ = (char)('0' + v / 100);
+    if (v >= 10) *p++ = (char)('0' + v / 10 % 10);
+    *p++ = (char)('0' + v % 10);
+    *p++ = i < 3 ? '.' : ':';
+  }
+  char digits[5];
+  int n = 0;
+  do {
+    digits[n++] = (char)('0' + port % 10);
+    port /= 10;
+  } while (port && n < 5);
+  while (n) *p++ = digits[--n];
+  *p = '\0';
+  return (size_t)(p - out);
+}
+
 int vigil__sockaddr_format(const struct sockaddr *sa, char *buf, size_t len) {
   if (!buf || len == 0) return VIGIL_EINVAL;
   if (!sa) {
@@ -161,26 +186,38 @@ int vigil__sockaddr_format(const struct sockaddr *sa, char *buf, size_t len) {
 
   char host[INET6_ADDRSTRLEN];
   int n;
+  const unsigned char *v4 = NULL;
+  unsigned port = 0;
   if (sa->sa_family == AF_INET) {
     const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    n = snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(in->sin_port));
-  } else if (sa->sa_family == AF_INET6) {
+    v4 = (const unsigned char *)&in->sin_addr;
+    port = ntohs(in->sin_port);
+  } else if (sa->sa_family == AF_INET6 &&
+             IN6_IS_ADDR_V4MAPPED(
+                 &((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+    /* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; show
+     * them the way an IPv4 listener would. */
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-    unsigned port = ntohs(in6->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-      /* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; show
-       * them the way an IPv4 listener would. */
-      inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], host, sizeof host);
-      n = snprintf(buf, len, "%s:%u", host, port);
-    } else {
-      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-      if (in6->sin6_scope_id != 0)
-        n = snprintf(buf, len, "[%s%%%u]:%u", host,
-                     (unsigned)in6->sin6_scope_id, port);
-      else
-        n = snprintf(buf, len, "[%s]:%u", host, port);
-    }
+    v4 = &in6->sin6_addr.s6_addr[12];
+    port = ntohs(in6->sin6_port);
+  }
+  if (v4) {
+    char text[24];
+    size_t tl = format_ipv4_port(v4, port, text);
+    size_t keep = tl < len ? tl : len - 1;
+    memcpy(buf, text, keep);
+    buf[keep] = '\0';
+    return tl >= len ? VIGIL_EOVERFLOW : VIGIL_OK;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    port = ntohs(in6->sin6_port);
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    if (in6->sin6_scope_id != 0)
+      n = snprintf(buf, len, "[%s%%%u]:%u", host,
+                   (unsigned)in6->sin6_scope_id, port);
+    else
+      n = snprintf(buf, len, "[%s]:%u", host, port);
   } else {
     mark_unknown(buf, len);
     return VIGIL_EADDR;
@@ -223,31 +260,84 @@ int vigil_socket_apply_policy(int fd, const vigil_policy *p) {
   return vigil__sock_apply(fd, p);
 }
 
-int vigil__sock_apply(int fd, const vigil_policy *p) {
-  int rc = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, p->keepalive ? 1 : 0);
-  if (rc != VIGIL_OK) return rc;
-  if (p->keepalive) {
-    rc = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, p->keepalive_idle_s);
-    if (rc == VIGIL_OK)
-      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, p->keepalive_intvl_s);
-    if (rc == VIGIL_OK)
-      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, p->keepalive_cnt);
-    if (rc != VIGIL_OK) return rc;
-  }
+void vigil__sock_want(const vigil_policy *p, vigil_sockopts *w) {
+  w->keepalive = p->keepalive ? 1 : 0;
+  w->keepalive_idle_s = p->keepalive ? p->keepalive_idle_s : -1;
+  w->keepalive_intvl_s = p->keepalive ? p->keepalive_intvl_s : -1;
+  w->keepalive_cnt = p->keepalive ? p->keepalive_cnt : -1;
+  w->user_timeout_ms = vigil_policy_user_timeout(p);
+  w->nodelay = p->nodelay ? 1 : 0;
+  w->fin_wait2_s = p->fin_wait2_s;
+}
 
+/* 1 when option value `want` must be written over `have` (-1 = unknown). */
+static int differs(int want, int have) { return have < 0 || want != have; }
+
+int vigil__sock_apply_changes(int fd, const vigil_sockopts *w,
+                              const vigil_sockopts *have) {
+  /* Nothing known; no policy asks for a user timeout of UINT32_MAX. */
+  const vigil_sockopts none = {-1, -1, -1, -1, UINT32_MAX, -1, -1};
+  const vigil_sockopts *h = have ? have : &none;
+  int rc = VIGIL_OK;
+  if (differs(w->keepalive, h->keepalive))
+    rc = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, w->keepalive);
+  if (rc == VIGIL_OK && w->keepalive) {
+    if (differs(w->keepalive_idle_s, h->keepalive_idle_s))
+      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, w->keepalive_idle_s);
+    if (rc == VIGIL_OK && differs(w->keepalive_intvl_s, h->keepalive_intvl_s))
+      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, w->keepalive_intvl_s);
+    if (rc == VIGIL_OK && differs(w->keepalive_cnt, h->keepalive_cnt))
+      rc = set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, w->keepalive_cnt);
+  }
   /* Written even when 0: a per-connection override that turns the user
    * timeout off must undo a value an earlier policy set. */
-  rc = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT,
-               (int)vigil_policy_user_timeout(p));
-  if (rc != VIGIL_OK) return rc;
-
-  rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, p->nodelay ? 1 : 0);
-  if (rc != VIGIL_OK) return rc;
-
+  if (rc == VIGIL_OK && w->user_timeout_ms != h->user_timeout_ms)
+    rc = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)w->user_timeout_ms);
+  if (rc == VIGIL_OK && differs(w->nodelay, h->nodelay))
+    rc = set_int(fd, IPPROTO_TCP, TCP_NODELAY, w->nodelay);
   /* Same for TCP_LINGER2: the kernel reads 0 as "use tcp_fin_timeout",
    * which is what fin_wait2_s = 0 means, so writing it restores the
    * default after an override. */
-  return set_int(fd, IPPROTO_TCP, TCP_LINGER2, p->fin_wait2_s);
+  if (rc == VIGIL_OK && differs(w->fin_wait2_s, h->fin_wait2_s))
+    rc = set_int(fd, IPPROTO_TCP, TCP_LINGER2, w->fin_wait2_s);
+  return rc;
+}
+
+int vigil__sock_apply(int fd, const vigil_policy *p) {
+  vigil_sockopts w;
+  vigil__sock_want(p, &w);
+  return vigil__sock_apply_changes(fd, &w, NULL);
+}
+
+int vigil__sock_carries(int fd, const vigil_sockopts *w) {
+  vigil_sockopts got;
+  if (vigil__sock_get_opts(fd, &got) != VIGIL_OK) return 0;
+  if (got.keepalive != w->keepalive || got.nodelay != w->nodelay ||
+      got.user_timeout_ms != w->user_timeout_ms)
+    return 0;
+  if (w->keepalive && (got.keepalive_idle_s != w->keepalive_idle_s ||
+                       got.keepalive_intvl_s != w->keepalive_intvl_s ||
+                       got.keepalive_cnt != w->keepalive_cnt))
+    return 0;
+  /* LINGER2 0 reads back as tcp_fin_timeout: only a set value compares. */
+  return w->fin_wait2_s == 0 || got.fin_wait2_s == w->fin_wait2_s;
+}
+
+int vigil__sock_effective(int fd, vigil_sockopts *so, int fin_default_s) {
+  int rc = VIGIL_OK;
+  if (!so->keepalive &&
+      ((rc = get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, &so->keepalive_idle_s)) ||
+       (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL,
+                     &so->keepalive_intvl_s)) ||
+       (rc = get_int(fd, IPPROTO_TCP, TCP_KEEPCNT, &so->keepalive_cnt))))
+    return rc;
+  if (so->fin_wait2_s == 0) {
+    if (fin_default_s > 0)
+      so->fin_wait2_s = fin_default_s;
+    else
+      rc = get_int(fd, IPPROTO_TCP, TCP_LINGER2, &so->fin_wait2_s);
+  }
+  return rc;
 }
 
 int vigil_socket_get_opts(int fd, vigil_sockopts *out) {

@@ -46,11 +46,36 @@ void vigil__sock_restore(int fd, const vigil__sock_state *st);
 
 /* vigil_socket_apply_policy without its checks, for sockets vigil already
  * knows are TCP and policies already validated: one setsockopt per
- * option, nothing else (accept storms pay for every system call). */
+ * option, nothing else. */
 int vigil__sock_apply(int fd, const vigil_policy *p);
+
+/*
+ * Accept storms pay for every system call, so conns skip the options
+ * already in place. The option values a policy asks for are kept in the
+ * shape vigil_sockopts reads them back:
+ *  - vigil__sock_want: what vigil__sock_apply writes for p. With
+ *    keepalive off the keepalive timings are not written (-1 there);
+ *    fin_wait2_s 0 is written and means the kernel's tcp_fin_timeout.
+ *  - vigil__sock_apply_changes: writes the options of want that differ
+ *    from have, the values known to be on fd (-1 = unknown; have NULL =
+ *    nothing known: all of them). Same errors as vigil__sock_apply.
+ *  - vigil__sock_carries: 1 if fd reads back every option want writes
+ *    (LINGER2 only when set: 0 reads back as the kernel's default). A
+ *    listener checks its first accepted socket with it: Linux copies
+ *    these options from the listening socket to the sockets it accepts.
+ *  - vigil__sock_effective: completes want into the socket's effective
+ *    options by reading back only what the policy leaves to the kernel
+ *    (the keepalive timings with keepalive off, TCP_LINGER2 with
+ *    fin_wait2_s 0, unless the caller knows the kernel's default,
+ *    fin_default_s > 0): the open event's sockopts.
+ */
+void vigil__sock_want(const vigil_policy *p, vigil_sockopts *w);
+int vigil__sock_apply_changes(int fd, const vigil_sockopts *want,
+                              const vigil_sockopts *have);
+int vigil__sock_carries(int fd, const vigil_sockopts *want);
+int vigil__sock_effective(int fd, vigil_sockopts *so, int fin_default_s);
 /* The read-backs without the socket-type check, for vigil's own conns:
- * a suspicion check or an open event should cost its getsockopt and
- * nothing more. */
+ * a suspicion check should cost its getsockopt and nothing more. */
 int vigil__sock_get_opts(int fd, vigil_sockopts *out);
 int vigil__sock_tcp_info(int fd, vigil_tcp_info *out);
 

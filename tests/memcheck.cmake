@@ -39,6 +39,7 @@ set(VIGIL_MEMCHECK_NAMES
   test_hub_census
   test_metrics_http
   test_metrics_hub
+  test_ping_flood
   test_sockopt
   test_suspect
   test_takeover

@@ -11,7 +11,9 @@
 # never relies on that: every datum handed between threads goes through a
 # mutex or an atomic (src/group_internal.h). No suppression is needed; a
 # report is a vigil bug.
-set(VIGIL_TSAN_PATTERN "^integration/test_group")
+# Also the example servers' log writer (examples/linelog), shared by
+# their worker threads.
+set(VIGIL_TSAN_PATTERN "^integration/test_group|^unit/test_linelog")
 
 function(vigil_label_tsan_tests)
   get_property(tests DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR} PROPERTY TESTS)

@@ -458,6 +458,14 @@ def targets(res):
         if "rate_ge_90pct_of_bare" in tg:
             add("storm", "game_server >= 90 % of the bare server's rate",
                 f"{f(r.get('vigil_game_server_vs_bare_libev_rate', 0) * 100)} %", tg["rate_ge_90pct_of_bare"])
+        if "game_cpu_le_1_3x_bare" in tg:
+            add("storm", "game_server CPU per connection <= 1.3x the bare server's",
+                f"{f(r.get('vigil_game_server_vs_bare_libev_cpu_ms_per_1000', 0))}x",
+                tg["game_cpu_le_1_3x_bare"])
+        for v in ("vigil_game_server", "vigil_mqtt_gateway"):
+            if f"{v}_syn_drops_le_bare" in tg:
+                add("storm", f"{v}: no more SYNs dropped than the bare server",
+                    f"{f(med(sv.get(v, {}), 'listen_drops'))}", tg[f"{v}_syn_drops_le_bare"])
         if "gateway_rate_ge_90pct_of_bare_mqtt" in tg:
             add("storm", "mqtt_gateway >= 90 % of the bare server's MQTT rate",
                 f"{f(r.get('vigil_mqtt_gateway_vs_bare_libev_mqtt_rate', 0) * 100)} %",

@@ -9,8 +9,8 @@
  * and the GOODBYE hold's bound happen when a test moves time (fx_advance),
  * at exact moments, and never while a test waits for real I/O. Most tests
  * share one fixture (one vigil conn and a raw peer, set up and checked
- * closed by conn_setup/conn_teardown), with the conn's variant as cmocka's
- * prestate.
+ * closed by fx_conn_setup/fx_conn_teardown: tests/support/codecfix.h),
+ * with the conn's variant as cmocka's prestate.
  */
 #include <errno.h>
 #include <ev.h>
@@ -22,296 +22,36 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "codecfix.h"
 #include "conn.h"
 #include "hub.h"
 #include "testutil.h"
 #include "vigil.h"
 
-/* ---- fixture: a hub and a recorder per vigil conn ----------------------- */
+static int data_n(void *arg) { return ((fx_rec *)arg)->ndata >= 3; }
 
-#define MAX_FRAMES 64
-
-typedef struct rec {
-  vigil_conn *conn;
-  int closed;
-  vigil_reason reason;
-  char detail[160];      /* close event detail */
-  int ndata;             /* on_data calls */
-  size_t data_len[MAX_FRAMES];
-  char data[MAX_FRAMES][64]; /* first bytes of each payload */
-  int big_ok;            /* a large payload matched its pattern */
-  int hellos;
-  char hello[256];
-  int pings_due;         /* on_ping_due calls (must stay 0 with the codec) */
-  int peer_closed;
-  int close_on_data;     /* vigil_close from inside on_data */
-} rec;
-
-typedef struct fx {
-  struct ev_loop *loop;
-  vigil_hub *hub;
-  vigil_policy policy;
-  int events[VIGIL_EV__COUNT];
-  int foreign_user_data; /* conns' user_data is not a rec */
-  uint64_t now;          /* the hub's fake clock */
-} fx;
-
-static uint8_t pattern(size_t i) { return (uint8_t)(i * 7u + 3u); }
-
-static void on_data(vigil_conn *c, const void *d, size_t len, void *ud) {
-  rec *r = ud;
-  if (r->ndata < MAX_FRAMES) {
-    r->data_len[r->ndata] = len;
-    if (len) memcpy(r->data[r->ndata], d, len < 63 ? len : 63);
-  }
-  if (len > 1000) {
-    int ok = 1;
-    for (size_t i = 0; i < len; i++)
-      if (((const uint8_t *)d)[i] != pattern(i)) ok = 0;
-    r->big_ok = ok;
-  }
-  r->ndata++;
-  if (r->close_on_data) vigil_close(c);
-}
-
-static void on_hello(vigil_conn *c, const void *id, size_t len, void *ud) {
-  rec *r = ud;
-  (void)c;
-  r->hellos++;
-  memcpy(r->hello, id, len < 255 ? len : 255);
-  r->hello[len < 255 ? len : 255] = '\0';
-}
-
-static void on_ping_due(vigil_conn *c, void *ud) {
-  (void)c;
-  ((rec *)ud)->pings_due++;
-}
-
-static void on_close(vigil_conn *c, vigil_reason reason, void *ud) {
-  rec *r = ud;
-  (void)c;
-  r->closed++;
-  r->reason = reason;
-  r->conn = NULL;
-}
-
-static const vigil_conn_callbacks k_cb = {
-    .on_data = on_data,
-    .on_ping_due = on_ping_due,
-    .on_close = on_close,
-    .on_hello = on_hello,
-};
-static const vigil_conn_callbacks k_cb_auto = {
-    .on_data = on_data,
-    .on_close = on_close, /* no on_hello: vigil identifies */
-};
-
-static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
-  fx *f = ud;
-  (void)hub;
-  f->events[ev->type]++;
-  if (ev->type == VIGIL_EV_CLOSE && ev->conn && !f->foreign_user_data) {
-    rec *r = vigil_conn_user_data(ev->conn);
-    if (r)
-      snprintf(r->detail, sizeof r->detail, "%s",
-               ev->detail ? ev->detail : "");
-  }
-}
-
-static void fx_init(fx *f) {
-  memset(f, 0, sizeof *f);
-  f->loop = ev_loop_new(EVFLAG_AUTO);
-  vigil_policy_init(&f->policy);
-  f->policy.frame_codec = 1;
-  f->policy.drain_timeout_ms = 300;
-  f->policy.linger_max_ms = 2000;
-  f->now = 1000000;
-  vigil_hub_options o;
-  vigil_hub_options_init(&o);
-  o.policy = &f->policy;
-  o.on_event = on_event;
-  o.event_data = f;
-  o.tick_ms = 1; /* deadlines at the exact fake ms */
-  o.clock = vt_fake_clock;
-  o.clock_data = &f->now;
-  assert_int_equal(vigil_hub_new(f->loop, &o, &f->hub), VIGIL_OK);
-}
-
-/* Moves the fake clock and runs what is then due. */
-static void fx_advance(fx *f, uint64_t ms) {
-  vt_advance(f->loop, f->hub, &f->now, ms);
-}
-
-static void fx_done(fx *f) {
-  vigil_hub_free(f->hub);
-  ev_loop_destroy(f->loop);
-}
-
-static vigil_conn *fx_adopt(fx *f, int fd, rec *r, const vigil_policy *p,
-                            const vigil_conn_callbacks *cb) {
-  vigil_adopt_options ao;
-  vigil_adopt_options_init(&ao);
-  ao.policy = p;
-  ao.callbacks = cb ? cb : &k_cb;
-  ao.user_data = r;
-  memset(r, 0, sizeof *r);
-  assert_int_equal(vigil_adopt(f->hub, fd, &ao, &r->conn), VIGIL_OK);
-  return r->conn;
-}
-
-static int rec_closed(void *arg) { return ((rec *)arg)->closed > 0; }
-
-/* ---- raw peer: frames by hand ------------------------------------------ */
-
-typedef struct raw {
-  int fd;
-  vigil_frame_parser p;
-  int n;
-  struct {
-    int type;
-    uint32_t len;
-    uint8_t data[300];
-  } f[MAX_FRAMES];
-  int eof;
-  int want;
-} raw;
-
-static int raw_frame(void *ud, const vigil_frame *fr) {
-  raw *r = ud;
-  if (r->n < MAX_FRAMES) {
-    r->f[r->n].type = fr->type;
-    r->f[r->n].len = fr->len;
-    if (fr->len)
-      memcpy(r->f[r->n].data, fr->payload, fr->len < 300 ? fr->len : 300);
-  }
-  r->n++;
-  return 0;
-}
-
-static void raw_init(raw *r, int fd) {
-  memset(r, 0, sizeof *r);
-  r->fd = fd;
-  vigil_frame_parser_init(&r->p, VIGIL_FRAME_MAX_FRAME_MAX);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-static int raw_poll(void *arg) {
-  raw *r = arg;
-  uint8_t buf[65536];
-  int eof = 0;
-  long n = vt_read_avail(r->fd, buf, sizeof buf, &eof);
-  if (n > 0) assert_true(vigil_frame_parser_feed(&r->p, buf, (size_t)n,
-                                                 raw_frame, r) == n);
-  if (eof) r->eof = 1;
-  return r->n >= r->want || r->eof;
-}
-
-/* Runs the loop until the raw peer holds `want` frames (or EOF). */
-static int raw_wait(fx *f, raw *r, int want, uint32_t ms) {
-  r->want = want;
-  vt_run_until(f->loop, raw_poll, r, ms);
-  return r->n >= want;
-}
-
-static int raw_wait_eof(fx *f, raw *r, uint32_t ms) {
-  r->want = 1 << 30;
-  vt_run_until(f->loop, raw_poll, r, ms);
-  return r->eof;
-}
-
-static void raw_send(raw *r, vigil_frame_type t, const void *p, size_t len) {
-  uint8_t buf[4096];
-  int n = vigil_frame_encode(t, p, len, buf, sizeof buf);
-  assert_true(n > 0);
-  assert_int_equal(send(r->fd, buf, (size_t)n, MSG_NOSIGNAL), n);
-}
-
-static void raw_send_bytes(raw *r, const void *p, size_t len) {
-  assert_int_equal(send(r->fd, p, len, MSG_NOSIGNAL), (ssize_t)len);
-}
-
-static void raw_done(raw *r) {
-  vigil_frame_parser_free(&r->p);
-  if (r->fd >= 0) close(r->fd);
-  r->fd = -1;
-}
-
-/* A vigil conn (server side of a loopback pair) and a raw peer. */
-static void pair(fx *f, rec *r, raw *w, const vigil_policy *p,
-                 const vigil_conn_callbacks *cb) {
-  int s, c;
-  assert_int_equal(vt_tcp_pair(&s, &c), 0);
-  fx_adopt(f, s, r, p, cb);
-  raw_init(w, c);
-}
-
-static int data_n(void *arg) { return ((rec *)arg)->ndata >= 3; }
-
-/* ---- the shared fixture: one vigil conn and a raw peer ------------------ */
-
-/* How a test's conn differs from the hub's policy (cmocka prestate). */
-typedef struct variant {
-  int codec_off;
-  uint32_t ping_interval_ms;
-  uint32_t handshake_timeout_ms;
-  const vigil_conn_callbacks *cb; /* NULL = k_cb */
-} variant;
-
-typedef struct tc {
-  fx f;
-  rec r;
-  raw w;
-} tc;
-
-static int conn_setup(void **state) {
-  const variant *v = *state;
-  tc *t = calloc(1, sizeof *t);
-  assert_non_null(t);
-  fx_init(&t->f);
-  vigil_policy p = t->f.policy;
-  if (v) {
-    p.frame_codec = !v->codec_off;
-    p.ping_interval_ms = v->ping_interval_ms;
-    p.handshake_timeout_ms = v->handshake_timeout_ms;
-  }
-  pair(&t->f, &t->r, &t->w, &p, v ? v->cb : NULL);
-  *state = t;
-  return 0;
-}
-
-/* The peer goes; the conn must close, whatever the test left it in. */
-static int conn_teardown(void **state) {
-  tc *t = *state;
-  raw_done(&t->w);
-  assert_true(vt_run_until(t->f.loop, rec_closed, &t->r, 1000));
-  fx_done(&t->f);
-  free(t);
-  return 0;
-}
-
-static const variant k_codec_off = {.codec_off = 1};
-static const variant k_pinging = {.ping_interval_ms = 100};
-static const variant k_handshake = {.handshake_timeout_ms = 5000};
-static const variant k_handshake_auto = {.handshake_timeout_ms = 5000,
-                                         .cb = &k_cb_auto};
+static const fx_variant k_codec_off = {.codec_off = 1};
+static const fx_variant k_pinging = {.ping_interval_ms = 100};
+static const fx_variant k_handshake = {.handshake_timeout_ms = 5000};
+static const fx_variant k_handshake_auto = {.handshake_timeout_ms = 5000,
+                                            .cb = &fx_cb_auto};
 
 /* ---- tests ------------------------------------------------------------- */
 
 static void test_data_both_ways(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   /* Two frames in one segment, then one split in the middle. */
   uint8_t buf[256];
   int a = vigil_frame_encode(VIGIL_FRAME_DATA, "one", 3, buf, sizeof buf);
   int b = vigil_frame_encode(VIGIL_FRAME_DATA, "", 0, buf + a, sizeof buf - a);
-  raw_send_bytes(w, buf, (size_t)(a + b));
+  fx_raw_send_bytes(w, buf, (size_t)(a + b));
   int c = vigil_frame_encode(VIGIL_FRAME_DATA, "three", 5, buf, sizeof buf);
-  raw_send_bytes(w, buf, 6);
+  fx_raw_send_bytes(w, buf, 6);
   vt_run_until(f->loop, NULL, NULL, 20);
-  raw_send_bytes(w, buf + 6, (size_t)c - 6);
+  fx_raw_send_bytes(w, buf + 6, (size_t)c - 6);
   assert_true(vt_run_until(f->loop, data_n, r, 1000));
   assert_int_equal(r->ndata, 3);
   assert_int_equal(r->data_len[0], 3);
@@ -323,9 +63,9 @@ static void test_data_both_ways(void **state) {
   /* vigil -> raw: small (stack path) and large (header + payload path). */
   assert_int_equal(vigil_send_data(r->conn, "hello", 5), VIGIL_OK);
   static uint8_t big[20000];
-  for (size_t i = 0; i < sizeof big; i++) big[i] = pattern(i);
+  for (size_t i = 0; i < sizeof big; i++) big[i] = fx_pattern(i);
   assert_int_equal(vigil_send_data(r->conn, big, sizeof big), VIGIL_OK);
-  assert_true(raw_wait(f, w, 2, 1000));
+  assert_true(fx_raw_wait(f, w, 2, 1000));
   assert_int_equal(w->f[0].type, VIGIL_FRAME_DATA);
   assert_int_equal(w->f[0].len, 5);
   assert_memory_equal(w->f[0].data, "hello", 5);
@@ -342,48 +82,48 @@ static void test_data_both_ways(void **state) {
 /* A conn closed from inside on_data gets no further frame, even from the
  * same read. */
 static void test_close_inside_callback_stops_parsing(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   r->close_on_data = 1;
   uint8_t buf[64];
   int a = vigil_frame_encode(VIGIL_FRAME_DATA, "a", 1, buf, sizeof buf);
   int b = vigil_frame_encode(VIGIL_FRAME_DATA, "b", 1, buf + a, sizeof buf - a);
   int p = vigil_frame_encode(VIGIL_FRAME_PING, NULL, 0, buf + a + b,
                              sizeof buf - a - b);
-  raw_send_bytes(w, buf, (size_t)(a + b + p));
-  assert_true(raw_wait_eof(f, w, 1000));
+  fx_raw_send_bytes(w, buf, (size_t)(a + b + p));
+  assert_true(fx_raw_wait_eof(f, w, 1000));
   assert_int_equal(r->ndata, 1);
   assert_int_equal(w->n, 0); /* the PING after it was not answered either */
-  raw_done(w);
-  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  fx_raw_done(w);
+  assert_true(vt_run_until(f->loop, fx_rec_closed, r, 1000));
   assert_int_equal(r->reason, VIGIL_REASON_CLOSED_BY_HOST);
 }
 
 static void test_codec_off_refuses_codec_calls(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   assert_int_equal(vigil_send_data(r->conn, "x", 1), VIGIL_ESTATE);
   assert_int_equal(vigil_conn_goodbye(r->conn, 0, NULL), VIGIL_ESTATE);
   /* Raw bytes go straight to on_data without the codec. */
-  raw_send_bytes(w, "GET /", 5);
-  raw_send_bytes(w, "x", 1);
+  fx_raw_send_bytes(w, "GET /", 5);
+  fx_raw_send_bytes(w, "x", 1);
   vt_run_until(f->loop, NULL, NULL, 50);
   assert_true(r->ndata >= 1);
   assert_int_equal(r->closed, 0);
 }
 
 static void test_ping_answered_with_pong(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
-  raw_send(w, VIGIL_FRAME_PING, "ABCDEFGH", 8);
-  raw_send(w, VIGIL_FRAME_PING, NULL, 0);
-  assert_true(raw_wait(f, w, 2, 1000));
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
+  fx_raw_send(w, VIGIL_FRAME_PING, "ABCDEFGH", 8);
+  fx_raw_send(w, VIGIL_FRAME_PING, NULL, 0);
+  assert_true(fx_raw_wait(f, w, 2, 1000));
   assert_int_equal(w->f[0].type, VIGIL_FRAME_PONG);
   assert_int_equal(w->f[0].len, 8);
   assert_memory_equal(w->f[0].data, "ABCDEFGH", 8);
@@ -393,10 +133,10 @@ static void test_ping_answered_with_pong(void **state) {
 }
 
 static void test_vigil_pings_at_interval(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   /* One per interval of silence (each PING is the silence's end): not a
    * ms earlier, and exactly at it. */
   uint64_t t0 = f->now;
@@ -405,7 +145,7 @@ static void test_vigil_pings_at_interval(void **state) {
     assert_int_equal(f->events[VIGIL_EV_PING_DUE], i);
     fx_advance(f, 1);
     assert_int_equal(f->events[VIGIL_EV_PING_DUE], i + 1);
-    assert_true(raw_wait(f, w, i + 1, 1000));
+    assert_true(fx_raw_wait(f, w, i + 1, 1000));
     assert_int_equal(w->f[i].type, VIGIL_FRAME_PING);
     assert_int_equal(w->f[i].len, 8); /* token: the sender's clock */
     uint64_t token = 0;
@@ -416,11 +156,11 @@ static void test_vigil_pings_at_interval(void **state) {
 }
 
 static void test_hello_callback(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
-  raw_send(w, VIGIL_FRAME_HELLO, "dev-1", 5);
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
+  fx_raw_send(w, VIGIL_FRAME_HELLO, "dev-1", 5);
   vt_run_until(f->loop, NULL, NULL, 50);
   assert_int_equal(r->hellos, 1);
   assert_string_equal(r->hello, "dev-1");
@@ -430,12 +170,12 @@ static void test_hello_callback(void **state) {
 }
 
 static void test_hello_auto_identify(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_HANDSHAKE);
-  raw_send(w, VIGIL_FRAME_HELLO, "sensor-42", 9);
+  fx_raw_send(w, VIGIL_FRAME_HELLO, "sensor-42", 9);
   vt_run_until(f->loop, NULL, NULL, 50);
   assert_int_equal(r->hellos, 0);
   assert_non_null(vigil_conn_identity(r->conn));
@@ -445,34 +185,34 @@ static void test_hello_auto_identify(void **state) {
   assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_OPEN);
   assert_int_equal(f->events[VIGIL_EV_READY], 1);
   /* A second HELLO breaks the protocol. */
-  raw_send(w, VIGIL_FRAME_HELLO, "other", 5);
-  assert_true(raw_wait_eof(f, w, 1000));
+  fx_raw_send(w, VIGIL_FRAME_HELLO, "other", 5);
+  assert_true(fx_raw_wait_eof(f, w, 1000));
   assert_int_equal(w->n, 1);
   assert_int_equal(w->f[0].type, VIGIL_FRAME_GOODBYE);
-  raw_done(w);
-  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  fx_raw_done(w);
+  assert_true(vt_run_until(f->loop, fx_rec_closed, r, 1000));
   assert_int_equal(r->reason, VIGIL_REASON_PROTOCOL_ERROR);
   assert_string_equal(r->detail,
                       "second HELLO: an identity is claimed only once");
 }
 
 static void test_goodbye_from_peer(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
-  raw_send(w, VIGIL_FRAME_DATA, "last", 4);
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
+  fx_raw_send(w, VIGIL_FRAME_DATA, "last", 4);
   uint8_t buf[64];
   int n = vigil_frame_encode_goodbye(VIGIL_GOODBYE_GOING_AWAY, "rebooting",
                                      buf, sizeof buf);
-  raw_send_bytes(w, buf, (size_t)n);
+  fx_raw_send_bytes(w, buf, (size_t)n);
   /* vigil closes first, as asked: our raw peer sees its FIN... */
-  assert_true(raw_wait_eof(f, w, 1000));
+  assert_true(fx_raw_wait_eof(f, w, 1000));
   assert_int_equal(w->n, 0); /* ...and no GOODBYE back: it closed on request */
   assert_int_equal(r->ndata, 1);
   assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_DRAINING);
-  raw_done(w);
-  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  fx_raw_done(w);
+  assert_true(vt_run_until(f->loop, fx_rec_closed, r, 1000));
   assert_int_equal(r->reason, VIGIL_REASON_PEER_CLOSED);
   assert_string_equal(r->detail, "goodbye going_away: rebooting");
 }
@@ -503,16 +243,16 @@ static void test_malformed_input(void **state) {
        "PING length 3 is invalid: token must be 0 or 8 bytes"},
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-    fx f;
-    rec r;
-    raw w;
+    fx_hub f;
+    fx_rec r;
+    fx_raw w;
     fx_init(&f);
     vigil_policy p = f.policy;
     p.max_frame = 1024;
-    pair(&f, &r, &w, &p, NULL);
-    raw_send(&w, VIGIL_FRAME_DATA, "ok", 2); /* delivered before the fault */
-    raw_send_bytes(&w, rows[i].bytes, rows[i].len);
-    if (!raw_wait_eof(&f, &w, 1000)) fail_msg("%s: no FIN", rows[i].name);
+    fx_pair(&f, &r, &w, &p, NULL);
+    fx_raw_send(&w, VIGIL_FRAME_DATA, "ok", 2); /* delivered before the fault */
+    fx_raw_send_bytes(&w, rows[i].bytes, rows[i].len);
+    if (!fx_raw_wait_eof(&f, &w, 1000)) fail_msg("%s: no FIN", rows[i].name);
     assert_int_equal(r.ndata, 1);
     assert_int_equal(w.n, 1);
     assert_int_equal(w.f[0].type, VIGIL_FRAME_GOODBYE);
@@ -526,8 +266,8 @@ static void test_malformed_input(void **state) {
     if (tlen != strlen(rows[i].detail) ||
         memcmp(text, rows[i].detail, tlen) != 0)
       fail_msg("%s: GOODBYE text '%.*s'", rows[i].name, (int)tlen, text);
-    raw_done(&w);
-    assert_true(vt_run_until(f.loop, rec_closed, &r, 1000));
+    fx_raw_done(&w);
+    assert_true(vt_run_until(f.loop, fx_rec_closed, &r, 1000));
     assert_int_equal(r.reason, VIGIL_REASON_PROTOCOL_ERROR);
     if (strcmp(r.detail, rows[i].detail) != 0)
       fail_msg("%s: detail '%s'", rows[i].name, r.detail);
@@ -549,12 +289,12 @@ static size_t parser_held(vigil_conn *c) {
 }
 
 static void test_byte_at_a_time(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   static uint8_t big[1500];
-  for (size_t i = 0; i < sizeof big; i++) big[i] = pattern(i);
+  for (size_t i = 0; i < sizeof big; i++) big[i] = fx_pattern(i);
   uint8_t stream[2048];
   size_t len = 0;
   len += (size_t)vigil_frame_encode(VIGIL_FRAME_HELLO, "p1", 2, stream + len,
@@ -569,7 +309,7 @@ static void test_byte_at_a_time(void **state) {
   uint64_t want = 0;
   void *arg[2] = {r->conn, &want};
   for (size_t i = 0; i < len; i++) {
-    raw_send_bytes(w, stream + i, 1);
+    fx_raw_send_bytes(w, stream + i, 1);
     want = i + 1;
     if (!vt_run_until(f->loop, got_bytes, arg, 1000))
       fail_msg("byte %zu not received", i);
@@ -583,13 +323,13 @@ static void test_byte_at_a_time(void **state) {
   assert_memory_equal(r->data[0], "abc", 3);
   assert_int_equal(r->data_len[1], sizeof big);
   assert_true(r->big_ok);
-  assert_true(raw_wait(f, w, 1, 1000));
+  assert_true(fx_raw_wait(f, w, 1, 1000));
   assert_int_equal(w->f[0].type, VIGIL_FRAME_PONG);
   assert_memory_equal(w->f[0].data, "12345678", 8);
   /* The split 1500-byte payload needed a buffer (2048 = next power of 2);
    * a read that needs none gives it back: idle conns hold nothing. */
   assert_int_equal(max_held, 2048);
-  raw_send(w, VIGIL_FRAME_PONG, NULL, 0);
+  fx_raw_send(w, VIGIL_FRAME_PONG, NULL, 0);
   want = r->conn->bytes_in + 8;
   assert_true(vt_run_until(f->loop, got_bytes, arg, 1000));
   assert_int_equal(parser_held(r->conn), 0);
@@ -635,10 +375,10 @@ static uint32_t time_wait_on(uint16_t local, uint16_t peer) {
 }
 
 static void test_goodbye_hold_then_peer_fin(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   uint16_t sport = local_port(vigil_conn_fd(r->conn));
   uint16_t cport = local_port(w->fd);
   assert_int_equal(vigil_conn_goodbye(r->conn, VIGIL_GOODBYE_SHUTDOWN,
@@ -646,11 +386,8 @@ static void test_goodbye_hold_then_peer_fin(void **state) {
                    VIGIL_OK);
   assert_int_equal(vigil_conn_goodbye(r->conn, 0, NULL), VIGIL_ECLOSED);
   assert_int_equal(vigil_send(r->conn, "x", 1), VIGIL_ECLOSED);
-  assert_true(raw_wait(f, w, 1, 1000));
-  assert_int_equal(w->f[0].type, VIGIL_FRAME_GOODBYE);
-  unsigned code;
-  vigil_frame_goodbye_decode(w->f[0].data, w->f[0].len, &code, NULL, NULL);
-  assert_int_equal(code, VIGIL_GOODBYE_SHUTDOWN);
+  assert_true(fx_raw_wait(f, w, 1, 1000));
+  assert_int_equal(fx_raw_goodbye_code(w, 0), VIGIL_GOODBYE_SHUTDOWN);
   /* vigil holds its FIN: the conn waits in FLUSHING, the socket is still
    * ESTABLISHED on both ends, and input is read (and dropped). */
   vt_run_until(f->loop, NULL, NULL, 100);
@@ -658,41 +395,41 @@ static void test_goodbye_hold_then_peer_fin(void **state) {
   assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_FLUSHING);
   assert_int_equal(vt_tcp_state(vigil_conn_fd(r->conn)), VIGIL_TCP_ESTABLISHED);
   assert_int_equal(vt_tcp_state(w->fd), VIGIL_TCP_ESTABLISHED);
-  raw_send(w, VIGIL_FRAME_DATA, "late", 4);
+  fx_raw_send(w, VIGIL_FRAME_DATA, "late", 4);
   vt_run_until(f->loop, NULL, NULL, 20);
   assert_int_equal(r->ndata, 0);
   /* The peer closes first; vigil answers with its own FIN at once. */
   shutdown(w->fd, SHUT_WR);
-  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  assert_true(vt_run_until(f->loop, fx_rec_closed, r, 1000));
   assert_int_equal(r->reason, VIGIL_REASON_CLOSED_BY_HOST);
-  assert_true(raw_wait_eof(f, w, 1000));
-  raw_done(w);
+  assert_true(fx_raw_wait_eof(f, w, 1000));
+  fx_raw_done(w);
   vt_run_until(f->loop, NULL, NULL, 20);
   assert_int_equal(time_wait_on(sport, cport), 0);
   assert_int_equal(time_wait_on(cport, sport), 1);
 }
 
 static void test_goodbye_unanswered_falls_back(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   uint16_t sport = local_port(vigil_conn_fd(r->conn));
   uint16_t cport = local_port(w->fd);
   assert_int_equal(vigil_conn_goodbye(r->conn, VIGIL_GOODBYE_NORMAL, NULL),
                    VIGIL_OK);
   /* A peer that ignores GOODBYE: vigil closes first after drain_timeout
    * (300 ms) since its last byte, not a ms earlier. */
-  assert_true(raw_wait(f, w, 1, 1000));
+  assert_true(fx_raw_wait(f, w, 1, 1000));
   fx_advance(f, 300);
   vt_run_until(f->loop, NULL, NULL, 20);
   assert_false(w->eof);
   assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_FLUSHING);
   fx_advance(f, 1);
-  assert_true(raw_wait_eof(f, w, 2000));
+  assert_true(fx_raw_wait_eof(f, w, 2000));
   assert_int_equal(vigil_conn_get_state(r->conn), VIGIL_CONN_DRAINING);
-  raw_done(w);
-  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  fx_raw_done(w);
+  assert_true(vt_run_until(f->loop, fx_rec_closed, r, 1000));
   assert_int_equal(r->reason, VIGIL_REASON_CLOSED_BY_HOST);
   assert_string_equal(r->detail, "no FIN after GOODBYE: closed first");
   assert_int_equal(time_wait_on(sport, cport), 1);
@@ -702,8 +439,8 @@ static void test_goodbye_unanswered_falls_back(void **state) {
  * code and let a vigil peer close first: TIME_WAIT lands on the peer. */
 static void test_policy_close_sends_goodbye(void **state) {
   (void)state;
-  fx f;
-  rec rs, rc;
+  fx_hub f;
+  fx_rec rs, rc;
   fx_init(&f);
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
@@ -716,8 +453,8 @@ static void test_policy_close_sends_goodbye(void **state) {
   fx_advance(&f, 99);
   assert_int_equal(f.events[VIGIL_EV_CLOSE], 0);
   fx_advance(&f, 1); /* all_idle: the server closes, GOODBYE first */
-  assert_true(vt_run_until(f.loop, rec_closed, &rs, 2000));
-  assert_true(vt_run_until(f.loop, rec_closed, &rc, 1000));
+  assert_true(vt_run_until(f.loop, fx_rec_closed, &rs, 2000));
+  assert_true(vt_run_until(f.loop, fx_rec_closed, &rc, 1000));
   assert_int_equal(rs.reason, VIGIL_REASON_IDLE_TIMEOUT);
   assert_int_equal(rc.reason, VIGIL_REASON_PEER_CLOSED);
   assert_string_equal(rc.detail, "goodbye idle_timeout");
@@ -729,32 +466,29 @@ static void test_policy_close_sends_goodbye(void **state) {
 }
 
 static void test_shutdown_sends_goodbye(void **state) {
-  tc *t = *state;
-  fx *f = &t->f;
-  rec *r = &t->r;
-  raw *w = &t->w;
+  fx_tc *t = *state;
+  fx_hub *f = &t->f;
+  fx_rec *r = &t->r;
+  fx_raw *w = &t->w;
   assert_int_equal(vigil_hub_shutdown(f->hub, 5000, NULL, NULL), VIGIL_OK);
-  assert_true(raw_wait(f, w, 1, 1000));
-  assert_int_equal(w->f[0].type, VIGIL_FRAME_GOODBYE);
-  unsigned code;
-  vigil_frame_goodbye_decode(w->f[0].data, w->f[0].len, &code, NULL, NULL);
-  assert_int_equal(code, VIGIL_GOODBYE_SHUTDOWN);
+  assert_true(fx_raw_wait(f, w, 1, 1000));
+  assert_int_equal(fx_raw_goodbye_code(w, 0), VIGIL_GOODBYE_SHUTDOWN);
   vt_run_until(f->loop, NULL, NULL, 50);
   assert_false(w->eof); /* held for the peer's FIN */
   shutdown(w->fd, SHUT_WR);
-  assert_true(vt_run_until(f->loop, rec_closed, r, 1000));
+  assert_true(vt_run_until(f->loop, fx_rec_closed, r, 1000));
   assert_int_equal(r->reason, VIGIL_REASON_SHUTDOWN);
-  assert_true(raw_wait_eof(f, w, 1000));
-  raw_done(w);
+  assert_true(fx_raw_wait_eof(f, w, 1000));
+  fx_raw_done(w);
 }
 
 /* ---- TIME_WAIT census over many short connections ----------------------- */
 
 typedef struct tw {
-  fx *f;
+  fx_hub *f;
   int peer_first;
   int accepted, server_closed, client_closed;
-  rec srv[64], cli[64];
+  fx_rec srv[64], cli[64];
 } tw;
 
 static void tw_srv_data(vigil_conn *c, const void *d, size_t len, void *ud) {
@@ -800,7 +534,7 @@ static int tw_batch_done(void *arg) {
  * port (*srv) and on the clients' side (*cli). */
 static void tw_run(int n, int peer_first, uint32_t *srv, uint32_t *cli,
                    uint64_t *ms) {
-  fx f;
+  fx_hub f;
   fx_init(&f);
   f.foreign_user_data = 1;
   tw t;
@@ -890,32 +624,32 @@ static void test_time_wait_census(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_data_both_ways, conn_setup,
-                                      conn_teardown),
-      cmocka_unit_test_setup_teardown(test_close_inside_callback_stops_parsing, conn_setup,
-                                      conn_teardown),
-      cmocka_unit_test_prestate_setup_teardown(test_codec_off_refuses_codec_calls, conn_setup,
-                                               conn_teardown, (void *)&k_codec_off),
-      cmocka_unit_test_setup_teardown(test_ping_answered_with_pong, conn_setup,
-                                      conn_teardown),
-      cmocka_unit_test_prestate_setup_teardown(test_vigil_pings_at_interval, conn_setup,
-                                               conn_teardown, (void *)&k_pinging),
-      cmocka_unit_test_prestate_setup_teardown(test_hello_callback, conn_setup,
-                                               conn_teardown, (void *)&k_handshake),
-      cmocka_unit_test_prestate_setup_teardown(test_hello_auto_identify, conn_setup,
-                                               conn_teardown, (void *)&k_handshake_auto),
-      cmocka_unit_test_setup_teardown(test_goodbye_from_peer, conn_setup,
-                                      conn_teardown),
+      cmocka_unit_test_setup_teardown(test_data_both_ways, fx_conn_setup,
+                                      fx_conn_teardown),
+      cmocka_unit_test_setup_teardown(test_close_inside_callback_stops_parsing, fx_conn_setup,
+                                      fx_conn_teardown),
+      cmocka_unit_test_prestate_setup_teardown(test_codec_off_refuses_codec_calls, fx_conn_setup,
+                                               fx_conn_teardown, (void *)&k_codec_off),
+      cmocka_unit_test_setup_teardown(test_ping_answered_with_pong, fx_conn_setup,
+                                      fx_conn_teardown),
+      cmocka_unit_test_prestate_setup_teardown(test_vigil_pings_at_interval, fx_conn_setup,
+                                               fx_conn_teardown, (void *)&k_pinging),
+      cmocka_unit_test_prestate_setup_teardown(test_hello_callback, fx_conn_setup,
+                                               fx_conn_teardown, (void *)&k_handshake),
+      cmocka_unit_test_prestate_setup_teardown(test_hello_auto_identify, fx_conn_setup,
+                                               fx_conn_teardown, (void *)&k_handshake_auto),
+      cmocka_unit_test_setup_teardown(test_goodbye_from_peer, fx_conn_setup,
+                                      fx_conn_teardown),
       cmocka_unit_test(test_malformed_input),
-      cmocka_unit_test_setup_teardown(test_byte_at_a_time, conn_setup,
-                                      conn_teardown),
-      cmocka_unit_test_setup_teardown(test_goodbye_hold_then_peer_fin, conn_setup,
-                                      conn_teardown),
-      cmocka_unit_test_setup_teardown(test_goodbye_unanswered_falls_back, conn_setup,
-                                      conn_teardown),
+      cmocka_unit_test_setup_teardown(test_byte_at_a_time, fx_conn_setup,
+                                      fx_conn_teardown),
+      cmocka_unit_test_setup_teardown(test_goodbye_hold_then_peer_fin, fx_conn_setup,
+                                      fx_conn_teardown),
+      cmocka_unit_test_setup_teardown(test_goodbye_unanswered_falls_back, fx_conn_setup,
+                                      fx_conn_teardown),
       cmocka_unit_test(test_policy_close_sends_goodbye),
-      cmocka_unit_test_setup_teardown(test_shutdown_sends_goodbye, conn_setup,
-                                      conn_teardown),
+      cmocka_unit_test_setup_teardown(test_shutdown_sends_goodbye, fx_conn_setup,
+                                      fx_conn_teardown),
       cmocka_unit_test(test_time_wait_census),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

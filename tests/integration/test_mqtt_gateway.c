@@ -10,6 +10,7 @@
  * tests/mqtt.cmake, else VIGIL_BUILD_DIR/examples/mqtt_gateway); the test
  * SKIPs when it was not built.
  */
+#include "exproc.h"
 #include "linecheck.h"
 #include "testutil.h"
 
@@ -20,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,30 +32,19 @@
 /* ------------------------------------------------------------------------ */
 
 typedef struct gw {
-  pid_t pid;
-  uint16_t port;
-  char log[64];
+  vt_proc p; /* pid, port, and the log file (its stderr) */
   int json;
 } gw;
 
 static gw G; /* the shared gateway of most tests */
 
-/* Starts the gateway with extra flags (NULL-terminated); SKIPs if absent. */
+/* Starts the gateway with extra flags (NULL-terminated); SKIPs if absent.
+ * It announces its port on stdout and logs on stderr. */
 static void gw_start(gw *g, const char *const *extra) {
-  const char *dir = getenv("VIGIL_BUILD_DIR");
-  const char *given = getenv("MQTT_GATEWAY");
   char path[512];
-  if (given)
-    snprintf(path, sizeof path, "%s", given);
-  else
-    snprintf(path, sizeof path, "%s/examples/mqtt_gateway", dir ? dir : ".");
-  if (access(path, X_OK) != 0) vt_skip("examples/mqtt_gateway not built");
+  if (!vt_example_path("mqtt_gateway", "MQTT_GATEWAY", path, sizeof path))
+    vt_skip("examples/mqtt_gateway not built");
   memset(g, 0, sizeof *g);
-  snprintf(g->log, sizeof g->log, "/tmp/vigil-mqtt-gw-XXXXXX");
-  int logfd = mkstemp(g->log);
-  assert_true(logfd >= 0);
-  int out[2];
-  assert_int_equal(pipe(out), 0);
   const char *argv[32] = {path, "--listen", "127.0.0.1:0"};
   int argc = 3;
   for (; extra && *extra; extra++) {
@@ -63,37 +52,12 @@ static void gw_start(gw *g, const char *const *extra) {
     argv[argc++] = *extra;
   }
   argv[argc] = NULL;
-  g->pid = fork();
-  assert_true(g->pid >= 0);
-  if (g->pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
-    dup2(out[1], 1);
-    dup2(logfd, 2);
-    close(out[0]);
-    execv(path, (char *const *)argv);
-    _exit(127);
-  }
-  close(out[1]);
-  close(logfd);
-  char line[128] = {0};
-  size_t n = 0;
-  struct pollfd pfd = {out[0], POLLIN, 0};
-  while (n < sizeof line - 1 && !strchr(line, '\n') &&
-         poll(&pfd, 1, 5000) == 1) {
-    ssize_t r = read(out[0], line + n, sizeof line - 1 - n);
-    if (r <= 0) break;
-    n += (size_t)r;
-  }
-  close(out[0]);
-  const char *colon = strrchr(line, ':');
-  assert_non_null(colon);
-  g->port = (uint16_t)atoi(colon + 1);
-  assert_true(g->port > 0);
+  vt_proc_start(&g->p, argv, 1);
 }
 
 /* Every line of the log must be one well-formed line of its format. */
 static void gw_check_log_format(const gw *g) {
-  FILE *f = fopen(g->log, "r");
+  FILE *f = fopen(g->p.log, "r");
   assert_non_null(f);
   char line[4096];
   int lines = 0;
@@ -108,54 +72,14 @@ static void gw_check_log_format(const gw *g) {
   assert_true(lines > 0);
 }
 
-/* SIGTERM, then expect a clean exit 0 within 5 s. */
+/* SIGTERM, then expect a clean exit 0 within 5 s and a well-formed log. */
 static void gw_stop(gw *g) {
-  if (g->pid <= 0) return;
-  kill(g->pid, SIGTERM);
-  int status = 0;
-  uint64_t until = vt_now_ms() + 5000;
-  pid_t r;
-  while ((r = waitpid(g->pid, &status, WNOHANG)) == 0 && vt_now_ms() < until)
-    usleep(10000);
-  if (r == 0) {
-    kill(g->pid, SIGKILL);
-    waitpid(g->pid, &status, 0);
-    fail_msg("gateway did not exit within 5 s of SIGTERM");
-  }
-  g->pid = 0;
+  if (g->p.pid <= 0) return;
+  int status = vt_proc_stop(&g->p);
   gw_check_log_format(g);
   assert_true(WIFEXITED(status));
   assert_int_equal(WEXITSTATUS(status), 0);
-  unlink(g->log);
-}
-
-/* Waits until a log line holds every needle (NULL-terminated); copies it
- * to out. Returns 1, or 0 after timeout_ms. */
-static int gw_wait_line(const gw *g, char *out, size_t cap,
-                        uint32_t timeout_ms, ...) {
-  const char *needles[8];
-  size_t nn = 0;
-  va_list ap;
-  va_start(ap, timeout_ms);
-  const char *s;
-  while ((s = va_arg(ap, const char *)) && nn < 8) needles[nn++] = s;
-  va_end(ap);
-  uint64_t until = vt_now_ms() + timeout_ms;
-  do {
-    FILE *f = fopen(g->log, "r");
-    char line[4096];
-    while (f && fgets(line, sizeof line, f)) {
-      size_t k = 0;
-      while (k < nn && strstr(line, needles[k])) k++;
-      if (k < nn) continue;
-      if (out) snprintf(out, cap, "%s", line);
-      fclose(f);
-      return 1;
-    }
-    if (f) fclose(f);
-    usleep(10000);
-  } while (vt_now_ms() < until);
-  return 0;
+  vt_proc_remove_log(&g->p);
 }
 
 /* The number after " key=" in a logfmt line, or -1. */
@@ -230,7 +154,7 @@ static int client_at(uint16_t port, const char *id, uint16_t ka) {
 
 /* The same on the shared gateway. */
 static int client(const char *id, uint16_t ka) {
-  return client_at(G.port, id, ka);
+  return client_at(G.p.port, id, ka);
 }
 
 static void subscribe(int fd, uint16_t pid, const char *filter,
@@ -287,7 +211,7 @@ static void test_silent_client_dropped_at_one_and_a_half_keepalive(void **s) {
   int fd = client("silent-1", 2);
   uint64_t t0 = vt_now_ms();
   char line[4096];
-  assert_true(gw_wait_line(&G, line, sizeof line, 2000, "event=mqtt_connect",
+  assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 2000, "event=mqtt_connect",
                            "identity=silent-1", NULL));
   assert_int_equal(field(line, "keepalive_s"), 2);
   assert_int_equal(field(line, "dead_after_ms"), 3000);
@@ -295,12 +219,12 @@ static void test_silent_client_dropped_at_one_and_a_half_keepalive(void **s) {
   assert_int_equal(wait_closed(fd, 5000), GOT_RST);
   uint64_t took = vt_now_ms() - t0;
   assert_in_range(took, 2950, 3250);
-  assert_true(gw_wait_line(&G, line, sizeof line, 1000, "event=dead",
+  assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 1000, "event=dead",
                            "identity=silent-1", "reason=heartbeat_timeout",
                            NULL));
   /* dead_after 3000 ms, hub tick 10 ms; slack for a loaded machine. */
   assert_in_range(field(line, "last_rx_ms"), 3000, 3100);
-  assert_true(gw_wait_line(&G, line, sizeof line, 1000, "event=close",
+  assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 1000, "event=close",
                            "identity=silent-1", "reason=heartbeat_timeout",
                            NULL));
   close(fd);
@@ -317,22 +241,39 @@ static void test_pings_keep_a_client_alive(void **s) {
     assert_memory_equal(pong, "\xD0\x00", 2);
   }
   char line[4096];
-  assert_false(gw_wait_line(&G, line, sizeof line, 0, "event=close",
+  assert_false(vt_proc_wait_line(&G.p, line, sizeof line, 0, "event=close",
                             "identity=pinger", NULL));
   close(fd);
   /* keep-alive 0: no application deadline at all. */
   fd = client("no-keepalive", 0);
-  assert_true(gw_wait_line(&G, line, sizeof line, 2000, "event=mqtt_connect",
+  assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 2000, "event=mqtt_connect",
                            "identity=no-keepalive", NULL));
   assert_int_equal(field(line, "dead_after_ms"), 0);
   close(fd);
+}
+
+/* vigil's ping-flood guard on MQTT's own ping: four PINGREQs in one
+ * segment (the defaults: 10 ms apart at least, 2 strikes) get three
+ * PINGRESPs, then the gateway closes with ping_flood. */
+static void test_pingreq_flood_closed(void **s) {
+  (void)s;
+  int fd = client("flooder", 30);
+  send_all(fd, "\xC0\x00\xC0\x00\xC0\x00\xC0\x00", 8);
+  uint8_t got[8];
+  assert_int_equal(recv_n(fd, got, 8, 2000), 6);
+  assert_memory_equal(got, "\xD0\x00\xD0\x00\xD0\x00", 6);
+  assert_int_equal(wait_closed(fd, 2000), GOT_FIN);
+  close(fd); /* the gateway's close completes with our FIN */
+  assert_true(vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=close",
+                           "identity=flooder", "reason=ping_flood",
+                           "detail=\"ping flood: 4 pings in 0 ms", NULL));
 }
 
 static void test_handshake_timeout(void **s) {
   (void)s;
   /* Nothing at all, then half a CONNECT: both wait out the 500 ms. */
   for (int partial = 0; partial < 2; partial++) {
-    int fd = vt_connect_loopback(G.port);
+    int fd = vt_connect_loopback(G.p.port);
     assert_true(fd >= 0);
     if (partial) send_all(fd, "\x10\x10\x00", 3);
     uint64_t t0 = vt_now_ms();
@@ -341,24 +282,24 @@ static void test_handshake_timeout(void **s) {
     close(fd);
   }
   char line[4096];
-  assert_true(gw_wait_line(&G, line, sizeof line, 1000, "event=close",
+  assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 1000, "event=close",
                            "reason=handshake_timeout", NULL));
 }
 
 static void test_first_packet_must_be_connect(void **s) {
   (void)s;
-  int fd = vt_connect_loopback(G.port);
+  int fd = vt_connect_loopback(G.p.port);
   send_all(fd, "\xC0\x00", 2); /* PINGREQ */
   assert_int_equal(wait_closed(fd, 2000), GOT_FIN);
   close(fd);
-  assert_true(gw_wait_line(&G, NULL, 0, 1000, "event=mqtt_protocol_error",
+  assert_true(vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=mqtt_protocol_error",
                            "first packet is PINGREQ, not CONNECT", NULL));
 }
 
 /* Sends a hand-made CONNECT and returns the CONNACK code, or -1 if the
  * server closed without one. Expects the connection to end either way. */
 static int connack_code_for(const uint8_t *pkt, size_t n) {
-  int fd = vt_connect_loopback(G.port);
+  int fd = vt_connect_loopback(G.p.port);
   send_all(fd, pkt, n);
   uint8_t ack[4];
   size_t got = recv_n(fd, ack, 4, 2000);
@@ -395,15 +336,15 @@ static void test_connack_refusals(void **s) {
   assert_int_equal(connack_code_for(http, sizeof http - 1), -1);
   /* An empty id with clean session 1 is accepted, without an identity. */
   n = encode_connect(b, sizeof b, "", 10, 1);
-  int fd = vt_connect_loopback(G.port);
+  int fd = vt_connect_loopback(G.p.port);
   send_all(fd, b, (size_t)n);
   uint8_t ack[4];
   assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
   assert_memory_equal(ack, "\x20\x02\x00\x00", 4);
   close(fd);
-  assert_true(gw_wait_line(&G, NULL, 0, 1000, "event=mqtt_connack_refused",
+  assert_true(vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=mqtt_connack_refused",
                            "return_code=1", "protocol level 5", NULL));
-  assert_true(gw_wait_line(&G, NULL, 0, 1000, "event=mqtt_connack_refused",
+  assert_true(vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=mqtt_connack_refused",
                            "return_code=2", "MQTT-3.1.3-8", NULL));
 }
 
@@ -414,7 +355,7 @@ static void expect_protocol_error(const void *bytes, size_t n,
   send_all(fd, bytes, n);
   assert_int_equal(wait_closed(fd, 2000), GOT_FIN);
   close(fd);
-  if (!gw_wait_line(&G, NULL, 0, 1000, "event=mqtt_protocol_error", detail,
+  if (!vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=mqtt_protocol_error", detail,
                     NULL))
     fail_msg("no protocol error line with '%s'", detail);
 }
@@ -444,7 +385,7 @@ static void test_malformed_input_closes(void **s) {
 
 static void test_split_and_coalesced_packets(void **s) {
   (void)s;
-  int fd = vt_connect_loopback(G.port);
+  int fd = vt_connect_loopback(G.p.port);
   uint8_t b[256];
   int n = encode_connect(b, sizeof b, "trickle", 10, 1);
   for (int i = 0; i < n; i++) { /* one byte per segment */
@@ -525,7 +466,7 @@ static int client_with_will(const char *id, const char *topic,
   pkt[0] = 0x10;
   pkt[1] = (uint8_t)n;
   memcpy(pkt + 2, body, n);
-  int fd = vt_connect_loopback(G.port);
+  int fd = vt_connect_loopback(G.p.port);
   send_all(fd, pkt, n + 2);
   uint8_t ack[4];
   assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
@@ -541,7 +482,7 @@ static void test_will_published_unless_disconnect(void **s) {
   int w1 = client_with_will("w1", "status/w1", "gone");
   close(w1);
   expect_publish(watcher, "status/w1", "gone");
-  assert_true(gw_wait_line(&G, NULL, 0, 1000, "event=mqtt_will",
+  assert_true(vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=mqtt_will",
                            "identity=w1", "reason=peer_closed",
                            "delivered=1", NULL));
   /* DISCONNECT first: the Will is discarded (MQTT-3.14.4-3). */
@@ -557,7 +498,7 @@ static void test_takeover_closes_the_old_connection(void **s) {
   (void)s;
   char line[4096];
   int old = client("twin", 30);
-  assert_true(gw_wait_line(&G, line, sizeof line, 2000, "event=mqtt_connect",
+  assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 2000, "event=mqtt_connect",
                            "identity=twin", NULL));
   long old_id = field(line, "conn");
   subscribe(old, 1, "twin/old", 0);
@@ -565,12 +506,12 @@ static void test_takeover_closes_the_old_connection(void **s) {
   /* The old connection is presumed dead: reset at once (MQTT-3.1.4-2). */
   assert_int_equal(wait_closed(old, 2000), GOT_RST);
   close(old);
-  assert_true(gw_wait_line(&G, line, sizeof line, 1000, "event=takeover",
+  assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 1000, "event=takeover",
                            "identity=twin", NULL));
   assert_int_equal(field(line, "other_conn"), old_id);
   char want[64];
   snprintf(want, sizeof want, "event=close conn=%ld ", old_id);
-  assert_true(gw_wait_line(&G, line, sizeof line, 1000, want,
+  assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 1000, want,
                            "reason=takeover", "identity=twin", NULL));
   /* The new session is intact: its subscription and pings work, and the
    * old session's subscription went away with it. */
@@ -593,20 +534,20 @@ static void test_json_log_format(void **s) {
   static const char *const extra[] = {"--log", "json", "--census-every", "1",
                                       NULL};
   gw_start(&j, extra);
-  int fd = vt_connect_loopback(j.port);
+  int fd = vt_connect_loopback(j.p.port);
   uint8_t b[256];
   send_all(fd, b, (size_t)encode_connect(b, sizeof b, "json \"q\"", 7, 1));
   uint8_t ack[4];
   assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
   char line[4096], v[64];
-  assert_true(gw_wait_line(&j, line, sizeof line, 2000,
+  assert_true(vt_proc_wait_line(&j.p, line, sizeof line, 2000,
                            "\"event\":\"mqtt_connect\"", NULL));
   assert_true(vt_json_valid_object(line));
   assert_int_equal(vt_json_get_string(line, "identity", v, sizeof v), 0);
   assert_string_equal(v, "json \"q\"");
   assert_true(strstr(line, "\"dead_after_ms\":10500") != NULL);
   /* The census line counts this connection as established. */
-  assert_true(gw_wait_line(&j, line, sizeof line, 3000,
+  assert_true(vt_proc_wait_line(&j.p, line, sizeof line, 3000,
                            "\"event\":\"mqtt_census\"", NULL));
   assert_true(strstr(line, "\"established\":1") != NULL);
   assert_true(strstr(line, "\"sessions\":1") != NULL);
@@ -630,19 +571,19 @@ static void test_workers_publish_to_every_subscriber(void **s) {
   for (int i = 0; i < WORKER_SUBS; i++) {
     char id[16];
     snprintf(id, sizeof id, "sub-%d", i);
-    subs[i] = client_at(two.port, id, 30);
+    subs[i] = client_at(two.p.port, id, 30);
     subscribe(subs[i], 1, "w/+", 0);
   }
-  int pub = client_at(two.port, "pub", 30);
+  int pub = client_at(two.p.port, "pub", 30);
   publish(pub, "w/x", "one", 0, 0, 0);
   publish(pub, "w/x", "two", 0, 0, 0);
   for (int i = 0; i < WORKER_SUBS; i++) {
     expect_publish(subs[i], "w/x", "one"); /* in the publisher's order */
     expect_publish(subs[i], "w/x", "two");
   }
-  assert_true(gw_wait_line(&two, NULL, 0, 2000, "event=mqtt_connect",
+  assert_true(vt_proc_wait_line(&two.p, NULL, 0, 2000, "event=mqtt_connect",
                            " worker=", "identity=pub", NULL));
-  assert_true(gw_wait_line(&two, NULL, 0, 2000, "event=open", " worker=",
+  assert_true(vt_proc_wait_line(&two.p, NULL, 0, 2000, "event=open", " worker=",
                            NULL));
   for (int i = 0; i < WORKER_SUBS; i++) close(subs[i]);
   close(pub);
@@ -651,13 +592,9 @@ static void test_workers_publish_to_every_subscriber(void **s) {
 
 static void test_bad_flags_exit_2(void **s) {
   (void)s;
-  const char *dir = getenv("VIGIL_BUILD_DIR");
-  const char *given = getenv("MQTT_GATEWAY");
   char path[512], cmd[700];
-  if (given)
-    snprintf(path, sizeof path, "%s", given);
-  else
-    snprintf(path, sizeof path, "%s/examples/mqtt_gateway", dir ? dir : ".");
+  if (!vt_example_path("mqtt_gateway", "MQTT_GATEWAY", path, sizeof path))
+    vt_skip("examples/mqtt_gateway not built");
   static const char *const bad[] = {
       "--listen nowhere",          "--listen 127.0.0.1:70000",
       "--log xml",                 "--keepalive 1,2",
@@ -693,6 +630,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_silent_client_dropped_at_one_and_a_half_keepalive),
       cmocka_unit_test(test_pings_keep_a_client_alive),
+      cmocka_unit_test(test_pingreq_flood_closed),
       cmocka_unit_test(test_handshake_timeout),
       cmocka_unit_test(test_first_packet_must_be_connect),
       cmocka_unit_test(test_connack_refusals),

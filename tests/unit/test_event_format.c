@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "linecheck.h"
 #include "testutil.h"
@@ -579,6 +580,37 @@ static void test_bad_input(void **state) {
                    VIGIL_EINVAL);
 }
 
+/* Days after 1970-01-01 the timestamp test visits: every day up to 2500
+ * (leap years, 2000, 2100, 2400), then every 97th, ending on 9999-12-31. */
+#define TS_EVERY_DAY_UNTIL 193893u /* 2500-11-11 */
+#define TS_LAST_DAY 2932896u       /* 9999-12-31 */
+static uint64_t ts_next_day(uint64_t day) {
+  if (day < TS_EVERY_DAY_UNTIL) return day + 1;
+  if (day < TS_LAST_DAY && day + 97 > TS_LAST_DAY) return TS_LAST_DAY;
+  return day + 97;
+}
+
+/* The timestamp is computed without gmtime_r: it must agree with it, at a
+ * varying time of day and millisecond. */
+static void test_ts_matches_gmtime(void **state) {
+  (void)state;
+  for (uint64_t day = 0; day <= TS_LAST_DAY; day = ts_next_day(day)) {
+    uint64_t sod = (day * 7919u) % 86400u, ms = (day * 31u) % 1000u;
+    uint64_t ts = (day * 86400u + sod) * 1000u + ms;
+    vigil_event ev = {.type = VIGIL_EV_SHUTDOWN, NW, .ts_ms = ts};
+    char line[128], want[64];
+    time_t secs = (time_t)(ts / 1000);
+    struct tm tm;
+    assert_non_null(gmtime_r(&secs, &tm));
+    size_t k = strftime(want, sizeof want, "ts=%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(want + k, sizeof want - k, ".%03uZ ", (unsigned)ms);
+    vigil_event_format(&ev, VIGIL_LOG_LOGFMT, line, sizeof line);
+    if (strncmp(line, want, strlen(want)) != 0)
+      fail_msg("day %llu: '%s', gmtime_r says '%s'", (unsigned long long)day,
+               line, want);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_checkers_reject_bad_lines),
@@ -588,6 +620,7 @@ int main(void) {
       cmocka_unit_test(test_truncation),
       cmocka_unit_test(test_long_detail),
       cmocka_unit_test(test_bad_input),
+      cmocka_unit_test(test_ts_matches_gmtime),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,8 +28,12 @@
 /* The cell is copied as an array of 64-bit counters. */
 #define STATS_WORDS (sizeof(vigil_stats) / sizeof(uint64_t))
 #define STATS_CLOSED sizeof(((vigil_stats *)0)->closed)
+#define STATS_SCOPES sizeof(((vigil_stats *)0)->takeovers_by_scope)
 _Static_assert(sizeof(((vigil_stats *)0)->closed[0]) == sizeof(uint64_t) &&
-                   sizeof(vigil_stats) == 6 * sizeof(uint64_t) + STATS_CLOSED,
+                   sizeof(((vigil_stats *)0)->takeovers_by_scope[0]) ==
+                       sizeof(uint64_t) &&
+                   sizeof(vigil_stats) ==
+                       6 * sizeof(uint64_t) + STATS_CLOSED + STATS_SCOPES,
                "vigil_stats must hold only uint64_t counters");
 
 void vigil__stats_publish(vigil__stats_cell *cell, const vigil_stats *s,

@@ -88,6 +88,7 @@ static void take_over(vigil_hub *hub, vigil__id_entry *e, vigil_conn *c) {
   vigil_conn *old = e->conn;
   vigil__identity_install(hub, e, c);
   hub->stats.takeovers++;
+  hub->stats.takeovers_by_scope[VIGIL_SCOPE_HUB]++;
   emit(hub, VIGIL_EV_TAKEOVER, c, old->id, 0);
   /* The old peer is presumed gone (rebooted device): RST under abort_dead
    * so no FIN_WAIT1 orphan retransmits to it. */

@@ -128,7 +128,7 @@ static int worker_open(vigil_worker *w) {
   ev_unref(w->loop);
   int rc = vigil_hub_new(w->loop, &g->hub_opts, &w->hub);
   if (rc != VIGIL_OK) return rc;
-  vigil__hub_set_worker(w->hub, w, (int32_t)w->index, hub_destroyed);
+  vigil__hub_set_worker(w->hub, w, (int32_t)w->index, NULL, hub_destroyed);
   return VIGIL_OK;
 }
 

@@ -207,9 +207,11 @@ struct ev_loop *vigil_hub_loop(vigil_hub *hub) { return hub->loop; }
 const vigil_policy *vigil_hub_policy(vigil_hub *hub) { return hub->policy; }
 
 void vigil__hub_set_worker(vigil_hub *hub, vigil_worker *w, int32_t index,
+                           const vigil__hub_link *link,
                            void (*on_destroyed)(vigil_hub *hub)) {
   hub->worker = w;
   hub->worker_index = index;
+  hub->link = link;
   hub->on_destroyed = on_destroyed;
 }
 

@@ -162,12 +162,6 @@ static void histogram(out *o, const char *name, int worker, const char *key,
 
 typedef const vigil__metrics_snapshot snapshot;
 
-static const char *const scope_names[VIGIL__SCOPE__COUNT] = {
-    [VIGIL__SCOPE_HUB] = "hub",
-    [VIGIL__SCOPE_WORKER] = "worker",
-    [VIGIL__SCOPE_CLUSTER] = "cluster",
-};
-
 static void build_info(out *o, const char *name, int w, snapshot *s) {
   (void)s;
   sample(o, name, w, "version", vigil_version_string(), 1);
@@ -188,16 +182,18 @@ static void conns_closed(out *o, const char *name, int w, snapshot *s) {
 }
 
 static void takeovers(out *o, const char *name, int w, snapshot *s) {
-  for (int k = 0; k < VIGIL__SCOPE__COUNT; k++)
-    sample(o, name, w, "scope", scope_names[k], s->takeovers[k]);
+  for (int k = 0; k < VIGIL_SCOPE__COUNT; k++)
+    sample(o, name, w, "scope", vigil_scope_name((vigil_takeover_scope)k),
+           s->takeovers[k]);
 }
 
 /* The hub scope always; the others once they have happened. */
 static void takeover_latency(out *o, const char *name, int w, snapshot *s) {
-  for (int k = 0; k < VIGIL__SCOPE__COUNT; k++)
-    if (k == VIGIL__SCOPE_HUB || s->takeover_latency[k].count > 0)
-      histogram(o, name, w, "scope", scope_names[k], &s->takeover_latency[k],
-                &vigil__takeover_spec);
+  for (int k = 0; k < VIGIL_SCOPE__COUNT; k++)
+    if (k == VIGIL_SCOPE_HUB || s->takeover_latency[k].count > 0)
+      histogram(o, name, w, "scope",
+                vigil_scope_name((vigil_takeover_scope)k),
+                &s->takeover_latency[k], &vigil__takeover_spec);
 }
 
 static void overshoot(out *o, const char *name, int w, snapshot *s) {

@@ -11,6 +11,10 @@
  *                    detaches each thread, destruction
  *   group_mailbox.c  a worker's inbox: a locked FIFO plus an ev_async
  *
+ * The hubs of a group share one identity directory (dir_local.c, its own
+ * mutex), so claims and takeovers see every worker; an eviction for a conn
+ * of another worker travels through that worker's mailbox.
+ *
  * Locks: group->lock guards every field marked [lock]; a mailbox's own
  * lock guards its queue. The order is group->lock, then a mailbox lock,
  * never the reverse. Fields marked [worker] are touched only by that
@@ -24,6 +28,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "hub.h"
 #include "vigil.h"
 
 /* ---- group_mailbox.c ---- */
@@ -144,6 +149,9 @@ struct vigil_group {
   vigil_group_options opts;    /* [const] opts.hub points at hub_opts */
   vigil_hub_options hub_opts;  /* [const] policy points at policy */
   vigil_policy policy;         /* [const] */
+  struct vigil__dir *dir;      /* [const] the identity directory the
+                                  workers' hubs share (its own lock) */
+  vigil__hub_link link;        /* [const] what every worker's hub shares */
 };
 
 /* ---- group_ref.c ---- */
@@ -174,5 +182,9 @@ void vigil__group_set_current_worker(vigil_worker *w);
  * has run. Under no lock. Returns VIGIL_OK or the setup's / the thread's
  * error. */
 int vigil__worker_launch(vigil_worker *w);
+/* The group's half of its hubs' link (vigil__hub_link.post_evict): queues
+ * an eviction for a worker's hub. */
+int vigil__worker_post_evict(void *group, int32_t worker,
+                             struct vigil__evict_msg *m);
 
 #endif

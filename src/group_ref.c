@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "directory.h"
 #include "group_internal.h"
 
 static __thread vigil_worker *current_worker;
@@ -37,6 +38,7 @@ static void destroy(vigil_group *g) {
     free(g->workers[i]);
   }
   free(g->workers);
+  if (g->dir) g->dir->ops->destroy(g->dir);
   pthread_cond_destroy(&g->cond);
   pthread_mutex_destroy(&g->lock);
   free(g);
@@ -86,7 +88,11 @@ int vigil__group_alloc(const vigil_group_options *opts, vigil_group **out) {
   }
   g->opts.hub = &g->hub_opts;
   g->nworkers = opts->workers;
-  int rc = alloc_workers(g);
+  g->dir = vigil__dir_local_new(1);
+  g->link.dir = g->dir;
+  g->link.group = g;
+  g->link.post_evict = vigil__worker_post_evict;
+  int rc = g->dir ? alloc_workers(g) : VIGIL_ENOMEM;
   if (rc != VIGIL_OK) {
     destroy(g);
     return rc;

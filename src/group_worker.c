@@ -42,6 +42,7 @@
 
 #include "group_internal.h"
 #include "hub.h"
+#include "takeover.h"
 
 /* ---- the hub's end ---- */
 
@@ -112,6 +113,21 @@ static void publish_cb(struct ev_loop *loop, ev_prepare *p, int revents) {
   vigil__stats_publish(&w->stats, &s, &w->published);
 }
 
+/* ---- evictions from other workers ---- */
+
+/* A message accepted by the mailbox runs exactly once, also after the
+ * hub is gone (then it only drops its holder reference). */
+static void evict_run(vigil_worker *w, void *arg) {
+  vigil__takeover_deliver_posted(w->hub, arg);
+}
+
+int vigil__worker_post_evict(void *group, int32_t worker,
+                             struct vigil__evict_msg *m) {
+  vigil_group *g = group;
+  if (worker < 0 || (uint32_t)worker >= g->nworkers) return VIGIL_EINVAL;
+  return vigil__mailbox_post(&g->workers[worker]->mailbox, evict_run, m);
+}
+
 /* ---- the thread ---- */
 
 static int worker_open(vigil_worker *w) {
@@ -128,7 +144,8 @@ static int worker_open(vigil_worker *w) {
   ev_unref(w->loop);
   int rc = vigil_hub_new(w->loop, &g->hub_opts, &w->hub);
   if (rc != VIGIL_OK) return rc;
-  vigil__hub_set_worker(w->hub, w, (int32_t)w->index, NULL, hub_destroyed);
+  vigil__hub_set_worker(w->hub, w, (int32_t)w->index, &g->link,
+                        hub_destroyed);
   return VIGIL_OK;
 }
 

@@ -88,6 +88,7 @@
 #include "close.h"
 #include "conn.h"
 #include "event.h"
+#include "fdset.h"
 #include "hub.h"
 #include "hub_conns.h"
 #include "identity.h"
@@ -160,6 +161,9 @@ static void finish(vigil_conn *c, vigil__close_mode mode) {
     vigil__sock_set_abort_linger(c->io.fd);
   }
   vigil__outq_clear(&c->outq);
+  /* Out of the group's census before the number can be handed out
+   * again. */
+  if (hub->link) vigil__fdset_del(hub->link->conn_fds, c->io.fd);
   /* A watch-only host may still have its own watcher on this fd until it
    * sees on_close; closing now could let the number be reused under it.
    * Owned fds close at once so the peer sees FIN/RST without delay. */

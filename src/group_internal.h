@@ -7,6 +7,7 @@
  *   group_worker.c   a worker thread's life: loop, hub, setup, stop,
  *                    exit
  *   group_stats.c    per-worker counters published for other threads
+ *   group_census.c   the census of every worker's ports and conns
  *   group_ref.c      the group's memory: references, who joins or
  *                    detaches each thread, destruction
  *   group_mailbox.c  a worker's inbox: a locked FIFO plus an ev_async
@@ -28,6 +29,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "ghost_census.h"
+#include "fdset.h"
 #include "hub.h"
 #include "vigil.h"
 
@@ -101,6 +104,17 @@ void vigil__stats_publish(vigil__stats_cell *cell, const vigil_stats *s,
 /* Any thread: a consistent copy of the cell. */
 void vigil__stats_read(const vigil__stats_cell *cell, vigil_stats *out);
 
+/* ---- group_census.c ---- */
+
+typedef struct vigil__group_port_ref {
+  uint16_t port;
+  uint32_t refs; /* listeners bound to it, on any worker */
+} vigil__group_port_ref;
+
+/* The hub link's port callback: a worker bound (+1) or closed (-1) a
+ * listener on port. Any thread. */
+void vigil__group_port(void *group, uint16_t port, int delta);
+
 /* ---- the group ---- */
 
 typedef enum vigil__group_state {
@@ -152,6 +166,15 @@ struct vigil_group {
   struct vigil__dir *dir;      /* [const] the identity directory the
                                   workers' hubs share (its own lock) */
   vigil__hub_link link;        /* [const] what every worker's hub shares */
+  vigil__fdset conn_fds;       /* [atomic] every worker's conn fds */
+  pthread_mutex_t ports_lock;
+  vigil__group_port_ref *ports;/* [ports_lock] listener ports */
+  size_t nports, cap_ports;    /* [ports_lock] */
+  vigil_hub_census_report census_last; /* [ports_lock] last group census */
+  uint64_t census_at_ms;       /* [ports_lock] CLOCK_MONOTONIC */
+  int has_census;              /* [ports_lock] */
+  pthread_mutex_t census_lock; /* one group census at a time */
+  vigil__census_memory census_memory; /* [census_lock] */
 };
 
 /* ---- group_ref.c ---- */

@@ -39,6 +39,11 @@ static void destroy(vigil_group *g) {
   }
   free(g->workers);
   if (g->dir) g->dir->ops->destroy(g->dir);
+  vigil__fdset_destroy(&g->conn_fds);
+  free(g->ports);
+  vigil__census_memory_free(&g->census_memory);
+  pthread_mutex_destroy(&g->census_lock);
+  pthread_mutex_destroy(&g->ports_lock);
   pthread_cond_destroy(&g->cond);
   pthread_mutex_destroy(&g->lock);
   free(g);
@@ -75,6 +80,9 @@ int vigil__group_alloc(const vigil_group_options *opts, vigil_group **out) {
     free(g);
     return VIGIL_ESYS;
   }
+  /* Default mutexes: their init cannot fail on Linux. */
+  pthread_mutex_init(&g->ports_lock, NULL);
+  pthread_mutex_init(&g->census_lock, NULL);
   g->refs = 1;
   g->state = VIGIL__G_NEW;
   g->opts = *opts;
@@ -90,9 +98,13 @@ int vigil__group_alloc(const vigil_group_options *opts, vigil_group **out) {
   g->nworkers = opts->workers;
   g->dir = vigil__dir_local_new(1);
   g->link.dir = g->dir;
+  g->link.conn_fds = &g->conn_fds;
   g->link.group = g;
   g->link.post_evict = vigil__worker_post_evict;
-  int rc = g->dir ? alloc_workers(g) : VIGIL_ENOMEM;
+  g->link.port = vigil__group_port;
+  int rc = g->dir && vigil__fdset_init(&g->conn_fds) == VIGIL_OK
+               ? alloc_workers(g)
+               : VIGIL_ENOMEM;
   if (rc != VIGIL_OK) {
     destroy(g);
     return rc;

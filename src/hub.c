@@ -65,6 +65,7 @@ void vigil__hub_leave(vigil_hub *hub) {
 }
 
 void vigil__hub_own(vigil_hub *hub, vigil__owned *o) {
+  if (hub->link && o->port) hub->link->port(hub->link->group, o->port, 1);
   o->prev = NULL;
   o->next = hub->owned;
   if (hub->owned) hub->owned->prev = o;
@@ -72,6 +73,7 @@ void vigil__hub_own(vigil_hub *hub, vigil__owned *o) {
 }
 
 void vigil__hub_disown(vigil_hub *hub, vigil__owned *o) {
+  if (hub->link && o->port) hub->link->port(hub->link->group, o->port, -1);
   if (o->prev)
     o->prev->next = o->next;
   else if (hub->owned == o)

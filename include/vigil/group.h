@@ -197,6 +197,22 @@ VIGIL_EXPORT int vigil_group_post(vigil_group *g, uint32_t worker,
 VIGIL_EXPORT int vigil_group_stats(vigil_group *g, vigil_stats *total,
                                    vigil_stats *per_worker, uint32_t cap);
 
+/*
+ * A census of the group's ports, from any thread (it waits for no worker's
+ * loop): one sock_diag dump of the local ports of every worker's listeners
+ * and conns, as vigil_hub_census() takes of one hub's, in which every
+ * worker's conn counts as vigil's (a worker's own vigil_hub_census() does
+ * the same). conns is the number of live conns of all workers; the other
+ * fields as in vigil_hub_census_report, for the whole group (counts, not
+ * sums over workers: the workers share their ports). Runs on the calling
+ * thread, in its network namespace, with the cost of a hub census (one
+ * dump, two scans of /proc/self/fd, one getsockname per conn); calls are
+ * serialized. The report is kept for vigil_group_metrics_write(). Returns
+ * VIGIL_OK, VIGIL_EINVAL, or an error of vigil_hub_census().
+ */
+VIGIL_EXPORT int vigil_group_census(vigil_group *g,
+                                    vigil_hub_census_report *out);
+
 /* Number of workers. */
 VIGIL_EXPORT uint32_t vigil_group_workers(vigil_group *g);
 /* Worker `index`, or NULL when out of range. The handle lives as long as

@@ -394,6 +394,14 @@ static void test_reconnect_through_reuseport(void **state) {
     assert_int_equal(c->reason, VIGIL_REASON_TAKEOVER);
     assert_null(gx_find_close(&f, gx_local_port(second[i])));
   }
+  /* No ghost remains: the port holds the new conns and nothing else (the
+   * displaced ones were reset: no FIN_WAIT orphan either). */
+  vigil_hub_census_report r;
+  assert_int_equal(vigil_group_census(f.g, &r), VIGIL_OK);
+  assert_int_equal(r.conns, DEVICES);
+  assert_int_equal(r.counts[VIGIL_TCP_ESTABLISHED], DEVICES);
+  assert_int_equal(r.ghosts, 0);
+  assert_int_equal(r.total, DEVICES + 4); /* and the 4 listeners */
   printf("reconnect: %d devices, %llu across workers, all old sockets "
          "reset %llu ms after the first reconnect began\n",
          DEVICES,

@@ -31,6 +31,7 @@
 
 #include "ghost_census.h"
 #include "fdset.h"
+#include "histogram.h"
 #include "hub.h"
 #include "vigil.h"
 
@@ -98,11 +99,29 @@ typedef struct vigil__stats_cell {
   vigil_stats v;
 } vigil__stats_cell;
 
+/* What a worker's metrics hold beyond vigil_stats, as other threads read
+ * them (vigil_group_metrics_write): only uint64_t counters. */
+typedef struct vigil__metrics_pub {
+  vigil__histogram takeover_latency[VIGIL_SCOPE__COUNT];
+  vigil__histogram dead_overshoot;
+} vigil__metrics_pub;
+
+typedef struct vigil__metrics_cell {
+  uint32_t seq;
+  vigil__metrics_pub v;
+} vigil__metrics_cell;
+
 /* Worker thread: publishes s if it differs from *last (then *last = s). */
 void vigil__stats_publish(vigil__stats_cell *cell, const vigil_stats *s,
                           vigil_stats *last);
 /* Any thread: a consistent copy of the cell. */
 void vigil__stats_read(const vigil__stats_cell *cell, vigil_stats *out);
+/* The same for the metrics cell (the worker publishes when its metrics'
+ * generation moved). */
+void vigil__metrics_publish(vigil__metrics_cell *cell,
+                            const vigil__metrics_pub *m);
+void vigil__metrics_read(const vigil__metrics_cell *cell,
+                         vigil__metrics_pub *out);
 
 /* ---- group_census.c ---- */
 
@@ -143,8 +162,10 @@ struct vigil_worker {
   ev_timer backstop;           /* [worker] host's own shutdown ran over */
   ev_prepare publish;          /* [worker] publishes stats each turn */
   vigil_stats published;       /* [worker] last values published */
+  uint64_t metrics_gen;        /* [worker] metrics generation published */
   vigil__mailbox mailbox;
   vigil__stats_cell stats;
+  vigil__metrics_cell metrics;
 };
 
 struct vigil_group {

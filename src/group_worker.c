@@ -46,12 +46,24 @@
 
 /* ---- the hub's end ---- */
 
-/* From the end of the hub's destruction: its counters are final. */
-static void hub_destroyed(vigil_hub *hub) {
-  vigil_worker *w = hub->worker;
+/* Publishes the hub's counters, and its histograms when they moved. */
+static void publish(vigil_worker *w, vigil_hub *hub) {
   vigil_stats s;
   vigil__hub_stats_get(hub, &s);
   vigil__stats_publish(&w->stats, &s, &w->published);
+  if (hub->metrics.generation == w->metrics_gen) return;
+  w->metrics_gen = hub->metrics.generation;
+  vigil__metrics_pub m;
+  memcpy(m.takeover_latency, hub->metrics.takeover_latency,
+         sizeof m.takeover_latency);
+  m.dead_overshoot = hub->metrics.dead_overshoot;
+  vigil__metrics_publish(&w->metrics, &m);
+}
+
+/* From the end of the hub's destruction: its counters are final. */
+static void hub_destroyed(vigil_hub *hub) {
+  vigil_worker *w = hub->worker;
+  publish(w, hub);
   w->hub = NULL;
   ev_timer_stop(w->loop, &w->backstop);
   if (w->stopping) ev_break(w->loop, EVBREAK_ALL);
@@ -107,10 +119,7 @@ static void publish_cb(struct ev_loop *loop, ev_prepare *p, int revents) {
   vigil_worker *w = vigil__container_of(p, vigil_worker, publish);
   (void)loop;
   (void)revents;
-  if (!w->hub) return;
-  vigil_stats s;
-  vigil__hub_stats_get(w->hub, &s);
-  vigil__stats_publish(&w->stats, &s, &w->published);
+  if (w->hub) publish(w, w->hub);
 }
 
 /* ---- evictions from other workers ---- */

@@ -33,6 +33,9 @@ typedef struct vigil__metrics {
   vigil_hub_census_report census;    /* last successful census */
   uint64_t census_at_ms;             /* hub clock, with has_census */
   int has_census;
+  uint64_t generation;               /* moves with every histogram
+                                        observation (a group publishes
+                                        the histograms when it moved) */
 } vigil__metrics;
 
 /* Everything one exposition of one hub shows. */
@@ -45,6 +48,8 @@ typedef struct vigil__metrics_snapshot {
   uint64_t census_age_ms;
   vigil_hub_census_report census;
   int directory_up;               /* 0/1; -1 = no cluster backend, left out */
+  int census_only;                /* a group's census: only the census
+                                     families show this snapshot */
 } vigil__metrics_snapshot;
 
 /* One hub's snapshot in an exposition; worker < 0 = no worker label. */

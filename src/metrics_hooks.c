@@ -40,6 +40,7 @@ void vigil__metrics_observe_dead(vigil_conn *c) {
   uint64_t over_ms = hub->now_ms > bound ? hub->now_ms - bound : 0;
   vigil__hist_observe(&hub->metrics.dead_overshoot, &vigil__overshoot_spec,
                       over_ms * 1000u);
+  hub->metrics.generation++;
 }
 
 /* Takeover latency needs a finer clock than the hub's (milliseconds, and
@@ -52,6 +53,7 @@ void vigil__metrics_observe_takeover(vigil_hub *hub,
   vigil__hist_observe(&hub->metrics.takeover_latency[scope],
                       &vigil__takeover_spec,
                       now > claim_us ? now - claim_us : 0);
+  hub->metrics.generation++;
 }
 
 void vigil__metrics_census_done(vigil_hub *hub, int rc,

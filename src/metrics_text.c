@@ -307,10 +307,16 @@ static const family families[] = {
      directory_up, has_directory},
 };
 
+/* A family shows a snapshot when its predicate says so; a census-only
+ * snapshot (a group's census) shows in the census families alone. */
+static int shows(const family *f, snapshot *s) {
+  return f->shown ? f->shown(s) : !s->census_only;
+}
+
 static void render_family(out *o, const family *f,
                           const vigil__metrics_series *v, size_t n) {
   size_t shown = 0;
-  for (size_t i = 0; i < n; i++) shown += !f->shown || f->shown(v[i].snap);
+  for (size_t i = 0; i < n; i++) shown += shows(f, v[i].snap);
   if (shown == 0) return;
   put_str(o, "# HELP ");
   put_str(o, f->name);
@@ -322,8 +328,7 @@ static void render_family(out *o, const family *f,
   put_str(o, f->type);
   put(o, "\n", 1);
   for (size_t i = 0; i < n; i++)
-    if (!f->shown || f->shown(v[i].snap))
-      f->samples(o, f->name, v[i].worker, v[i].snap);
+    if (shows(f, v[i].snap)) f->samples(o, f->name, v[i].worker, v[i].snap);
 }
 
 int vigil__metrics_render(const vigil__metrics_series *v, size_t n, char *buf,

@@ -213,6 +213,21 @@ VIGIL_EXPORT int vigil_group_stats(vigil_group *g, vigil_stats *total,
 VIGIL_EXPORT int vigil_group_census(vigil_group *g,
                                     vigil_hub_census_report *out);
 
+/*
+ * The group's metrics in the Prometheus text format (vigil/metrics.h),
+ * from any thread, with vigil_metrics_write()'s snprintf semantics: every
+ * family once, one series per worker with a worker="N" label first, from
+ * the values each worker published at the end of its last loop iteration
+ * (the calling worker's own are exact). The census families describe the
+ * ports the workers share: they show the group's last
+ * vigil_group_census() (one series, no worker label), and are left out
+ * until one ran. Returns the length of the whole text, VIGIL_EINVAL (NULL
+ * group, or NULL buf with len > 0) or VIGIL_ENOMEM (it allocates one
+ * snapshot per worker while it renders).
+ */
+VIGIL_EXPORT int vigil_group_metrics_write(vigil_group *g, char *buf,
+                                           size_t len);
+
 /* Number of workers. */
 VIGIL_EXPORT uint32_t vigil_group_workers(vigil_group *g);
 /* Worker `index`, or NULL when out of range. The handle lives as long as

@@ -36,8 +36,8 @@
  *
  * Thread rules. These calls are safe from any thread, concurrently:
  * vigil_group_start, _stop, _join (not from a worker of the group),
- * _free, _stats, _post, _workers, _worker, vigil_worker_index and
- * vigil_worker_group. Nothing else is: vigil_worker_hub,
+ * _free, _stats, _census, _metrics_write, _post, _workers, _worker,
+ * vigil_worker_index and vigil_worker_group. Nothing else is: vigil_worker_hub,
  * vigil_worker_loop, and every hub, conn, listener and client function
  * must be called on the thread of the worker that owns the object (from
  * its setup, teardown, callbacks and posted functions). The hub options'
@@ -82,6 +82,19 @@
  * Events. A worker's hub stamps its index into every event
  * (vigil_event.worker; -1 outside a group) and vigil_event_format()
  * prints it as worker=N.
+ *
+ * Identities. The workers' hubs share one identity directory, so
+ * vigil_conn_identify() on any worker sees the holders of every worker:
+ * the takeover policy, flapping detection and bans apply group-wide, and
+ * a proven identity (vigil/tls.h) stays proven on every worker. A holder
+ * displaced on another worker is closed by its own worker, through that
+ * worker's mailbox, only while it still holds the identity at the epoch
+ * the claim displaced (a late eviction never closes a successor); the
+ * "takeover" event, on the claimant's worker, says scope=worker and
+ * other_worker, and the displaced conn's worker counts the takeover. Under
+ * VIGIL_TAKEOVER_ASK, on_takeover gets old_conn NULL for a holder on
+ * another worker (see vigil_takeover_cb). vigil_hub_find_identity() names
+ * only conns of the hub it is asked on.
  */
 #ifndef VIGIL_GROUP_H
 #define VIGIL_GROUP_H

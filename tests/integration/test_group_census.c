@@ -70,8 +70,7 @@ static void test_census_counts_every_workers_conns(void **state) {
   gx f;
   gx_init(&f, 2);
   f.data_hook = leak_hook;
-  gx_new(&f);
-  assert_int_equal(vigil_group_start(f.g), VIGIL_OK);
+  gx_start(&f);
   int fds[CLIENTS];
   gx_connect(&f, fds, CLIENTS);
   assert_true(vt_wait_until(accepted_all, &f, 3000));

@@ -77,8 +77,7 @@ static void test_group_metrics(void **state) {
   (void)state;
   gx f;
   gx_init(&f, 2);
-  gx_new(&f);
-  assert_int_equal(vigil_group_start(f.g), VIGIL_OK);
+  gx_start(&f);
   char *t = render(f.g);
   /* Every family once, each worker's series labelled. */
   assert_int_equal(count_lines(t, "# TYPE vigil_takeovers_total "), 1);

@@ -37,23 +37,15 @@ static int is_closed(void *arg) { return load(&((gx_placed *)arg)->closed); }
 
 /* ---- groups ---- */
 
-static void start(gx *f, uint32_t workers, const vigil_policy *p) {
+/* A started group of `workers` without listeners, policy p (NULL: the
+ * default), ASK callback ask (NULL: none). */
+static void up(gx *f, uint32_t workers, const vigil_policy *p,
+               vigil_takeover_cb ask) {
   gx_init(f, workers);
   f->listen = 0;
   if (p) f->policy = *p;
-}
-
-static void go(gx *f) {
-  gx_new(f);
-  assert_int_equal(vigil_group_start(f->g), VIGIL_OK);
-}
-
-static void finish(gx *f) {
-  assert_int_equal(vigil_group_stop(f->g, 1000), VIGIL_OK);
-  assert_int_equal(vigil_group_join(f->g), VIGIL_OK);
-  gx_assert_clean(f);
-  vigil_group_free(f->g);
-  gx_done(f);
+  f->on_takeover = ask;
+  gx_start(f);
 }
 
 typedef struct stats_want {
@@ -82,8 +74,7 @@ static void stats_of(gx *f, uint32_t worker, vigil_stats *out) {
 static void test_takeover_crosses_workers(void **state) {
   (void)state;
   gx f;
-  start(&f, 2, NULL);
-  go(&f);
+  up(&f, 2, NULL, NULL);
   gx_placed x, y, z;
   place(&f, &x, 0, "dev-1");
   assert_int_equal(load(&x.claim_rc), VIGIL_OK);
@@ -124,7 +115,7 @@ static void test_takeover_crosses_workers(void **state) {
   gx_placed_done(&x);
   gx_placed_done(&y);
   gx_placed_done(&z);
-  finish(&f);
+  gx_finish(&f);
 }
 
 /* ---- fencing: an eviction held back while the identity moves on ---- */
@@ -166,8 +157,7 @@ static int gate_entered(void *arg) {
 static void test_late_eviction_never_closes_successor(void **state) {
   (void)state;
   gx f;
-  start(&f, 2, NULL);
-  go(&f);
+  up(&f, 2, NULL, NULL);
   gx_placed x, y, z;
   place(&f, &x, 0, "dev-2");
   place(&f, &z, 0, NULL);
@@ -198,7 +188,7 @@ static void test_late_eviction_never_closes_successor(void **state) {
   gx_placed_done(&x);
   gx_placed_done(&y);
   gx_placed_done(&z);
-  finish(&f);
+  gx_finish(&f);
   pthread_cond_destroy(&g.cond);
   pthread_mutex_destroy(&g.lock);
 }
@@ -211,8 +201,7 @@ static void test_oldest_wins_across_workers(void **state) {
   vigil_policy_init(&p);
   p.takeover = VIGIL_TAKEOVER_OLDEST_WINS;
   gx f;
-  start(&f, 2, &p);
-  go(&f);
+  up(&f, 2, &p, NULL);
   gx_placed x, y;
   place(&f, &x, 0, "dev-3");
   place(&f, &y, 1, "dev-3");
@@ -224,7 +213,7 @@ static void test_oldest_wins_across_workers(void **state) {
   assert_int_equal(gx_client_end(x.client_fd, 100), 0);
   assert_false(load(&x.closed));
   gx_placed_done(&x);
-  finish(&f);
+  gx_finish(&f);
 }
 
 static int ask_answer, ask_calls, ask_old_null;
@@ -248,9 +237,7 @@ static void test_ask_across_workers(void **state) {
   vigil_policy_init(&p);
   p.takeover = VIGIL_TAKEOVER_ASK;
   gx f;
-  start(&f, 2, &p);
-  f.on_takeover = ask_cb;
-  go(&f);
+  up(&f, 2, &p, ask_cb);
   store(&ask_calls, 0);
   store(&ask_old_null, 0);
   gx_placed x, y, z, w;
@@ -280,7 +267,7 @@ static void test_ask_across_workers(void **state) {
   gx_placed_done(&x);
   gx_placed_done(&z);
   gx_placed_done(&w);
-  finish(&f);
+  gx_finish(&f);
 }
 
 /* Flapping counts the contested claims of every worker: alternating
@@ -293,8 +280,7 @@ static void test_flapping_counts_group_wide(void **state) {
   p.flap_window_ms = 60000;
   p.flap_ban_ms = 60000;
   gx f;
-  start(&f, 2, &p);
-  go(&f);
+  up(&f, 2, &p, NULL);
   gx_placed c[5];
   for (int i = 0; i < 4; i++) place(&f, &c[i], (uint32_t)i % 2, "flappy");
   for (int i = 0; i < 3; i++)
@@ -315,7 +301,7 @@ static void test_flapping_counts_group_wide(void **state) {
     assert_int_equal(load(&c[i].reason), VIGIL_REASON_IDENTITY_BANNED);
   }
   for (int i = 0; i < 3; i++) gx_placed_done(&c[i]);
-  finish(&f);
+  gx_finish(&f);
 }
 
 /* ---- devices reconnecting through SO_REUSEPORT ---- */
@@ -367,8 +353,7 @@ static void test_reconnect_through_reuseport(void **state) {
   gx_init(&f, 4);
   f.data_hook = identify_hook;
   store((int *)&identified, 0);
-  gx_new(&f);
-  assert_int_equal(vigil_group_start(f.g), VIGIL_OK);
+  gx_start(&f);
   int first[DEVICES], second[DEVICES];
   connect_devices(&f, first, DEVICES);
   uint64_t t0 = vt_now_ms();
@@ -411,7 +396,7 @@ static void test_reconnect_through_reuseport(void **state) {
     close(first[i]);
     close(second[i]);
   }
-  finish(&f);
+  gx_finish(&f);
 }
 
 int main(void) {

@@ -13,19 +13,6 @@
 #include "groupfix.h"
 #include "tlsfix.h"
 
-static SSL_CTX *sctx; /* requires client certificates */
-
-static int setup(void **state) {
-  tf_setup(state);
-  sctx = tf_server_ctx(&tf_test_pki, 1);
-  return 0;
-}
-
-static int teardown(void **state) {
-  SSL_CTX_free(sctx);
-  return tf_teardown(state);
-}
-
 typedef struct device {
   char cert[TF_PATH], key[TF_PATH];
   SSL_CTX *ctx;
@@ -85,7 +72,7 @@ static void device_connect(gx *f, device *d, uint32_t worker,
   to.identity_from = VIGIL_TLS_ID_CN;
   vigil_adopt_options ao;
   vigil_adopt_options_init(&ao);
-  ao.tls_ctx = sctx;
+  ao.tls_ctx = tf_test_mtls_sctx;
   ao.tls = &to;
   gx_place(f, &d->p, worker, early_claim, &ao);
   tf_peer_init(&d->peer, d->ctx, d->p.client_fd, 1, "localhost");
@@ -103,16 +90,7 @@ static void device_done(device *d) {
 static void group_up(gx *f) {
   gx_init(f, 2);
   f->listen = 0;
-  gx_new(f);
-  assert_int_equal(vigil_group_start(f->g), VIGIL_OK);
-}
-
-static void group_down(gx *f) {
-  assert_int_equal(vigil_group_stop(f->g, 1000), VIGIL_OK);
-  assert_int_equal(vigil_group_join(f->g), VIGIL_OK);
-  gx_assert_clean(f);
-  vigil_group_free(f->g);
-  gx_done(f);
+  gx_start(f);
 }
 
 /* A plain conn on `worker` names id: refused, closed takeover_rejected. */
@@ -148,7 +126,7 @@ static void test_proven_identity_across_workers(void **state) {
   assert_false(gx_atomic(&rebooted.p.closed));
   device_done(&real);
   device_done(&rebooted);
-  group_down(&f);
+  gx_finish(&f);
 }
 
 /* The host claims device-3 before the handshake (unproven yet); the
@@ -165,7 +143,7 @@ static void test_early_claim_becomes_proven(void **state) {
   expect_spoof_refused(&f, 1, "device-3");
   assert_false(gx_atomic(&d.p.closed));
   device_done(&d);
-  group_down(&f);
+  gx_finish(&f);
 }
 
 int main(void) {
@@ -173,5 +151,5 @@ int main(void) {
       cmocka_unit_test(test_proven_identity_across_workers),
       cmocka_unit_test(test_early_claim_becomes_proven),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tf_setup_ctx, tf_teardown_ctx);
 }

@@ -167,6 +167,19 @@ void gx_new(gx *f) {
   assert_int_equal(vigil_group_new(&go, &f->g), VIGIL_OK);
 }
 
+void gx_start(gx *f) {
+  gx_new(f);
+  assert_int_equal(vigil_group_start(f->g), VIGIL_OK);
+}
+
+void gx_finish(gx *f) {
+  assert_int_equal(vigil_group_stop(f->g, 1000), VIGIL_OK);
+  assert_int_equal(vigil_group_join(f->g), VIGIL_OK);
+  gx_assert_clean(f);
+  vigil_group_free(f->g);
+  gx_done(f);
+}
+
 void gx_assert_clean(gx *f) {
   int line = __atomic_load_n(&f->failed_line, __ATOMIC_SEQ_CST);
   if (line != 0) fail_msg("a check on a worker thread failed at line %d", line);

@@ -83,6 +83,11 @@ void gx_fail(gx *f, int line);
 void gx_init(gx *f, uint32_t workers);
 /* Creates f->g with the fixture's callbacks; asserts success. */
 void gx_new(gx *f);
+/* gx_new, then vigil_group_start; asserts both. */
+void gx_start(gx *f);
+/* Stops the group (1 s deadline), joins it, asserts that no worker-side
+ * check failed, and frees the group and the fixture. */
+void gx_finish(gx *f);
 /* Asserts (test thread) that no worker-side check failed. */
 void gx_assert_clean(gx *f);
 void gx_done(gx *f);

@@ -144,6 +144,13 @@ static void test_oldest_wins_refuses(void **state) {
   release(f, a);
 }
 
+/* The host's answer about holder h, as takeover.c records it. */
+static void answer(vigil__claim_ctx *x, const vigil__holder *h, int win) {
+  x->asked = h;
+  x->answer = win;
+  x->asks++;
+}
+
 /* ASK: the answer applies only to the holder it was about. Here the holder
  * changes while the host thinks (another worker's claim displaces it): the
  * claim is judged again and the host asked about the new holder. */
@@ -170,17 +177,13 @@ static void test_ask_recheck(void **state) {
   assert_ptr_equal(evicted, a);
   vigil__holder_unref(evicted);
   /* The host said "new wins" about a; c holds it now: ask again. */
-  x.asked = asked;
-  x.answer = 1;
-  x.asks = 1;
+  answer(&x, asked, 1);
   vigil__holder *again = NULL;
   assert_int_equal(claim_x(f, "dev-4", b, &x, &again), VIGIL__V_PAUSE);
   assert_ptr_equal(again, c);
   vigil__holder_unref(asked);
   /* "Keep the old" about c: b is refused, c stays. */
-  x.asked = again;
-  x.answer = 0;
-  x.asks = 2;
+  answer(&x, again, 0);
   assert_int_equal(claim_x(f, "dev-4", b, &x, NULL), VIGIL__V_REFUSE);
   assert_int_equal(x.reason, VIGIL_REASON_TAKEOVER_REJECTED);
   /* "New wins" about c: c is evicted. */
@@ -198,9 +201,7 @@ static void test_ask_recheck(void **state) {
   assert_int_equal(claim_x(f, "dev-4", d, &y, &asked), VIGIL__V_PAUSE);
   assert_ptr_equal(asked, b);
   f->d->ops->update(f->d, b, 0, 0);
-  y.asked = asked;
-  y.answer = 0;
-  y.asks = 1;
+  answer(&y, asked, 0);
   assert_int_equal(claim_x(f, "dev-4", d, &y, NULL), VIGIL__V_INSTALL);
   vigil__holder_unref(asked);
   /* A holder that keeps changing: the ninth question is a refusal. */

@@ -11,8 +11,9 @@
  *
  * Locks: ports_lock guards the port list and the last report (short
  * holds, taken by workers binding listeners and by metrics readers);
- * census_lock serializes censuses and guards the CLOSE_WAIT memory. Never
- * both at once, and neither while a worker's host code runs.
+ * census_lock serializes censuses and guards the CLOSE_WAIT memory. A
+ * census takes ports_lock briefly while it holds census_lock, never the
+ * reverse; neither is held while host code runs.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -38,6 +38,7 @@ uint16_t vigil__local_port(int fd) {
 }
 
 size_t vigil__ports_unique(uint16_t *v, size_t n) {
+  if (n == 0) return 0; /* v may be NULL */
   qsort(v, n, sizeof *v, cmp_u16);
   size_t u = 0;
   for (size_t i = 0; i < n; i++)

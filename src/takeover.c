@@ -132,12 +132,12 @@ void vigil__takeover_deliver_posted(vigil_hub *hub, vigil__evict_msg *m) {
   free(m);
 }
 
-/* Sends the eviction of `old`, displaced by `mine`, to old's hub: this
- * hub's at once, another worker's through its mailbox. Takes old's
- * reference. */
-static void evict_displaced(vigil_hub *hub, const vigil__holder *mine,
+/* Sends the eviction of `old`, displaced by the claim at fence_epoch, to
+ * old's hub: this hub's at once, another worker's through its mailbox.
+ * Takes old's reference. */
+static void evict_displaced(vigil_hub *hub, uint64_t fence_epoch,
                             vigil__holder *old, uint64_t claim_us) {
-  vigil__evict_msg m = {old, old->epoch, mine->epoch, claim_us,
+  vigil__evict_msg m = {old, old->epoch, fence_epoch, claim_us,
                         VIGIL_SCOPE_HUB};
   if (old->hub == hub) {
     vigil__takeover_deliver(hub, &m);
@@ -215,8 +215,10 @@ static int judge_loop(vigil_hub *hub, vigil_conn *c, const void *id,
     if (v == VIGIL__V_INSTALL || v == VIGIL__V_EVICT) {
       c->ext->holder = mine;
       if (other) {
+        /* The event's sink may close c, and its hold with it. */
+        uint64_t fence = mine->epoch;
         emit_takeover(hub, c, other);
-        evict_displaced(hub, mine, other, claim_us);
+        evict_displaced(hub, fence, other, claim_us);
       }
       rc = VIGIL_OK;
       break;

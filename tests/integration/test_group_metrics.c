@@ -15,13 +15,17 @@
 #include "promcheck.h"
 #include "testutil.h"
 
+/* The whole text; the size asked first is only a hint, since the census
+ * age may gain a digit before the second call. */
 static char *render(vigil_group *g) {
   int n = vigil_group_metrics_write(g, NULL, 0);
   assert_true(n > 0);
-  char *buf = malloc((size_t)n + 1);
+  size_t cap = (size_t)n + 64;
+  char *buf = malloc(cap);
   assert_non_null(buf);
-  assert_int_equal(vigil_group_metrics_write(g, buf, (size_t)n + 1), n);
-  assert_int_equal(strlen(buf), (size_t)n);
+  int m = vigil_group_metrics_write(g, buf, cap);
+  assert_true(m > 0 && (size_t)m < cap);
+  assert_int_equal(strlen(buf), (size_t)m);
   return buf;
 }
 

@@ -46,18 +46,23 @@
 
 /* ---- the hub's end ---- */
 
-/* Publishes the hub's counters, and its histograms when they moved. */
+/* Publishes the hub's histograms when they moved, then its counters. The
+ * order matters to readers on other threads: the two cells are separate, and
+ * a reader that sees a takeover counted must also see its latency observed
+ * (a scrape between the two stores would otherwise show a counter ahead of
+ * its histogram's _count). */
 static void publish(vigil_worker *w, vigil_hub *hub) {
+  if (hub->metrics.generation != w->metrics_gen) {
+    w->metrics_gen = hub->metrics.generation;
+    vigil__metrics_pub m;
+    memcpy(m.takeover_latency, hub->metrics.takeover_latency,
+           sizeof m.takeover_latency);
+    m.dead_overshoot = hub->metrics.dead_overshoot;
+    vigil__metrics_publish(&w->metrics, &m);
+  }
   vigil_stats s;
   vigil__hub_stats_get(hub, &s);
   vigil__stats_publish(&w->stats, &s, &w->published);
-  if (hub->metrics.generation == w->metrics_gen) return;
-  w->metrics_gen = hub->metrics.generation;
-  vigil__metrics_pub m;
-  memcpy(m.takeover_latency, hub->metrics.takeover_latency,
-         sizeof m.takeover_latency);
-  m.dead_overshoot = hub->metrics.dead_overshoot;
-  vigil__metrics_publish(&w->metrics, &m);
 }
 
 /* From the end of the hub's destruction: its counters are final. */

@@ -9,9 +9,11 @@
 #   --no-install  never call apt-get (otherwise, as root, missing mosquitto,
 #                 mosquitto-clients, gnuplot-nox and nodejs are installed)
 #   --only LIST   comma list of sections to run (timers,memory,storm,idle,
-#                 detect,stall,tls); the others are reported as skipped
+#                 detect,stall,tls,takeover); the others are reported as
+#                 skipped
 #
-# Sections: 1 timers, 2 memory, 3 storm, 4 idle, 5 detect, 6 stall, 7 tls.
+# Sections: 1 timers, 2 memory, 3 storm, 4 idle, 5 detect, 6 stall, 7 tls,
+# 8 takeover.
 # Load runs only on loopback inside network namespaces this script's
 # drivers create (storm, idle, detect need root; without it they report
 # {"skipped": reason}). Every load loop is bounded in time.
@@ -46,9 +48,9 @@ STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Section estimates in seconds (quick full), for the time-left line.
-declare -A EST_Q=([build]=25 [timers]=20 [memory]=10 [storm]=45 [idle]=30 [detect]=15 [stall]=15 [tls]=12 [report]=3)
-declare -A EST_F=([build]=25 [timers]=50 [memory]=12 [storm]=190 [idle]=170 [detect]=45 [stall]=50 [tls]=80 [report]=3)
-ORDER=(build timers memory storm idle detect stall tls report)
+declare -A EST_Q=([build]=25 [timers]=20 [memory]=10 [storm]=45 [idle]=30 [detect]=15 [stall]=15 [tls]=12 [takeover]=3 [report]=3)
+declare -A EST_F=([build]=25 [timers]=50 [memory]=12 [storm]=190 [idle]=170 [detect]=45 [stall]=50 [tls]=80 [takeover]=6 [report]=3)
+ORDER=(build timers memory storm idle detect stall tls takeover report)
 est() { if [ "$MODE" = quick ]; then echo "${EST_Q[$1]}"; else echo "${EST_F[$1]}"; fi; }
 mmss() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
 STEP=0
@@ -200,6 +202,13 @@ elif have "$B/bench_tls"; then
 elif [ -f "$ROOT/bench/bench_tls.c" ]; then skip_json tls "bench_tls did not build"
 else skip_json tls "bench/bench_tls.c has not landed"; fi
 done_section tls
+
+# ---- 8 takeover -----------------------------------------------------------------------------------
+header takeover "takeover: claim to the displaced conn's RST, within a hub and across workers"
+if have "$B/bench_takeover"; then
+  run_part takeover '^  |^takeover' "$B/bench_takeover" $QUICK --json "$PARTS/takeover.json"
+else skip_json takeover "bench_takeover did not build"; fi
+done_section takeover
 
 # ---- report -----------------------------------------------------------------------------------
 header report "report: results.json, report.md, plots"

@@ -20,7 +20,9 @@
  * threads, each with its own loop, hub and SO_REUSEPORT listener on the
  * same port, so the kernel spreads the clients over them. Each log line
  * then says worker=N. Echoing needs nothing from other workers, so
- * nothing crosses them.
+ * nothing crosses them (identities from certificates are the group's: a
+ * takeover reaches a conn on any worker). --metrics serves the group's
+ * metrics from the main thread.
  */
 #include <ev.h>
 #include <openssl/ssl.h>
@@ -145,7 +147,10 @@ static void worker_teardown(vigil_worker *w, void *ud) {
   linelog_unwatch(&log_watch[vigil_worker_index(w)]);
 }
 
-static int run_group(struct ev_loop *loop, const vigil_hub_options *ho) {
+/* The workers, and on the main loop the group's /metrics (unless
+ * mcfg->host is empty); returns the exit code. */
+static int run_group(struct ev_loop *loop, const vigil_hub_options *ho,
+                     const metrics_http_config *mcfg) {
   vigil_group_options go;
   vigil_group_options_init(&go);
   go.workers = cfg.workers;
@@ -160,6 +165,19 @@ static int run_group(struct ev_loop *loop, const vigil_hub_options *ho) {
     fprintf(stderr, "echo_server: workers: %s\n", vigil_strerror(rc));
     return 1;
   }
+  metrics_http *metrics = NULL;
+  char why[320];
+  if (mcfg->host[0] &&
+      metrics_http_start_group(loop, g, mcfg, &metrics, why, sizeof why) !=
+          VIGIL_OK) {
+    fprintf(stderr, "echo_server: %s\n", why);
+    vigil_group_free(g);
+    return 1;
+  }
+  if (metrics) {
+    printf("metrics on http://%s/metrics\n", metrics_http_address(metrics));
+    fflush(stdout);
+  }
   ev_signal sigint, sigterm;
   ev_signal_init(&sigint, on_group_signal, SIGINT);
   ev_signal_init(&sigterm, on_group_signal, SIGTERM);
@@ -167,6 +185,7 @@ static int run_group(struct ev_loop *loop, const vigil_hub_options *ho) {
   ev_signal_start(loop, &sigint);
   ev_signal_start(loop, &sigterm);
   ev_run(loop, 0);
+  metrics_http_free(metrics);
   vigil_group_join(g);
   vigil_group_free(g);
   return 0;
@@ -183,7 +202,7 @@ static void usage_exit(const char *why, const char *arg) {
           "   [--require-client-cert] [--identity-from-cert]]\n"
           "  [--metrics HOST:PORT [--metrics-timeout MS]]\n"
           "--workers N: N threads (1..256), each its own loop and listener\n"
-          "on the same port (SO_REUSEPORT); default 1; not with --metrics\n",
+          "on the same port (SO_REUSEPORT); default 1\n",
           why, arg ? ": " : "", arg ? arg : "");
   exit(2);
 }
@@ -270,9 +289,6 @@ int main(int argc, char **argv) {
   }
   if (vigil_policy_validate(&p, why, sizeof why) != VIGIL_OK)
     usage_exit(why, NULL);
-  /* The endpoint serves one hub's metrics (vigil_metrics_write). */
-  if (cfg.workers > 1 && mcfg.host[0])
-    usage_exit("--metrics does not work with --workers yet", NULL);
 
   vigil_tls_options_init(&cfg.tls_opts);
   if (id_from_cert) cfg.tls_opts.identity_from = VIGIL_TLS_ID_CN;
@@ -289,7 +305,7 @@ int main(int argc, char **argv) {
   ho.policy = &p;
   ho.on_event = on_event; /* with --workers, on every worker's thread */
   if (cfg.workers > 1) {
-    int rc = run_group(loop, &ho);
+    int rc = run_group(loop, &ho, &mcfg);
     SSL_CTX_free(cfg.tls);
     return rc;
   }

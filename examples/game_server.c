@@ -31,10 +31,12 @@
  *
  * --workers N (N > 1) runs a vigil group (vigil/group.h): N threads, each
  * with its own loop, hub and SO_REUSEPORT listener on the port, and its
- * own world of rooms and sessions. Worlds do not span workers yet: players
- * meet only the players the kernel put on the same worker, a rejoin finds
- * its seat only when it lands on the worker that kept the session, and a
- * takeover only displaces a ghost on the same worker.
+ * own world of rooms and sessions. Identities are the group's: a player
+ * reconnecting on any worker takes over its ghost, wherever the kernel
+ * put it. Worlds do not span workers yet: players meet only the players
+ * the kernel put on the same worker, and a rejoin finds its seat only
+ * when it lands on the worker that kept the session. --metrics serves
+ * the group's metrics from the main thread.
  */
 #include <ev.h>
 #include <signal.h>
@@ -441,9 +443,11 @@ static void worker_teardown(vigil_worker *w, void *ud) {
   W = NULL;
 }
 
-/* Runs the workers until a signal; returns the exit code. */
+/* Runs the workers until a signal, with the group's /metrics on the main
+ * loop unless mcfg->host is empty; returns the exit code. */
 static int run_group(struct ev_loop *loop, const vigil_hub_options *ho,
-                     ev_signal *sig, int nsig) {
+                     const metrics_http_config *mcfg, ev_signal *sig,
+                     int nsig) {
   vigil_group_options go;
   vigil_group_options_init(&go);
   go.workers = g.workers;
@@ -455,11 +459,23 @@ static int run_group(struct ev_loop *loop, const vigil_hub_options *ho,
   if (rc == VIGIL_OK && (rc = vigil_group_start(grp)) != VIGIL_OK)
     vigil_group_free(grp);
   if (rc != VIGIL_OK) return 1;
+  metrics_http *metrics = NULL;
+  char why[320];
+  if (mcfg->host[0] && metrics_http_start_group(loop, grp, mcfg, &metrics,
+                                                why, sizeof why) != VIGIL_OK) {
+    fprintf(stderr, "game_server: %s\n", why);
+    vigil_group_free(grp);
+    return 1;
+  }
+  if (metrics)
+    fprintf(stderr, "game_server: metrics on http://%s/metrics\n",
+            metrics_http_address(metrics));
   for (int i = 0; i < nsig; i++) {
     sig[i].data = grp;
     ev_signal_start(loop, &sig[i]);
   }
   ev_run(loop, 0);
+  metrics_http_free(metrics);
   vigil_group_join(grp);
   vigil_group_free(grp);
   return 0;
@@ -473,7 +489,8 @@ static void usage(const char *why) {
           "[--metrics HOST:PORT [--metrics-timeout MS]]\n"
           "--workers N: N threads (1..256) on one port (SO_REUSEPORT), each "
           "with its own rooms: players meet only players on the same "
-          "worker; not with --metrics\n", why);
+          "worker; an identity takes over its session on any worker\n",
+          why);
   exit(2);
 }
 
@@ -547,9 +564,6 @@ int main(int argc, char **argv) {
     i++;
   }
   if (vigil_policy_validate(&p, msg, sizeof msg) != VIGIL_OK) usage(msg);
-  /* The endpoint serves one hub's metrics (vigil_metrics_write). */
-  if (g.workers > 1 && mcfg.host[0])
-    usage("--metrics does not work with --workers yet");
 
   struct ev_loop *loop = EV_DEFAULT;
   vigil_hub_options ho;
@@ -559,7 +573,7 @@ int main(int argc, char **argv) {
   ev_signal sig[2];
   ev_signal_init(&sig[0], signal_cb, SIGINT);
   ev_signal_init(&sig[1], signal_cb, SIGTERM);
-  if (g.workers > 1) return run_group(loop, &ho, sig, 2);
+  if (g.workers > 1) return run_group(loop, &ho, &mcfg, sig, 2);
 
   static world main_world;
   W = &main_world;

@@ -32,6 +32,11 @@
  * --metrics HOST:PORT serves Prometheus metrics at /metrics
  * (examples/metrics/metrics_http.h).
  *
+ * --workers N: N worker threads on one port (SO_REUSEPORT). A client id
+ * takes over its ghost on any worker; PUBLISH and Wills reach every
+ * worker's subscribers through their mailboxes; --metrics and
+ * --census-every run on the main thread for the whole group.
+ *
  * Exit codes: 0 after SIGINT/SIGTERM, 1 when startup fails, 2 bad flags.
  */
 #include <errno.h>
@@ -42,9 +47,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
+#include "gateway_log.h"
 #include "gateway_options.h"
 #include "linelog.h"
 #include "metrics_http.h"
@@ -56,7 +61,6 @@
 
 #define SHUTDOWN_DEADLINE_MS 5000u
 #define MAX_SUBS_PER_SESSION 256u
-#define LOG_LINE_MAX 2048
 
 /* ------------------------------------------------------------------------ */
 /* Gateway and sessions                                                      */
@@ -79,8 +83,8 @@ typedef struct gateway {
   vigil_hub *hub;
   int32_t worker;       /* its index in the group; -1 = no group */
   mqtt_subs *subs;
-  ev_timer census;      /* one loop only (see gateway_options.c) */
-  metrics_http *metrics;/* one loop only: NULL = no /metrics endpoint */
+  ev_timer census;      /* one loop only; --workers: main's, below */
+  metrics_http *metrics;/* one loop only; --workers: main's, below */
   linelog_watcher log;  /* writes the log lines once per loop iteration */
   uint64_t sessions;    /* live CONNECTed sessions */
   uint64_t publishes;   /* PUBLISH packets received */
@@ -115,128 +119,10 @@ typedef struct session {
 /* Log lines of the gateway's own (same format as vigil's event lines)       */
 /* ------------------------------------------------------------------------ */
 
-typedef struct logline {
-  char buf[LOG_LINE_MAX];
-  size_t n;
-  vigil_log_format fmt;
-} logline;
-
-static void ll_raw(logline *l, const char *s, size_t n) {
-  if (l->n + n >= sizeof l->buf - 2) n = sizeof l->buf - 2 - l->n;
-  memcpy(l->buf + l->n, s, n);
-  l->n += n;
-}
-
-static void ll_rawc(logline *l, const char *s) { ll_raw(l, s, strlen(s)); }
-
-/* Appends a value, escaped for the format (JSON string / logfmt value). */
-static void ll_escaped(logline *l, const char *s, size_t n) {
-  int json = l->fmt == VIGIL_LOG_JSON;
-  int quote = json || n == 0;
-  for (size_t i = 0; i < n && !quote; i++) {
-    unsigned char c = (unsigned char)s[i];
-    quote = c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7F;
-  }
-  if (quote) ll_raw(l, "\"", 1);
-  for (size_t i = 0; i < n;) {
-    size_t run = 0; /* bytes that need no escape go out in one piece */
-    while (i + run < n && (unsigned char)s[i + run] >= 0x20 &&
-           s[i + run] != 0x7F && s[i + run] != '"' && s[i + run] != '\\')
-      run++;
-    ll_raw(l, s + i, run);
-    i += run;
-    if (i == n) break;
-    unsigned char c = (unsigned char)s[i++];
-    char esc[8];
-    if (c == '"' || c == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char)c;
-      ll_raw(l, esc, 2);
-    } else {
-      snprintf(esc, sizeof esc, "\\u%04x", c);
-      ll_rawc(l, esc);
-    }
-  }
-  if (quote) ll_raw(l, "\"", 1);
-}
-
-static void ll_key(logline *l, const char *key) {
-  if (l->fmt == VIGIL_LOG_JSON) {
-    ll_rawc(l, ",\"");
-    ll_rawc(l, key);
-    ll_rawc(l, "\":");
-  } else {
-    ll_rawc(l, " ");
-    ll_rawc(l, key);
-    ll_rawc(l, "=");
-  }
-}
-
-static void ll_strn(logline *l, const char *key, const char *v, size_t n) {
-  ll_key(l, key);
-  ll_escaped(l, v, n);
-}
-
-static void ll_str(logline *l, const char *key, const char *v) {
-  ll_strn(l, key, v, strlen(v));
-}
-
-static void ll_u64(logline *l, const char *key, uint64_t v) {
-  char num[24];
-  size_t i = sizeof num;
-  do {
-    num[--i] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  ll_key(l, key);
-  ll_raw(l, num + i, sizeof num - i);
-}
-
-/* "2026-11-21T09:00:00.123Z" for now. The date and time of day are
- * formatted once a second (per thread): gmtime_r and strftime on every
- * line cost more than the rest of the line. */
-static void ll_stamp(char stamp[32]) {
-  static __thread time_t last_sec = (time_t)-1;
-  static __thread char last[24]; /* "YYYY-MM-DDTHH:MM:SS" */
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  if (ts.tv_sec != last_sec) {
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(last, sizeof last, "%Y-%m-%dT%H:%M:%S", &tm);
-    last_sec = ts.tv_sec;
-  }
-  unsigned ms = (unsigned)(ts.tv_nsec / 1000000L);
-  size_t k = strlen(last);
-  memcpy(stamp, last, k);
-  stamp[k++] = '.';
-  stamp[k++] = (char)('0' + ms / 100);
-  stamp[k++] = (char)('0' + ms / 10 % 10);
-  stamp[k++] = (char)('0' + ms % 10);
-  stamp[k++] = 'Z';
-  stamp[k] = '\0';
-}
-
 /* Starts a line: ts, event and (with --workers) worker, like
  * vigil_event_format. gw NULL: a line of the whole process. */
 static void ll_begin(logline *l, const gateway *gw, const char *event) {
-  vigil_log_format fmt = app.cfg.log_format;
-  char stamp[32];
-  ll_stamp(stamp);
-  l->n = 0;
-  l->fmt = fmt;
-  if (fmt == VIGIL_LOG_JSON) {
-    ll_rawc(l, "{\"ts\":\"");
-    ll_rawc(l, stamp);
-    ll_rawc(l, "\",\"event\":");
-    ll_escaped(l, event, strlen(event));
-  } else {
-    ll_rawc(l, "ts=");
-    ll_rawc(l, stamp);
-    ll_rawc(l, " event=");
-    ll_rawc(l, event);
-  }
-  if (gw && gw->worker >= 0) ll_u64(l, "worker", (uint64_t)gw->worker);
+  ll_start(l, app.cfg.log_format, gw ? gw->worker : -1, event);
 }
 
 /* Adds the connection fields vigil's lines carry: conn, peer, identity. */
@@ -244,12 +130,6 @@ static void ll_session(logline *l, const session *s) {
   ll_u64(l, "conn", vigil_conn_id(s->conn));
   ll_str(l, "peer", vigil_conn_peer(s->conn));
   if (s->client_id && s->client_id[0]) ll_str(l, "identity", s->client_id);
-}
-
-/* Lines go to stderr through linelog: one write per loop iteration. */
-static void ll_end(logline *l) {
-  if (l->fmt == VIGIL_LOG_JSON) ll_raw(l, "}", 1);
-  linelog_write(l->buf, l->n);
 }
 
 /* With --workers, on every worker's thread. */
@@ -720,8 +600,9 @@ static void on_accept(vigil_listener *l, vigil_conn *c, void *ud) {
 /* Census, signals, main                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* Logs the hub's census of its port: kernel state counts plus the ghosts
- * vigil can tell apart (leaked fds, stale CLOSE_WAIT, orphans). */
+/* Logs the census of the port: kernel state counts plus the ghosts vigil
+ * can tell apart (leaked fds, stale CLOSE_WAIT, orphans). With --workers
+ * (gw NULL) the group's, from the main thread: every worker's conns. */
 static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   gateway *gw = w->data;
   (void)loop;
@@ -730,7 +611,8 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   logline l;
   ll_begin(&l, gw, "mqtt_census");
   ll_u64(&l, "port", app.port);
-  int rc = vigil_hub_census(gw->hub, &r);
+  int rc = gw ? vigil_hub_census(gw->hub, &r)
+              : vigil_group_census(app.group, &r);
   if (rc != VIGIL_OK) {
     ll_str(&l, "error", vigil_err_name(rc));
     ll_end(&l);
@@ -757,6 +639,14 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
   ll_u64(&l, "orphans", r.orphans);
   ll_u64(&l, "ghosts", r.ghosts);
   vigil_stats st;
+  if (!gw) { /* the sessions are the workers': count takeovers only */
+    vigil_group_stats(app.group, &st, NULL, 0);
+    ll_u64(&l, "takeovers", st.takeovers);
+    ll_u64(&l, "takeovers_across_workers",
+           st.takeovers_by_scope[VIGIL_SCOPE_WORKER]);
+    ll_end(&l);
+    return;
+  }
   vigil_hub_stats(gw->hub, &st);
   ll_u64(&l, "sessions", gw->sessions);
   ll_u64(&l, "takeovers", st.takeovers);
@@ -894,44 +784,6 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents) {
     ev_break(loop, EVBREAK_ALL);
 }
 
-/* Lets one process hold as many connections as the hard limit allows. */
-static void raise_fd_limit(void) {
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
-/* The policy and the TLS context every hub shares; 0 or an exit code. */
-static int prepare(void) {
-  char msg[256];
-  vigil_policy *p = &app.policy;
-  vigil_policy_init(p);
-  p->keepalive_idle_s = app.cfg.ka_idle;
-  p->keepalive_intvl_s = app.cfg.ka_intvl;
-  p->keepalive_cnt = app.cfg.ka_cnt;
-  p->handshake_timeout_ms = app.cfg.handshake_ms;
-  if (vigil_policy_validate(p, msg, sizeof msg) != VIGIL_OK) {
-    fprintf(stderr, "mqtt_gateway: %s\n", msg);
-    return EXIT_USAGE;
-  }
-  if (!app.cfg.tls_cert && !app.cfg.tls_key) return 0;
-  int rc = vigil_tls_server_ctx_new(app.cfg.tls_cert, app.cfg.tls_key,
-                                    app.cfg.tls_ca,
-                                    app.cfg.require_client_cert, NULL,
-                                    &app.tls, msg, sizeof msg);
-  if (rc != VIGIL_OK) {
-    fprintf(stderr, "mqtt_gateway: TLS: %s\n", msg);
-    return rc == VIGIL_EINVAL ? EXIT_USAGE : 1;
-  }
-  vigil_tls_options_init(&app.tls_opts);
-  app.tls_opts.app_handshake = 1; /* CONNECT completes the handshake */
-  if (app.cfg.identity_from_cert)
-    app.tls_opts.identity_from = VIGIL_TLS_ID_CN;
-  return 0;
-}
-
 static void start_signals(struct ev_loop *loop) {
   ev_signal_init(&sig.sigint, signal_cb, SIGINT);
   ev_signal_init(&sig.sigterm, signal_cb, SIGTERM);
@@ -939,15 +791,20 @@ static void start_signals(struct ev_loop *loop) {
   ev_signal_start(loop, &sig.sigterm);
 }
 
-/* The /metrics endpoint on the gateway's hub. */
-static int start_metrics(gateway *gw) {
+/* The /metrics endpoint: on the gateway's hub, or with --workers (gw
+ * NULL) on the main loop, serving the group's metrics. */
+static int start_metrics(gateway *gw, struct ev_loop *loop,
+                         metrics_http **out) {
   char why[320];
-  if (metrics_http_start(gw->hub, &app.cfg.metrics, &gw->metrics, why,
-                         sizeof why) != VIGIL_OK) {
+  int rc = gw ? metrics_http_start(gw->hub, &app.cfg.metrics, out, why,
+                                   sizeof why)
+              : metrics_http_start_group(loop, app.group, &app.cfg.metrics,
+                                         out, why, sizeof why);
+  if (rc != VIGIL_OK) {
     fprintf(stderr, "mqtt_gateway: %s\n", why);
     return 1;
   }
-  const char *address = metrics_http_address(gw->metrics);
+  const char *address = metrics_http_address(*out);
   printf("metrics on http://%s/metrics\n", address);
   fflush(stdout);
   logline l;
@@ -956,6 +813,16 @@ static int start_metrics(gateway *gw) {
   ll_u64(&l, "request_timeout_ms", app.cfg.metrics.timeout_ms);
   ll_end(&l);
   return 0;
+}
+
+/* --census-every: a census line every S seconds on loop. */
+static void start_census(struct ev_loop *loop, ev_timer *t, gateway *gw) {
+  ev_init(t, census_cb);
+  t->data = gw;
+  if (!app.cfg.census_every_s) return;
+  double every = (double)app.cfg.census_every_s;
+  ev_timer_set(t, every, every);
+  ev_timer_start(loop, t);
 }
 
 /* One loop: the gateway runs on the main thread. */
@@ -968,7 +835,8 @@ static int run_one(struct ev_loop *loop, const vigil_hub_options *ho) {
   }
   gateway *gw = gateway_new(hub, -1);
   if (!gw || gateway_listen(gw) != VIGIL_OK ||
-      (app.cfg.metrics.host[0] && start_metrics(gw) != 0)) {
+      (app.cfg.metrics.host[0] &&
+       start_metrics(gw, loop, &gw->metrics) != 0)) {
     vigil_hub_free(hub);
     if (gw) {
       metrics_http_free(gw->metrics);
@@ -978,12 +846,7 @@ static int run_one(struct ev_loop *loop, const vigil_hub_options *ho) {
   }
   sig.gw = gw;
   start_signals(loop);
-  if (app.cfg.census_every_s) {
-    double every = (double)app.cfg.census_every_s;
-    ev_timer_init(&gw->census, census_cb, every, every);
-    gw->census.data = gw;
-    ev_timer_start(loop, &gw->census);
-  }
+  start_census(loop, &gw->census, gw);
   ev_run(loop, 0);
   ev_timer_stop(loop, &gw->census);
   vigil_hub_free(hub); /* every session ends here */
@@ -1007,22 +870,37 @@ static int run_workers(struct ev_loop *loop, const vigil_hub_options *ho) {
     fprintf(stderr, "mqtt_gateway: workers: %s\n", vigil_strerror(rc));
     return 1;
   }
-  start_signals(loop);
-  ev_run(loop, 0);
+  /* The main thread serves the group's metrics and takes its census; its
+   * lines go out once per iteration of its loop too. */
+  linelog_watcher log;
+  linelog_watch(&log, loop);
+  metrics_http *metrics = NULL;
+  ev_timer census;
+  rc = app.cfg.metrics.host[0] ? start_metrics(NULL, loop, &metrics) : 0;
+  if (rc == 0) {
+    start_signals(loop);
+    start_census(loop, &census, NULL);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &census);
+  }
+  linelog_unwatch(&log);
+  metrics_http_free(metrics); /* stops taking scrapes before the stop */
+  vigil_group_stop(app.group, SHUTDOWN_DEADLINE_MS); /* EEXIST after a
+                                                        signal's */
   vigil_group_join(app.group);
   vigil_group_free(app.group);
-  return 0;
+  return rc;
 }
 
 int main(int argc, char **argv) {
   gateway_parse_args(argc, argv, &app.cfg);
   signal(SIGPIPE, SIG_IGN);
-  raise_fd_limit();
+  gateway_raise_fd_limit();
   /* Log lines go through linelog; stderr's own lines (errors) are whole
    * lines too. */
   linelog_open(2);
   setvbuf(stderr, NULL, _IOLBF, 0);
-  int rc = prepare();
+  int rc = gateway_prepare(&app.cfg, &app.policy, &app.tls, &app.tls_opts);
   if (rc != 0) return rc;
   struct ev_loop *loop = ev_default_loop(0);
   if (!loop) {

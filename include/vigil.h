@@ -225,6 +225,22 @@ typedef enum vigil_takeover_mode {
   VIGIL_TAKEOVER_ASK = 2,         /* hub on_takeover callback decides */
 } vigil_takeover_mode;
 
+/* Where a takeover's two conns lived: the "takeover" event's scope, the
+ * per-scope counters of vigil_stats and the scope label of the takeover
+ * metrics. Only ever appended. */
+typedef enum vigil_takeover_scope {
+  VIGIL_SCOPE_HUB = 0,     /* both on one hub */
+  VIGIL_SCOPE_WORKER = 1,  /* two workers of one group (vigil/group.h) */
+  VIGIL_SCOPE_CLUSTER = 2, /* two nodes (a cluster directory) */
+  VIGIL_SCOPE__COUNT
+} vigil_takeover_scope;
+
+/* Room reserved for scopes in vigil_stats.takeovers_by_scope. */
+#define VIGIL_SCOPE_CAPACITY 4
+
+/* Log name: "hub", "worker", "cluster"; "unknown" if invalid. */
+VIGIL_EXPORT const char *vigil_scope_name(vigil_takeover_scope s);
+
 /*
  * A plain struct. Always start from vigil_policy_init() so fields added in
  * later versions get their defaults. Durations in ms unless the name says
@@ -499,6 +515,11 @@ typedef struct vigil_event {
                             the event (vigil/group.h); VIGIL_WORKER_NONE
                             outside a group. An event built by hand must
                             set it: 0 is worker 0 */
+  vigil_takeover_scope scope; /* takeover: where the displaced conn lived
+                            (hub: this hub; worker: another worker of
+                            the group, other_worker) */
+  int32_t other_worker;  /* takeover: the displaced conn's worker;
+                            VIGIL_WORKER_NONE outside a group */
 } vigil_event;
 
 /* vigil_event.worker of a hub that is not in a group. */
@@ -529,9 +550,22 @@ VIGIL_EXPORT int vigil_event_format(const vigil_event *ev,
 /* A clock in milliseconds (vigil_hub_options.clock, .wall_clock). */
 typedef uint64_t (*vigil_clock_fn)(void *clock_data);
 
-/* ASK-mode takeover decision: return 1 to let the new conn win (the old
+/*
+ * ASK-mode takeover decision: return 1 to let the new conn win (the old
  * closes with takeover), 0 to keep the old (the new closes with
- * takeover_rejected). */
+ * takeover_rejected). Runs on the claimant's hub (new_conn's thread).
+ *
+ * In a group (vigil/group.h) the holder may live on another worker: then
+ * old_conn is NULL (a conn of another thread must not be touched), and
+ * that is how the callback tells; new_conn and the identity
+ * (vigil_conn_identity(new_conn)) are known either way. The holder may
+ * change while the callback runs (it may close on its own worker, or be
+ * displaced by yet another claim), so the answer is checked against the
+ * directory afterwards: it applies only if the same holder is still live;
+ * if the identity became free, the claim simply succeeds; if another conn
+ * holds it now, the callback is asked again about that one (at most 8
+ * times in all, after which the claim is refused).
+ */
 typedef int (*vigil_takeover_cb)(vigil_hub *hub, vigil_conn *old_conn,
                                  vigil_conn *new_conn, void *user_data);
 
@@ -606,7 +640,14 @@ typedef struct vigil_stats {
   uint64_t bytes_in;
   uint64_t bytes_out;
   uint64_t accept_paused; /* times accepting was paused */
-  uint64_t takeovers;
+  uint64_t takeovers;     /* conns of this hub displaced by a newer claim
+                             of their identity (closed with reason
+                             takeover): the sum of takeovers_by_scope */
+  uint64_t takeovers_by_scope[VIGIL_SCOPE_CAPACITY]; /* by where the
+                             claim was made: [VIGIL_SCOPE_HUB] on this
+                             hub, [VIGIL_SCOPE_WORKER] on another worker
+                             of the group (entries past VIGIL_SCOPE__COUNT
+                             are 0) */
 } vigil_stats;
 
 VIGIL_EXPORT void vigil_hub_stats(vigil_hub *hub, vigil_stats *out);
@@ -738,7 +779,11 @@ VIGIL_EXPORT int vigil_conn_ping_received(vigil_conn *c);
  * (NULL, empty or over 65535 bytes), VIGIL_ECLOSED (the conn is closing or
  * its peer already sent FIN: a leaving conn never displaces a live one)
  * and VIGIL_ENOMEM. Under NEWEST_WINS the displaced conn is closed before
- * this returns. Any bytes are allowed; the identity is kept
+ * this returns when it lives on the same hub; in a group (vigil/group.h)
+ * a holder on another worker is closed by that worker right after (its
+ * mailbox), and only if it still holds the identity at the epoch this
+ * claim displaced. Identities, flapping and bans are group-wide. Any
+ * bytes are allowed; the identity is kept
  * NUL-terminated, so text views (vigil_conn_identity, events) stop at an
  * embedded NUL and logs escape the rest. */
 VIGIL_EXPORT int vigil_conn_identify(vigil_conn *c, const void *id,
@@ -746,7 +791,8 @@ VIGIL_EXPORT int vigil_conn_identify(vigil_conn *c, const void *id,
 /* The identity this conn claimed (also when the claim was refused), or
  * NULL. */
 VIGIL_EXPORT const char *vigil_conn_identity(vigil_conn *c);
-/* The live conn holding an identity, or NULL. */
+/* The live conn of this hub holding an identity, or NULL (also when a
+ * conn of another worker of the group holds it). */
 VIGIL_EXPORT vigil_conn *vigil_hub_find_identity(vigil_hub *hub,
                                                  const void *id, size_t len);
 

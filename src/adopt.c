@@ -16,6 +16,7 @@
 #include "adopt.h"
 #include "conn.h"
 #include "conn_io.h"
+#include "fdset.h"
 #include "hub.h"
 #include "hub_conns.h"
 #include "policy_share.h"
@@ -92,6 +93,8 @@ static void start(vigil_hub *hub, vigil_conn *c, int fd,
   store_peer_addr(c, peer);
   vigil__wheel_node_init(&c->wnode);
   ev_io_init(&c->io, vigil__conn_io_cb, fd, 0);
+  /* The group's census counts it as a conn from now on, on any worker. */
+  if (hub->link) vigil__fdset_add(hub->link->conn_fds, fd);
   hub->stats.opened++;
   vigil__conn_update_io(c);
   vigil__conn_schedule(c);

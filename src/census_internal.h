@@ -97,6 +97,10 @@ int vigil__census_link_inode(const char *link, size_t len, uint64_t *inode);
 
 /* Adds the inode of every socket fd of this process to set. */
 int vigil__census_self_inodes(vigil__inode_set *set);
+/* Adds the inodes of this process's socket fds for which keep(fd, ctx)
+ * says 1, and sorts the set. */
+int vigil__census_fd_inodes(int (*keep)(int fd, void *ctx), void *ctx,
+                            vigil__inode_set *set);
 
 /* Fills owner_pid/owner_comm of the listed sockets in c by scanning
  * /proc/[pid]/fd; counts unreadable processes. */

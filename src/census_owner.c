@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,9 +65,20 @@ int vigil__census_link_inode(const char *link, size_t len, uint64_t *inode) {
   return 1;
 }
 
-/* Calls fn(inode, ctx) for every socket fd in the open fd directory dirfd
- * (consumed). Returns 0 or a negative value from fn. */
-static int for_each_socket_fd(int dirfd, int (*fn)(uint64_t, void *),
+/* An fd directory entry's name as an fd number; -1 if it is not one. */
+static int parse_fd(const char *name) {
+  long v = 0;
+  if (!*name) return -1;
+  for (const char *p = name; *p; p++) {
+    if (*p < '0' || *p > '9' || v > INT_MAX / 10) return -1;
+    v = v * 10 + (*p - '0');
+  }
+  return (int)v;
+}
+
+/* Calls fn(fd, inode, ctx) for every socket fd in the open fd directory
+ * dirfd (consumed). Returns 0 or a negative value from fn. */
+static int for_each_socket_fd(int dirfd, int (*fn)(int, uint64_t, void *),
                               void *ctx) {
   DIR *d = fdopendir(dirfd);
   if (!d) {
@@ -81,22 +93,37 @@ static int for_each_socket_fd(int dirfd, int (*fn)(uint64_t, void *),
     if (e->d_name[0] == '.') continue;
     ssize_t n = readlinkat(dirfd, e->d_name, link, sizeof link);
     if (n <= 0 || (size_t)n >= sizeof link) continue; /* closed meanwhile */
-    if (vigil__census_link_inode(link, (size_t)n, &inode)) rc = fn(inode, ctx);
+    if (vigil__census_link_inode(link, (size_t)n, &inode))
+      rc = fn(parse_fd(e->d_name), inode, ctx);
   }
   closedir(d);
   return rc;
 }
 
-static int add_to_set(uint64_t inode, void *ctx) {
-  return vigil__inode_set_add(ctx, inode);
+typedef struct fd_filter {
+  vigil__inode_set *set;
+  int (*keep)(int fd, void *ctx); /* NULL = every socket fd */
+  void *ctx;
+} fd_filter;
+
+static int add_to_set(int fd, uint64_t inode, void *arg) {
+  fd_filter *f = arg;
+  if (f->keep && (fd < 0 || !f->keep(fd, f->ctx))) return 0;
+  return vigil__inode_set_add(f->set, inode);
+}
+
+int vigil__census_fd_inodes(int (*keep)(int fd, void *ctx), void *ctx,
+                            vigil__inode_set *set) {
+  int fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return vigil__census_sys("open /proc/self/fd", errno);
+  fd_filter f = {set, keep, ctx};
+  int rc = for_each_socket_fd(fd, add_to_set, &f);
+  vigil__inode_set_sort(set);
+  return rc;
 }
 
 int vigil__census_self_inodes(vigil__inode_set *set) {
-  int fd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return vigil__census_sys("open /proc/self/fd", errno);
-  int rc = for_each_socket_fd(fd, add_to_set, set);
-  vigil__inode_set_sort(set);
-  return rc;
+  return vigil__census_fd_inodes(NULL, NULL, set);
 }
 
 /* Listed sockets sorted by inode, for the per-fd lookups of the scan. */
@@ -138,8 +165,9 @@ static void read_comm(owner_scan *scan) {
 }
 
 /* for_each_socket_fd callback: gives a listed socket its first owner. */
-static int scan_owner_fd(uint64_t inode, void *ctx) {
+static int scan_owner_fd(int fd, uint64_t inode, void *ctx) {
   owner_scan *scan = ctx;
+  (void)fd;
   owner_index key = {.inode = inode, .socket = 0};
   owner_index *hit = bsearch(&key, scan->idx, scan->n, sizeof key, cmp_index);
   if (!hit) return 0;

@@ -12,3 +12,9 @@ static uint64_t ms_of(clockid_t id) {
 uint64_t vigil__monotonic_ms(void) { return ms_of(CLOCK_MONOTONIC); }
 
 uint64_t vigil__wall_ms(void) { return ms_of(CLOCK_REALTIME); }
+
+uint64_t vigil__monotonic_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

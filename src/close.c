@@ -69,6 +69,10 @@
  *    RST when abort_dead is set: a FIN to a dead peer is never
  *    acknowledged and leaves an orphan FIN_WAIT1. Aborts (vigil_abort,
  *    output overflow, a host's failure) always RST and drop the queue.
+ *  - Leaving (-> CLOSE_WAIT, -> FLUSHING): a conn that holds an identity
+ *    tells the identity directory that it no longer stays (one locked
+ *    update, identified conns only), so a claim on any worker of the
+ *    group then takes the identity without a contest.
  *  - CLOSED (finish): the fd is closed (owned mode), the identity given
  *    back, the conn left the hub's live set and waits in the pending list
  *    for on_close, delivered from the hub's ev_prepare (never inside the
@@ -84,6 +88,7 @@
 #include "close.h"
 #include "conn.h"
 #include "event.h"
+#include "fdset.h"
 #include "hub.h"
 #include "hub_conns.h"
 #include "identity.h"
@@ -156,6 +161,9 @@ static void finish(vigil_conn *c, vigil__close_mode mode) {
     vigil__sock_set_abort_linger(c->io.fd);
   }
   vigil__outq_clear(&c->outq);
+  /* Out of the group's census before the number can be handed out
+   * again. */
+  if (hub->link) vigil__fdset_del(hub->link->conn_fds, c->io.fd);
   /* A watch-only host may still have its own watcher on this fd until it
    * sees on_close; closing now could let the number be reused under it.
    * Owned fds close at once so the peer sees FIN/RST without delay. */
@@ -177,6 +185,7 @@ static void finish(vigil_conn *c, vigil__close_mode mode) {
 static void begin_graceful(vigil_conn *c) {
   c->state = VIGIL_CONN_FLUSHING;
   c->t.state_since = c->hub->now_ms;
+  vigil__identity_leaving(c);
   if (c->outq.queued == 0) {
     vigil__conn_flushed(c);
     return;
@@ -275,6 +284,7 @@ void vigil__conn_peer_fin(vigil_conn *c) {
   }
   c->state = VIGIL_CONN_CLOSE_WAIT;
   c->t.state_since = c->hub->now_ms;
+  vigil__identity_leaving(c);
   vigil__conn_update_io(c);
   emit_simple(c, VIGIL_EV_PEER_FIN);
   if (c->state != VIGIL_CONN_CLOSE_WAIT) return;

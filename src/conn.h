@@ -71,7 +71,8 @@ struct vigil_conn {
 struct vigil__conn_ext {
   char *identity;        /* NUL-terminated copy; NULL = none */
   size_t identity_len;
-  uint64_t epoch;        /* identity index epoch (takeover guard) */
+  struct vigil__holder *holder; /* its hold on the identity (identity.c);
+                            NULL when it holds none */
   void *tls;             /* TLS state (tls_conn.c) */
   void *proto_state;     /* protocol state (the frame codec's) */
   const struct vigil__protocol *proto_state_of; /* whose free releases it:

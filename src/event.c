@@ -47,6 +47,7 @@ void vigil__event_init(vigil_event *ev, vigil_event_type type, vigil_hub *hub,
   ev->last_tx_ms = -1;
   ev->tls_resumed = -1;
   ev->worker = hub ? hub->worker_index : VIGIL_WORKER_NONE;
+  ev->other_worker = VIGIL_WORKER_NONE;
   if (!c) return;
   uint64_t now = hub->now_ms;
   ev->conn = c;

@@ -494,6 +494,11 @@ static void append_type_fields(vigil__out *o, const vigil_event *ev) {
     break;
   case VIGIL_EV_TAKEOVER:
     append_u64(o, KEY("other_conn"), ev->other_conn_id);
+    append_str(o, KEY("scope"), vigil_scope_name(ev->scope));
+    /* A worker index says something only across workers; within one hub
+     * it is the event's own worker. */
+    if (ev->scope == VIGIL_SCOPE_WORKER && ev->other_worker >= 0)
+      append_i64(o, KEY("other_worker"), ev->other_worker);
     break;
   case VIGIL_EV_FLAPPING:
   case VIGIL_EV_GHOSTS:

@@ -7,9 +7,14 @@
  *   group_worker.c   a worker thread's life: loop, hub, setup, stop,
  *                    exit
  *   group_stats.c    per-worker counters published for other threads
+ *   group_census.c   the census of every worker's ports and conns
  *   group_ref.c      the group's memory: references, who joins or
  *                    detaches each thread, destruction
  *   group_mailbox.c  a worker's inbox: a locked FIFO plus an ev_async
+ *
+ * The hubs of a group share one identity directory (dir_local.c, its own
+ * mutex), so claims and takeovers see every worker; an eviction for a conn
+ * of another worker travels through that worker's mailbox.
  *
  * Locks: group->lock guards every field marked [lock]; a mailbox's own
  * lock guards its queue. The order is group->lock, then a mailbox lock,
@@ -24,6 +29,10 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "ghost_census.h"
+#include "fdset.h"
+#include "histogram.h"
+#include "hub.h"
 #include "vigil.h"
 
 /* ---- group_mailbox.c ---- */
@@ -90,11 +99,40 @@ typedef struct vigil__stats_cell {
   vigil_stats v;
 } vigil__stats_cell;
 
+/* What a worker's metrics hold beyond vigil_stats, as other threads read
+ * them (vigil_group_metrics_write): only uint64_t counters. */
+typedef struct vigil__metrics_pub {
+  vigil__histogram takeover_latency[VIGIL_SCOPE__COUNT];
+  vigil__histogram dead_overshoot;
+} vigil__metrics_pub;
+
+typedef struct vigil__metrics_cell {
+  uint32_t seq;
+  vigil__metrics_pub v;
+} vigil__metrics_cell;
+
 /* Worker thread: publishes s if it differs from *last (then *last = s). */
 void vigil__stats_publish(vigil__stats_cell *cell, const vigil_stats *s,
                           vigil_stats *last);
 /* Any thread: a consistent copy of the cell. */
 void vigil__stats_read(const vigil__stats_cell *cell, vigil_stats *out);
+/* The same for the metrics cell (the worker publishes when its metrics'
+ * generation moved). */
+void vigil__metrics_publish(vigil__metrics_cell *cell,
+                            const vigil__metrics_pub *m);
+void vigil__metrics_read(const vigil__metrics_cell *cell,
+                         vigil__metrics_pub *out);
+
+/* ---- group_census.c ---- */
+
+typedef struct vigil__group_port_ref {
+  uint16_t port;
+  uint32_t refs; /* listeners bound to it, on any worker */
+} vigil__group_port_ref;
+
+/* The hub link's port callback: a worker bound (+1) or closed (-1) a
+ * listener on port. Any thread. */
+void vigil__group_port(void *group, uint16_t port, int delta);
 
 /* ---- the group ---- */
 
@@ -124,8 +162,10 @@ struct vigil_worker {
   ev_timer backstop;           /* [worker] host's own shutdown ran over */
   ev_prepare publish;          /* [worker] publishes stats each turn */
   vigil_stats published;       /* [worker] last values published */
+  uint64_t metrics_gen;        /* [worker] metrics generation published */
   vigil__mailbox mailbox;
   vigil__stats_cell stats;
+  vigil__metrics_cell metrics;
 };
 
 struct vigil_group {
@@ -144,6 +184,18 @@ struct vigil_group {
   vigil_group_options opts;    /* [const] opts.hub points at hub_opts */
   vigil_hub_options hub_opts;  /* [const] policy points at policy */
   vigil_policy policy;         /* [const] */
+  struct vigil__dir *dir;      /* [const] the identity directory the
+                                  workers' hubs share (its own lock) */
+  vigil__hub_link link;        /* [const] what every worker's hub shares */
+  vigil__fdset conn_fds;       /* [atomic] every worker's conn fds */
+  pthread_mutex_t ports_lock;
+  vigil__group_port_ref *ports;/* [ports_lock] listener ports */
+  size_t nports, cap_ports;    /* [ports_lock] */
+  vigil_hub_census_report census_last; /* [ports_lock] last group census */
+  uint64_t census_at_ms;       /* [ports_lock] CLOCK_MONOTONIC */
+  int has_census;              /* [ports_lock] */
+  pthread_mutex_t census_lock; /* one group census at a time */
+  vigil__census_memory census_memory; /* [census_lock] */
 };
 
 /* ---- group_ref.c ---- */
@@ -174,5 +226,9 @@ void vigil__group_set_current_worker(vigil_worker *w);
  * has run. Under no lock. Returns VIGIL_OK or the setup's / the thread's
  * error. */
 int vigil__worker_launch(vigil_worker *w);
+/* The group's half of its hubs' link (vigil__hub_link.post_evict): queues
+ * an eviction for a worker's hub. */
+int vigil__worker_post_evict(void *group, int32_t worker,
+                             struct vigil__evict_msg *m);
 
 #endif

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "directory.h"
 #include "group_internal.h"
 
 static __thread vigil_worker *current_worker;
@@ -37,6 +38,12 @@ static void destroy(vigil_group *g) {
     free(g->workers[i]);
   }
   free(g->workers);
+  if (g->dir) g->dir->ops->destroy(g->dir);
+  vigil__fdset_destroy(&g->conn_fds);
+  free(g->ports);
+  vigil__census_memory_free(&g->census_memory);
+  pthread_mutex_destroy(&g->census_lock);
+  pthread_mutex_destroy(&g->ports_lock);
   pthread_cond_destroy(&g->cond);
   pthread_mutex_destroy(&g->lock);
   free(g);
@@ -73,6 +80,9 @@ int vigil__group_alloc(const vigil_group_options *opts, vigil_group **out) {
     free(g);
     return VIGIL_ESYS;
   }
+  /* Default mutexes: their init cannot fail on Linux. */
+  pthread_mutex_init(&g->ports_lock, NULL);
+  pthread_mutex_init(&g->census_lock, NULL);
   g->refs = 1;
   g->state = VIGIL__G_NEW;
   g->opts = *opts;
@@ -86,7 +96,15 @@ int vigil__group_alloc(const vigil_group_options *opts, vigil_group **out) {
   }
   g->opts.hub = &g->hub_opts;
   g->nworkers = opts->workers;
-  int rc = alloc_workers(g);
+  g->dir = vigil__dir_local_new(1);
+  g->link.dir = g->dir;
+  g->link.conn_fds = &g->conn_fds;
+  g->link.group = g;
+  g->link.post_evict = vigil__worker_post_evict;
+  g->link.port = vigil__group_port;
+  int rc = g->dir && vigil__fdset_init(&g->conn_fds) == VIGIL_OK
+               ? alloc_workers(g)
+               : VIGIL_ENOMEM;
   if (rc != VIGIL_OK) {
     destroy(g);
     return rc;

@@ -42,15 +42,33 @@
 
 #include "group_internal.h"
 #include "hub.h"
+#include "takeover.h"
 
 /* ---- the hub's end ---- */
+
+/* Publishes the hub's histograms when they moved, then its counters. The
+ * order matters to readers on other threads: the two cells are separate, and
+ * a reader that sees a takeover counted must also see its latency observed
+ * (a scrape between the two stores would otherwise show a counter ahead of
+ * its histogram's _count). */
+static void publish(vigil_worker *w, vigil_hub *hub) {
+  if (hub->metrics.generation != w->metrics_gen) {
+    w->metrics_gen = hub->metrics.generation;
+    vigil__metrics_pub m;
+    memcpy(m.takeover_latency, hub->metrics.takeover_latency,
+           sizeof m.takeover_latency);
+    m.dead_overshoot = hub->metrics.dead_overshoot;
+    vigil__metrics_publish(&w->metrics, &m);
+  }
+  vigil_stats s;
+  vigil__hub_stats_get(hub, &s);
+  vigil__stats_publish(&w->stats, &s, &w->published);
+}
 
 /* From the end of the hub's destruction: its counters are final. */
 static void hub_destroyed(vigil_hub *hub) {
   vigil_worker *w = hub->worker;
-  vigil_stats s;
-  vigil__hub_stats_get(hub, &s);
-  vigil__stats_publish(&w->stats, &s, &w->published);
+  publish(w, hub);
   w->hub = NULL;
   ev_timer_stop(w->loop, &w->backstop);
   if (w->stopping) ev_break(w->loop, EVBREAK_ALL);
@@ -106,10 +124,22 @@ static void publish_cb(struct ev_loop *loop, ev_prepare *p, int revents) {
   vigil_worker *w = vigil__container_of(p, vigil_worker, publish);
   (void)loop;
   (void)revents;
-  if (!w->hub) return;
-  vigil_stats s;
-  vigil__hub_stats_get(w->hub, &s);
-  vigil__stats_publish(&w->stats, &s, &w->published);
+  if (w->hub) publish(w, w->hub);
+}
+
+/* ---- evictions from other workers ---- */
+
+/* A message accepted by the mailbox runs exactly once, also after the
+ * hub is gone (then it only drops its holder reference). */
+static void evict_run(vigil_worker *w, void *arg) {
+  vigil__takeover_deliver_posted(w->hub, arg);
+}
+
+int vigil__worker_post_evict(void *group, int32_t worker,
+                             struct vigil__evict_msg *m) {
+  vigil_group *g = group;
+  if (worker < 0 || (uint32_t)worker >= g->nworkers) return VIGIL_EINVAL;
+  return vigil__mailbox_post(&g->workers[worker]->mailbox, evict_run, m);
 }
 
 /* ---- the thread ---- */
@@ -128,7 +158,8 @@ static int worker_open(vigil_worker *w) {
   ev_unref(w->loop);
   int rc = vigil_hub_new(w->loop, &g->hub_opts, &w->hub);
   if (rc != VIGIL_OK) return rc;
-  vigil__hub_set_worker(w->hub, w, (int32_t)w->index, hub_destroyed);
+  vigil__hub_set_worker(w->hub, w, (int32_t)w->index, &g->link,
+                        hub_destroyed);
   return VIGIL_OK;
 }
 

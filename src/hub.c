@@ -65,6 +65,7 @@ void vigil__hub_leave(vigil_hub *hub) {
 }
 
 void vigil__hub_own(vigil_hub *hub, vigil__owned *o) {
+  if (hub->link && o->port) hub->link->port(hub->link->group, o->port, 1);
   o->prev = NULL;
   o->next = hub->owned;
   if (hub->owned) hub->owned->prev = o;
@@ -72,6 +73,7 @@ void vigil__hub_own(vigil_hub *hub, vigil__owned *o) {
 }
 
 void vigil__hub_disown(vigil_hub *hub, vigil__owned *o) {
+  if (hub->link && o->port) hub->link->port(hub->link->group, o->port, -1);
   if (o->prev)
     o->prev->next = o->next;
   else if (hub->owned == o)
@@ -207,9 +209,11 @@ struct ev_loop *vigil_hub_loop(vigil_hub *hub) { return hub->loop; }
 const vigil_policy *vigil_hub_policy(vigil_hub *hub) { return hub->policy; }
 
 void vigil__hub_set_worker(vigil_hub *hub, vigil_worker *w, int32_t index,
+                           const vigil__hub_link *link,
                            void (*on_destroyed)(vigil_hub *hub)) {
   hub->worker = w;
   hub->worker_index = index;
+  hub->link = link;
   hub->on_destroyed = on_destroyed;
 }
 

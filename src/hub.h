@@ -57,6 +57,24 @@ struct vigil__owned {
   void (*release)(vigil__owned *o);
 };
 
+struct vigil__dir;
+struct vigil__evict_msg;
+struct vigil__fdset;
+
+/* What a hub of a group shares with the other hubs (group_worker.c makes
+ * it; NULL outside a group). Everything here is safe from any thread. */
+typedef struct vigil__hub_link {
+  struct vigil__dir *dir;        /* the group's identity directory */
+  struct vigil__fdset *conn_fds; /* the fds of every worker's conns */
+  void *group;
+  /* Queues m for worker `worker`'s hub (its mailbox): VIGIL_OK, or an
+   * error and m is still the caller's. */
+  int (*post_evict)(void *group, int32_t worker,
+                    struct vigil__evict_msg *m);
+  /* A listener of this hub bound port (delta +1) or closed (-1). */
+  void (*port)(void *group, uint16_t port, int delta);
+} vigil__hub_link;
+
 typedef struct vigil__hookset {
   struct vigil__hookset *next;
   vigil__hooks hooks;
@@ -93,8 +111,9 @@ struct vigil_hub {
   uint64_t shutdown_deadline;  /* hub clock ms */
   vigil_shutdown_cb shutdown_done;
   void *shutdown_data;
-  /* identity index (identity.c) */
-  void *identities;
+  /* identity directory of a hub alone (identity.c); a group's hubs use
+   * link->dir */
+  struct vigil__dir *own_dir;
   /* census (hub_census.c) */
   ev_timer census_timer;
   void *census_state;          /* CLOSE_WAIT first-seen table */
@@ -107,6 +126,7 @@ struct vigil_hub {
   /* group membership (group_worker.c) */
   int32_t worker_index;        /* stamped on events; -1 outside a group */
   vigil_worker *worker;        /* NULL outside a group */
+  const vigil__hub_link *link; /* NULL outside a group */
   void (*on_destroyed)(vigil_hub *hub); /* last act of hub_destroy: the
                                  counters are final; runs no host code */
 };
@@ -141,9 +161,12 @@ void vigil__hub_release(vigil_hub *hub, vigil__owned *o);
 void vigil__hub_run_due(vigil_hub *hub);
 /* Delivers on_close for every queued conn, then frees it. */
 void vigil__hub_deliver_closed(vigil_hub *hub);
-/* Makes hub worker `index` of a group: events carry the index, and
- * on_destroyed runs at the end of the hub's destruction. */
+/* Makes hub worker `index` of a group: events carry the index, the hub
+ * shares what link names with the group's other hubs, and on_destroyed
+ * runs at the end of the hub's destruction. Before any conn or listener
+ * exists. */
 void vigil__hub_set_worker(vigil_hub *hub, vigil_worker *w, int32_t index,
+                           const vigil__hub_link *link,
                            void (*on_destroyed)(vigil_hub *hub));
 /* The hub's counters now (vigil_hub_stats). */
 static inline void vigil__hub_stats_get(const vigil_hub *hub,

@@ -2,7 +2,15 @@
 #ifndef VIGIL_HUB_CENSUS_H
 #define VIGIL_HUB_CENSUS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "vigil.h"
+
+/* The local port of a socket fd, or 0. */
+uint16_t vigil__local_port(int fd);
+/* Sorts v[0..n), drops zeros and repeats; returns how many are left. */
+size_t vigil__ports_unique(uint16_t *v, size_t n);
 
 /* One periodic census (the hub's census timer, census_interval_ms):
  * takes it (the metrics keep it) and, for an event sink, emits "census",

@@ -11,8 +11,10 @@ void vigil__metrics_snapshot_take(vigil_hub *hub,
   const vigil__metrics *m = &hub->metrics;
   memset(out, 0, sizeof *out);
   vigil__hub_stats_get(hub, &out->stats);
-  out->takeovers[VIGIL__SCOPE_HUB] = out->stats.takeovers;
-  out->takeover_latency[VIGIL__SCOPE_HUB] = m->takeover_latency;
+  for (int k = 0; k < VIGIL_SCOPE__COUNT; k++) {
+    out->takeovers[k] = out->stats.takeovers_by_scope[k];
+    out->takeover_latency[k] = m->takeover_latency[k];
+  }
   out->dead_overshoot = m->dead_overshoot;
   out->has_census = m->has_census;
   if (m->has_census) {

@@ -21,15 +21,6 @@
 #include "histogram.h"
 #include "vigil.h"
 
-/* Where a takeover's two conns lived: the scope label of
- * vigil_takeovers_total and vigil_takeover_latency_seconds. */
-typedef enum vigil__takeover_scope {
-  VIGIL__SCOPE_HUB = 0,     /* both on one hub */
-  VIGIL__SCOPE_WORKER = 1,  /* two hubs of one group (not built yet) */
-  VIGIL__SCOPE_CLUSTER = 2, /* two nodes (not built yet) */
-  VIGIL__SCOPE__COUNT
-} vigil__takeover_scope;
-
 /* Bucket layouts (metrics_hooks.c). */
 extern const vigil__hist_spec vigil__overshoot_spec;
 extern const vigil__hist_spec vigil__takeover_spec;
@@ -37,23 +28,28 @@ extern const vigil__hist_spec vigil__takeover_spec;
 /* What a hub measures beyond vigil_stats; zero at hub creation. */
 typedef struct vigil__metrics {
   vigil__histogram dead_overshoot;   /* vigil__overshoot_spec */
-  vigil__histogram takeover_latency; /* vigil__takeover_spec, scope hub */
-  uint64_t claim_started_us;         /* running identity claim; 0 = none */
+  /* vigil__takeover_spec, by vigil_takeover_scope of the claim */
+  vigil__histogram takeover_latency[VIGIL_SCOPE__COUNT];
   vigil_hub_census_report census;    /* last successful census */
   uint64_t census_at_ms;             /* hub clock, with has_census */
   int has_census;
+  uint64_t generation;               /* moves with every histogram
+                                        observation (a group publishes
+                                        the histograms when it moved) */
 } vigil__metrics;
 
 /* Everything one exposition of one hub shows. */
 typedef struct vigil__metrics_snapshot {
   vigil_stats stats; /* stats.open filled in */
-  uint64_t takeovers[VIGIL__SCOPE__COUNT];
-  vigil__histogram takeover_latency[VIGIL__SCOPE__COUNT];
+  uint64_t takeovers[VIGIL_SCOPE__COUNT];
+  vigil__histogram takeover_latency[VIGIL_SCOPE__COUNT];
   vigil__histogram dead_overshoot;
   int has_census;                 /* 0: the census series are left out */
   uint64_t census_age_ms;
   vigil_hub_census_report census;
   int directory_up;               /* 0/1; -1 = no cluster backend, left out */
+  int census_only;                /* a group's census: only the census
+                                     families show this snapshot */
 } vigil__metrics_snapshot;
 
 /* One hub's snapshot in an exposition; worker < 0 = no worker label. */
@@ -66,13 +62,11 @@ typedef struct vigil__metrics_series {
 /* close.c, heartbeat dead close: how long after last_rx + dead_after
  * the conn is being closed. */
 void vigil__metrics_observe_dead(vigil_conn *c);
-/* takeover.c, vigil__identify: a claim starts. Returns the start of
- * an enclosing claim (a claim made from on_takeover) to give back to
- * vigil__metrics_claim_end. */
-uint64_t vigil__metrics_claim_begin(vigil_hub *hub);
-void vigil__metrics_claim_end(vigil_hub *hub, uint64_t outer);
-/* takeover.c, take_over: the displaced conn was just reset. */
-void vigil__metrics_observe_takeover(vigil_hub *hub);
+/* takeover.c, vigil__takeover_evict: a conn of hub displaced by a claim
+ * of `scope` that began at claim_us (CLOCK_MONOTONIC) was just reset. */
+void vigil__metrics_observe_takeover(vigil_hub *hub,
+                                     vigil_takeover_scope scope,
+                                     uint64_t claim_us);
 /* hub_census.c, vigil_hub_census: keeps a successful report, taken at
  * hub clock `now`. */
 void vigil__metrics_census_done(vigil_hub *hub, int rc,

@@ -13,8 +13,7 @@
  * seconds (EMQX budgets 15 s for a cluster takeover): the buckets span
  * 10 us to 10 s.
  */
-#include <time.h>
-
+#include "clock.h"
 #include "conn.h"
 #include "hub.h"
 
@@ -35,39 +34,26 @@ const vigil__hist_spec vigil__takeover_spec = {
     takeover_bounds_us,
     sizeof takeover_bounds_us / sizeof takeover_bounds_us[0]};
 
-/* Microseconds of CLOCK_MONOTONIC. Takeover latency needs a finer clock
- * than the hub's (milliseconds, and fake in tests); it is only ever
- * subtracted from itself. */
-static uint64_t monotonic_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 void vigil__metrics_observe_dead(vigil_conn *c) {
   vigil_hub *hub = c->hub;
   uint64_t bound = c->t.last_rx + c->policy->dead_after_ms;
   uint64_t over_ms = hub->now_ms > bound ? hub->now_ms - bound : 0;
   vigil__hist_observe(&hub->metrics.dead_overshoot, &vigil__overshoot_spec,
                       over_ms * 1000u);
+  hub->metrics.generation++;
 }
 
-uint64_t vigil__metrics_claim_begin(vigil_hub *hub) {
-  uint64_t outer = hub->metrics.claim_started_us;
-  hub->metrics.claim_started_us = monotonic_us();
-  return outer;
-}
-
-void vigil__metrics_claim_end(vigil_hub *hub, uint64_t outer) {
-  hub->metrics.claim_started_us = outer;
-}
-
-void vigil__metrics_observe_takeover(vigil_hub *hub) {
-  uint64_t start = hub->metrics.claim_started_us;
-  if (start == 0) return; /* not inside a claim: nothing to measure from */
-  uint64_t now = monotonic_us();
-  vigil__hist_observe(&hub->metrics.takeover_latency, &vigil__takeover_spec,
-                      now > start ? now - start : 0);
+/* Takeover latency needs a finer clock than the hub's (milliseconds, and
+ * fake in tests), and one that two threads share: CLOCK_MONOTONIC. */
+void vigil__metrics_observe_takeover(vigil_hub *hub,
+                                     vigil_takeover_scope scope,
+                                     uint64_t claim_us) {
+  if ((unsigned)scope >= VIGIL_SCOPE__COUNT) return;
+  uint64_t now = vigil__monotonic_us();
+  vigil__hist_observe(&hub->metrics.takeover_latency[scope],
+                      &vigil__takeover_spec,
+                      now > claim_us ? now - claim_us : 0);
+  hub->metrics.generation++;
 }
 
 void vigil__metrics_census_done(vigil_hub *hub, int rc,

@@ -162,12 +162,6 @@ static void histogram(out *o, const char *name, int worker, const char *key,
 
 typedef const vigil__metrics_snapshot snapshot;
 
-static const char *const scope_names[VIGIL__SCOPE__COUNT] = {
-    [VIGIL__SCOPE_HUB] = "hub",
-    [VIGIL__SCOPE_WORKER] = "worker",
-    [VIGIL__SCOPE_CLUSTER] = "cluster",
-};
-
 static void build_info(out *o, const char *name, int w, snapshot *s) {
   (void)s;
   sample(o, name, w, "version", vigil_version_string(), 1);
@@ -188,16 +182,18 @@ static void conns_closed(out *o, const char *name, int w, snapshot *s) {
 }
 
 static void takeovers(out *o, const char *name, int w, snapshot *s) {
-  for (int k = 0; k < VIGIL__SCOPE__COUNT; k++)
-    sample(o, name, w, "scope", scope_names[k], s->takeovers[k]);
+  for (int k = 0; k < VIGIL_SCOPE__COUNT; k++)
+    sample(o, name, w, "scope", vigil_scope_name((vigil_takeover_scope)k),
+           s->takeovers[k]);
 }
 
 /* The hub scope always; the others once they have happened. */
 static void takeover_latency(out *o, const char *name, int w, snapshot *s) {
-  for (int k = 0; k < VIGIL__SCOPE__COUNT; k++)
-    if (k == VIGIL__SCOPE_HUB || s->takeover_latency[k].count > 0)
-      histogram(o, name, w, "scope", scope_names[k], &s->takeover_latency[k],
-                &vigil__takeover_spec);
+  for (int k = 0; k < VIGIL_SCOPE__COUNT; k++)
+    if (k == VIGIL_SCOPE_HUB || s->takeover_latency[k].count > 0)
+      histogram(o, name, w, "scope",
+                vigil_scope_name((vigil_takeover_scope)k),
+                &s->takeover_latency[k], &vigil__takeover_spec);
 }
 
 static void overshoot(out *o, const char *name, int w, snapshot *s) {
@@ -311,10 +307,16 @@ static const family families[] = {
      directory_up, has_directory},
 };
 
+/* A family shows a snapshot when its predicate says so; a census-only
+ * snapshot (a group's census) shows in the census families alone. */
+static int shows(const family *f, snapshot *s) {
+  return f->shown ? f->shown(s) : !s->census_only;
+}
+
 static void render_family(out *o, const family *f,
                           const vigil__metrics_series *v, size_t n) {
   size_t shown = 0;
-  for (size_t i = 0; i < n; i++) shown += !f->shown || f->shown(v[i].snap);
+  for (size_t i = 0; i < n; i++) shown += shows(f, v[i].snap);
   if (shown == 0) return;
   put_str(o, "# HELP ");
   put_str(o, f->name);
@@ -326,8 +328,7 @@ static void render_family(out *o, const family *f,
   put_str(o, f->type);
   put(o, "\n", 1);
   for (size_t i = 0; i < n; i++)
-    if (!f->shown || f->shown(v[i].snap))
-      f->samples(o, f->name, v[i].worker, v[i].snap);
+    if (shows(f, v[i].snap)) f->samples(o, f->name, v[i].worker, v[i].snap);
 }
 
 int vigil__metrics_render(const vigil__metrics_series *v, size_t n, char *buf,

@@ -72,6 +72,12 @@ static const char *const idle_kind_names[] = {
     [VIGIL_IDLE_ALL] = "all",
 };
 
+static const char *const scope_names[VIGIL_SCOPE__COUNT] = {
+    [VIGIL_SCOPE_HUB] = "hub",
+    [VIGIL_SCOPE_WORKER] = "worker",
+    [VIGIL_SCOPE_CLUSTER] = "cluster",
+};
+
 /* Entry v of a name table, or "unknown" when v is outside it or unnamed.
  * The value is taken as long long so a negative enum value (an enum may be
  * signed) is rejected instead of wrapping into range. */
@@ -97,4 +103,8 @@ const char *vigil_conn_state_name(vigil_conn_state s) {
 const char *vigil_idle_kind_name(vigil_idle_kind k) {
   return lookup(idle_kind_names, VIGIL__ARRAY_LEN(idle_kind_names),
                 (long long)k);
+}
+
+const char *vigil_scope_name(vigil_takeover_scope s) {
+  return lookup(scope_names, VIGIL__ARRAY_LEN(scope_names), (long long)s);
 }

@@ -5,188 +5,163 @@
  * connection while the server still holds the old one as ESTABLISHED: the
  * old peer is gone but nothing told the server. Claiming an identity on the
  * new connection ends that ghost at once instead of after dead_after or the
- * kernel timeouts (MQTT-3.1.4-2 does the same for client ids).
+ * kernel timeouts (MQTT-3.1.4-2 does the same for client ids). In a group,
+ * the kernel puts the reconnecting device on any worker, so the ghost is as
+ * likely to live on another worker: the directory is the group's, and the
+ * eviction travels to the ghost's worker.
  *
- * A claim on an identity whose holder is live (HANDSHAKE or OPEN) is
- * contested and the policy decides:
+ * A claim (this file's state machine):
  *
- *   NEWEST_WINS  holder closes now with reason takeover (RST under
- *                abort_dead: the displaced peer is presumed dead), event
- *                "takeover" names both conns;
- *   OLDEST_WINS  the claimant closes gracefully with takeover_rejected;
- *   ASK          the hub's on_takeover callback decides (newest wins when
- *                there is no callback).
+ *   identify(c, id)
+ *     | c's certificate names another identity -> REFUSED
+ *     | c holds an identity already: only the proof rule is checked, then
+ *     |   EEXIST
+ *     v
+ *   JUDGE: the directory runs the rules (takeover_rules.c) under its
+ *     |    lock and applies the verdict <--------------------------------+
+ *     |-- INSTALL: c holds id (a leaving holder just lost it) -> OK      |
+ *     |-- EVICT: c holds id; event "takeover"; the displaced holder is   |
+ *     |          closed by its own hub: this one at once, another        |
+ *     |          worker's through that worker's mailbox -> OK            |
+ *     |-- REFUSE: c closes gracefully (takeover_rejected, banned),       |
+ *     |           so output it queued before the claim still goes out    |
+ *     |-- PAUSE: host code must run unlocked: the "flapping" event, or   |
+ *     |          the ASK callback; if c closed meanwhile -> ECLOSED,     |
+ *     |          else judge again with what the host said ---------------+
  *
- * A holder that is already leaving (peer FIN seen, or closing) is not a
- * contest: the identity simply moves to the claimant.
- *
- * Flapping: contested claims are counted per identity in a sliding window
- * of 16 slices (a claim counts for between 15/16 of flap_window and the
- * whole window, never longer). More than flap_max of them raise
- * "flapping"; with flap_ban_ms the claim that crossed the line and every
- * claim until the ban ends are refused with identity_banned. A ban refuses
- * claims; it does not close the current holder.
- *
- * The index itself (hashing, epochs, memory) is identity.c.
+ * Fencing. An eviction names the holder it displaced and that holder's
+ * epoch. The holder's hub closes the conn only if the conn still holds the
+ * identity through that very holder at that epoch, and still stays (a conn
+ * already leaving finishes its own close): a late message, or a repeated
+ * one, never closes a successor. Every displaced conn is closed by
+ * vigil__takeover_evict, whatever the scope.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "close.h"
 #include "conn.h"
 #include "event.h"
 #include "hub.h"
 #include "identity.h"
 #include "takeover.h"
+#include "takeover_rules.h"
 #include "transport.h"
 
-/* ---- flapping ---- */
-
-/* Records one contested claim at `now` and returns how many fall inside
- * the window. Slices older than the window are cleared as time moves. */
-static uint32_t flap_record(vigil__id_entry *e, const vigil_policy *p, uint64_t now) {
-  uint32_t n = p->flap_window_ms < VIGIL__FLAP_SLICES ? p->flap_window_ms
-                                               : VIGIL__FLAP_SLICES;
-  uint32_t width = p->flap_window_ms / n;
-  if (width != e->slice_ms) { /* policy changed: start over */
-    memset(e->slices, 0, sizeof e->slices);
-    e->slice_ms = width;
-    e->slice_head = now / width;
-  }
-  uint64_t k = now / width;
-  if (k - e->slice_head >= n) {
-    memset(e->slices, 0, sizeof e->slices);
-  } else {
-    for (uint64_t s = e->slice_head + 1; s <= k; s++) e->slices[s % n] = 0;
-  }
-  e->slice_head = k;
-  e->slices[k % n]++;
-  uint32_t sum = 0;
-  for (uint32_t i = 0; i < n; i++) sum += e->slices[i];
-  return sum;
-}
-
-/* ---- claims ---- */
-
-/* Live and staying: a contest is only against such a holder. */
+/* Live and staying: only such a conn may claim or be evicted. */
 static int staying(const vigil_conn *c) {
   return c->state == VIGIL_CONN_HANDSHAKE || c->state == VIGIL_CONN_OPEN;
 }
 
-static void emit(vigil_hub *hub, vigil_event_type type, vigil_conn *c,
-                 uint64_t other, uint32_t count) {
-  if (!vigil__hub_wants_events(hub)) return;
-  vigil_event ev;
-  vigil__event_init(&ev, type, hub, c);
-  ev.other_conn_id = other;
-  ev.count = count;
-  vigil__event_send(hub, &ev);
-}
-
-/* Moves e from its live holder to c and closes the holder. */
-static void take_over(vigil_hub *hub, vigil__id_entry *e, vigil_conn *c) {
-  vigil_conn *old = e->conn;
-  vigil__identity_install(hub, e, c);
-  hub->stats.takeovers++;
-  emit(hub, VIGIL_EV_TAKEOVER, c, old->id, 0);
-  /* The old peer is presumed gone (rebooted device): RST under abort_dead
-   * so no FIN_WAIT1 orphan retransmits to it. */
-  vigil__conn_close(old, VIGIL_REASON_TAKEOVER, VIGIL__CLOSE_DEAD);
-  vigil__metrics_observe_takeover(hub);
+/* Did the host close c (or free its hub) from a callback we just made? */
+static int claimant_gone(const vigil_hub *hub, const vigil_conn *c) {
+  return hub->free_requested || !staying(c);
 }
 
 /* Refuses c's claim: it closes gracefully, so output it queued before
  * the claim still reaches the peer. */
-static int refuse(vigil_conn *c, vigil_reason reason, int rc) {
+static int refuse(vigil_conn *c, vigil_reason reason, int rc,
+                  const char *detail) {
+  if (detail) {
+    vigil__conn_ext *x = vigil__conn_ext_get(c);
+    if (x && !x->detail) x->detail = detail;
+  }
   vigil__conn_close(c, reason, VIGIL__CLOSE_GRACEFUL);
   return rc;
 }
 
-/* Is c's claim on e contested by another live, staying holder? */
-static int contested(const vigil__id_entry *e, const vigil_conn *c) {
-  return e->conn && e->conn != c && staying(e->conn);
+/* ---- events ---- */
+
+static void emit_flapping(vigil_hub *hub, vigil_conn *c,
+                          const vigil__holder *holder, uint32_t count) {
+  if (!vigil__hub_wants_events(hub)) return;
+  vigil_event ev;
+  vigil__event_init(&ev, VIGIL_EV_FLAPPING, hub, c);
+  ev.other_conn_id = holder ? holder->conn_id : 0;
+  ev.count = count;
+  vigil__event_send(hub, &ev);
 }
 
-/* Did the host close c from a callback we just made? */
-static int claimant_gone(const vigil_hub *hub, const vigil_conn *c) {
-  return hub->free_requested || c->state == VIGIL_CONN_CLOSED ||
-         vigil__closing(c) || c->state == VIGIL_CONN_CLOSE_WAIT;
+static void emit_takeover(vigil_hub *hub, vigil_conn *c,
+                          const vigil__holder *old) {
+  if (!vigil__hub_wants_events(hub)) return;
+  vigil_event ev;
+  vigil__event_init(&ev, VIGIL_EV_TAKEOVER, hub, c);
+  ev.other_conn_id = old->conn_id;
+  ev.scope = old->hub == hub ? VIGIL_SCOPE_HUB : VIGIL_SCOPE_WORKER;
+  ev.other_worker = old->worker;
+  vigil__event_send(hub, &ev);
 }
 
-/* Counts a contested claim; reports and, with a ban, refuses the claim
- * that crosses flap_max. Returns VIGIL_OK to go on with the contest.
- * e is pinned while the event runs: the host may close either conn. */
-static int check_flapping(vigil_hub *hub, vigil__id_entry *e, vigil_conn *c,
-                          uint64_t now) {
-  const vigil_policy *p = c->policy;
-  uint32_t n = flap_record(e, p, now);
-  if (n <= p->flap_max) {
-    e->flapping = 0;
-    return VIGIL_OK;
-  }
-  if (!e->flapping) {
-    e->flapping = 1;
-    e->pinned = 1;
-    emit(hub, VIGIL_EV_FLAPPING, c, e->conn->id, n);
-    e->pinned = 0;
-  }
-  if (p->flap_ban_ms > 0) {
-    e->ban_until = now + p->flap_ban_ms;
-    if (claimant_gone(hub, c)) return VIGIL_ECLOSED;
-    return refuse(c, VIGIL_REASON_IDENTITY_BANNED, VIGIL_EBANNED);
-  }
-  if (claimant_gone(hub, c)) {
-    vigil__identity_drop_idle(hub, e, now);
-    return VIGIL_ECLOSED;
-  }
-  return VIGIL_OK;
+/* ---- eviction ---- */
+
+int vigil__takeover_fenced_in(const vigil__evict_msg *m, const vigil_conn *c) {
+  return c && c->ext && c->ext->holder == m->holder &&
+         m->holder->epoch == m->holder_epoch &&
+         m->holder_epoch < m->fence_epoch && staying(c);
 }
 
-/* ASK mode: 1 if the claimant should win. Pins e across the callback,
- * which may close either conn or claim other identities. */
-static int ask_host(vigil_hub *hub, vigil__id_entry *e, vigil_conn *c) {
-  if (!hub->opts.on_takeover) return 1;
-  e->pinned = 1;
-  int win = hub->opts.on_takeover(hub, e->conn, c, hub->opts.takeover_data);
-  e->pinned = 0;
-  return win != 0;
+void vigil__takeover_evict(vigil_conn *old, vigil_takeover_scope scope,
+                           uint64_t claim_us) {
+  vigil_hub *hub = old->hub;
+  hub->stats.takeovers++;
+  hub->stats.takeovers_by_scope[scope]++;
+  /* The old peer is presumed gone (a rebooted device): RST under
+   * abort_dead, so no FIN_WAIT1 orphan retransmits to it. */
+  vigil__conn_close(old, VIGIL_REASON_TAKEOVER, VIGIL__CLOSE_DEAD);
+  vigil__metrics_observe_takeover(hub, scope, claim_us);
 }
 
-/* Resolves a claim by c on entry e (exists, not banned). */
-static int resolve(vigil_hub *hub, vigil__id_entry *e, vigil_conn *c,
-                   uint64_t now) {
-  const vigil_policy *p = c->policy;
-  if (contested(e, c) && p->flap_max > 0) {
-    int rc = check_flapping(hub, e, c, now);
-    if (rc != VIGIL_OK) return rc;
-  }
-  if (!contested(e, c)) {
-    vigil__identity_install(hub, e, c);
-    return VIGIL_OK;
-  }
-  int new_wins = 1;
-  if (p->takeover == VIGIL_TAKEOVER_OLDEST_WINS) {
-    new_wins = 0;
-  } else if (p->takeover == VIGIL_TAKEOVER_ASK) {
-    new_wins = ask_host(hub, e, c);
-    if (claimant_gone(hub, c)) {
-      vigil__identity_drop_idle(hub, e, now);
-      return VIGIL_ECLOSED;
-    }
-    /* The callback may have closed the holder: re-judge the contest. */
-    if (!contested(e, c)) {
-      vigil__identity_install(hub, e, c);
-      return VIGIL_OK;
-    }
-  }
-  if (!new_wins)
-    return refuse(c, VIGIL_REASON_TAKEOVER_REJECTED, VIGIL_EREJECTED);
-  take_over(hub, e, c);
-  return VIGIL_OK;
+void vigil__takeover_deliver(vigil_hub *hub, vigil__evict_msg *m) {
+  vigil_conn *c = m->holder->conn; /* hub's thread: its own holder */
+  if (c && c->hub == hub && vigil__takeover_fenced_in(m, c))
+    vigil__takeover_evict(c, m->scope, m->claim_us);
+  vigil__holder_unref(m->holder);
+  m->holder = NULL;
 }
+
+void vigil__takeover_deliver_posted(vigil_hub *hub, vigil__evict_msg *m) {
+  if (hub) {
+    vigil__hub_enter_loop(hub);
+    vigil__takeover_deliver(hub, m);
+    vigil__hub_leave(hub);
+  } else {
+    vigil__holder_unref(m->holder); /* the worker's hub and conns are gone */
+  }
+  free(m);
+}
+
+/* Sends the eviction of `old`, displaced by the claim at fence_epoch, to
+ * old's hub: this hub's at once, another worker's through its mailbox.
+ * Takes old's reference. */
+static void evict_displaced(vigil_hub *hub, uint64_t fence_epoch,
+                            vigil__holder *old, uint64_t claim_us) {
+  vigil__evict_msg m = {old, old->epoch, fence_epoch, claim_us,
+                        VIGIL_SCOPE_HUB};
+  if (old->hub == hub) {
+    vigil__takeover_deliver(hub, &m);
+    return;
+  }
+  m.scope = VIGIL_SCOPE_WORKER;
+  vigil__evict_msg *sent = malloc(sizeof *sent);
+  if (sent) {
+    *sent = m;
+    if (hub->link->post_evict(hub->link->group, old->worker, sent) ==
+        VIGIL_OK)
+      return;
+    free(sent);
+  }
+  /* ENOMEM, or that worker has exited (its conns went with its hub). The
+   * directory already moved the identity: the old conn, if any, ends by
+   * its own deadlines. */
+  vigil__holder_unref(old);
+}
+
+/* ---- the claim ---- */
 
 /* Stores the claimed identity on c (shown in its events even when the
- * claim is refused); epoch 0 until it holds the identity. */
+ * claim is refused, and making a nested claim from a callback EEXIST). */
 static int copy_to_conn(vigil_conn *c, const void *id, size_t len) {
   vigil__conn_ext *x = vigil__conn_ext_get(c);
   if (!x) return VIGIL_ENOMEM;
@@ -196,74 +171,149 @@ static int copy_to_conn(vigil_conn *c, const void *id, size_t len) {
   copy[len] = '\0';
   x->identity = copy;
   x->identity_len = len;
-  x->epoch = 0;
   return VIGIL_OK;
 }
 
-static int claim(vigil_hub *hub, vigil_conn *c, const void *id, size_t len) {
-  uint64_t now = vigil__hub_clock(hub);
-  vigil__id_entry *e = vigil__identity_entry(hub, id, len, now);
-  if (!e) return VIGIL_ENOMEM;
-  if (copy_to_conn(c, id, len) != VIGIL_OK) {
-    vigil__identity_drop_idle(hub, e, now);
-    return VIGIL_ENOMEM;
-  }
-  if (e->ban_until)
-    return refuse(c, VIGIL_REASON_IDENTITY_BANNED, VIGIL_EBANNED);
-  return resolve(hub, e, c, now);
+static vigil__holder *holder_new(vigil_hub *hub, vigil_conn *c, int proven) {
+  vigil__holder *h = calloc(1, sizeof *h);
+  if (!h) return NULL;
+  h->hub = hub;
+  h->worker = hub->worker_index;
+  h->conn_id = c->id;
+  h->conn = c;
+  h->staying = 1;
+  h->proven = (uint8_t)proven;
+  h->refs = 1; /* the conn's, once installed */
+  return h;
 }
 
-/* ---- certificate proof ---- */
+/* ASK: the host's answer about holder `other` goes into x. The holder
+ * keeps its reference (x->asked) so its address cannot be reused while
+ * the answer may still apply. */
+static void ask_host(vigil_hub *hub, vigil_conn *c, vigil__holder *other,
+                     vigil__claim_ctx *x) {
+  /* A holder on another worker is that worker's: the host gets NULL. */
+  vigil_conn *old = other->hub == hub ? other->conn : NULL;
+  x->answer =
+      hub->opts.on_takeover(hub, old, c, hub->opts.takeover_data) != 0;
+  x->asked = other;
+  x->asks++;
+}
 
-static const char NOT_PROVEN[] = "identity not proven by certificate";
+/* Judges c's claim until a verdict sticks; runs the host code pauses ask
+ * for. mine is c's future hold; it is freed unless installed. */
+static int judge_loop(vigil_hub *hub, vigil_conn *c, const void *id,
+                      size_t len, vigil__claim_ctx *x, vigil__holder *mine,
+                      uint64_t claim_us) {
+  vigil__dir *d = vigil__identity_dir(hub);
+  vigil__holder *asked = NULL; /* the holder x->asked names, referenced */
+  int rc;
+  for (;;) {
+    vigil__holder *other = NULL;
+    vigil__verdict v = d->ops->claim(d, id, len, vigil__hub_clock(hub),
+                                     vigil__takeover_judge, x, mine, &other);
+    if (v == VIGIL__V_INSTALL || v == VIGIL__V_EVICT) {
+      c->ext->holder = mine;
+      if (other) {
+        /* The event's sink may close c, and its hold with it. */
+        uint64_t fence = mine->epoch;
+        emit_takeover(hub, c, other);
+        evict_displaced(hub, fence, other, claim_us);
+      }
+      rc = VIGIL_OK;
+      break;
+    }
+    if (v != VIGIL__V_PAUSE) {
+      free(mine);
+      rc = v == VIGIL__V_NOMEM ? VIGIL_ENOMEM
+                               : refuse(c, x->reason, x->rc, x->detail);
+      break;
+    }
+    if (x->flap_count) {
+      emit_flapping(hub, c, other, x->flap_count);
+      vigil__holder_unref(other);
+    } else {
+      vigil__holder_unref(asked);
+      asked = other;
+      ask_host(hub, c, other, x);
+    }
+    if (claimant_gone(hub, c)) {
+      free(mine);
+      rc = VIGIL_ECLOSED;
+      break;
+    }
+    if (x->flap_refuse) {
+      free(mine);
+      rc = refuse(c, VIGIL_REASON_IDENTITY_BANNED, VIGIL_EBANNED, NULL);
+      break;
+    }
+  }
+  vigil__holder_unref(asked);
+  return rc;
+}
 
 static int proof_of(const vigil_conn *c, const void *id, size_t len) {
   return c->tp->proof ? c->tp->proof(c, id, len) : VIGIL__PROOF_NONE;
 }
 
-/* With identity_proof (vigil/tls.h), a certificate says who a peer is and
- * a claim in protocol data is only a claim:
- *  - a conn whose certificate proves an identity may claim only that one;
- *  - an identity held by a conn that proved it moves only to another conn
- *    that proves it too: a peer cannot kick a device off by naming it;
- *  - a conn that proves nothing claims like any plain TCP conn.
- * Returns VIGIL_OK, or VIGIL_EREJECTED after setting the close detail. */
-static int proof_check(vigil_conn *c, const void *id, size_t len) {
-  int mine = proof_of(c, id, len);
-  int kind = mine & VIGIL__PROOF_KIND;
-  if ((mine & VIGIL__PROOF_ENFORCED) && kind != VIGIL__PROOF_NONE) {
-    if (kind == VIGIL__PROOF_MATCH) return VIGIL_OK;
-  } else {
-    vigil_conn *holder = vigil__identity_holder(c->hub, id, len);
-    if (!holder || holder == c || !staying(holder)) return VIGIL_OK;
-    int theirs = proof_of(holder, id, len);
-    if (!(theirs & VIGIL__PROOF_ENFORCED) ||
-        (theirs & VIGIL__PROOF_KIND) != VIGIL__PROOF_MATCH ||
-        kind == VIGIL__PROOF_MATCH)
-      return VIGIL_OK;
-  }
-  vigil__conn_ext *x = vigil__conn_ext_get(c);
-  if (x && !x->detail) x->detail = NOT_PROVEN;
-  return VIGIL_EREJECTED;
+/* c already holds an identity: a second claim is EEXIST, unless it names
+ * an identity a certificate proves for another live holder (a spoof, which
+ * closes c). Claiming again what c's own certificate proves records the
+ * proof (a claim made before the TLS handshake finished). */
+static int claim_again(vigil_conn *c, const void *id, size_t len,
+                       int proof) {
+  vigil__conn_ext *x = c->ext;
+  int enforced_match = (proof & VIGIL__PROOF_ENFORCED) &&
+                       (proof & VIGIL__PROOF_KIND) == VIGIL__PROOF_MATCH;
+  if (enforced_match && x->identity_len == len &&
+      memcmp(x->identity, id, len) == 0)
+    vigil__identity_proven(c);
+  vigil__dir *d = vigil__identity_dir(c->hub);
+  if (!d) return VIGIL_ENOMEM;
+  vigil__claim_ctx probe;
+  vigil__claim_ctx_init(&probe, c->policy);
+  probe.probe = 1;
+  probe.self = x->holder;
+  probe.claimant_proven = (proof & VIGIL__PROOF_KIND) == VIGIL__PROOF_MATCH;
+  vigil__holder *other = NULL;
+  d->ops->claim(d, id, len, vigil__hub_clock(c->hub), vigil__takeover_judge,
+                &probe, NULL, &other);
+  if (probe.reason != VIGIL_REASON_NONE)
+    return refuse(c, probe.reason, probe.rc, probe.detail);
+  return VIGIL_EEXIST;
 }
 
-/* ---- the claim ---- */
-
+/* With identity_proof (vigil/tls.h), a certificate says who a peer is and
+ * a claim in protocol data is only a claim: a conn whose certificate proves
+ * an identity may claim only that one, and an identity held by a conn that
+ * proved it moves only to another conn that proves it too (the judge's
+ * rule 1, on every worker); a conn that proves nothing claims like any
+ * plain TCP conn. */
 int vigil__identify(vigil_conn *c, const void *id, size_t len) {
   if (len == 0 || len > VIGIL__ID_MAX_LEN) return VIGIL_EINVAL;
   vigil_hub *hub = c->hub;
   /* A conn whose peer already said goodbye must not displace a live one. */
   if (claimant_gone(hub, c)) return VIGIL_ECLOSED;
-  uint64_t outer_claim = vigil__metrics_claim_begin(hub);
+  uint64_t claim_us = vigil__monotonic_us();
+  int proof = proof_of(c, id, len);
+  int kind = proof & VIGIL__PROOF_KIND;
   /* Certificate proof comes first: a claim that a TLS identity
    * contradicts closes the conn even if it already holds one. */
-  int rc = proof_check(c, id, len);
-  if (rc != VIGIL_OK)
-    rc = refuse(c, VIGIL_REASON_TAKEOVER_REJECTED, rc);
-  else if (c->ext && c->ext->identity)
-    rc = VIGIL_EEXIST;
-  else
-    rc = claim(hub, c, id, len);
-  vigil__metrics_claim_end(hub, outer_claim);
-  return rc;
+  if ((proof & VIGIL__PROOF_ENFORCED) && kind == VIGIL__PROOF_OTHER)
+    return refuse(c, VIGIL_REASON_TAKEOVER_REJECTED, VIGIL_EREJECTED,
+                  vigil__not_proven);
+  if (c->ext && c->ext->identity) return claim_again(c, id, len, proof);
+  vigil__holder *mine =
+      holder_new(hub, c, (proof & VIGIL__PROOF_ENFORCED) &&
+                             kind == VIGIL__PROOF_MATCH);
+  if (!mine || !vigil__identity_dir(hub) ||
+      copy_to_conn(c, id, len) != VIGIL_OK) {
+    free(mine);
+    return VIGIL_ENOMEM;
+  }
+  vigil__claim_ctx x;
+  vigil__claim_ctx_init(&x, c->policy);
+  x.claimant_proven = kind == VIGIL__PROOF_MATCH;
+  x.can_ask = hub->opts.on_takeover != NULL;
+  return judge_loop(hub, c, id, len, &x, mine, claim_us);
 }

@@ -36,6 +36,10 @@ set(VIGIL_MEMCHECK_NAMES
   test_codec_conn
   test_group                 # worker threads: valgrind sees inside libev
   test_group_mailbox
+  test_group_takeover        # evictions through mailboxes, holders shared
+  test_group_census          # the fd set every worker writes
+  test_group_metrics         # snapshots published for other threads
+  test_group_tls             # proven identities across workers
   test_hub_census
   test_metrics_http
   test_metrics_hub

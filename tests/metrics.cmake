@@ -16,9 +16,9 @@ if(TARGET integration_test_metrics_http)
 endif()
 
 if(VIGIL_BUILD_EXAMPLES)
-  # echo_server, game_server and mqtt_gateway with --metrics: each
-  # exposition passes promtool; 404 elsewhere. About 2 s; SKIPs (77)
-  # without promtool or curl.
+  # echo_server, game_server and mqtt_gateway with --metrics, alone and
+  # with --workers 2: each exposition passes promtool; 404 elsewhere.
+  # About 4 s; SKIPs (77) without promtool or curl.
   add_test(NAME examples/metrics_endpoints
     COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/metrics/examples_metrics.sh
             $<TARGET_FILE:echo_server> $<TARGET_FILE:game_server>

@@ -15,7 +15,7 @@ import os
 import shutil
 import subprocess
 
-SECTIONS = ["timers", "memory", "storm", "idle", "detect", "stall", "tls"]
+SECTIONS = ["timers", "memory", "storm", "idle", "detect", "stall", "tls", "takeover"]
 
 
 def load_parts(parts):
@@ -438,6 +438,27 @@ def sec_tls(t):
     return md
 
 
+def sec_takeover(t):
+    md = ["## 8. Takeover latency (bench_takeover)\n"]
+    if skipped(t):
+        return md + [f"Skipped: {t['skipped']}\n"]
+    c = t.get("config", {})
+    md.append(f"{c.get('takeovers'):,} takeovers per scope, one at a time, in a group of "
+              f"{c.get('workers')} workers: from the claim (vigil_conn_identify) on the new conn to "
+              f"the RST of the conn it displaced, on CLOCK_MONOTONIC. hub: both conns on one worker; "
+              f"worker: the displaced conn on the other worker (the eviction goes through its "
+              f"mailbox). Load 1m: {f(c.get('loadavg_1m'))}.\n")
+    rows = []
+    for scope in ("hub", "worker"):
+        r = t.get(scope) or {}
+        rows.append([scope, f(r.get("n")), f(r.get("p50_us")), f(r.get("p99_us")),
+                     f(r.get("max_us")), f((t.get("mean_us") or {}).get(scope)),
+                     f"{r.get('reset_seen')} / {r.get('n')}"])
+    md.append(table(["scope", "takeovers", "p50 µs", "p99 µs", "max µs", "mean µs",
+                     "displaced clients that saw ECONNRESET"], rows))
+    return md
+
+
 def targets(res):
     rows = []
 
@@ -480,6 +501,16 @@ def targets(res):
                         f"{f(med(sv.get(mine, {}), m))} vs {f(med(sv.get(other, {}), m))}", ok)
         if "vigil_ghosts_zero" in tg:
             add("storm", "ghosts after the storm = 0 (vigil servers)", "", tg["vigil_ghosts_zero"])
+        for n in ("vigil_game_server", "vigil_mqtt_gateway"):
+            w2 = f"{n}_w2"
+            if f"{w2}_cpu_within_10pct" in tg:
+                add("storm", f"{w2}: server CPU / 1,000 conns within 10 % of one worker",
+                    f"{f(med(sv.get(w2, {}), 'cpu_ms_per_1000'))} vs "
+                    f"{f(med(sv.get(n, {}), 'cpu_ms_per_1000'))} ms", tg[f"{w2}_cpu_within_10pct"])
+            if f"{w2}_drops_le_one_worker" in tg:
+                add("storm", f"{w2}: no more SYN drops than one worker",
+                    f"{f(med(sv.get(w2, {}), 'listen_drops'))} vs "
+                    f"{f(med(sv.get(n, {}), 'listen_drops'))}", tg[f"{w2}_drops_le_one_worker"])
     i = res["idle"]
     if not skipped(i):
         for k, ok in i.get("targets", {}).items():
@@ -509,6 +540,11 @@ def targets(res):
         if "gateway_beats_mosquitto_max_overshoot" in tg:
             add("detect", "mqtt_gateway's max overshoot below mosquitto's", "",
                 tg["gateway_beats_mosquitto_max_overshoot"])
+    tk = res["takeover"]
+    if not skipped(tk):
+        add("takeover", "across workers: claim to RST p99 <= 1 ms",
+            f"{f((tk.get('worker') or {}).get('p99_us'))} µs",
+            (tk.get("targets") or {}).get("worker_p99_le_1ms"))
     st = res["stall"]
     if not skipped(st):
         for sc in ("ping", "dead"):
@@ -561,6 +597,13 @@ def headline(res):
                      f"heartbeat {f(hb.get('max'))} ms; gateway {f(gw.get('max'))} ms",
                      f"mosquitto {f((mo.get('overshoot_ms') or {}).get('max'))} ms",
                      f"mosquitto leaves {', '.join(f'{k} {c}' for k, c in (mo.get('left_on_server_port') or {}).items()) or 'nothing'}"])
+    tk = res["takeover"]
+    if not skipped(tk):
+        h, w = tk.get("hub") or {}, tk.get("worker") or {}
+        rows.append(["takeover", "claim to the displaced conn's RST (p50 / p99)",
+                     f"across workers {f(w.get('p50_us'))} / {f(w.get('p99_us'))} µs",
+                     f"same hub {f(h.get('p50_us'))} / {f(h.get('p99_us'))} µs",
+                     "target across workers p99 <= 1 ms; no one publishes one"])
     st = res["stall"]
     if not skipped(st):
         p, p0 = (st.get("ping") or {}).get("batch_256", {}), (st.get("ping") or {}).get("batch_0", {})
@@ -606,6 +649,7 @@ def main():
     md += sec_detect(ordered["detect"], plots["detect"])
     md += sec_stall(ordered["stall"])
     md += sec_tls(ordered["tls"])
+    md += sec_takeover(ordered["takeover"])
     if not shutil.which("gnuplot"):
         md.append("\n_gnuplot is not installed: no plots; the .dat files are in this directory._\n")
     with open(os.path.join(a.out, "report.md"), "w") as fh:

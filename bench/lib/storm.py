@@ -325,6 +325,17 @@ def main():
           if isinstance(out["servers"].get(n), dict)]
     if gh and None not in gh:
         tgt["vigil_ghosts_zero"] = max(gh) == 0
+    # A group of two workers against one: no more CPU per connection than
+    # 10 % over one worker's, and no more SYNs dropped at a full accept
+    # queue.
+    for n in ("vigil_game_server", "vigil_mqtt_gateway"):
+        w2 = f"{n}_w2"
+        c = ratios.get(f"{w2}_vs_{n}_cpu_ms_per_1000")
+        if c is not None:
+            tgt[f"{w2}_cpu_within_10pct"] = c <= 1.10
+        d2, d1 = med(w2, "listen_drops"), med(n, "listen_drops")
+        if d2 is not None and d1 is not None:
+            tgt[f"{w2}_drops_le_one_worker"] = d2 <= d1
     out["targets"] = tgt
     bl.write_json(a.out, {"storm": out})
 

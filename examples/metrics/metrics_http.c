@@ -35,6 +35,8 @@
 
 struct metrics_http {
   vigil_hub *hub;
+  vigil_group *group;     /* serves the group's metrics; NULL = hub's */
+  int own_hub;            /* the hub was made for the endpoint */
   vigil_listener *listener;
   vigil_policy policy;
   uint16_t port;
@@ -136,30 +138,38 @@ static void respond_error(vigil_conn *c, request *r, const char *status,
           0, 1);
 }
 
-/* A census of the hub's ports at most every METRICS_HTTP_CENSUS_EVERY_MS,
- * for the census gauges; a failed one leaves the last in place (its age
- * is a metric of its own). */
+/* A census of the hub's (or the group's) ports at most every
+ * METRICS_HTTP_CENSUS_EVERY_MS, for the census gauges; a failed one leaves
+ * the last in place (its age is a metric of its own). */
 static void maybe_census(metrics_http *m) {
   uint64_t now = vigil_hub_now(m->hub);
   if (m->census_taken && now - m->census_at_ms < METRICS_HTTP_CENSUS_EVERY_MS)
     return;
   vigil_hub_census_report report;
-  vigil_hub_census(m->hub, &report);
+  if (m->group)
+    vigil_group_census(m->group, &report);
+  else
+    vigil_hub_census(m->hub, &report);
   m->census_taken = 1;
   m->census_at_ms = now;
 }
 
-/* The hub's exposition in m->body, grown when it no longer fits; its
- * length, or a negative vigil_err. */
+static int write_metrics(metrics_http *m) {
+  return m->group ? vigil_group_metrics_write(m->group, m->body, m->body_cap)
+                  : vigil_metrics_write(m->hub, m->body, m->body_cap);
+}
+
+/* The exposition in m->body, grown when it no longer fits; its length, or
+ * a negative vigil_err. */
 static int render(metrics_http *m) {
-  int n = vigil_metrics_write(m->hub, m->body, m->body_cap);
+  int n = write_metrics(m);
   if (n < 0 || (size_t)n < m->body_cap) return n;
   size_t cap = (size_t)n + (size_t)n / 4 + 1;
   char *grown = realloc(m->body, cap);
   if (!grown) return VIGIL_ENOMEM;
   m->body = grown;
   m->body_cap = cap;
-  return vigil_metrics_write(m->hub, m->body, m->body_cap);
+  return write_metrics(m);
 }
 
 static void serve_metrics(vigil_conn *c, request *r, int head) {
@@ -268,16 +278,22 @@ static void on_accept(vigil_listener *l, vigil_conn *c, void *ud) {
   vigil_conn_set_user_data(c, r);
 }
 
-int metrics_http_start(vigil_hub *hub, const metrics_http_config *cfg,
-                       metrics_http **out, char *err, size_t errlen) {
+/* The endpoint on hub (made for it when own_hub), serving group's
+ * metrics, or hub's when group is NULL. */
+static int start(vigil_hub *hub, int own_hub, vigil_group *group,
+                 const metrics_http_config *cfg, metrics_http **out,
+                 char *err, size_t errlen) {
   static const vigil_conn_callbacks cb = {.on_data = on_data,
                                           .on_close = on_close};
   metrics_http *m = calloc(1, sizeof *m);
   if (!m) {
+    if (own_hub) vigil_hub_free(hub);
     snprintf(err, errlen, "out of memory");
     return VIGIL_ENOMEM;
   }
   m->hub = hub;
+  m->own_hub = own_hub;
+  m->group = group;
   vigil_policy_init(&m->policy);
   m->policy.handshake_timeout_ms = cfg->timeout_ms;
   m->policy.drain_timeout_ms = DRAIN_MS;
@@ -294,6 +310,7 @@ int metrics_http_start(vigil_hub *hub, const metrics_http_config *cfg,
   if (rc != VIGIL_OK) {
     snprintf(err, errlen, "metrics: cannot listen on %s:%u: %s", cfg->host,
              (unsigned)cfg->port, vigil_strerror(rc));
+    if (own_hub) vigil_hub_free(hub);
     free(m);
     return rc;
   }
@@ -305,12 +322,30 @@ int metrics_http_start(vigil_hub *hub, const metrics_http_config *cfg,
   return VIGIL_OK;
 }
 
+int metrics_http_start(vigil_hub *hub, const metrics_http_config *cfg,
+                       metrics_http **out, char *err, size_t errlen) {
+  return start(hub, 0, NULL, cfg, out, err, errlen);
+}
+
+int metrics_http_start_group(struct ev_loop *loop, vigil_group *group,
+                             const metrics_http_config *cfg,
+                             metrics_http **out, char *err, size_t errlen) {
+  vigil_hub *hub;
+  int rc = vigil_hub_new(loop, NULL, &hub);
+  if (rc != VIGIL_OK) {
+    snprintf(err, errlen, "metrics: hub: %s", vigil_strerror(rc));
+    return rc;
+  }
+  return start(hub, 1, group, cfg, out, err, errlen);
+}
+
 uint16_t metrics_http_port(const metrics_http *m) { return m->port; }
 
 const char *metrics_http_address(const metrics_http *m) { return m->address; }
 
 void metrics_http_free(metrics_http *m) {
   if (!m) return;
+  if (m->own_hub) vigil_hub_free(m->hub); /* its conns' on_close use m */
   free(m->body);
   free(m);
 }

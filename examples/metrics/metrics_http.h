@@ -59,12 +59,20 @@ typedef struct metrics_http metrics_http;
  * with its text in err. */
 int metrics_http_start(vigil_hub *hub, const metrics_http_config *cfg,
                        metrics_http **out, char *err, size_t errlen);
+/* The same for a group (vigil/group.h) of workers: the endpoint runs on
+ * a hub of its own on loop (a thread of the host's, typically the main
+ * one) and serves vigil_group_metrics_write(); the scrape's census is
+ * vigil_group_census(). The group must outlive the endpoint. */
+int metrics_http_start_group(struct ev_loop *loop, vigil_group *group,
+                             const metrics_http_config *cfg,
+                             metrics_http **out, char *err, size_t errlen);
 /* The port listened on (useful with port 0). */
 uint16_t metrics_http_port(const metrics_http *m);
 /* "HOST:PORT" as listened on ("[::1]:9100" for IPv6), for log lines. */
 const char *metrics_http_address(const metrics_http *m);
 /* Frees the endpoint. Call after vigil_hub_free(): the hub closes the
- * listener and the open metrics conns (whose on_close still uses m). */
+ * listener and the open metrics conns (whose on_close still uses m). An
+ * endpoint of a group frees its own hub here. */
 void metrics_http_free(metrics_http *m);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "mqtt_codec.h"
 #include "vigil.h"
@@ -37,10 +38,9 @@ void gateway_usage(FILE *f) {
       "  --workers N              N threads (1..256), each with its own\n"
       "                           loop, listener (SO_REUSEPORT, one port)\n"
       "                           and sessions; PUBLISH and Wills reach\n"
-      "                           subscribers on every worker, but a\n"
-      "                           client id takes over only a connection\n"
-      "                           on its own worker (default 1; not with\n"
-      "                           --census-every or --metrics)\n"
+      "                           subscribers on every worker, and a\n"
+      "                           client id takes over its connection on\n"
+      "                           any worker (default 1)\n"
       METRICS_HTTP_USAGE
       "  --help                   this text\n",
       DEFAULT_HANDSHAKE_MS, DEFAULT_MAX_PACKET);
@@ -181,13 +181,39 @@ void gateway_parse_args(int argc, char **argv, config *cfg) {
     }
   }
   if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
-  /* A hub's census counts the sockets of its port that no conn of its own
-   * holds as leaked: with several workers, every other worker's. */
-  if (cfg->workers > 1 && cfg->census_every_s)
-    die_usage("--census-every does not work with --workers yet: each "
-              "worker's census would count the others' clients as leaked");
-  /* The endpoint serves one hub's metrics (vigil_metrics_write). */
-  if (cfg->workers > 1 && cfg->metrics.host[0])
-    die_usage("--metrics does not work with --workers yet");
 }
 
+
+void gateway_raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+int gateway_prepare(const config *cfg, vigil_policy *p,
+                    struct ssl_ctx_st **tls, vigil_tls_options *tls_opts) {
+  char msg[256];
+  vigil_policy_init(p);
+  p->keepalive_idle_s = cfg->ka_idle;
+  p->keepalive_intvl_s = cfg->ka_intvl;
+  p->keepalive_cnt = cfg->ka_cnt;
+  p->handshake_timeout_ms = cfg->handshake_ms;
+  if (vigil_policy_validate(p, msg, sizeof msg) != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: %s\n", msg);
+    return EXIT_USAGE;
+  }
+  if (!cfg->tls_cert && !cfg->tls_key) return 0;
+  int rc = vigil_tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ca,
+                                    cfg->require_client_cert, NULL, tls, msg,
+                                    sizeof msg);
+  if (rc != VIGIL_OK) {
+    fprintf(stderr, "mqtt_gateway: TLS: %s\n", msg);
+    return rc == VIGIL_EINVAL ? EXIT_USAGE : 1;
+  }
+  vigil_tls_options_init(tls_opts);
+  tls_opts->app_handshake = 1; /* CONNECT completes the handshake */
+  if (cfg->identity_from_cert) tls_opts->identity_from = VIGIL_TLS_ID_CN;
+  return 0;
+}

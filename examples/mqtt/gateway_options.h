@@ -1,5 +1,6 @@
 /*
- * mqtt_gateway's command line: the flags, their defaults and checks.
+ * mqtt_gateway's command line: the flags, their defaults and checks, and
+ * what the gateway makes of them before any hub runs.
  * Every function exits the process with EXIT_USAGE (2) and a message on a
  * bad flag, and with 0 after --help.
  */
@@ -34,5 +35,12 @@ typedef struct config {
 void gateway_parse_args(int argc, char **argv, config *cfg);
 /* The --help text. */
 void gateway_usage(FILE *f);
+/* Lets one process hold as many connections as the hard limit allows. */
+void gateway_raise_fd_limit(void);
+/* From the flags: the policy every hub shares and, with --tls-cert, the
+ * TLS context and options. Returns 0, or an exit code (EXIT_USAGE for a
+ * bad value, 1 otherwise) after printing why. */
+int gateway_prepare(const config *cfg, vigil_policy *p,
+                    struct ssl_ctx_st **tls, vigil_tls_options *tls_opts);
 
 #endif

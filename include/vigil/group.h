@@ -36,8 +36,8 @@
  *
  * Thread rules. These calls are safe from any thread, concurrently:
  * vigil_group_start, _stop, _join (not from a worker of the group),
- * _free, _stats, _post, _workers, _worker, vigil_worker_index and
- * vigil_worker_group. Nothing else is: vigil_worker_hub,
+ * _free, _stats, _census, _metrics_write, _post, _workers, _worker,
+ * vigil_worker_index and vigil_worker_group. Nothing else is: vigil_worker_hub,
  * vigil_worker_loop, and every hub, conn, listener and client function
  * must be called on the thread of the worker that owns the object (from
  * its setup, teardown, callbacks and posted functions). The hub options'
@@ -82,6 +82,19 @@
  * Events. A worker's hub stamps its index into every event
  * (vigil_event.worker; -1 outside a group) and vigil_event_format()
  * prints it as worker=N.
+ *
+ * Identities. The workers' hubs share one identity directory, so
+ * vigil_conn_identify() on any worker sees the holders of every worker:
+ * the takeover policy, flapping detection and bans apply group-wide, and
+ * a proven identity (vigil/tls.h) stays proven on every worker. A holder
+ * displaced on another worker is closed by its own worker, through that
+ * worker's mailbox, only while it still holds the identity at the epoch
+ * the claim displaced (a late eviction never closes a successor); the
+ * "takeover" event, on the claimant's worker, says scope=worker and
+ * other_worker, and the displaced conn's worker counts the takeover. Under
+ * VIGIL_TAKEOVER_ASK, on_takeover gets old_conn NULL for a holder on
+ * another worker (see vigil_takeover_cb). vigil_hub_find_identity() names
+ * only conns of the hub it is asked on.
  */
 #ifndef VIGIL_GROUP_H
 #define VIGIL_GROUP_H
@@ -196,6 +209,37 @@ VIGIL_EXPORT int vigil_group_post(vigil_group *g, uint32_t worker,
  */
 VIGIL_EXPORT int vigil_group_stats(vigil_group *g, vigil_stats *total,
                                    vigil_stats *per_worker, uint32_t cap);
+
+/*
+ * A census of the group's ports, from any thread (it waits for no worker's
+ * loop): one sock_diag dump of the local ports of every worker's listeners
+ * and conns, as vigil_hub_census() takes of one hub's, in which every
+ * worker's conn counts as vigil's (a worker's own vigil_hub_census() does
+ * the same). conns is the number of live conns of all workers; the other
+ * fields as in vigil_hub_census_report, for the whole group (counts, not
+ * sums over workers: the workers share their ports). Runs on the calling
+ * thread, in its network namespace, with the cost of a hub census (one
+ * dump, two scans of /proc/self/fd, one getsockname per conn); calls are
+ * serialized. The report is kept for vigil_group_metrics_write(). Returns
+ * VIGIL_OK, VIGIL_EINVAL, or an error of vigil_hub_census().
+ */
+VIGIL_EXPORT int vigil_group_census(vigil_group *g,
+                                    vigil_hub_census_report *out);
+
+/*
+ * The group's metrics in the Prometheus text format (vigil/metrics.h),
+ * from any thread, with vigil_metrics_write()'s snprintf semantics: every
+ * family once, one series per worker with a worker="N" label first, from
+ * the values each worker published at the end of its last loop iteration
+ * (the calling worker's own are exact). The census families describe the
+ * ports the workers share: they show the group's last
+ * vigil_group_census() (one series, no worker label), and are left out
+ * until one ran. Returns the length of the whole text, VIGIL_EINVAL (NULL
+ * group, or NULL buf with len > 0) or VIGIL_ENOMEM (it allocates one
+ * snapshot per worker while it renders).
+ */
+VIGIL_EXPORT int vigil_group_metrics_write(vigil_group *g, char *buf,
+                                           size_t len);
 
 /* Number of workers. */
 VIGIL_EXPORT uint32_t vigil_group_workers(vigil_group *g);

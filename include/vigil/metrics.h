@@ -14,7 +14,9 @@
  * value a family can take is printed, zeros included (all close reasons,
  * all socket states), so rate() and alerts have a series before the first
  * event. A group of hubs (one per worker thread) renders the same
- * families with a worker="N" label first on every series.
+ * families with a worker="N" label first on every worker's series
+ * (vigil_group_metrics_write in vigil/group.h); there the census families
+ * are the group's, one series without a worker label.
  *
  * | name                              | type      | labels        |
  * |-----------------------------------|-----------|---------------|
@@ -46,17 +48,20 @@
  *     vigil_reason_name() but "none" (peer_closed, heartbeat_timeout,
  *     takeover, ...).
  * vigil_takeovers_total{scope="hub|worker|cluster"}
- *     Connections displaced by a newer claim of their identity
- *     (vigil_conn_identify, NEWEST_WINS or ASK). scope says where the two
- *     connections lived: "hub" (both on this hub), "worker" (two hubs of
- *     one process), "cluster" (two nodes). All three are printed; worker
- *     and cluster stay 0 until vigil has groups and a cluster backend.
+ *     Connections of this hub displaced by a newer claim of their identity
+ *     (vigil_conn_identify, NEWEST_WINS or ASK), counted where the
+ *     displaced connection lived (vigil_stats.takeovers_by_scope). scope
+ *     says where the claim was made: "hub" (this hub), "worker" (another
+ *     worker of the group), "cluster" (another node). All three are
+ *     printed; cluster stays 0 until vigil has a cluster backend.
  * vigil_takeover_latency_seconds{scope="..."}
  *     Histogram: time from the start of the identity claim on the new
  *     connection (vigil_conn_identify) to the reset of the displaced one,
  *     including the takeover event's sink and, under VIGIL_TAKEOVER_ASK,
- *     the host's on_takeover decision. Within one hub this is
- *     microseconds. Buckets (le, seconds): 0.00001 0.000025 0.00005
+ *     the host's on_takeover decision; observed where the displaced
+ *     connection lived, on CLOCK_MONOTONIC. Within one hub this is
+ *     microseconds; across workers it adds the trip through the owning
+ *     worker's mailbox. Buckets (le, seconds): 0.00001 0.000025 0.00005
  *     0.0001 0.00025 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25
  *     0.5 1 2.5 5 10 +Inf. The hub scope is always printed, the others
  *     once they have an observation.

@@ -13,7 +13,8 @@
  *        from the input when present, else NULL)
  *   3 strings (peer, identity, detail): u8 tag (0 = NULL), u16 length
  *        (LE), that many bytes + a NUL; an embedded NUL cuts the string
- *   i32  worker (last, so older inputs read it as worker 0)
+ *   i32  worker, scope, other_worker (last, in the order they were added
+ *        to vigil_event, so older inputs read them as zeros)
  *
  * Invariants checked (abort on violation):
  * - snprintf semantics: the return value is the full length whatever the
@@ -29,6 +30,9 @@
  *   decode back to the exact input bytes;
  * - "ts" is RFC 3339 UTC with milliseconds and "event" is the type name;
  *   "worker" follows them exactly when the event's worker is >= 0;
+ * - a takeover event carries "scope" (its name, or "unknown"), and
+ *   "other_worker" exactly when the scope is worker and the index >= 0;
+ *   other events carry neither;
  * - a NULL event or unknown format gives VIGIL_EINVAL and an empty buffer.
  */
 #include "fuzz_common.h"
@@ -513,6 +517,23 @@ static void check_fields(const fields *f, const vigil_event *ev, int json) {
     CHECK(f->len[worker] == (size_t)n &&
           memcmp(f->val[worker], want, n) == 0);
   }
+  int scope = field_find(f, "scope");
+  int other = field_find(f, "other_worker");
+  CHECK((scope >= 0) == (ev->type == VIGIL_EV_TAKEOVER));
+  if (scope >= 0) {
+    const char *want = vigil_scope_name(ev->scope);
+    CHECK(f->len[scope] == strlen(want) &&
+          memcmp(f->val[scope], want, f->len[scope]) == 0);
+  }
+  CHECK((other >= 0) == (ev->type == VIGIL_EV_TAKEOVER &&
+                         ev->scope == VIGIL_SCOPE_WORKER &&
+                         ev->other_worker >= 0));
+  if (other >= 0) {
+    char want[16];
+    int n = snprintf(want, sizeof want, "%d", (int)ev->other_worker);
+    CHECK(f->len[other] == (size_t)n &&
+          memcmp(f->val[other], want, n) == 0);
+  }
   int conn = field_find(f, "conn");
   CHECK((conn >= 0) == (ev->conn_id != 0));
   if (conn >= 0) {
@@ -643,6 +664,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ev.identity = identity;
   ev.detail = detail;
   ev.worker = (int32_t)take_u32(&in);
+  ev.scope = (vigil_takeover_scope)take_u32(&in);
+  ev.other_worker = (int32_t)take_u32(&in);
 
   check_format(&ev, fmt, buflen, pass_null);
   /* the other format too, when this one was valid */

@@ -1,11 +1,14 @@
 #include "groupfix.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -48,9 +51,18 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
   if (ev->type == VIGIL_EV_SHUTDOWN && ev->detail &&
       strcmp(ev->detail, "done") == 0)
     f->shutdown_done_events++;
+  if (ev->type == VIGIL_EV_TAKEOVER && f->ntakeover < GX_MAX_TAKEOVERS) {
+    gx_takeover *t = &f->takeovers[f->ntakeover++];
+    t->worker = ev->worker;
+    t->conn_id = ev->conn_id;
+    t->other_conn = ev->other_conn_id;
+    t->scope = ev->scope;
+    t->other_worker = ev->other_worker;
+  }
   if (ev->type == VIGIL_EV_CLOSE && f->nclose < GX_MAX_CLOSES) {
     gx_close *c = &f->closes[f->nclose++];
     c->worker = ev->worker;
+    c->conn_id = ev->conn_id;
     c->reason = ev->reason;
     c->cause = ev->cause;
     const char *colon = ev->peer ? strrchr(ev->peer, ':') : NULL;
@@ -143,6 +155,8 @@ void gx_new(gx *f) {
   ho.policy = &f->policy;
   ho.on_event = on_event;
   ho.event_data = f;
+  ho.on_takeover = f->on_takeover;
+  ho.takeover_data = f;
   vigil_group_options go;
   vigil_group_options_init(&go);
   go.workers = f->workers;
@@ -151,6 +165,19 @@ void gx_new(gx *f) {
   go.teardown = teardown;
   go.user_data = f;
   assert_int_equal(vigil_group_new(&go, &f->g), VIGIL_OK);
+}
+
+void gx_start(gx *f) {
+  gx_new(f);
+  assert_int_equal(vigil_group_start(f->g), VIGIL_OK);
+}
+
+void gx_finish(gx *f) {
+  assert_int_equal(vigil_group_stop(f->g, 1000), VIGIL_OK);
+  assert_int_equal(vigil_group_join(f->g), VIGIL_OK);
+  gx_assert_clean(f);
+  vigil_group_free(f->g);
+  gx_done(f);
 }
 
 void gx_assert_clean(gx *f) {
@@ -186,4 +213,130 @@ const gx_close *gx_find_close(gx *f, uint16_t peer_port) {
     if (f->closes[i].peer_port == peer_port) found = &f->closes[i];
   pthread_mutex_unlock(&f->lock);
   return found;
+}
+
+int gx_find_takeover(gx *f, int32_t other_worker, uint64_t other_conn,
+                     gx_takeover *out) {
+  int found = 0;
+  pthread_mutex_lock(&f->lock);
+  for (uint32_t i = 0; i < f->ntakeover; i++) {
+    const gx_takeover *t = &f->takeovers[i];
+    if (t->other_conn != other_conn) continue;
+    if (t->scope == VIGIL_SCOPE_HUB ? t->worker != other_worker
+                                    : t->other_worker != other_worker)
+      continue;
+    *out = *t;
+    found = 1;
+  }
+  pthread_mutex_unlock(&f->lock);
+  return found;
+}
+
+/* ---- conns placed on a chosen worker ---- */
+
+int gx_atomic(const int *v) { return __atomic_load_n(v, __ATOMIC_SEQ_CST); }
+
+static void set_atomic(int *v, int x) {
+  __atomic_store_n(v, x, __ATOMIC_SEQ_CST);
+}
+
+static void placed_close(vigil_conn *c, vigil_reason r, void *ud) {
+  gx_placed *p = ud;
+  (void)c;
+  set_atomic(&p->reason, (int)r);
+  set_atomic(&p->closed, 1);
+}
+
+static const vigil_conn_callbacks placed_cb = {.on_close = placed_close};
+
+static void claim_step(gx_placed *p) {
+  if (p->claim)
+    set_atomic(&p->claim_rc,
+               vigil_conn_identify(p->conn, p->claim, strlen(p->claim)));
+}
+
+typedef struct place_req {
+  gx_placed *p;
+  vigil_adopt_options ao;
+} place_req;
+
+static void adopt_fn(vigil_worker *w, void *arg) {
+  place_req *r = arg;
+  gx_placed *p = r->p;
+  vigil_hub *hub = vigil_worker_hub(w);
+  GX_CHECK(p->f, hub != NULL);
+  int rc = hub ? vigil_adopt(hub, p->server_fd, &r->ao, &p->conn)
+               : VIGIL_EINVAL;
+  GX_CHECK(p->f, rc == VIGIL_OK);
+  if (rc == VIGIL_OK) {
+    __atomic_store_n(&p->conn_id, vigil_conn_id(p->conn), __ATOMIC_SEQ_CST);
+    claim_step(p);
+  }
+  set_atomic(&p->done, 1);
+}
+
+static void claim_fn(vigil_worker *w, void *arg) {
+  gx_placed *p = arg;
+  (void)w;
+  claim_step(p);
+  set_atomic(&p->done, 1);
+}
+
+static int placed_done_step(void *arg) {
+  return gx_atomic(&((gx_placed *)arg)->done);
+}
+
+void gx_place(gx *f, gx_placed *p, uint32_t worker, const char *id,
+              const vigil_adopt_options *ao) {
+  memset(p, 0, sizeof *p);
+  p->f = f;
+  p->worker = worker;
+  p->claim = id;
+  assert_int_equal(vt_tcp_pair(&p->server_fd, &p->client_fd), 0);
+  place_req r = {p, {0}};
+  if (ao)
+    r.ao = *ao;
+  else
+    vigil_adopt_options_init(&r.ao);
+  r.ao.callbacks = &placed_cb;
+  r.ao.user_data = p;
+  assert_int_equal(vigil_group_post(f->g, worker, adopt_fn, &r), VIGIL_OK);
+  assert_true(vt_wait_until(placed_done_step, p, 2000));
+  gx_assert_clean(f);
+}
+
+int gx_claim_on(gx *f, gx_placed *p, const char *id) {
+  p->claim = id;
+  set_atomic(&p->done, 0);
+  assert_int_equal(vigil_group_post(f->g, p->worker, claim_fn, p), VIGIL_OK);
+  assert_true(vt_wait_until(placed_done_step, p, 2000));
+  return gx_atomic(&p->claim_rc);
+}
+
+static int placed_closed(void *arg) {
+  return gx_atomic(&((gx_placed *)arg)->closed);
+}
+
+int gx_wait_closed(gx_placed *p, uint32_t timeout_ms) {
+  if (!vt_wait_until(placed_closed, p, timeout_ms)) return -1;
+  return gx_atomic(&p->reason);
+}
+
+void gx_placed_done(gx_placed *p) {
+  if (p->client_fd >= 0) close(p->client_fd);
+  p->client_fd = -1;
+}
+
+int gx_client_end(int fd, uint32_t timeout_ms) {
+  uint64_t end = vt_now_ms() + timeout_ms;
+  for (;;) {
+    char buf[64];
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (poll(&pfd, 1, 10) == 1) {
+      ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n == 0) return 1;
+      if (n < 0 && errno != EAGAIN) return -errno;
+    }
+    if (vt_now_ms() >= end) return 0;
+  }
 }

@@ -102,6 +102,7 @@ static const field fields[] = {
     F(vigil_stats, bytes_out, 280, 8),
     F(vigil_stats, accept_paused, 288, 8),
     F(vigil_stats, takeovers, 296, 8),
+    F(vigil_stats, takeovers_by_scope, 304, 32),
 
     /* vigil_event */
     F(vigil_event, type, 0, 4),
@@ -129,6 +130,9 @@ static const field fields[] = {
     F(vigil_event, truncated, 160, 4),
     F(vigil_event, tls_resumed, 164, 4),
     F(vigil_event, detail, 168, 8),
+    F(vigil_event, worker, 176, 4),
+    F(vigil_event, scope, 180, 4),
+    F(vigil_event, other_worker, 184, 4),
 
     /* vigil_sockopts */
     F(vigil_sockopts, keepalive, 0, 4),

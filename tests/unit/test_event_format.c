@@ -271,9 +271,26 @@ static const struct line_case line_cases[] = {
      {NW, .type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
       .peer = "[::1]:40000", .identity = "dev-42", .other_conn_id = 7},
      TSL " event=takeover conn=9 peer=[::1]:40000 identity=dev-42"
-         " other_conn=7",
+         " other_conn=7 scope=hub",
      TSJ ",\"event\":\"takeover\",\"conn\":9,\"peer\":\"[::1]:40000\","
-         "\"identity\":\"dev-42\",\"other_conn\":7}"},
+         "\"identity\":\"dev-42\",\"other_conn\":7,\"scope\":\"hub\"}"},
+    /* The displaced conn lived on another worker of the group. */
+    {"takeover across workers",
+     {.type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .worker = 1, .conn_id = 9,
+      .identity = "dev-42", .other_conn_id = 7, .scope = VIGIL_SCOPE_WORKER,
+      .other_worker = 0},
+     TSL " event=takeover worker=1 conn=9 identity=dev-42 other_conn=7"
+         " scope=worker other_worker=0",
+     TSJ ",\"event\":\"takeover\",\"worker\":1,\"conn\":9,"
+         "\"identity\":\"dev-42\",\"other_conn\":7,\"scope\":\"worker\","
+         "\"other_worker\":0}"},
+    {"takeover, scope out of range",
+     {NW, .type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
+      .other_conn_id = 7, .scope = (vigil_takeover_scope)9,
+      .other_worker = 3},
+     TSL " event=takeover conn=9 other_conn=7 scope=unknown",
+     TSJ ",\"event\":\"takeover\",\"conn\":9,\"other_conn\":7,"
+         "\"scope\":\"unknown\"}"},
     {"flapping",
      {NW, .type = VIGIL_EV_FLAPPING, .ts_ms = TS, .identity = "dev-42",
       .count = 15, .detail = "banned 300000 ms"},

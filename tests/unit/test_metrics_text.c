@@ -30,8 +30,8 @@ static void known_snapshot(vigil__metrics_snapshot *s) {
   s->stats.bytes_out = 5678;
   s->stats.accept_paused = 1;
   s->stats.takeovers = 1;
-  s->takeovers[VIGIL__SCOPE_HUB] = 1;
-  vigil__hist_observe(&s->takeover_latency[VIGIL__SCOPE_HUB],
+  s->takeovers[VIGIL_SCOPE_HUB] = 1;
+  vigil__hist_observe(&s->takeover_latency[VIGIL_SCOPE_HUB],
                       &vigil__takeover_spec, 42);
   static const uint64_t overshoot_us[] = {3000, 3000, 120000, 1000,
                                           15000000};
@@ -287,7 +287,7 @@ static void test_histogram_buckets_cumulative(void **state) {
     if (i % 11 == 0) v = (seed >> 40) % 20000u; /* below 20 ms */
     values[i] = v;
     vigil__hist_observe(&s.dead_overshoot, &vigil__overshoot_spec, v);
-    vigil__hist_observe(&s.takeover_latency[VIGIL__SCOPE_HUB],
+    vigil__hist_observe(&s.takeover_latency[VIGIL_SCOPE_HUB],
                         &vigil__takeover_spec, v / 1000u);
   }
   char *text = render_one(&s);
@@ -392,10 +392,10 @@ static void test_worker_labels(void **state) {
   known_snapshot(&a);
   memset(&b, 0, sizeof b);
   b.directory_up = 1;
-  b.takeovers[VIGIL__SCOPE_CLUSTER] = 2;
-  vigil__hist_observe(&b.takeover_latency[VIGIL__SCOPE_CLUSTER],
+  b.takeovers[VIGIL_SCOPE_CLUSTER] = 2;
+  vigil__hist_observe(&b.takeover_latency[VIGIL_SCOPE_CLUSTER],
                       &vigil__takeover_spec, 30000);
-  vigil__hist_observe(&b.takeover_latency[VIGIL__SCOPE_CLUSTER],
+  vigil__hist_observe(&b.takeover_latency[VIGIL_SCOPE_CLUSTER],
                       &vigil__takeover_spec, 700000);
   vigil__metrics_series v[2] = {{0, &a}, {7, &b}};
   char *text = render(v, 2);

@@ -72,7 +72,13 @@ static const struct name_case idle_cases[] = {
     {VIGIL_IDLE_ALL, "all"},
 };
 
-/* Adapters so one table walker covers all four name functions. */
+static const struct name_case scope_cases[] = {
+    {VIGIL_SCOPE_HUB, "hub"},
+    {VIGIL_SCOPE_WORKER, "worker"},
+    {VIGIL_SCOPE_CLUSTER, "cluster"},
+};
+
+/* Adapters so one table walker covers all five name functions. */
 static const char *reason_name(int v) {
   return vigil_reason_name((vigil_reason)v);
 }
@@ -84,6 +90,9 @@ static const char *state_name(int v) {
 }
 static const char *idle_name(int v) {
   return vigil_idle_kind_name((vigil_idle_kind)v);
+}
+static const char *scope_name(int v) {
+  return vigil_scope_name((vigil_takeover_scope)v);
 }
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -156,6 +165,15 @@ static void test_idle_kind_names(void **state) {
   assert_string_equal(idle_name(0), "unknown");
 }
 
+static void test_scope_names(void **state) {
+  (void)state;
+  assert_int_equal(N(scope_cases), VIGIL_SCOPE__COUNT);
+  assert_true(VIGIL_SCOPE__COUNT <= VIGIL_SCOPE_CAPACITY);
+  check_table(scope_name, scope_cases, N(scope_cases));
+  check_unique(scope_name, 0, VIGIL_SCOPE__COUNT);
+  check_out_of_range(scope_name, 0, VIGIL_SCOPE__COUNT);
+}
+
 /* Names are snake_case ASCII so they print unquoted in logfmt and need no
  * escaping in JSON. */
 static void test_names_are_snake_case(void **state) {
@@ -168,6 +186,7 @@ static void test_names_are_snake_case(void **state) {
       {event_name, 1, VIGIL_EV__COUNT},
       {state_name, 0, VIGIL_CONN_CLOSED + 1},
       {idle_name, VIGIL_IDLE_READ, VIGIL_IDLE_ALL + 1},
+      {scope_name, 0, VIGIL_SCOPE__COUNT},
   };
   for (size_t s = 0; s < N(sets); s++) {
     for (int v = sets[s].lo; v < sets[s].hi; v++) {
@@ -185,6 +204,7 @@ int main(void) {
       cmocka_unit_test(test_event_names),
       cmocka_unit_test(test_conn_state_names),
       cmocka_unit_test(test_idle_kind_names),
+      cmocka_unit_test(test_scope_names),
       cmocka_unit_test(test_names_are_snake_case),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,6 +64,7 @@ int main(void) {
   end();
   begin("StatsStruct", sizeof(vigil_stats));
   F(vigil_stats, closed); F(vigil_stats, takeovers);
+  F(vigil_stats, takeovers_by_scope);
   end();
   begin("HubCensusStruct", sizeof(vigil_hub_census_report));
   F(vigil_hub_census_report, total); F(vigil_hub_census_report, ghosts);

@@ -137,6 +137,11 @@ class EchoAndHeartbeatTest(unittest.TestCase):
         self.assertIsNone(self.hub.find_identity("nobody"))
         takeovers = [e for e in self.srv.events if e["event"] == "takeover"]
         self.assertEqual(len(takeovers), 1)
+        self.assertEqual(takeovers[0]["scope"], "hub")
+        stats = self.hub.stats()
+        self.assertEqual(stats["takeovers"], 1)
+        self.assertEqual(stats["takeovers_by_scope"],
+                         {"hub": 1, "worker": 0, "cluster": 0})
 
     def test_hub_census(self):
         clients = [connect(self.srv.listener.port) for _ in range(3)]

@@ -159,6 +159,7 @@ class StatsStruct(C.Structure):
         ("bytes_out", C.c_uint64),
         ("accept_paused", C.c_uint64),
         ("takeovers", C.c_uint64),
+        ("takeovers_by_scope", C.c_uint64 * 4),  # VIGIL_SCOPE_CAPACITY
     ]
 
 

@@ -349,7 +349,10 @@ class Hub:
                   for r in range(1, len(s.closed)) if s.closed[r]}
         return {"open": s.open, "opened": s.opened, "closed": closed,
                 "bytes_in": s.bytes_in, "bytes_out": s.bytes_out,
-                "accept_paused": s.accept_paused, "takeovers": s.takeovers}
+                "accept_paused": s.accept_paused, "takeovers": s.takeovers,
+                "takeovers_by_scope": {
+                    text(lib.vigil_scope_name(k)): s.takeovers_by_scope[k]
+                    for k in range(3)}}
 
     # ---- dispatch from C --------------------------------------------------
 

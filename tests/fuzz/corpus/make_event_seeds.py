@@ -6,7 +6,8 @@ pass NULL), i32 type reason cause sys_errno idle_kind truncated
 tls_resumed, u64 ts conn age bytes_in bytes_out other_conn, i64 last_rx
 last_tx, u32 retry evidence count, u8 presence bits (sockopts, tcp_info,
 state_counts) and those structs, then peer, identity, detail as u8 tag
-(0 = NULL), u16 length, bytes. Little endian throughout.
+(0 = NULL), u16 length, bytes, then i32 worker scope other_worker. Little
+endian throughout.
 """
 import os
 import struct
@@ -32,7 +33,8 @@ def event(name, fmt, etype, buflen=200, reason=0, cause=0, errno=0, idle=0,
           truncated=0, tls_resumed=-1, ts=TS, conn=7, age=1500, bytes_in=10,
           bytes_out=20, other=0, rx=-1, tx=250, retry=0, evidence=0, count=0,
           sockopts=None, tcp_info=None, counts=None, peer=s("127.0.0.1:5000"),
-          identity=NULL, detail=NULL, raw_fmt=None):
+          identity=NULL, detail=NULL, raw_fmt=None, worker=-1, scope=0,
+          other_worker=-1):
     data = struct.pack("<B", fmt if raw_fmt is None else 0xF0)
     if raw_fmt is not None:
         data += struct.pack("<I", raw_fmt)
@@ -52,6 +54,7 @@ def event(name, fmt, etype, buflen=200, reason=0, cause=0, errno=0, idle=0,
     if counts is not None:
         data += struct.pack("<13I", *counts)
     data += peer + identity + detail
+    data += struct.pack("<iii", worker, scope, other_worker)
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)
 
@@ -78,6 +81,11 @@ event("ready", LOGFMT, 10)
 event("suspect", JSON, 11, tcp_info=TI, evidence=0x7 | 0x80)
 event("suspect_logfmt", LOGFMT, 11, reason=0, evidence=0x2)
 event("takeover", LOGFMT, 12, other=3, identity=s("dev 1"))
+event("takeover_worker", JSON, 12, other=3, identity=s("dev-1"), worker=1,
+      scope=1, other_worker=0)
+event("takeover_scope_bad", LOGFMT, 12, other=3, worker=0, scope=77,
+      other_worker=5)
+event("open_worker", LOGFMT, 1, worker=3)
 event("flapping", JSON, 13, count=9, identity=s("dev-1"))
 event("census", LOGFMT, 14, counts=COUNTS, conn=0, peer=NULL)
 event("census_json", JSON, 14, counts=tuple([2**32 - 1] * 13), conn=0,

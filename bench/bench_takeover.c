@@ -1,0 +1,281 @@
+/*
+ * bench_takeover: how long a takeover takes, from the identity claim on
+ * the new conn to the RST of the conn it displaced, within one hub and
+ * across the workers of a group.
+ *
+ *   hub     both conns on worker 0 of a group of two: the displaced conn
+ *           is reset before vigil_conn_identify returns;
+ *   worker  the displaced conn lives on the other worker: the eviction
+ *           travels through that worker's mailbox (a locked queue and an
+ *           ev_async wake-up of its loop) and is fenced there.
+ *
+ * One takeover: the server end of a fresh loopback pair is adopted on the
+ * claiming worker and claims an identity held by the previous conn. The
+ * claim time is read on the claiming worker right before
+ * vigil_conn_identify; the RST time in the displaced conn's close event
+ * (emitted right after its close() with SO_LINGER {1,0}), on its own
+ * worker; both CLOCK_MONOTONIC. Takeovers run one at a time, the next once
+ * the previous RST is seen (unloaded latency); across workers the claims
+ * alternate between the workers, so each one displaces a conn on the
+ * other. The displaced client's socket is checked for ECONNRESET.
+ *
+ * Usage: bench_takeover [--quick] [--takeovers N] [--json FILE]
+ *        (N default 3000, --quick 1000). Numbers mean something in a
+ *        Release build.
+ */
+#include "bench_common.h"
+
+#include <netinet/tcp.h>
+
+#include "vigil.h"
+
+typedef struct bench {
+  vigil_group *g;
+  int listener; /* makes the loopback pairs */
+  uint64_t close_ns;  /* [atomic] the last takeover close */
+  uint64_t closes;    /* [atomic] takeover closes seen */
+  int failed;         /* [atomic] a worker-side call failed */
+} bench;
+
+static bench B;
+
+static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
+  (void)hub, (void)ud;
+  if (ev->type != VIGIL_EV_CLOSE || ev->reason != VIGIL_REASON_TAKEOVER)
+    return;
+  __atomic_store_n(&B.close_ns, bc_now_ns(), __ATOMIC_SEQ_CST);
+  __atomic_add_fetch(&B.closes, 1, __ATOMIC_SEQ_CST);
+}
+
+static int setup(vigil_worker *w, vigil_hub *hub, void *ud) {
+  (void)w, (void)hub, (void)ud;
+  return VIGIL_OK;
+}
+
+typedef struct claim {
+  int fd;            /* the server end to adopt */
+  const char *id;
+  uint64_t claim_ns; /* [atomic] */
+  int done;          /* [atomic] */
+} claim;
+
+static void claim_fn(vigil_worker *w, void *arg) {
+  claim *c = arg;
+  vigil_hub *hub = vigil_worker_hub(w);
+  vigil_conn *conn;
+  int rc = hub ? vigil_adopt(hub, c->fd, NULL, &conn) : VIGIL_EINVAL;
+  if (rc == VIGIL_OK) {
+    uint64_t t = bc_now_ns();
+    rc = vigil_conn_identify(conn, c->id, strlen(c->id));
+    __atomic_store_n(&c->claim_ns, t, __ATOMIC_SEQ_CST);
+  }
+  if (rc != VIGIL_OK) __atomic_store_n(&B.failed, 1, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A connected loopback pair: *server and the client end it returns. */
+static int loopback_pair(int *server) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  if (getsockname(B.listener, (struct sockaddr *)&a, &len) != 0) return -1;
+  int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (c < 0 || connect(c, (struct sockaddr *)&a, len) != 0) {
+    if (c >= 0) close(c);
+    return -1;
+  }
+  *server = accept4(B.listener, NULL, NULL, SOCK_CLOEXEC);
+  if (*server < 0) {
+    close(c);
+    return -1;
+  }
+  return c;
+}
+
+/* Waits (sleeping, so the workers keep both cores) until *v moves past
+ * old, up to 2 s; 0 on timeout. */
+static int wait_past(const uint64_t *v, uint64_t old) {
+  double until = bc_now_ms() + 2000;
+  struct timespec nap = {0, 20000};
+  while (__atomic_load_n(v, __ATOMIC_SEQ_CST) <= old)
+    if (bc_now_ms() > until)
+      return 0;
+    else
+      nanosleep(&nap, NULL);
+  return 1;
+}
+
+static int wait_done(const int *v) {
+  double until = bc_now_ms() + 2000;
+  struct timespec nap = {0, 20000};
+  while (!__atomic_load_n(v, __ATOMIC_SEQ_CST))
+    if (bc_now_ms() > until)
+      return 0;
+    else
+      nanosleep(&nap, NULL);
+  return 1;
+}
+
+/* The client end of a displaced conn saw the RST. */
+static int was_reset(int fd) {
+  char b[16];
+  struct pollfd p = {fd, POLLIN, 0};
+  if (poll(&p, 1, 1000) != 1) return 0;
+  return recv(fd, b, sizeof b, MSG_DONTWAIT) < 0 && errno == ECONNRESET;
+}
+
+/* Claims on `worker` with a fresh pair; returns its client end, or -1. */
+static int claim_on(uint32_t worker, const char *id, uint64_t *claim_ns) {
+  claim c = {-1, id, 0, 0};
+  int client = loopback_pair(&c.fd);
+  if (client < 0) return -1;
+  if (vigil_group_post(B.g, worker, claim_fn, &c) != VIGIL_OK ||
+      !wait_done(&c.done)) {
+    close(client);
+    return -1;
+  }
+  *claim_ns = __atomic_load_n(&c.claim_ns, __ATOMIC_SEQ_CST);
+  return client;
+}
+
+typedef struct result {
+  double *us;
+  size_t n;
+  size_t resets;    /* displaced clients that saw ECONNRESET */
+} result;
+
+/* n takeovers; across = 1: each claim on the other worker. */
+static int run(int across, size_t n, result *r) {
+  uint64_t t;
+  const char *id = across ? "device-w" : "device-h";
+  int holder = claim_on(1, id, &t); /* the first holder: no takeover */
+  if (holder < 0) return -1;
+  r->us = calloc(n, sizeof *r->us);
+  if (!r->us) return -1;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t worker = across ? (uint32_t)(i % 2) : 1;
+    uint64_t before = __atomic_load_n(&B.closes, __ATOMIC_SEQ_CST);
+    int client = claim_on(worker, id, &t);
+    if (client < 0 || !wait_past(&B.closes, before)) {
+      fprintf(stderr, "takeover %zu did not complete\n", i);
+      return -1;
+    }
+    uint64_t closed = __atomic_load_n(&B.close_ns, __ATOMIC_SEQ_CST);
+    r->us[r->n++] = closed > t ? (double)(closed - t) / 1000.0 : 0;
+    r->resets += (size_t)was_reset(holder);
+    close(holder);
+    holder = client;
+  }
+  close(holder);
+  return 0;
+}
+
+static void print_stats(FILE *f, const char *name, result *r, int last) {
+  bc_sort(r->us, r->n);
+  fprintf(f,
+          "  \"%s\": {\"n\": %zu, \"p50_us\": %.1f, \"p99_us\": %.1f, "
+          "\"max_us\": %.1f, \"reset_seen\": %zu}%s\n",
+          name, r->n, bc_pct_sorted(r->us, r->n, 50),
+          bc_pct_sorted(r->us, r->n, 99), r->n ? r->us[r->n - 1] : 0,
+          r->resets, last ? "" : ",");
+}
+
+static double mean(const result *r) {
+  double s = 0;
+  for (size_t i = 0; i < r->n; i++) s += r->us[i];
+  return r->n ? s / (double)r->n : 0;
+}
+
+int main(int argc, char **argv) {
+  size_t n = 3000;
+  const char *json = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--quick"))
+      n = 1000;
+    else if (!strcmp(argv[i], "--takeovers") && i + 1 < argc)
+      n = strtoul(argv[++i], NULL, 10);
+    else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+      json = argv[++i];
+    else {
+      fprintf(stderr,
+              "usage: bench_takeover [--quick] [--takeovers N] "
+              "[--json FILE]\n");
+      return 2;
+    }
+  }
+  if (n < 1) n = 1;
+  signal(SIGPIPE, SIG_IGN);
+  B.listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (B.listener < 0 || bind(B.listener, (struct sockaddr *)&a, sizeof a) ||
+      listen(B.listener, 64)) {
+    perror("bench_takeover: listener");
+    return 1;
+  }
+  vigil_hub_options ho;
+  vigil_hub_options_init(&ho);
+  ho.on_event = on_event;
+  vigil_group_options go;
+  vigil_group_options_init(&go);
+  go.workers = 2;
+  go.hub = &ho;
+  go.setup = setup;
+  if (vigil_group_new(&go, &B.g) != VIGIL_OK ||
+      vigil_group_start(B.g) != VIGIL_OK) {
+    fprintf(stderr, "bench_takeover: no group\n");
+    return 1;
+  }
+  result hub = {0}, worker = {0};
+  double load = bc_loadavg1();
+  int rc = run(0, n, &hub);
+  if (rc == 0) rc = run(1, n, &worker);
+  vigil_stats st;
+  vigil_group_stats(B.g, &st, NULL, 0);
+  vigil_group_stop(B.g, 1000);
+  vigil_group_join(B.g);
+  vigil_group_free(B.g);
+  close(B.listener);
+  if (rc != 0 || __atomic_load_n(&B.failed, __ATOMIC_SEQ_CST)) {
+    fprintf(stderr, "bench_takeover: a takeover failed\n");
+    return 1;
+  }
+  double hub_mean = mean(&hub), worker_mean = mean(&worker);
+  bc_sort(worker.us, worker.n);
+  double worker_p99 = bc_pct_sorted(worker.us, worker.n, 99);
+  printf("takeover: %zu per scope, claim -> RST of the displaced conn\n", n);
+  bc_sort(hub.us, hub.n);
+  printf("  hub      p50 %.1f us  p99 %.1f us  max %.1f us\n",
+         bc_pct_sorted(hub.us, hub.n, 50), bc_pct_sorted(hub.us, hub.n, 99),
+         hub.us[hub.n - 1]);
+  printf("  worker   p50 %.1f us  p99 %.1f us  max %.1f us  (target p99 <= "
+         "1000 us: %s)\n",
+         bc_pct_sorted(worker.us, worker.n, 50), worker_p99,
+         worker.us[worker.n - 1], worker_p99 <= 1000 ? "met" : "NOT met");
+  printf("  displaced clients that saw ECONNRESET: %zu + %zu of %zu\n",
+         hub.resets, worker.resets, 2 * n);
+  if (json) {
+    FILE *f = fopen(json, "w");
+    if (!f) {
+      perror(json);
+      return 1;
+    }
+    fprintf(f, "{\"takeover\": {\n  \"config\": {\"takeovers\": %zu, "
+               "\"workers\": 2, \"loadavg_1m\": %.2f, \"what\": \"claim "
+               "(vigil_conn_identify) to the displaced conn's RST\"},\n",
+            n, load);
+    print_stats(f, "hub", &hub, 0);
+    print_stats(f, "worker", &worker, 0);
+    fprintf(f,
+            "  \"mean_us\": {\"hub\": %.1f, \"worker\": %.1f},\n"
+            "  \"group_takeovers\": {\"hub\": %llu, \"worker\": %llu},\n"
+            "  \"targets\": {\"worker_p99_le_1ms\": %s}\n}}\n",
+            hub_mean, worker_mean,
+            (unsigned long long)st.takeovers_by_scope[VIGIL_SCOPE_HUB],
+            (unsigned long long)st.takeovers_by_scope[VIGIL_SCOPE_WORKER],
+            worker_p99 <= 1000 ? "true" : "false");
+    fclose(f);
+  }
+  free(hub.us);
+  free(worker.us);
+  return 0;
+}

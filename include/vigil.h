@@ -739,6 +739,10 @@ VIGIL_EXPORT int vigil_abort(vigil_conn *c);
  * err (an errno value, 0 = none) as the close event's sys_errno. For hosts
  * and bindings whose own handling of the connection failed, e.g. a Python
  * callback that raised: the stream state is unknown, so the peer gets RST.
+ * A watch-only host that read or wrote the socket itself passes the errno
+ * it got: ECONNRESET and EPIPE close with reason peer_reset, ETIMEDOUT
+ * with keepalive_timeout or user_timeout (what the kernel gave up on), as
+ * vigil's own I/O would.
  * No effect once closed; a conn already closing keeps its first reason. */
 VIGIL_EXPORT int vigil_conn_fail(vigil_conn *c, int err);
 

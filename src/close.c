@@ -222,6 +222,13 @@ void vigil__conn_close_host(vigil_conn *c) {
 
 void vigil__conn_fail(vigil_conn *c, int err) {
   if (c->state == VIGIL_CONN_CLOSED) return;
+  if (c->reason == VIGIL_REASON_NONE &&
+      (err == ECONNRESET || err == EPIPE || err == ETIMEDOUT)) {
+    /* A watch-only host's own read or write met the peer's reset or the
+     * kernel's timeout: the same reason vigil's own I/O would give. */
+    vigil__conn_io_failed(c, err);
+    return;
+  }
   if (c->reason == VIGIL_REASON_NONE) c->sys_errno = err;
   vigil__conn_close(c, VIGIL_REASON_IO_ERROR, VIGIL__CLOSE_ABORT);
 }

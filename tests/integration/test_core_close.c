@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "corefix.h"
+#include "rowtest.h"
 
 #define TICK 10
 
@@ -464,6 +465,31 @@ static void test_conn_fail_io_error(void **state) {
   pair_close(&x);
 }
 
+/* A watch-only host whose own read failed with the peer's reset reports
+ * the errno; the reason is the one vigil gives the same errno on its own
+ * reads, not a generic io_error. */
+typedef struct failed_read {
+  const char *name;
+  int err;
+  vigil_reason reason;
+} failed_read;
+
+static const failed_read failed_reads[] = {
+    {"host read ECONNRESET is peer_reset", ECONNRESET, VIGIL_REASON_PEER_RESET},
+    {"host write EPIPE is peer_reset", EPIPE, VIGIL_REASON_PEER_RESET},
+    {"host failure EPROTO is io_error", EPROTO, VIGIL_REASON_IO_ERROR},
+};
+
+static void run_failed_read(void **state) {
+  const failed_read *r = *state;
+  pair x;
+  pair_open(&x, NULL, 0);
+  assert_int_equal(vigil_conn_fail(x.cc.conn, r->err), VIGIL_OK);
+  assert_true(cf_wait_closed(&x.h, &x.cc, 1000));
+  assert_int_equal(x.cc.reason, r->reason);
+  pair_close(&x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_graceful_close_delivers_1mib),
@@ -476,5 +502,8 @@ int main(void) {
       cmocka_unit_test(test_close_ex_reason_and_detail),
       cmocka_unit_test(test_conn_fail_io_error),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  vt_suite s = {0};
+  VT_TESTS(&s, tests);
+  VT_ROWS(&s, run_failed_read, failed_reads);
+  return vt_suite_run(&s, NULL, NULL);
 }

@@ -143,6 +143,35 @@ class EchoAndHeartbeatTest(unittest.TestCase):
         self.assertEqual(stats["takeovers_by_scope"],
                          {"hub": 1, "worker": 0, "cluster": 0})
 
+    def test_ping_flood_guard_for_the_hosts_own_pings(self):
+        server, client = tcp_pair()
+        self.addCleanup(client.close)
+        client.setblocking(False)
+        answers, closed = [], []
+
+        def on_data(conn, data):
+            for _ in data:  # every byte is one ping of this protocol
+                answers.append(conn.ping_received())
+                if answers[-1]:
+                    conn.send(b"o")
+
+        conn = self.hub.adopt(
+            server, vigil.Policy(ping_min_interval_ms=1000, ping_strikes=2),
+            on_data=on_data, on_close=lambda c, r: closed.append(r))
+        conn.ready()
+        # The first ping is never a strike; two strikes are allowed; the
+        # third is one too many.
+        for sent in range(1, 5):
+            client.send(b"p")
+            self.assertTrue(run_until(self.hub,
+                                      lambda: len(answers) == sent))
+        self.assertEqual(answers, [True, True, True, False])
+        # A graceful close: the answers, then our FIN; it ends when the
+        # peer closes too.
+        self.assertEqual(recv_until(self.hub, client, 4), b"ooo")
+        client.close()
+        self.assertTrue(run_until(self.hub, lambda: closed == ["ping_flood"]))
+
     def test_hub_census(self):
         clients = [connect(self.srv.listener.port) for _ in range(3)]
         for c in clients:

@@ -196,6 +196,7 @@ _PROTOS = {
     "vigil_abort": (_INT, [_P]),
     "vigil_conn_fail": (_INT, [_P, _INT]),
     "vigil_conn_ready": (_INT, [_P]),
+    "vigil_conn_ping_received": (_INT, [_P]),
     "vigil_conn_set_policy": (_INT, [_P, C.POINTER(T.PolicyStruct)]),
     "vigil_conn_identify": (_INT, [_P, C.c_char_p, C.c_size_t]),
     "vigil_conn_identity": (_CSTR, [_P]),

@@ -5,7 +5,7 @@ import weakref
 
 from . import _types as T
 from ._lib import lib, text
-from .errors import ClosedError, check
+from .errors import ECLOSED, ClosedError, check
 from .policy import policy_ref
 from .sockets import SockOpts, TcpInfo, _from_struct
 
@@ -82,6 +82,17 @@ class Conn:
     def ready(self):
         """Marks the handshake done (stops handshake_timeout)."""
         check(lib.vigil_conn_ready(self._c("ready")), "ready")
+
+    def ping_received(self):
+        """Reports a ping of the host's own protocol, before answering it
+        (the policy's ping_min_interval_ms / ping_strikes guard). True:
+        answer it. False: do not; that ping was one strike too many and
+        the conn is closing with reason ping_flood (or was closing)."""
+        rc = lib.vigil_conn_ping_received(self._c("ping_received"))
+        if rc == ECLOSED:
+            return False
+        check(rc, "ping_received")
+        return True
 
     def identify(self, identity):
         """Claims an identity (str or bytes); takeover per the policy.

@@ -1,6 +1,8 @@
 /* Reconnect backoff; see backoff.h. */
 #include "backoff.h"
 
+#include <stdio.h>
+
 void vigil_client_backoff_init(vigil_client_backoff *cfg) {
   if (!cfg) return;
   /* gRPC connection-backoff defaults (doc/connection-backoff.md). */
@@ -11,15 +13,37 @@ void vigil_client_backoff_init(vigil_client_backoff *cfg) {
   cfg->min_connect_timeout_ms = 20000;
 }
 
-int vigil__backoff_valid(const vigil_client_backoff *cfg) {
+/* Writes "backoff.<field>: <value> is not in <range>" to why. */
+static int out_of_range(char *why, size_t len, const char *field, double v,
+                        const char *range) {
+  if (why && len) snprintf(why, len, "backoff.%s: %g is not in %s", field, v,
+                           range);
+  return 0;
+}
+
+int vigil__backoff_check(const vigil_client_backoff *cfg, char *why,
+                         size_t len) {
   /* The comparisons are written so that NaN fails them. */
-  return cfg && cfg->initial_ms >= 1 &&
-         cfg->initial_ms <= VIGIL_MAX_DURATION_MS &&
-         cfg->max_ms >= cfg->initial_ms &&
-         cfg->max_ms <= VIGIL_MAX_DURATION_MS &&
-         cfg->multiplier >= 1.0 && cfg->multiplier <= 10.0 &&
-         cfg->jitter >= 0.0 && cfg->jitter <= 1.0 &&
-         cfg->min_connect_timeout_ms <= VIGIL_MAX_DURATION_MS;
+  if (!(cfg->initial_ms >= 1 && cfg->initial_ms <= VIGIL_MAX_DURATION_MS))
+    return out_of_range(why, len, "initial_ms", cfg->initial_ms,
+                        "1..86400000");
+  if (!(cfg->max_ms >= cfg->initial_ms &&
+        cfg->max_ms <= VIGIL_MAX_DURATION_MS))
+    return out_of_range(why, len, "max_ms", cfg->max_ms,
+                        "initial_ms..86400000");
+  if (!(cfg->multiplier >= 1.0 && cfg->multiplier <= 10.0))
+    return out_of_range(why, len, "multiplier", cfg->multiplier,
+                        "1.0..10.0");
+  if (!(cfg->jitter >= 0.0 && cfg->jitter <= 1.0))
+    return out_of_range(why, len, "jitter", cfg->jitter, "0.0..1.0");
+  if (!(cfg->min_connect_timeout_ms <= VIGIL_MAX_DURATION_MS))
+    return out_of_range(why, len, "min_connect_timeout_ms",
+                        cfg->min_connect_timeout_ms, "0..86400000");
+  return 1;
+}
+
+int vigil__backoff_valid(const vigil_client_backoff *cfg) {
+  return cfg && vigil__backoff_check(cfg, NULL, 0);
 }
 
 void vigil__backoff_init(vigil__backoff *b, const vigil_client_backoff *cfg) {

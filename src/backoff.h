@@ -29,6 +29,10 @@ typedef struct vigil__backoff {
 
 /* 1 if cfg is usable (see vigil_client_backoff for the ranges). */
 int vigil__backoff_valid(const vigil_client_backoff *cfg);
+/* The same, and when it is not, "backoff.<field>: <value> is not in
+ * <range>" in why (len bytes; why may be NULL). */
+int vigil__backoff_check(const vigil_client_backoff *cfg, char *why,
+                         size_t len);
 
 /* Starts the sequence at cfg->initial_ms. cfg must be valid. */
 void vigil__backoff_init(vigil__backoff *b, const vigil_client_backoff *cfg);

@@ -44,6 +44,7 @@
 #include "close.h"
 #include "conn.h"
 #include "conn_io.h"
+#include "error.h"
 #include "event.h"
 #include "hub.h"
 #include "proto_frame.h"
@@ -370,22 +371,38 @@ static uint64_t random_seed(const void *salt) {
          (uint64_t)(uintptr_t)salt ^ ((uint64_t)getpid() << 16);
 }
 
+/* Records why the options were refused (vigil_last_error: call
+ * "vigil_client_new", the message names the field); VIGIL_EINVAL. */
+static int refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int refuse(const char *fmt, ...) {
+  char why[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  return vigil__error_detail(VIGIL_EINVAL, "vigil_client_new", why);
+}
+
 /* Copies and checks the options into cl; VIGIL_OK or VIGIL_EINVAL. */
 static int setup(vigil_client *cl, const vigil_client_options *o) {
-  if (!o->host || !o->host[0] || o->port == 0 ||
-      !vigil__backoff_valid(&o->backoff) ||
-      o->connect_timeout_ms > VIGIL_MAX_DURATION_MS)
-    return VIGIL_EINVAL;
+  char why[200];
+  if (!o->host || !o->host[0]) return refuse("host: required");
+  if (o->port == 0) return refuse("port: 0 is not in 1..65535");
+  if (!vigil__backoff_check(&o->backoff, why, sizeof why))
+    return refuse("%s", why);
+  if (o->connect_timeout_ms > VIGIL_MAX_DURATION_MS)
+    return refuse("connect_timeout_ms: %u is not in 0..%u",
+                  o->connect_timeout_ms, VIGIL_MAX_DURATION_MS);
   if (o->identity) {
-    uint8_t probe[VIGIL_FRAME_SIZE(VIGIL_FRAME_IDENTITY_MAX)];
-    if (vigil_frame_encode(VIGIL_FRAME_HELLO, o->identity,
-                           strlen(o->identity), probe, sizeof probe) < 0)
-      return VIGIL_EINVAL;
+    size_t n = strlen(o->identity);
+    if (n < 1 || n > VIGIL_FRAME_IDENTITY_MAX)
+      return refuse("identity: %zu bytes is not in 1..%u", n,
+                    VIGIL_FRAME_IDENTITY_MAX);
   }
   cl->policy = o->policy ? *o->policy : *cl->hub->policy;
   cl->policy.frame_codec = 1;
-  if (vigil_policy_validate(&cl->policy, NULL, 0) != VIGIL_OK)
-    return VIGIL_EINVAL;
+  if (vigil_policy_validate(&cl->policy, why, sizeof why) != VIGIL_OK)
+    return refuse("policy: %s", why);
   cl->o = *o;
   cl->o.policy = &cl->policy;
   cl->host = strdup(o->host);

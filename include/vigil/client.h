@@ -110,8 +110,9 @@ VIGIL_EXPORT void vigil_client_options_init(vigil_client_options *o);
 /*
  * Creates a client on hub and starts connecting (the first attempt runs
  * from the loop, not inside this call). Returns VIGIL_OK and *out, or
- * VIGIL_EINVAL (no host, port 0, identity empty, too long or with a NUL
- * byte... bad backoff or policy), VIGIL_ENOMEM.
+ * VIGIL_EINVAL (no host, port 0, identity empty or too long, bad backoff
+ * or policy; vigil_last_error()'s message names the field and its range,
+ * e.g. "backoff.jitter: 2 is not in 0.0..1.0"), VIGIL_ENOMEM.
  */
 VIGIL_EXPORT int vigil_client_new(vigil_hub *hub,
                                   const vigil_client_options *o,

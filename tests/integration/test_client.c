@@ -286,13 +286,15 @@ static void test_bad_options(void **state) {
     uint16_t port;
     const char *identity;
     void (*change)(vigil_client_options *o, vigil_policy *p);
+    const char *says; /* in vigil_last_error()->message: the field */
   } rows[] = {
-      {"no host", 1234, "ok", no_host},
-      {"port 0", 0, "ok", NULL},
-      {"empty identity", 1234, "", NULL},
-      {"identity of 299 bytes", 1234, longid, NULL},
-      {"jitter above 1", 1234, "ok", wild_jitter},
-      {"ping not below dead_after", 1234, "ok", ping_not_below_dead_after},
+      {"no host", 1234, "ok", no_host, "host: required"},
+      {"port 0", 0, "ok", NULL, "port: 0 is not in 1..65535"},
+      {"empty identity", 1234, "", NULL, "identity: 0 bytes"},
+      {"identity of 299 bytes", 1234, longid, NULL, "identity: 299 bytes"},
+      {"jitter above 1", 1234, "ok", wild_jitter, "backoff.jitter"},
+      {"ping not below dead_after", 1234, "ok", ping_not_below_dead_after,
+       "policy: ping_interval_ms"},
   };
   vigil_client_options o;
   vigil_policy p;
@@ -306,6 +308,11 @@ static void test_bad_options(void **state) {
     vt_row_int_equal(rows[i].name, vigil_client_new(f->hub, &o, &cl),
                      VIGIL_EINVAL);
     vt_row_int_equal(rows[i].name, cl == NULL, 1);
+    const vigil_error_info *e = vigil_last_error();
+    if (!strstr(e->message, rows[i].says))
+      fail_msg("%s: last error \"%s\" does not say \"%s\"", rows[i].name,
+               e->message, rows[i].says);
+    vt_row_int_equal(rows[i].name, strcmp(e->call, "vigil_client_new"), 0);
   }
   assert_int_equal(vigil_client_new(NULL, &o, &cl), VIGIL_EINVAL);
   assert_int_equal(vigil_client_send_data(NULL, "x", 1), VIGIL_EINVAL);

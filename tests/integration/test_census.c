@@ -375,6 +375,23 @@ static void test_owners(void **state) {
   assert_int_equal(WEXITSTATUS(st), 0);
 }
 
+/* Sockets of this process in state st. The port numbers a test gets are
+ * ephemeral, so other processes on the machine may hold sockets on the
+ * same number (an IPv4 client's port, say): counts of the whole census
+ * would flake; what this process holds does not. */
+static int mine_in_state(const vigil_census *c, vigil_tcp_state st) {
+  int n = 0;
+  for (size_t i = 0; i < c->nsockets; i++)
+    n += c->sockets[i].in_this_process && c->sockets[i].state == st;
+  return n;
+}
+
+static int count_family(const vigil_census *c, int family) {
+  int n = 0;
+  for (size_t i = 0; i < c->nsockets; i++) n += c->sockets[i].family == family;
+  return n;
+}
+
 static void test_ipv6(void **state) {
   (void)state;
   int s6, c6;
@@ -385,7 +402,7 @@ static void test_ipv6(void **state) {
   uint16_t p6 = local_port(s6);
   vigil_census *c =
       census_port(p6, VIGIL_CENSUS_MATCH_LOCAL, VIGIL_CENSUS_FAMILY_ALL, 0);
-  assert_int_equal(c->counts[VIGIL_TCP_ESTABLISHED], 1);
+  assert_int_equal(mine_in_state(c, VIGIL_TCP_ESTABLISHED), 1);
   const vigil_census_socket *s = find_inode(c, inode_of(s6));
   assert_non_null(s);
   assert_int_equal(s->family, AF_INET6);
@@ -396,10 +413,12 @@ static void test_ipv6(void **state) {
   vigil_census_free(c);
 
   c = census_port(p6, VIGIL_CENSUS_MATCH_LOCAL, VIGIL_CENSUS_FAMILY_IPV4, 0);
-  assert_int_equal(c->total, 0);
+  assert_int_equal(count_family(c, AF_INET6), 0);
+  assert_int_equal(count_family(c, AF_INET), (int)c->nsockets);
   vigil_census_free(c);
   c = census_port(p6, VIGIL_CENSUS_MATCH_EITHER, VIGIL_CENSUS_FAMILY_IPV6, 0);
-  assert_int_equal(c->counts[VIGIL_TCP_ESTABLISHED], 2);
+  assert_int_equal(mine_in_state(c, VIGIL_TCP_ESTABLISHED), 2);
+  assert_int_equal(count_family(c, AF_INET), 0);
   vigil_census_free(c);
   struct linger lg = {1, 0};
   setsockopt(c6, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);

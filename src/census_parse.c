@@ -47,10 +47,15 @@ int vigil__census_sys(const char *call, int err) {
 /* Turns a kernel error code carried in a message (negative errno, as
  * NLMSG_ERROR and NLMSG_DONE carry it) into our result. */
 static int kernel_error(int neg_errno, int *kerr) {
-  /* INT_MIN cannot be negated; it is not an errno anyway. */
-  int e = neg_errno < 0 && neg_errno > -4096 ? -neg_errno : EPROTO;
-  if (kerr) *kerr = e;
-  return e == EPROTO ? VIGIL_EPROTO : vigil__census_sys("sock_diag", e);
+  /* Not an errno (positive, or beyond the kernel's -4095; INT_MIN cannot
+   * even be negated): the answer is malformed. A real -EPROTO from the
+   * kernel is mapped like any other errno. */
+  if (!(neg_errno < 0 && neg_errno > -4096)) {
+    if (kerr) *kerr = EPROTO;
+    return VIGIL_EPROTO;
+  }
+  if (kerr) *kerr = -neg_errno;
+  return vigil__census_sys("sock_diag", -neg_errno);
 }
 
 int vigil__census_parse(const void *buf, size_t len, uint32_t seq,

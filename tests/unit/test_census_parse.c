@@ -305,6 +305,9 @@ static void test_parse_kernel_errors(void **state) {
       {NLMSG_ERROR, -ENOMEM, VIGIL_ENOMEM, ENOMEM},
       {NLMSG_ERROR, -EINVAL, VIGIL_EINVAL, EINVAL},
       {NLMSG_ERROR, -EBUSY, VIGIL_ESYS, EBUSY},
+      /* A real EPROTO from the kernel is its errno, not a malformed
+       * answer: mapped like any other. */
+      {NLMSG_ERROR, -EPROTO, VIGIL_ESYS, EPROTO},
       {NLMSG_ERROR, 5, VIGIL_EPROTO, EPROTO},       /* positive: nonsense */
       {NLMSG_ERROR, INT_MIN, VIGIL_EPROTO, EPROTO}, /* not an errno */
       {NLMSG_ERROR, -100000, VIGIL_EPROTO, EPROTO},

@@ -14,7 +14,7 @@ SEQ = 0x1234
 NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4
 SOCK_DIAG_BY_FAMILY = 20
 ESTABLISHED, FIN_WAIT1, CLOSE_WAIT, LISTEN, NEW_SYN_RECV = 1, 4, 8, 10, 12
-EPERM, ENOENT, EINVAL, ENOBUFS = 1, 2, 22, 105
+EPERM, ENOENT, EINVAL, EPROTO, ENOBUFS = 1, 2, 22, 71, 105
 
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "census")
 os.makedirs(out, exist_ok=True)
@@ -88,6 +88,8 @@ seed("odd_records", 0x40,
 seed("callback_fails", 0x42, [est + cw + lst + done])
 seed("error_eperm", 0x00, [code(NLMSG_ERROR, -EPERM, est[:16])])
 seed("error_weird", 0x00, [code(NLMSG_ERROR, -5000)])
+# The kernel's own EPROTO is an errno like any other, not a malformed answer.
+seed("error_eproto", 0x00, [code(NLMSG_ERROR, -EPROTO, est[:16])])
 seed("ack", 0x00, [code(NLMSG_ERROR, 0, est[:16])])
 seed("done_enobufs", 0x40, [est + code(NLMSG_DONE, -ENOBUFS)])
 seed("done_short", 0x40, [est + msg(NLMSG_DONE)])

@@ -682,6 +682,11 @@ typedef struct vigil_stats {
                              hub, [VIGIL_SCOPE_WORKER] on another worker
                              of the group (entries past VIGIL_SCOPE__COUNT
                              are 0) */
+  uint64_t takeovers_by_class[VIGIL_PEER_CAPACITY]; /* the same by what
+                             the displaced conn's peer was found to be:
+                             [VIGIL_PEER_GHOST] reset at once,
+                             [VIGIL_PEER_LIVE] closed gracefully within
+                             the takeover bound (docs/ghosts.md) */
 } vigil_stats;
 
 VIGIL_EXPORT void vigil_hub_stats(vigil_hub *hub, vigil_stats *out);

@@ -41,7 +41,8 @@ typedef struct vigil__class_input {
                                  state counts) */
   uint64_t now_ms;
   uint64_t last_rx_ms;        /* last byte received (adoption if none) */
-  uint64_t ping_asked_ms;     /* last ping asked; 0 = never */
+  uint64_t ping_asked_ms;     /* oldest ping asked and unanswered (at or
+                                 before last_rx: answered); 0 = never */
   int suspected;              /* "suspect" raised since last_rx */
   uint32_t suspect_after_ms;  /* the policy's, resolved; 0 = off */
   uint32_t drain_timeout_ms;  /* the policy's; 0 = none */

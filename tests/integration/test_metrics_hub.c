@@ -214,6 +214,8 @@ static void test_hub_exposition(void **state) {
   }
   assert_true(value_of(text, "vigil_takeovers_total{scope=\"hub\"}") == 1);
   assert_true(value_of(text, "vigil_takeovers_total{scope=\"cluster\"}") == 0);
+  assert_true(value_of(text, "vigil_takeovers_by_class_total{class=\"live\"}") == 1);
+  assert_true(value_of(text, "vigil_takeovers_by_class_total{class=\"ghost\"}") == 0);
   assert_true(value_of(text, "vigil_takeover_latency_seconds_count{scope=\"hub\"}") == 1);
   assert_true(value_of(text, "vigil_takeover_latency_seconds_bucket{scope=\"hub\",le=\"+Inf\"}") == 1);
   /* 37 ms late: not within 20 ms, within 50 ms. */

@@ -78,12 +78,14 @@ static int refuse(vigil_conn *c, vigil_reason reason, int rc,
 /* ---- events ---- */
 
 static void emit_flapping(vigil_hub *hub, vigil_conn *c,
-                          const vigil__holder *holder, uint32_t count) {
+                          const vigil__holder *holder,
+                          const vigil__claim_ctx *x) {
   if (!vigil__hub_wants_events(hub)) return;
   vigil_event ev;
   vigil__event_init(&ev, VIGIL_EV_FLAPPING, hub, c);
   ev.other_conn_id = holder ? holder->conn_id : 0;
-  ev.count = count;
+  ev.count = x->flap_count;
+  ev.detail = x->flap_detail;
   vigil__event_send(hub, &ev);
 }
 
@@ -156,6 +158,17 @@ static void close_by_class(vigil_conn *c, const vigil__class_verdict *v) {
                                               : VIGIL__CLOSE_DEAD);
 }
 
+/* Two live conns that keep taking an identity from each other are a
+ * duplicate identity, not a rebooting device: the identity's rules count
+ * live takeovers so the flapping report can say so (takeover_rules.h). */
+static void note_live(vigil_conn *old) {
+  vigil__dir *d = vigil__identity_dir(old->hub);
+  if (!d || !d->ops->note || old->policy->flap_max == 0) return;
+  d->ops->note(d, old->ext->identity, old->ext->identity_len,
+               vigil__hub_clock(old->hub), vigil__takeover_note_live,
+               (void *)old->policy);
+}
+
 /* vigil__takeover_evict; `announce` (the claimant's takeover event, same
  * hub only) runs between the verdict and the close, so the event carries
  * the class. It runs host code: the conn is closed only if it still
@@ -175,6 +188,7 @@ static void evict(vigil_conn *old, vigil_takeover_scope scope,
   hub->stats.takeovers++;
   hub->stats.takeovers_by_scope[scope]++;
   hub->stats.takeovers_by_class[v.cls]++;
+  if (v.cls == VIGIL_PEER_LIVE) note_live(old);
   close_by_class(old, &v);
   vigil__metrics_observe_takeover(hub, scope, claim_us);
 }
@@ -309,7 +323,7 @@ static int judge_loop(vigil_hub *hub, vigil_conn *c, const void *id,
       break;
     }
     if (x->flap_count) {
-      emit_flapping(hub, c, other, x->flap_count);
+      emit_flapping(hub, c, other, x);
       vigil__holder_unref(other);
     } else {
       vigil__holder_unref(asked);
@@ -323,7 +337,8 @@ static int judge_loop(vigil_hub *hub, vigil_conn *c, const void *id,
     }
     if (x->flap_refuse) {
       free(mine);
-      rc = refuse(c, VIGIL_REASON_IDENTITY_BANNED, VIGIL_EBANNED, NULL);
+      rc = refuse(c, VIGIL_REASON_IDENTITY_BANNED, VIGIL_EBANNED,
+                  x->flap_detail);
       break;
     }
   }

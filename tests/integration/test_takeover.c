@@ -509,6 +509,72 @@ static void test_flapping_window_and_report_only(void **state) {
   assert_int_equal(st.takeovers, 4);
 }
 
+/* Two live devices sharing an identity take it from each other: past
+ * flap_max the flapping report says so, and the ban stops the loop with
+ * whoever holds the identity now. */
+static void test_duplicate_identity_loop_reported(void **state) {
+  fixture *f = *state;
+  f->use_fake_clock = 1;
+  f->policy.flap_max = 2;
+  f->policy.flap_window_ms = 10000;
+  f->policy.flap_ban_ms = 5000;
+  hub_up(f);
+  for (int i = 0; i < 4; i++) open_conn(f, i);
+  assert_int_equal(identify(f, 0, "twin"), VIGIL_OK);
+  advance(f, 100);
+  assert_int_equal(identify(f, 1, "twin"), VIGIL_OK); /* live 1 */
+  advance(f, 100);
+  assert_int_equal(identify(f, 2, "twin"), VIGIL_OK); /* live 2 */
+  advance(f, 100);
+  assert_int_equal(identify(f, 3, "twin"), VIGIL_EBANNED);
+  const gf_event *fl = gf_find(&f->log, VIGIL_EV_FLAPPING, 0);
+  assert_non_null(fl);
+  assert_int_equal(fl->count, 3);
+  assert_string_equal(fl->detail,
+                      "duplicate identity: live conns taking turns");
+  assert_ptr_equal(vigil_hub_find_identity(f->hub, "twin", 4), f->rec[2].c);
+  close(f->client[3]);
+  f->client[3] = -1;
+  run_until_closed(f, 3);
+  assert_int_equal(f->rec[3].reason, VIGIL_REASON_IDENTITY_BANNED);
+  const gf_event *cl = gf_find(&f->log, VIGIL_EV_CLOSE, f->rec[3].id);
+  assert_non_null(cl);
+  assert_string_equal(cl->detail,
+                      "duplicate identity: live conns taking turns");
+  vigil_stats st;
+  vigil_hub_stats(f->hub, &st);
+  assert_int_equal(st.takeovers_by_class[VIGIL_PEER_LIVE], 2);
+}
+
+/* A device rebooting in a loop leaves ghosts (here: silent past
+ * suspect_after): the same flapping, reported without that detail. */
+static void test_flapping_of_ghosts_is_no_duplicate(void **state) {
+  fixture *f = *state;
+  f->use_fake_clock = 1;
+  f->policy.flap_max = 2;
+  f->policy.flap_window_ms = 10000;
+  f->policy.flap_ban_ms = 5000;
+  f->policy.suspect_after_ms = 50;
+  hub_up(f);
+  for (int i = 0; i < 4; i++) open_conn(f, i);
+  assert_int_equal(identify(f, 0, "rebooter"), VIGIL_OK);
+  for (int i = 1; i < 3; i++) {
+    advance(f, 100);
+    assert_int_equal(identify(f, i, "rebooter"), VIGIL_OK);
+    /* a ghost: reset inside the claim */
+    assert_int_equal(vigil_conn_get_state(f->rec[i - 1].c), VIGIL_CONN_CLOSED);
+  }
+  advance(f, 100);
+  assert_int_equal(identify(f, 3, "rebooter"), VIGIL_EBANNED);
+  const gf_event *fl = gf_find(&f->log, VIGIL_EV_FLAPPING, 0);
+  assert_non_null(fl);
+  assert_int_equal(fl->count, 3);
+  assert_string_equal(fl->detail, "");
+  vigil_stats st;
+  vigil_hub_stats(f->hub, &st);
+  assert_int_equal(st.takeovers_by_class[VIGIL_PEER_GHOST], 2);
+}
+
 static int conn_in_close_wait(void *c) {
   return vigil_conn_get_state(c) == VIGIL_CONN_CLOSE_WAIT;
 }
@@ -632,6 +698,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_flapping_bans_identity, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_flapping_window_and_report_only,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_duplicate_identity_loop_reported,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flapping_of_ghosts_is_no_duplicate,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_identify_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_binary_identity, setup, teardown),

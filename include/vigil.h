@@ -499,7 +499,6 @@ VIGIL_EXPORT const char *vigil_event_name(vigil_event_type t);
 #define VIGIL_EVIDENCE_PING_OUTSTANDING 0x8u /* a ping asked, nothing heard
                                                 since, for a few RTTs */
 #define VIGIL_EVIDENCE_SUSPECTED 0x10u  /* "suspect" raised since last rx */
-#define VIGIL_EVIDENCE_RX_SILENCE 0x20u /* silent past suspect_after */
 
 /*
  * One structured event. Pointers are valid only during the callback.

@@ -386,7 +386,6 @@ static void append_evidence(vigil__out *o, uint32_t bits) {
       {VIGIL_SUSPECT_ACK_SILENCE, "ack_silence"},
       {VIGIL_EVIDENCE_PING_OUTSTANDING, "ping_outstanding"},
       {VIGIL_EVIDENCE_SUSPECTED, "suspected"},
-      {VIGIL_EVIDENCE_RX_SILENCE, "rx_silence"},
   };
   char tmp[128];
   size_t n = 0;

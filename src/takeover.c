@@ -126,7 +126,6 @@ static void classify(vigil_conn *c, vigil__class_verdict *v) {
   in.last_rx_ms = c->t.last_rx;
   in.ping_asked_ms = c->ext ? c->ext->ping_asked : 0;
   in.suspected = (c->quiet & VIGIL__QUIET_SUSPECT) != 0;
-  in.suspect_after_ms = vigil__suspect_after(c->policy);
   in.drain_timeout_ms = c->policy->drain_timeout_ms;
   vigil__takeover_classify(&in, v);
 }

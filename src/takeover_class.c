@@ -31,15 +31,11 @@ static uint32_t kernel_evidence(const vigil_tcp_info *ti, uint64_t few_rtts) {
  * have answered. */
 static uint32_t own_evidence(const vigil__class_input *in, uint64_t few_rtts) {
   uint32_t e = 0;
-  uint64_t silent = in->now_ms > in->last_rx_ms ? in->now_ms - in->last_rx_ms
-                                                : 0;
   if (in->ping_asked_ms != 0 && in->ping_asked_ms > in->last_rx_ms &&
       in->now_ms > in->ping_asked_ms &&
       in->now_ms - in->ping_asked_ms > few_rtts)
     e |= VIGIL_EVIDENCE_PING_OUTSTANDING;
   if (in->suspected) e |= VIGIL_EVIDENCE_SUSPECTED;
-  if (in->suspect_after_ms > 0 && silent > in->suspect_after_ms)
-    e |= VIGIL_EVIDENCE_RX_SILENCE;
   return e;
 }
 

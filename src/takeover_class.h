@@ -14,8 +14,10 @@
  *     ping_outstanding  a ping asked, nothing received since, for more
  *                       than few_rtts
  *     suspected         "suspect" raised since the last byte received
- *     rx_silence        nothing received for more than suspect_after
- *   live otherwise (no evidence counts as live).
+ *   live otherwise (no evidence counts as live). Silence alone is no
+ *   evidence: an MQTT client pings every keep-alive k while the gateway's
+ *   suspect_after is 0.75 k, so a live idle client is routinely silent
+ *   past it.
  *
  *   live close bound = min(max(4 x srtt, 100 ms), drain_timeout)
  */
@@ -44,7 +46,6 @@ typedef struct vigil__class_input {
   uint64_t ping_asked_ms;     /* oldest ping asked and unanswered (at or
                                  before last_rx: answered); 0 = never */
   int suspected;              /* "suspect" raised since last_rx */
-  uint32_t suspect_after_ms;  /* the policy's, resolved; 0 = off */
   uint32_t drain_timeout_ms;  /* the policy's; 0 = none */
 } vigil__class_input;
 

@@ -399,9 +399,9 @@ static void test_epoch_guard_late_fin(void **state) {
  * already closed the conn; the late report must change nothing. */
 static void test_epoch_guard_watch_only_late_eof(void **state) {
   fixture *f = *state;
-  /* Silence past suspect_after makes the old peer a ghost, closed inside
-   * the claim, so its host's EOF report comes late. */
-  f->policy.suspect_after_ms = 20;
+  /* A ping left unanswered makes the old peer a ghost, closed inside the
+   * claim, so its host's EOF report comes late. */
+  f->policy.ping_interval_ms = 20;
   hub_up(f);
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
@@ -416,7 +416,7 @@ static void test_epoch_guard_watch_only_late_eof(void **state) {
   open_conn(f, 1);
   vigil_conn *old = f->rec[0].c;
   assert_int_equal(vigil_conn_identify(old, "dev-7", 5), VIGIL_OK);
-  vt_run_until(f->loop, NULL, NULL, 40);
+  vt_run_until(f->loop, NULL, NULL, 300);
   assert_int_equal(identify(f, 1, "dev-7"), VIGIL_OK);
   assert_int_equal(vigil_conn_get_state(old), VIGIL_CONN_CLOSED);
   vigil_conn_peer_eof(old); /* late, before on_close was delivered */
@@ -546,20 +546,24 @@ static void test_duplicate_identity_loop_reported(void **state) {
   assert_int_equal(st.takeovers_by_class[VIGIL_PEER_LIVE], 2);
 }
 
-/* A device rebooting in a loop leaves ghosts (here: silent past
- * suspect_after): the same flapping, reported without that detail. */
+/* A device rebooting in a loop leaves ghosts (here: a ping unanswered for
+ * 250 ms): the same flapping, reported without that detail. */
 static void test_flapping_of_ghosts_is_no_duplicate(void **state) {
   fixture *f = *state;
   f->use_fake_clock = 1;
   f->policy.flap_max = 2;
   f->policy.flap_window_ms = 10000;
   f->policy.flap_ban_ms = 5000;
-  f->policy.suspect_after_ms = 50;
+  f->policy.ping_interval_ms = 50;
   hub_up(f);
-  for (int i = 0; i < 4; i++) open_conn(f, i);
+  for (int i = 0; i < 4; i++) {
+    open_conn(f, i);
+    f->rec[i].ping_sends = 1; /* the host pings; the clients never answer */
+  }
   assert_int_equal(identify(f, 0, "rebooter"), VIGIL_OK);
   for (int i = 1; i < 3; i++) {
-    advance(f, 100);
+    advance(f, 60);  /* the holder's ping is asked... */
+    advance(f, 240); /* ...and left unanswered past 200 ms */
     assert_int_equal(identify(f, i, "rebooter"), VIGIL_OK);
     /* a ghost: reset inside the claim */
     assert_int_equal(vigil_conn_get_state(f->rec[i - 1].c), VIGIL_CONN_CLOSED);

@@ -34,7 +34,9 @@
  * identity through that very holder at that epoch, and still stays (a conn
  * already leaving finishes its own close): a late message, or a repeated
  * one, never closes a successor. Every displaced conn is closed by
- * vigil__takeover_evict, whatever the scope.
+ * vigil__takeover_evict, whatever the scope, by class: a ghost (evidence
+ * of a gone path) is reset, a live peer closed gracefully within a bound
+ * of a few RTTs (takeover_class.h; docs/ghosts.md).
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,23 +1,28 @@
 /*
  * bench_takeover: how long a takeover takes, from the identity claim on
- * the new conn to the RST of the conn it displaced, within one hub and
- * across the workers of a group.
+ * the new conn to the close of the conn it displaced, within one hub and
+ * across the workers of a group, for both classes of displaced conn
+ * (docs/ghosts.md, "Takeover: ghost or live").
  *
- *   hub     both conns on worker 0 of a group of two: the displaced conn
- *           is reset before vigil_conn_identify returns;
- *   worker  the displaced conn lives on the other worker: the eviction
- *           travels through that worker's mailbox (a locked queue and an
- *           ev_async wake-up of its loop) and is fenced there.
+ *   hub     both conns on worker 1 of a group of two: a ghost is reset
+ *           before vigil_conn_identify returns;
+ *   worker  the displaced conn lives on worker 0, the claims are made on
+ *           worker 1: the eviction travels through worker 0's mailbox (a
+ *           locked queue and an ev_async wake-up of its loop) and is
+ *           fenced there;
+ *   live    within one hub, a displaced conn whose client reads: the
+ *           graceful close, from the claim to the FIN seen by the client
+ *           and to the clean close once the client answers with its own.
  *
- * One takeover: the server end of a fresh loopback pair is adopted on the
- * claiming worker and claims an identity held by the previous conn. The
- * claim time is read on the claiming worker right before
+ * Ghosts: the group pings every 10 ms of silence and the clients never
+ * answer, so a holder left 300 ms without answering has a ping
+ * outstanding (evidence ping_outstanding). Holders are made in batches of
+ * BATCH identities, aged once, then displaced one at a time (unloaded
+ * latency). The claim time is read on the claiming worker right before
  * vigil_conn_identify; the RST time in the displaced conn's close event
  * (emitted right after its close() with SO_LINGER {1,0}), on its own
- * worker; both CLOCK_MONOTONIC. Takeovers run one at a time, the next once
- * the previous RST is seen (unloaded latency); across workers the claims
- * alternate between the workers, so each one displaces a conn on the
- * other. The displaced client's socket is checked for ECONNRESET.
+ * worker; both CLOCK_MONOTONIC. The displaced client's socket is checked
+ * for ECONNRESET (ghosts) or EOF (live).
  *
  * Usage: bench_takeover [--quick] [--takeovers N] [--json FILE]
  *        (N default 3000, --quick 1000). Numbers mean something in a
@@ -140,29 +145,93 @@ static int claim_on(uint32_t worker, const char *id, uint64_t *claim_ns) {
 typedef struct result {
   double *us;
   size_t n;
-  size_t resets;    /* displaced clients that saw ECONNRESET */
+  size_t resets;    /* displaced ghosts' clients that saw ECONNRESET */
 } result;
 
-/* n takeovers; across = 1: each claim on the other worker. */
-static int run(int across, size_t n, result *r) {
-  uint64_t t;
-  const char *id = across ? "device-w" : "device-h";
-  int holder = claim_on(1, id, &t); /* the first holder: no takeover */
-  if (holder < 0) return -1;
+#define BATCH 250
+/* Past the 200 ms floor of "a ping outstanding" (takeover_class.h). */
+#define AGE_MS 300
+
+/* n ghost takeovers: holders on `holder_worker`, claims on
+ * `claim_worker`. */
+static int run_ghosts(uint32_t holder_worker, uint32_t claim_worker,
+                      size_t n, result *r) {
   r->us = calloc(n, sizeof *r->us);
   if (!r->us) return -1;
+  int holders[BATCH], claimants[BATCH];
+  char id[BATCH][32];
+  while (r->n < n) {
+    size_t k = n - r->n < BATCH ? n - r->n : BATCH;
+    uint64_t t;
+    for (size_t i = 0; i < k; i++) {
+      snprintf(id[i], sizeof id[i], "device-%u-%zu", claim_worker, r->n + i);
+      holders[i] = claim_on(holder_worker, id[i], &t);
+      if (holders[i] < 0) return -1;
+    }
+    struct timespec age = {0, AGE_MS * 1000000L};
+    nanosleep(&age, NULL);
+    for (size_t i = 0; i < k; i++) {
+      uint64_t before = __atomic_load_n(&B.closes, __ATOMIC_SEQ_CST);
+      claimants[i] = claim_on(claim_worker, id[i], &t);
+      if (claimants[i] < 0 || !wait_past(&B.closes, before)) {
+        fprintf(stderr, "takeover %zu did not complete\n", r->n);
+        return -1;
+      }
+      uint64_t closed = __atomic_load_n(&B.close_ns, __ATOMIC_SEQ_CST);
+      r->us[r->n++] = closed > t ? (double)(closed - t) / 1000.0 : 0;
+      r->resets += (size_t)was_reset(holders[i]);
+      close(holders[i]);
+    }
+    for (size_t i = 0; i < k; i++) close(claimants[i]);
+  }
+  return 0;
+}
+
+/* The client end of a displaced live conn saw EOF: the time, or 0. */
+static uint64_t eof_at(int fd) {
+  char b[256];
+  double until = bc_now_ms() + 1000;
+  while (bc_now_ms() < until) {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 100) != 1) continue;
+    ssize_t got = recv(fd, b, sizeof b, MSG_DONTWAIT);
+    if (got == 0) return bc_now_ns();
+    if (got < 0 && errno != EAGAIN) return 0;
+  }
+  return 0;
+}
+
+typedef struct live_result {
+  result fin;   /* claim -> EOF read by the displaced client */
+  result close; /* claim -> clean close (the client answered our FIN) */
+  size_t eofs;
+} live_result;
+
+/* n live takeovers within one hub, one at a time: each displaced client
+ * reads its EOF and closes, as an MQTT client does. */
+static int run_live(size_t n, live_result *r) {
+  uint64_t t;
+  int holder = claim_on(1, "device-live", &t);
+  if (holder < 0) return -1;
+  r->fin.us = calloc(n, sizeof *r->fin.us);
+  r->close.us = calloc(n, sizeof *r->close.us);
+  if (!r->fin.us || !r->close.us) return -1;
   for (size_t i = 0; i < n; i++) {
-    uint32_t worker = across ? (uint32_t)(i % 2) : 1;
     uint64_t before = __atomic_load_n(&B.closes, __ATOMIC_SEQ_CST);
-    int client = claim_on(worker, id, &t);
-    if (client < 0 || !wait_past(&B.closes, before)) {
-      fprintf(stderr, "takeover %zu did not complete\n", i);
+    int client = claim_on(1, "device-live", &t);
+    if (client < 0) return -1;
+    uint64_t eof = eof_at(holder);
+    close(holder);
+    if (!wait_past(&B.closes, before)) {
+      fprintf(stderr, "live takeover %zu did not complete\n", i);
       return -1;
     }
     uint64_t closed = __atomic_load_n(&B.close_ns, __ATOMIC_SEQ_CST);
-    r->us[r->n++] = closed > t ? (double)(closed - t) / 1000.0 : 0;
-    r->resets += (size_t)was_reset(holder);
-    close(holder);
+    if (eof) {
+      r->eofs++;
+      r->fin.us[r->fin.n++] = eof > t ? (double)(eof - t) / 1000.0 : 0;
+    }
+    r->close.us[r->close.n++] = closed > t ? (double)(closed - t) / 1000.0 : 0;
     holder = client;
   }
   close(holder);
@@ -212,9 +281,13 @@ int main(int argc, char **argv) {
     perror("bench_takeover: listener");
     return 1;
   }
+  vigil_policy pol;
+  vigil_policy_init(&pol);
+  pol.ping_interval_ms = 10; /* unanswered: ghosts once aged */
   vigil_hub_options ho;
   vigil_hub_options_init(&ho);
   ho.on_event = on_event;
+  ho.policy = &pol;
   vigil_group_options go;
   vigil_group_options_init(&go);
   go.workers = 2;
@@ -226,9 +299,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   result hub = {0}, worker = {0};
+  live_result live = {{0}, {0}, 0};
+  size_t nlive = n / 4 ? n / 4 : 1;
   double load = bc_loadavg1();
-  int rc = run(0, n, &hub);
-  if (rc == 0) rc = run(1, n, &worker);
+  int rc = run_ghosts(1, 1, n, &hub);
+  if (rc == 0) rc = run_ghosts(0, 1, n, &worker);
+  if (rc == 0) rc = run_live(nlive, &live);
   vigil_stats st;
   vigil_group_stats(B.g, &st, NULL, 0);
   vigil_group_stop(B.g, 1000);
@@ -242,7 +318,8 @@ int main(int argc, char **argv) {
   double hub_mean = mean(&hub), worker_mean = mean(&worker);
   bc_sort(worker.us, worker.n);
   double worker_p99 = bc_pct_sorted(worker.us, worker.n, 99);
-  printf("takeover: %zu per scope, claim -> RST of the displaced conn\n", n);
+  printf("takeover: %zu ghosts per scope, claim -> RST of the displaced "
+         "conn\n", n);
   bc_sort(hub.us, hub.n);
   printf("  hub      p50 %.1f us  p99 %.1f us  max %.1f us\n",
          bc_pct_sorted(hub.us, hub.n, 50), bc_pct_sorted(hub.us, hub.n, 99),
@@ -253,6 +330,15 @@ int main(int argc, char **argv) {
          worker.us[worker.n - 1], worker_p99 <= 1000 ? "met" : "NOT met");
   printf("  displaced clients that saw ECONNRESET: %zu + %zu of %zu\n",
          hub.resets, worker.resets, 2 * n);
+  bc_sort(live.fin.us, live.fin.n);
+  bc_sort(live.close.us, live.close.n);
+  printf("  live     %zu within a hub: claim -> FIN at the client p50 %.1f us "
+         "p99 %.1f us; -> clean close p50 %.1f us p99 %.1f us; EOF seen "
+         "%zu of %zu\n",
+         nlive, bc_pct_sorted(live.fin.us, live.fin.n, 50),
+         bc_pct_sorted(live.fin.us, live.fin.n, 99),
+         bc_pct_sorted(live.close.us, live.close.n, 50),
+         bc_pct_sorted(live.close.us, live.close.n, 99), live.eofs, nlive);
   if (json) {
     FILE *f = fopen(json, "w");
     if (!f) {
@@ -261,10 +347,12 @@ int main(int argc, char **argv) {
     }
     fprintf(f, "{\"takeover\": {\n  \"config\": {\"takeovers\": %zu, "
                "\"workers\": 2, \"loadavg_1m\": %.2f, \"what\": \"claim "
-               "(vigil_conn_identify) to the displaced conn's RST\"},\n",
+               "(vigil_conn_identify) to the displaced ghost's RST\"},\n",
             n, load);
     print_stats(f, "hub", &hub, 0);
     print_stats(f, "worker", &worker, 0);
+    print_stats(f, "live_claim_to_fin", &live.fin, 0);
+    print_stats(f, "live_claim_to_clean_close", &live.close, 0);
     fprintf(f,
             "  \"mean_us\": {\"hub\": %.1f, \"worker\": %.1f},\n"
             "  \"group_takeovers\": {\"hub\": %llu, \"worker\": %llu},\n"
@@ -277,5 +365,7 @@ int main(int argc, char **argv) {
   }
   free(hub.us);
   free(worker.us);
+  free(live.fin.us);
+  free(live.close.us);
   return 0;
 }

@@ -241,6 +241,27 @@ typedef enum vigil_takeover_scope {
 /* Log name: "hub", "worker", "cluster"; "unknown" if invalid. */
 VIGIL_EXPORT const char *vigil_scope_name(vigil_takeover_scope s);
 
+/* What a takeover found the displaced conn's peer to be (docs/ghosts.md):
+ * the "takeover" event's and the displaced conn's "close" event's class,
+ * the class label of vigil_takeovers_by_class_total. A ghost (evidence of
+ * a gone path) is reset at once; a live peer (no such evidence) is closed
+ * gracefully within a short bound, so its in-flight data is delivered.
+ * Only ever appended. */
+typedef enum vigil_peer_class {
+  VIGIL_PEER_UNKNOWN = 0, /* not classified here (the displaced conn lives
+                             on another worker or node: its own close
+                             event carries the class) */
+  VIGIL_PEER_GHOST = 1,
+  VIGIL_PEER_LIVE = 2,
+  VIGIL_PEER__COUNT
+} vigil_peer_class;
+
+/* Room reserved for classes in vigil_stats.takeovers_by_class. */
+#define VIGIL_PEER_CAPACITY 4
+
+/* Log name: "unknown", "ghost", "live"; "unknown" if invalid. */
+VIGIL_EXPORT const char *vigil_peer_class_name(vigil_peer_class c);
+
 /*
  * A plain struct. Always start from vigil_policy_init() so fields added in
  * later versions get their defaults. Durations in ms unless the name says
@@ -472,6 +493,12 @@ VIGIL_EXPORT const char *vigil_event_name(vigil_event_type t);
 #define VIGIL_SUSPECT_UNACKED_RETRANS 0x1u /* unacked > 0 and retransmits */
 #define VIGIL_SUSPECT_PROBES 0x2u          /* keepalive probes unanswered */
 #define VIGIL_SUSPECT_ACK_SILENCE 0x4u     /* last ack far older than RTT */
+/* Takeover evidence (VIGIL_EV_TAKEOVER, and VIGIL_EV_CLOSE with reason
+ * takeover) uses the three bits above and these; any bit makes the
+ * displaced peer a ghost (docs/ghosts.md gives the thresholds). */
+#define VIGIL_EVIDENCE_PING_OUTSTANDING 0x8u /* a ping asked, nothing heard
+                                                since, for a few RTTs */
+#define VIGIL_EVIDENCE_SUSPECTED 0x10u  /* "suspect" raised since last rx */
 
 /*
  * One structured event. Pointers are valid only during the callback.
@@ -504,7 +531,9 @@ typedef struct vigil_event {
                                      keepalive timings with keepalive off)
                                      read back */
   const vigil_tcp_info *tcp_info; /* dead, suspect; NULL if unavailable */
-  uint32_t evidence;     /* suspect: VIGIL_SUSPECT_* bits */
+  uint32_t evidence;     /* suspect: VIGIL_SUSPECT_* bits; takeover, close
+                            (reason takeover): VIGIL_SUSPECT_* and
+                            VIGIL_EVIDENCE_* bits */
   uint64_t other_conn_id;/* takeover: the other connection */
   uint32_t count;        /* flapping: takeovers in window; ghosts: count */
   const uint32_t *state_counts; /* census: VIGIL_TCP_STATE__COUNT entries */
@@ -520,6 +549,10 @@ typedef struct vigil_event {
                             the group, other_worker) */
   int32_t other_worker;  /* takeover: the displaced conn's worker;
                             VIGIL_WORKER_NONE outside a group */
+  vigil_peer_class peer_class; /* takeover (hub scope), close with
+                            reason takeover: what the displaced conn's
+                            peer was found to be; evidence holds the
+                            VIGIL_SUSPECT_* / VIGIL_EVIDENCE_* bits */
 } vigil_event;
 
 /* vigil_event.worker of a hub that is not in a group. */
@@ -648,6 +681,11 @@ typedef struct vigil_stats {
                              hub, [VIGIL_SCOPE_WORKER] on another worker
                              of the group (entries past VIGIL_SCOPE__COUNT
                              are 0) */
+  uint64_t takeovers_by_class[VIGIL_PEER_CAPACITY]; /* the same by what
+                             the displaced conn's peer was found to be:
+                             [VIGIL_PEER_GHOST] reset at once,
+                             [VIGIL_PEER_LIVE] closed gracefully within
+                             the takeover bound (docs/ghosts.md) */
 } vigil_stats;
 
 VIGIL_EXPORT void vigil_hub_stats(vigil_hub *hub, vigil_stats *out);

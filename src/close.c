@@ -65,7 +65,12 @@
  *    took, or our FIN still unacknowledged (FIN_WAIT1, CLOSING), means the
  *    peer is not there: RST under abort_dead rather than an orphan
  *    retransmitting for minutes.
- *  - A dead peer (heartbeat, kernel ETIMEDOUT, takeover) is closed with
+ *  - A takeover (takeover.c) closes a ghost like a dead peer, below, and
+ *    a live peer gracefully with drain_timeout lowered to a few RTTs; its
+ *    drain cut keeps reason takeover and always resets (under abort_dead):
+ *    a peer that acknowledged our FIN but never closes leaves no FIN_WAIT2
+ *    orphan behind.
+ *  - A dead peer (heartbeat, kernel ETIMEDOUT, ghost takeover) is closed with
  *    RST when abort_dead is set: a FIN to a dead peer is never
  *    acknowledged and leaves an orphan FIN_WAIT1. Aborts (vigil_abort,
  *    output overflow, a host's failure) always RST and drop the queue.
@@ -129,6 +134,8 @@ static void emit_close(vigil_conn *c) {
   if (c->ext) {
     ev.detail = c->ext->detail;
     ev.truncated = c->ext->truncated;
+    ev.peer_class = (vigil_peer_class)c->ext->peer_class;
+    ev.evidence = c->ext->class_evidence;
   }
   vigil__event_send(hub, &ev);
 }
@@ -314,6 +321,16 @@ void vigil__conn_peer_fin(vigil_conn *c) {
  * or output the peer never took, means the peer is not there: RST (under
  * abort_dead) rather than leave an orphan retransmitting. */
 static void cut_drain(vigil_conn *c) {
+  if (c->reason == VIGIL_REASON_TAKEOVER) {
+    /* A displaced live peer had its bound (takeover.c): its data and FIN
+     * were delivered or it is gone after all. Either way RST under
+     * abort_dead, so no FIN_WAIT2 (or FIN_WAIT1) orphan outlives the
+     * takeover, and the close keeps its reason. */
+    if (c->ext && !c->ext->detail)
+      c->ext->detail = "no FIN within the takeover bound";
+    finish(c, VIGIL__CLOSE_DEAD);
+    return;
+  }
   c->cause = c->reason;
   c->reason = VIGIL_REASON_DRAIN_TIMEOUT;
   vigil__close_mode mode = VIGIL__CLOSE_NOW;

@@ -84,6 +84,12 @@ struct vigil__conn_ext {
   struct vigil__ping_guard *ping_guard; /* the peer's pings (conn_ping.c);
                             NULL until the first one */
   int truncated;         /* TLS: peer closed without close_notify */
+  uint64_t ping_asked;   /* hub ms of the oldest ping vigil asked for
+                            that nothing received answered yet (<= t.
+                            last_rx: answered); 0 = none. Takeover
+                            evidence (takeover_class.h) */
+  uint32_t class_evidence; /* displaced by a takeover: its evidence bits */
+  uint8_t peer_class;    /* displaced by a takeover: vigil_peer_class */
 };
 
 /* Starts, stops or changes the io watcher to match what the state and

@@ -40,6 +40,11 @@ static int report_idle(vigil_conn *c, vigil_idle_kind kind) {
  * itself, raw by asking the host). */
 static void ask_ping(vigil_conn *c) {
   c->quiet |= VIGIL__QUIET_PING;
+  /* Only a conn that may be displaced (it holds an identity, so it has
+   * the extension) needs the time: an unanswered ping is a ghost's sign,
+   * dated from the oldest ping still unanswered. */
+  if (c->ext && c->ext->ping_asked <= c->t.last_rx)
+    c->ext->ping_asked = c->hub->now_ms;
   emit(c, VIGIL_EV_PING_DUE, 0);
   c->hooks->proto->ping(c);
 }

@@ -272,6 +272,15 @@ static vigil_conn *local_find(vigil__dir *base, const void *id, size_t len,
   return c;
 }
 
+static void local_note(vigil__dir *base, const void *id, size_t len,
+                       uint64_t now, vigil__dir_note note, void *ctx) {
+  local_dir *d = (local_dir *)base;
+  lock(d);
+  record *r = find(d, siphash24(d->key, id, len), id, len);
+  if (r) note(ctx, &r->rules, now);
+  unlock(d);
+}
+
 static void local_destroy(vigil__dir *base) {
   local_dir *d = (local_dir *)base;
   for (size_t i = 0; i <= d->mask; i++) {
@@ -290,6 +299,7 @@ static void local_destroy(vigil__dir *base) {
 
 static const vigil__dir_ops local_ops = {
     local_claim, local_update, local_release, local_find, local_destroy,
+    local_note,
 };
 
 vigil__dir *vigil__dir_local_new(int shared) {

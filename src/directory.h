@@ -54,6 +54,9 @@ typedef struct vigil__id_rules {
   uint32_t slice_ms;     /* slice width the counts were taken with */
   uint32_t slices[VIGIL__FLAP_SLICES];
   uint8_t flapping;      /* "flapping" reported for this episode */
+  uint32_t live_count;   /* takeovers that displaced a live conn since
+                            live_since (a duplicate identity's sign) */
+  uint64_t live_since;   /* clock ms of the first of them */
 } vigil__id_rules;
 
 typedef struct vigil__holder vigil__holder;
@@ -100,6 +103,11 @@ typedef vigil__verdict (*vigil__dir_judge)(void *ctx, vigil__id_rules *rules,
                                            const vigil__holder *holder,
                                            uint64_t now);
 
+/* Updates an identity's rules after the fact (a takeover's verdict on the
+ * conn it displaced): runs under the directory's lock, pure. */
+typedef void (*vigil__dir_note)(void *ctx, vigil__id_rules *rules,
+                                uint64_t now);
+
 typedef struct vigil__dir vigil__dir;
 
 typedef struct vigil__dir_ops {
@@ -120,6 +128,10 @@ typedef struct vigil__dir_ops {
   vigil_conn *(*find)(vigil__dir *d, const void *id, size_t len,
                       const vigil_hub *hub);
   void (*destroy)(vigil__dir *d);
+  /* Runs note on id's rules if id has a record (nothing otherwise). NULL
+   * in a backend that keeps no such memory: callers check. */
+  void (*note)(vigil__dir *d, const void *id, size_t len, uint64_t now,
+               vigil__dir_note note, void *ctx);
 } vigil__dir_ops;
 
 struct vigil__dir {

@@ -384,8 +384,10 @@ static void append_evidence(vigil__out *o, uint32_t bits) {
       {VIGIL_SUSPECT_UNACKED_RETRANS, "unacked_retrans"},
       {VIGIL_SUSPECT_PROBES, "probes"},
       {VIGIL_SUSPECT_ACK_SILENCE, "ack_silence"},
+      {VIGIL_EVIDENCE_PING_OUTSTANDING, "ping_outstanding"},
+      {VIGIL_EVIDENCE_SUSPECTED, "suspected"},
   };
-  char tmp[64];
+  char tmp[128];
   size_t n = 0;
   uint32_t rest = bits;
   if (bits == 0)
@@ -401,6 +403,15 @@ static void append_evidence(vigil__out *o, uint32_t bits) {
   if (rest != 0)
     snprintf(tmp + n, sizeof tmp - n, "%s0x%x", n ? "," : "", (unsigned)rest);
   append_str(o, KEY("evidence"), tmp);
+}
+
+/* A takeover's verdict on the displaced conn: class=ghost|live and its
+ * evidence; left out when the class is not known here (unknown). */
+static void append_class(vigil__out *o, const vigil_event *ev) {
+  if (ev->peer_class == VIGIL_PEER_UNKNOWN)
+    return;
+  append_str(o, KEY("class"), vigil_peer_class_name(ev->peer_class));
+  append_evidence(o, ev->evidence);
 }
 
 /* One field per non-zero kernel state count, keyed by the lowercase state
@@ -484,6 +495,7 @@ static void append_type_fields(vigil__out *o, const vigil_event *ev) {
       append_errno(o, ev->sys_errno);
     if (ev->truncated)
       append_u64(o, KEY("truncated"), 1);
+    append_class(o, ev);
     break;
   case VIGIL_EV_ACCEPT_PAUSED:
     append_errno(o, ev->sys_errno);
@@ -499,6 +511,7 @@ static void append_type_fields(vigil__out *o, const vigil_event *ev) {
      * it is the event's own worker. */
     if (ev->scope == VIGIL_SCOPE_WORKER && ev->other_worker >= 0)
       append_i64(o, KEY("other_worker"), ev->other_worker);
+    append_class(o, ev);
     break;
   case VIGIL_EV_FLAPPING:
   case VIGIL_EV_GHOSTS:

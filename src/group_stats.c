@@ -29,11 +29,15 @@
 #define STATS_WORDS (sizeof(vigil_stats) / sizeof(uint64_t))
 #define STATS_CLOSED sizeof(((vigil_stats *)0)->closed)
 #define STATS_SCOPES sizeof(((vigil_stats *)0)->takeovers_by_scope)
+#define STATS_CLASSES sizeof(((vigil_stats *)0)->takeovers_by_class)
 _Static_assert(sizeof(((vigil_stats *)0)->closed[0]) == sizeof(uint64_t) &&
                    sizeof(((vigil_stats *)0)->takeovers_by_scope[0]) ==
                        sizeof(uint64_t) &&
-                   sizeof(vigil_stats) ==
-                       6 * sizeof(uint64_t) + STATS_CLOSED + STATS_SCOPES,
+                   sizeof(((vigil_stats *)0)->takeovers_by_class[0]) ==
+                       sizeof(uint64_t) &&
+                   sizeof(vigil_stats) == 6 * sizeof(uint64_t) +
+                                              STATS_CLOSED + STATS_SCOPES +
+                                              STATS_CLASSES,
                "vigil_stats must hold only uint64_t counters");
 
 /* The writer's half of the sequence lock: n words from src into dst. */

@@ -187,6 +187,13 @@ static void takeovers(out *o, const char *name, int w, snapshot *s) {
            s->takeovers[k]);
 }
 
+static void takeovers_by_class(out *o, const char *name, int w,
+                               snapshot *s) {
+  for (int k = VIGIL_PEER_GHOST; k < VIGIL_PEER__COUNT; k++)
+    sample(o, name, w, "class", vigil_peer_class_name((vigil_peer_class)k),
+           s->stats.takeovers_by_class[k]);
+}
+
 /* The hub scope always; the others once they have happened. */
 static void takeover_latency(out *o, const char *name, int w, snapshot *s) {
   for (int k = 0; k < VIGIL_SCOPE__COUNT; k++)
@@ -271,9 +278,14 @@ static const family families[] = {
      "Connections displaced by a newer claim of their identity, by where "
      "the two connections lived.",
      takeovers, NULL},
+    {"vigil_takeovers_by_class_total", "counter",
+     "Connections displaced by a newer claim of their identity, by what "
+     "their peer was found to be: ghost (reset) or live (closed "
+     "gracefully).",
+     takeovers_by_class, NULL},
     {"vigil_takeover_latency_seconds", "histogram",
-     "Time from an identity claim on the new connection to the reset of "
-     "the connection it displaced.",
+     "Time from an identity claim on the new connection to the close "
+     "decision on the connection it displaced.",
      takeover_latency, NULL},
     {"vigil_detection_overshoot_seconds", "histogram",
      "Time from a silent peer's heartbeat bound (last receive + "

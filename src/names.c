@@ -78,6 +78,12 @@ static const char *const scope_names[VIGIL_SCOPE__COUNT] = {
     [VIGIL_SCOPE_CLUSTER] = "cluster",
 };
 
+static const char *const peer_class_names[VIGIL_PEER__COUNT] = {
+    [VIGIL_PEER_UNKNOWN] = "unknown",
+    [VIGIL_PEER_GHOST] = "ghost",
+    [VIGIL_PEER_LIVE] = "live",
+};
+
 /* Entry v of a name table, or "unknown" when v is outside it or unnamed.
  * The value is taken as long long so a negative enum value (an enum may be
  * signed) is rejected instead of wrapping into range. */
@@ -107,4 +113,9 @@ const char *vigil_idle_kind_name(vigil_idle_kind k) {
 
 const char *vigil_scope_name(vigil_takeover_scope s) {
   return lookup(scope_names, VIGIL__ARRAY_LEN(scope_names), (long long)s);
+}
+
+const char *vigil_peer_class_name(vigil_peer_class c) {
+  return lookup(peer_class_names, VIGIL__ARRAY_LEN(peer_class_names),
+                (long long)c);
 }

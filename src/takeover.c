@@ -34,7 +34,9 @@
  * identity through that very holder at that epoch, and still stays (a conn
  * already leaving finishes its own close): a late message, or a repeated
  * one, never closes a successor. Every displaced conn is closed by
- * vigil__takeover_evict, whatever the scope.
+ * vigil__takeover_evict, whatever the scope, by class: a ghost (evidence
+ * of a gone path) is reset, a live peer closed gracefully within a bound
+ * of a few RTTs (takeover_class.h; docs/ghosts.md).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +44,14 @@
 #include "clock.h"
 #include "close.h"
 #include "conn.h"
+#include "deadline.h"
 #include "event.h"
 #include "hub.h"
 #include "identity.h"
+#include "policy_share.h"
+#include "sockopt.h"
 #include "takeover.h"
+#include "takeover_class.h"
 #include "takeover_rules.h"
 #include "transport.h"
 
@@ -74,23 +80,32 @@ static int refuse(vigil_conn *c, vigil_reason reason, int rc,
 /* ---- events ---- */
 
 static void emit_flapping(vigil_hub *hub, vigil_conn *c,
-                          const vigil__holder *holder, uint32_t count) {
+                          const vigil__holder *holder,
+                          const vigil__claim_ctx *x) {
   if (!vigil__hub_wants_events(hub)) return;
   vigil_event ev;
   vigil__event_init(&ev, VIGIL_EV_FLAPPING, hub, c);
   ev.other_conn_id = holder ? holder->conn_id : 0;
-  ev.count = count;
+  ev.count = x->flap_count;
+  ev.detail = x->flap_detail;
   vigil__event_send(hub, &ev);
 }
 
+/* The claimant's event; v is the displaced conn's class when it lives on
+ * this hub (classified just now), NULL when it lives elsewhere. */
 static void emit_takeover(vigil_hub *hub, vigil_conn *c,
-                          const vigil__holder *old) {
+                          const vigil__holder *old,
+                          const vigil__class_verdict *v) {
   if (!vigil__hub_wants_events(hub)) return;
   vigil_event ev;
   vigil__event_init(&ev, VIGIL_EV_TAKEOVER, hub, c);
   ev.other_conn_id = old->conn_id;
   ev.scope = old->hub == hub ? VIGIL_SCOPE_HUB : VIGIL_SCOPE_WORKER;
   ev.other_worker = old->worker;
+  if (v) {
+    ev.peer_class = v->cls;
+    ev.evidence = v->evidence;
+  }
   vigil__event_send(hub, &ev);
 }
 
@@ -102,15 +117,86 @@ int vigil__takeover_fenced_in(const vigil__evict_msg *m, const vigil_conn *c) {
          m->holder_epoch < m->fence_epoch && staying(c);
 }
 
-void vigil__takeover_evict(vigil_conn *old, vigil_takeover_scope scope,
-                           uint64_t claim_us) {
+/* The evidence on a live conn, judged (takeover_class.h). */
+static void classify(vigil_conn *c, vigil__class_verdict *v) {
+  vigil_tcp_info ti;
+  vigil__class_input in;
+  memset(&in, 0, sizeof in);
+  if (c->io.fd >= 0 && vigil__sock_tcp_info(c->io.fd, &ti) == VIGIL_OK)
+    in.ti = &ti;
+  in.now_ms = c->hub->now_ms;
+  in.last_rx_ms = c->t.last_rx;
+  in.ping_asked_ms = c->ext ? c->ext->ping_asked : 0;
+  in.suspected = (c->quiet & VIGIL__QUIET_SUSPECT) != 0;
+  in.drain_timeout_ms = c->policy->drain_timeout_ms;
+  vigil__takeover_classify(&in, v);
+}
+
+/* A ghost is reset at once: RST under abort_dead, so no FIN_WAIT1 orphan
+ * retransmits to a gone path. A live peer is closed gracefully, so what
+ * was queued and in flight reaches it (GOODBYE taken_over first with the
+ * frame codec, then the peer-first hold; else shutdown-send-first), under
+ * a drain bound of a few RTTs instead of drain_timeout: a peer that
+ * acknowledges our FIN but never closes (a socket its application keeps
+ * open and silent) is reset when the bound passes (close.c, cut_drain),
+ * so it holds the server's socket a few hundred ms at most and leaves no
+ * FIN_WAIT2 orphan. */
+static void close_by_class(vigil_conn *c, const vigil__class_verdict *v) {
+  if (v->cls == VIGIL_PEER_LIVE &&
+      v->drain_ms < c->policy->drain_timeout_ms) {
+    vigil_policy bounded = *c->policy;
+    bounded.drain_timeout_ms = v->drain_ms;
+    const vigil_policy *own = vigil__policy_new(&bounded);
+    if (!own) { /* ENOMEM: an unbounded graceful close is worse than RST */
+      vigil__conn_close(c, VIGIL_REASON_TAKEOVER, VIGIL__CLOSE_DEAD);
+      return;
+    }
+    vigil__conn_use_policy(c, own);
+    vigil__policy_unref(own);
+  }
+  vigil__conn_close(c, VIGIL_REASON_TAKEOVER,
+                    v->cls == VIGIL_PEER_LIVE ? VIGIL__CLOSE_GRACEFUL
+                                              : VIGIL__CLOSE_DEAD);
+}
+
+/* Two live conns that keep taking an identity from each other are a
+ * duplicate identity, not a rebooting device: the identity's rules count
+ * live takeovers so the flapping report can say so (takeover_rules.h). */
+static void note_live(vigil_conn *old) {
+  vigil__dir *d = vigil__identity_dir(old->hub);
+  if (!d || !d->ops->note || old->policy->flap_max == 0) return;
+  d->ops->note(d, old->ext->identity, old->ext->identity_len,
+               vigil__hub_clock(old->hub), vigil__takeover_note_live,
+               (void *)old->policy);
+}
+
+/* vigil__takeover_evict; `announce` (the claimant's takeover event, same
+ * hub only) runs between the verdict and the close, so the event carries
+ * the class. It runs host code: the conn is closed only if it still
+ * stays afterwards. */
+static void evict(vigil_conn *old, vigil_takeover_scope scope,
+                  uint64_t claim_us, vigil_conn *claimant,
+                  const vigil__holder *announce) {
   vigil_hub *hub = old->hub;
+  vigil__class_verdict v;
+  classify(old, &v);
+  old->ext->peer_class = (uint8_t)v.cls;
+  old->ext->class_evidence = v.evidence;
+  if (announce) {
+    emit_takeover(hub, claimant, announce, &v);
+    if (!staying(old)) return;
+  }
   hub->stats.takeovers++;
   hub->stats.takeovers_by_scope[scope]++;
-  /* The old peer is presumed gone (a rebooted device): RST under
-   * abort_dead, so no FIN_WAIT1 orphan retransmits to it. */
-  vigil__conn_close(old, VIGIL_REASON_TAKEOVER, VIGIL__CLOSE_DEAD);
+  hub->stats.takeovers_by_class[v.cls]++;
+  if (v.cls == VIGIL_PEER_LIVE) note_live(old);
+  close_by_class(old, &v);
   vigil__metrics_observe_takeover(hub, scope, claim_us);
+}
+
+void vigil__takeover_evict(vigil_conn *old, vigil_takeover_scope scope,
+                           uint64_t claim_us) {
+  evict(old, scope, claim_us, NULL, NULL);
 }
 
 void vigil__takeover_deliver(vigil_hub *hub, vigil__evict_msg *m) {
@@ -132,17 +218,26 @@ void vigil__takeover_deliver_posted(vigil_hub *hub, vigil__evict_msg *m) {
   free(m);
 }
 
-/* Sends the eviction of `old`, displaced by the claim at fence_epoch, to
- * old's hub: this hub's at once, another worker's through its mailbox.
- * Takes old's reference. */
-static void evict_displaced(vigil_hub *hub, uint64_t fence_epoch,
-                            vigil__holder *old, uint64_t claim_us) {
+/* Announces c's takeover of `old` (the takeover event) and sends the
+ * eviction of old, displaced by the claim at fence_epoch, to old's hub:
+ * this hub's at once (classified before the event, so the event carries
+ * the class), another worker's through its mailbox. Takes old's
+ * reference. */
+static void evict_displaced(vigil_hub *hub, vigil_conn *c,
+                            uint64_t fence_epoch, vigil__holder *old,
+                            uint64_t claim_us) {
   vigil__evict_msg m = {old, old->epoch, fence_epoch, claim_us,
                         VIGIL_SCOPE_HUB};
   if (old->hub == hub) {
-    vigil__takeover_deliver(hub, &m);
+    vigil_conn *oc = old->conn;
+    if (oc && oc->hub == hub && vigil__takeover_fenced_in(&m, oc))
+      evict(oc, VIGIL_SCOPE_HUB, claim_us, c, old);
+    else
+      emit_takeover(hub, c, old, NULL);
+    vigil__holder_unref(old);
     return;
   }
+  emit_takeover(hub, c, old, NULL);
   m.scope = VIGIL_SCOPE_WORKER;
   vigil__evict_msg *sent = malloc(sizeof *sent);
   if (sent) {
@@ -217,8 +312,7 @@ static int judge_loop(vigil_hub *hub, vigil_conn *c, const void *id,
       if (other) {
         /* The event's sink may close c, and its hold with it. */
         uint64_t fence = mine->epoch;
-        emit_takeover(hub, c, other);
-        evict_displaced(hub, fence, other, claim_us);
+        evict_displaced(hub, c, fence, other, claim_us);
       }
       rc = VIGIL_OK;
       break;
@@ -230,7 +324,7 @@ static int judge_loop(vigil_hub *hub, vigil_conn *c, const void *id,
       break;
     }
     if (x->flap_count) {
-      emit_flapping(hub, c, other, x->flap_count);
+      emit_flapping(hub, c, other, x);
       vigil__holder_unref(other);
     } else {
       vigil__holder_unref(asked);
@@ -244,7 +338,8 @@ static int judge_loop(vigil_hub *hub, vigil_conn *c, const void *id,
     }
     if (x->flap_refuse) {
       free(mine);
-      rc = refuse(c, VIGIL_REASON_IDENTITY_BANNED, VIGIL_EBANNED, NULL);
+      rc = refuse(c, VIGIL_REASON_IDENTITY_BANNED, VIGIL_EBANNED,
+                  x->flap_detail);
       break;
     }
   }

@@ -42,11 +42,14 @@ void vigil__takeover_deliver(vigil_hub *hub, vigil__evict_msg *m);
  * already gone (then only the reference is dropped). */
 void vigil__takeover_deliver_posted(vigil_hub *hub, vigil__evict_msg *m);
 
-/* Closes a conn that a newer claim displaced, for every scope: reason
- * takeover, RST under abort_dead (the displaced peer is presumed gone: a
- * rebooted device), counted in the hub's per-scope takeovers and its
- * takeover latency since claim_us. The one place that decides how a
- * displaced conn is closed. */
+/* Closes a conn that a newer claim displaced, for every scope: the one
+ * place that decides how a displaced conn is closed. It classifies the
+ * conn (takeover_class.h) and closes it with reason takeover: a ghost by
+ * RST under abort_dead, a live peer gracefully within the takeover bound;
+ * the verdict goes on the conn's close event and into the hub's
+ * per-scope and per-class takeovers, the takeover latency since claim_us
+ * is observed, and a live verdict is noted on the identity's rules (the
+ * duplicate-identity report). */
 void vigil__takeover_evict(vigil_conn *old, vigil_takeover_scope scope,
                            uint64_t claim_us);
 

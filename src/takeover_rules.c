@@ -4,6 +4,28 @@
 #include "takeover_rules.h"
 
 const char vigil__not_proven[] = "identity not proven by certificate";
+const char vigil__duplicate_identity[] =
+    "duplicate identity: live conns taking turns";
+
+/* Live takeovers in a window of flap_window_ms that opens at the first of
+ * them (coarser than the claims' sliding window: the report only needs
+ * to know that most takeovers of an episode were live). */
+static uint32_t live_in_window(const vigil__id_rules *r,
+                               const vigil_policy *p, uint64_t now) {
+  if (r->live_count == 0 || now - r->live_since >= p->flap_window_ms)
+    return 0;
+  return r->live_count;
+}
+
+void vigil__takeover_note_live(void *ctx, vigil__id_rules *r, uint64_t now) {
+  const vigil_policy *p = ctx;
+  if (p->flap_max == 0) return;
+  if (live_in_window(r, p, now) == 0) {
+    r->live_count = 0;
+    r->live_since = now;
+  }
+  r->live_count++;
+}
 
 void vigil__claim_ctx_init(vigil__claim_ctx *x, const vigil_policy *p) {
   memset(x, 0, sizeof *x);
@@ -60,6 +82,10 @@ static vigil__verdict flapping(vigil__claim_ctx *x, vigil__id_rules *r,
   if (report) {
     x->flap_count = n;
     x->flap_refuse = p->flap_ban_ms > 0;
+    /* Every contested claim before this one displaced a live conn. */
+    x->flap_detail = live_in_window(r, p, now) >= p->flap_max
+                         ? vigil__duplicate_identity
+                         : NULL;
     return VIGIL__V_PAUSE;
   }
   if (p->flap_ban_ms > 0)
@@ -97,6 +123,7 @@ vigil__verdict vigil__takeover_judge(void *ctx, vigil__id_rules *rules,
   x->detail = NULL;
   x->flap_count = 0;
   x->flap_refuse = 0;
+  x->flap_detail = NULL;
   int contested = holder && holder != x->self && holder->staying;
   if (contested && holder->proven && !x->claimant_proven)
     return refuse(x, VIGIL_REASON_TAKEOVER_REJECTED, VIGIL_EREJECTED,

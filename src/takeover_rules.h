@@ -18,7 +18,11 @@
  *     window of 16 slices (a claim counts for between 15/16 of
  *     flap_window and the whole window, never longer). More than flap_max
  *     of them raise "flapping" once per episode; with flap_ban_ms the claim
- *     that crossed the line starts a ban and is refused;
+ *     that crossed the line starts a ban and is refused. Takeovers whose
+ *     displaced conn was classed live (takeover_class.h) are also counted
+ *     (vigil__takeover_note_live, after the eviction); when at least
+ *     flap_max of them fall in the window, the report names a duplicate
+ *     identity: two live conns taking turns, not a rebooting device;
  *  5. the contest, by the claimant's policy: NEWEST_WINS evicts the
  *     holder, OLDEST_WINS refuses the claimant, ASK pauses for the host's
  *     answer (newest wins without a callback) and applies it only to the
@@ -60,7 +64,17 @@ typedef struct vigil__claim_ctx {
                                   0 = the pause is an ASK question */
   int flap_refuse;             /* PAUSE for flapping: a ban began, refuse
                                   the claim once it is reported */
+  const char *flap_detail;     /* PAUSE for flapping: the report's detail
+                                  (vigil__duplicate_identity) or NULL */
 } vigil__claim_ctx;
+
+/* The flapping report's detail for a duplicate identity. */
+extern const char vigil__duplicate_identity[];
+
+/* A vigil__dir_note (ctx: the displaced conn's policy): one takeover of
+ * the identity displaced a live conn at `now`. */
+void vigil__takeover_note_live(void *ctx, vigil__id_rules *rules,
+                               uint64_t now);
 
 void vigil__claim_ctx_init(vigil__claim_ctx *x, const vigil_policy *p);
 

@@ -43,3 +43,16 @@ if(VIGIL_BUILD_EXAMPLES)
   set_tests_properties(integration/mqtt_device_sim_smoke PROPERTIES
     LABELS integration TIMEOUT 60)
 endif()
+
+# Takeover by class with real clients: a live client displaced gets its last
+# message and a clean FIN (class=live), two mosquitto_sub with one id take
+# turns cleanly, a client blackholed in a network namespace is reset
+# (class=ghost; that part skips without root, ip or nft). About 3 s; SKIPs
+# (77) without mosquitto-clients or python3.
+if(VIGIL_BUILD_EXAMPLES)
+  add_test(NAME integration/mqtt_takeover_class
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/mqtt/takeover_class.sh
+            $<TARGET_FILE:mqtt_gateway>)
+  set_tests_properties(integration/mqtt_takeover_class PROPERTIES
+    LABELS integration TIMEOUT 60 SKIP_RETURN_CODE 77)
+endif()

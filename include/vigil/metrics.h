@@ -25,6 +25,7 @@
  * | vigil_connections_opened_total    | counter   |               |
  * | vigil_connections_closed_total    | counter   | reason        |
  * | vigil_takeovers_total             | counter   | scope         |
+ * | vigil_takeovers_by_class_total    | counter   | class         |
  * | vigil_takeover_latency_seconds    | histogram | scope         |
  * | vigil_detection_overshoot_seconds | histogram |               |
  * | vigil_bytes_received_total        | counter   |               |
@@ -54,9 +55,18 @@
  *     says where the claim was made: "hub" (this hub), "worker" (another
  *     worker of the group), "cluster" (another node). All three are
  *     printed; cluster stays 0 until vigil has a cluster backend.
+ * vigil_takeovers_by_class_total{class="ghost|live"}
+ *     The same takeovers by what the displaced connection's peer was found
+ *     to be (vigil_stats.takeovers_by_class, docs/ghosts.md): "ghost"
+ *     (loss evidence: reset at once) or "live" (no evidence: closed
+ *     gracefully within the takeover bound). Both are printed. Many live
+ *     takeovers of one identity are two live devices sharing it (see the
+ *     "flapping" event).
  * vigil_takeover_latency_seconds{scope="..."}
  *     Histogram: time from the start of the identity claim on the new
- *     connection (vigil_conn_identify) to the reset of the displaced one,
+ *     connection (vigil_conn_identify) to the close decision on the
+ *     displaced one (a ghost's reset; a live peer's graceful close
+ *     begins then and ends within the takeover bound),
  *     including the takeover event's sink and, under VIGIL_TAKEOVER_ASK,
  *     the host's on_takeover decision; observed where the displaced
  *     connection lived, on CLOCK_MONOTONIC. Within one hub this is

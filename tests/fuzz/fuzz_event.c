@@ -13,8 +13,8 @@
  *        from the input when present, else NULL)
  *   3 strings (peer, identity, detail): u8 tag (0 = NULL), u16 length
  *        (LE), that many bytes + a NUL; an embedded NUL cuts the string
- *   i32  worker, scope, other_worker (last, in the order they were added
- *        to vigil_event, so older inputs read them as zeros)
+ *   i32  worker, scope, other_worker, peer_class (last, in the order they
+ *        were added to vigil_event, so older inputs read them as zeros)
  *
  * Invariants checked (abort on violation):
  * - snprintf semantics: the return value is the full length whatever the
@@ -33,6 +33,9 @@
  * - a takeover event carries "scope" (its name, or "unknown"), and
  *   "other_worker" exactly when the scope is worker and the index >= 0;
  *   other events carry neither;
+ * - a takeover or close event carries "class" (its name, or "unknown")
+ *   exactly when peer_class is not VIGIL_PEER_UNKNOWN, with "evidence"
+ *   only next to it; other events carry no class;
  * - a NULL event or unknown format gives VIGIL_EINVAL and an empty buffer.
  */
 #include "fuzz_common.h"
@@ -534,6 +537,17 @@ static void check_fields(const fields *f, const vigil_event *ev, int json) {
     CHECK(f->len[other] == (size_t)n &&
           memcmp(f->val[other], want, n) == 0);
   }
+  int cls = field_find(f, "class");
+  CHECK((cls >= 0) == ((ev->type == VIGIL_EV_TAKEOVER ||
+                        ev->type == VIGIL_EV_CLOSE) &&
+                       ev->peer_class != VIGIL_PEER_UNKNOWN));
+  if (cls >= 0) {
+    const char *want = vigil_peer_class_name(ev->peer_class);
+    CHECK(f->len[cls] == strlen(want) &&
+          memcmp(f->val[cls], want, f->len[cls]) == 0);
+  }
+  if (ev->type == VIGIL_EV_TAKEOVER || ev->type == VIGIL_EV_CLOSE)
+    CHECK(cls >= 0 || field_find(f, "evidence") < 0);
   int conn = field_find(f, "conn");
   CHECK((conn >= 0) == (ev->conn_id != 0));
   if (conn >= 0) {
@@ -666,6 +680,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ev.worker = (int32_t)take_u32(&in);
   ev.scope = (vigil_takeover_scope)take_u32(&in);
   ev.other_worker = (int32_t)take_u32(&in);
+  ev.peer_class = (vigil_peer_class)(int32_t)take_u32(&in);
 
   check_format(&ev, fmt, buflen, pass_null);
   /* the other format too, when this one was valid */

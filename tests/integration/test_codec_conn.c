@@ -435,6 +435,66 @@ static void test_goodbye_unanswered_falls_back(void **state) {
   assert_int_equal(time_wait_on(sport, cport), 1);
 }
 
+/* A live codec conn displaced by a takeover: its last DATA, then GOODBYE
+ * taken_over, and the peer-first hold (bounded by the takeover bound, 100
+ * ms, not drain_timeout). A peer that closes on it gets a clean close
+ * with TIME_WAIT on its side; one that ignores it gets our FIN after the
+ * bound and an RST after another. */
+static void takeover_of_codec_conn(int peer_closes) {
+  fx_hub f;
+  fx_init(&f);
+  f.policy.drain_timeout_ms = 1000; /* so the bound is visibly tighter */
+  fx_rec r1, r2;
+  fx_raw w1, w2;
+  fx_pair(&f, &r1, &w1, &f.policy, NULL);
+  fx_pair(&f, &r2, &w2, &f.policy, NULL);
+  uint16_t sport = local_port(vigil_conn_fd(r1.conn));
+  uint16_t cport = local_port(w1.fd);
+  assert_int_equal(vigil_conn_identify(r1.conn, "dev", 3), VIGIL_OK);
+  assert_int_equal(vigil_send_data(r1.conn, "last", 4), VIGIL_OK);
+  assert_int_equal(vigil_conn_identify(r2.conn, "dev", 3), VIGIL_OK);
+  assert_true(fx_raw_wait(&f, &w1, 2, 1000));
+  assert_int_equal(w1.f[0].type, VIGIL_FRAME_DATA);
+  assert_memory_equal(w1.f[0].data, "last", 4);
+  assert_int_equal(fx_raw_goodbye_code(&w1, 1), VIGIL_GOODBYE_TAKEOVER);
+  assert_int_equal(vigil_conn_get_state(r1.conn), VIGIL_CONN_FLUSHING);
+  if (peer_closes) {
+    shutdown(w1.fd, SHUT_WR);
+    assert_true(vt_run_until(f.loop, fx_rec_closed, &r1, 1000));
+    assert_int_equal(r1.reason, VIGIL_REASON_TAKEOVER);
+    assert_true(fx_raw_wait_eof(&f, &w1, 1000));
+    fx_raw_done(&w1);
+    vt_run_until(f.loop, NULL, NULL, 20);
+    assert_int_equal(time_wait_on(sport, cport), 0);
+    assert_int_equal(time_wait_on(cport, sport), 1);
+  } else {
+    vt_run_until(f.loop, NULL, NULL, 20); /* GOODBYE acknowledged */
+    fx_advance(&f, 100);
+    assert_false(w1.eof); /* the hold lasts the bound, to the ms */
+    fx_advance(&f, 1);
+    assert_true(fx_raw_wait_eof(&f, &w1, 1000));
+    assert_int_equal(vigil_conn_get_state(r1.conn), VIGIL_CONN_DRAINING);
+    fx_advance(&f, 101);
+    assert_true(vt_run_until(f.loop, fx_rec_closed, &r1, 1000));
+    assert_int_equal(r1.reason, VIGIL_REASON_TAKEOVER);
+    assert_int_equal(vt_tcp_state(w1.fd), VIGIL_TCP_CLOSE); /* reset */
+    fx_raw_done(&w1);
+  }
+  fx_raw_done(&w2);
+  assert_true(vt_run_until(f.loop, fx_rec_closed, &r2, 1000));
+  fx_done(&f);
+}
+
+static void test_takeover_goodbye_then_peer_fin(void **state) {
+  (void)state;
+  takeover_of_codec_conn(1);
+}
+
+static void test_takeover_goodbye_ignored_is_bounded(void **state) {
+  (void)state;
+  takeover_of_codec_conn(0);
+}
+
 /* Policy closes (idle here, shutdown below) send GOODBYE with the reason's
  * code and let a vigil peer close first: TIME_WAIT lands on the peer. */
 static void test_policy_close_sends_goodbye(void **state) {
@@ -638,6 +698,8 @@ int main(void) {
                                                fx_conn_teardown, (void *)&k_handshake),
       cmocka_unit_test_prestate_setup_teardown(test_hello_auto_identify, fx_conn_setup,
                                                fx_conn_teardown, (void *)&k_handshake_auto),
+      cmocka_unit_test(test_takeover_goodbye_then_peer_fin),
+      cmocka_unit_test(test_takeover_goodbye_ignored_is_bounded),
       cmocka_unit_test_setup_teardown(test_goodbye_from_peer, fx_conn_setup,
                                       fx_conn_teardown),
       cmocka_unit_test(test_malformed_input),

@@ -173,6 +173,9 @@ static void test_hub_exposition(void **state) {
   f->client[2] = -1;
   assert_int_equal(vigil_conn_identify(f->r[3].conn, "dev", 3), VIGIL_OK);
   assert_int_equal(vigil_conn_identify(f->r[4].conn, "dev", 3), VIGIL_OK);
+  /* Conn 3's peer shows no loss evidence: closed gracefully, done once its
+   * client answers our FIN (the fake clock holds the takeover bound). */
+  shutdown(f->client[3], SHUT_WR);
   wait_closed(f, 2);
   wait_closed(f, 3);
   assert_int_equal(f->r[2].reason, VIGIL_REASON_PEER_CLOSED);
@@ -211,6 +214,8 @@ static void test_hub_exposition(void **state) {
   }
   assert_true(value_of(text, "vigil_takeovers_total{scope=\"hub\"}") == 1);
   assert_true(value_of(text, "vigil_takeovers_total{scope=\"cluster\"}") == 0);
+  assert_true(value_of(text, "vigil_takeovers_by_class_total{class=\"live\"}") == 1);
+  assert_true(value_of(text, "vigil_takeovers_by_class_total{class=\"ghost\"}") == 0);
   assert_true(value_of(text, "vigil_takeover_latency_seconds_count{scope=\"hub\"}") == 1);
   assert_true(value_of(text, "vigil_takeover_latency_seconds_bucket{scope=\"hub\",le=\"+Inf\"}") == 1);
   /* 37 ms late: not within 20 ms, within 50 ms. */

@@ -16,6 +16,8 @@
 #include "vigil.h"
 
 #define NCONN 8
+/* The live close's bound on loopback: the 100 ms floor. */
+#define VIGIL_TEST_LIVE_BOUND_MS 100
 
 typedef struct fixture {
   struct ev_loop *loop;
@@ -130,7 +132,11 @@ static void assert_echo(fixture *f, int i, const char *msg) {
   assert_string_equal(buf, msg);
 }
 
-static void test_newest_wins_closes_old_with_rst(void **state) {
+/* A displaced conn whose peer is alive (no loss evidence: here a
+ * loopback client that reads) is closed gracefully: the bytes queued
+ * before the takeover and our FIN reach it, and since it never closes its
+ * socket, the takeover bound ends the close with RST a little later. */
+static void test_newest_wins_closes_live_old_gracefully(void **state) {
   fixture *f = *state;
   hub_up(f);
   open_conn(f, 0);
@@ -140,30 +146,93 @@ static void test_newest_wins_closes_old_with_rst(void **state) {
   assert_string_equal(vigil_conn_identity(f->rec[0].c), "dev-1");
 
   vigil_conn *old = f->rec[0].c;
+  static const char last[] = "last words before the takeover";
+  assert_int_equal(vigil_send(old, last, sizeof last - 1), VIGIL_OK);
+  uint64_t t_claim = vt_now_ms();
   assert_int_equal(identify(f, 1, "dev-1"), VIGIL_OK);
-  /* Synchronous: the old conn is closed by the time identify returns. */
-  assert_int_equal(vigil_conn_get_state(old), VIGIL_CONN_CLOSED);
+  /* The identity moved at once; the old conn is on its way out. */
   assert_ptr_equal(vigil_hub_find_identity(f->hub, "dev-1", 5), f->rec[1].c);
+  assert_true(vigil_conn_get_state(old) == VIGIL_CONN_DRAINING);
 
   const gf_event *t = gf_find(&f->log, VIGIL_EV_TAKEOVER, 0);
   assert_non_null(t);
   assert_int_equal(t->conn_id, f->rec[1].id);
   assert_int_equal(t->other_conn_id, f->rec[0].id);
   assert_string_equal(t->identity, "dev-1");
+  assert_int_equal(t->peer_class, VIGIL_PEER_LIVE);
+  assert_int_equal(t->evidence, 0);
+
+  /* Every byte, then EOF: a clean FIN, not a reset. */
+  char buf[128] = {0};
+  size_t got = 0;
+  int eof = 0;
+  uint64_t end = vt_now_ms() + 1000;
+  while (!eof && vt_now_ms() < end) {
+    long n = vt_read_avail(f->client[0], buf + got, sizeof buf - 1 - got,
+                           &eof);
+    assert_true(n >= 0 || errno == EAGAIN);
+    if (n > 0) got += (size_t)n;
+    vt_run_until(f->loop, NULL, NULL, 2);
+  }
+  assert_true(eof);
+  assert_string_equal(buf, last);
+
+  /* The client keeps its socket open and silent: reset at the bound. */
+  run_until_closed(f, 0);
+  uint64_t took = f->rec[0].closed_ms - t_claim;
+  assert_true(took >= VIGIL_TEST_LIVE_BOUND_MS);
+  assert_true(took < 1000);
+  assert_int_equal(f->rec[0].reason, VIGIL_REASON_TAKEOVER);
   const gf_event *cl = gf_find(&f->log, VIGIL_EV_CLOSE, f->rec[0].id);
   assert_non_null(cl);
   assert_int_equal(cl->reason, VIGIL_REASON_TAKEOVER);
+  assert_int_equal(cl->peer_class, VIGIL_PEER_LIVE);
   assert_string_equal(cl->identity, "dev-1");
-
-  run_until_closed(f, 0);
-  assert_int_equal(f->rec[0].reason, VIGIL_REASON_TAKEOVER);
-  assert_int_equal(client_end(f, 0), -ECONNRESET); /* abort_dead: RST */
   assert_echo(f, 1, "still here");
 
   vigil_stats st;
   vigil_hub_stats(f->hub, &st);
   assert_int_equal(st.takeovers, 1);
+  assert_int_equal(st.takeovers_by_class[VIGIL_PEER_LIVE], 1);
+  assert_int_equal(st.takeovers_by_class[VIGIL_PEER_GHOST], 0);
   assert_int_equal(st.closed[VIGIL_REASON_TAKEOVER], 1);
+}
+
+/* A displaced conn that left a ping unanswered for more than a few RTTs
+ * is a ghost: reset inside the claim, as a dead peer is. */
+static void test_newest_wins_resets_a_ghost(void **state) {
+  fixture *f = *state;
+  f->policy.ping_interval_ms = 50;
+  hub_up(f);
+  open_conn(f, 0);
+  open_conn(f, 1);
+  f->rec[0].ping_sends = 1; /* the client never answers */
+  assert_int_equal(identify(f, 0, "dev-1"), VIGIL_OK);
+  /* The first ping after 50 ms of silence, unanswered 200 ms later. */
+  vt_run_until(f->loop, NULL, NULL, 300);
+  assert_true(f->rec[0].pings >= 1);
+
+  vigil_conn *old = f->rec[0].c;
+  assert_int_equal(identify(f, 1, "dev-1"), VIGIL_OK);
+  /* Synchronous: the old conn is closed by the time identify returns. */
+  assert_int_equal(vigil_conn_get_state(old), VIGIL_CONN_CLOSED);
+  const gf_event *t = gf_find(&f->log, VIGIL_EV_TAKEOVER, 0);
+  assert_non_null(t);
+  assert_int_equal(t->peer_class, VIGIL_PEER_GHOST);
+  assert_true(t->evidence & VIGIL_EVIDENCE_PING_OUTSTANDING);
+  const gf_event *cl = gf_find(&f->log, VIGIL_EV_CLOSE, f->rec[0].id);
+  assert_non_null(cl);
+  assert_int_equal(cl->reason, VIGIL_REASON_TAKEOVER);
+  assert_int_equal(cl->peer_class, VIGIL_PEER_GHOST);
+  assert_int_equal(cl->evidence, t->evidence);
+
+  run_until_closed(f, 0);
+  /* abort_dead: RST. The client holds unread pings, and a reset socket
+   * hands out its unread bytes and then EOF, so ask the kernel. */
+  assert_int_equal(vt_tcp_state(f->client[0]), VIGIL_TCP_CLOSE);
+  vigil_stats st;
+  vigil_hub_stats(f->hub, &st);
+  assert_int_equal(st.takeovers_by_class[VIGIL_PEER_GHOST], 1);
 }
 
 static void test_newest_wins_without_abort_dead_sends_fin(void **state) {
@@ -257,7 +326,8 @@ static void test_ask_mode_host_decides(void **state) {
   vigil_conn *old = f->rec[0].c;
   assert_int_equal(identify(f, 2, "dev-4"), VIGIL_OK);
   assert_int_equal(f->ask_calls, 2);
-  assert_int_equal(vigil_conn_get_state(old), VIGIL_CONN_CLOSED);
+  /* A live peer: closing gracefully (test_newest_wins_closes_live_...). */
+  assert_true(vigil_conn_get_state(old) >= VIGIL_CONN_FLUSHING);
   assert_ptr_equal(vigil_hub_find_identity(f->hub, "dev-4", 5), f->rec[2].c);
 
   /* The host aborts the holder itself and says "keep old": there is no
@@ -273,6 +343,7 @@ static void test_ask_mode_host_decides(void **state) {
   assert_int_equal(f->rec[2].reason, VIGIL_REASON_CLOSED_BY_HOST);
   run_until_closed(f, 1);
   assert_int_equal(f->rec[1].reason, VIGIL_REASON_TAKEOVER_REJECTED);
+  run_until_closed(f, 0);
   assert_int_equal(f->rec[0].reason, VIGIL_REASON_TAKEOVER);
   assert_echo(f, 3, "asked");
 }
@@ -328,6 +399,9 @@ static void test_epoch_guard_late_fin(void **state) {
  * already closed the conn; the late report must change nothing. */
 static void test_epoch_guard_watch_only_late_eof(void **state) {
   fixture *f = *state;
+  /* A ping left unanswered makes the old peer a ghost, closed inside the
+   * claim, so its host's EOF report comes late. */
+  f->policy.ping_interval_ms = 20;
   hub_up(f);
   int s, c;
   assert_int_equal(vt_tcp_pair(&s, &c), 0);
@@ -342,6 +416,7 @@ static void test_epoch_guard_watch_only_late_eof(void **state) {
   open_conn(f, 1);
   vigil_conn *old = f->rec[0].c;
   assert_int_equal(vigil_conn_identify(old, "dev-7", 5), VIGIL_OK);
+  vt_run_until(f->loop, NULL, NULL, 300);
   assert_int_equal(identify(f, 1, "dev-7"), VIGIL_OK);
   assert_int_equal(vigil_conn_get_state(old), VIGIL_CONN_CLOSED);
   vigil_conn_peer_eof(old); /* late, before on_close was delivered */
@@ -395,6 +470,7 @@ static void test_flapping_bans_identity(void **state) {
   assert_int_equal(identify(f, 5, "flappy"), VIGIL_OK);
   assert_ptr_equal(vigil_hub_find_identity(f->hub, "flappy", 6), f->rec[5].c);
 
+  advance(f, 200); /* the displaced live conns' takeover bound */
   for (int i = 0; i < 5; i++) run_until_closed(f, i);
   assert_int_equal(f->rec[3].reason, VIGIL_REASON_IDENTITY_BANNED);
   assert_int_equal(f->rec[4].reason, VIGIL_REASON_IDENTITY_BANNED);
@@ -431,6 +507,76 @@ static void test_flapping_window_and_report_only(void **state) {
   vigil_stats st;
   vigil_hub_stats(f->hub, &st);
   assert_int_equal(st.takeovers, 4);
+}
+
+/* Two live devices sharing an identity take it from each other: past
+ * flap_max the flapping report says so, and the ban stops the loop with
+ * whoever holds the identity now. */
+static void test_duplicate_identity_loop_reported(void **state) {
+  fixture *f = *state;
+  f->use_fake_clock = 1;
+  f->policy.flap_max = 2;
+  f->policy.flap_window_ms = 10000;
+  f->policy.flap_ban_ms = 5000;
+  hub_up(f);
+  for (int i = 0; i < 4; i++) open_conn(f, i);
+  assert_int_equal(identify(f, 0, "twin"), VIGIL_OK);
+  advance(f, 100);
+  assert_int_equal(identify(f, 1, "twin"), VIGIL_OK); /* live 1 */
+  advance(f, 100);
+  assert_int_equal(identify(f, 2, "twin"), VIGIL_OK); /* live 2 */
+  advance(f, 100);
+  assert_int_equal(identify(f, 3, "twin"), VIGIL_EBANNED);
+  const gf_event *fl = gf_find(&f->log, VIGIL_EV_FLAPPING, 0);
+  assert_non_null(fl);
+  assert_int_equal(fl->count, 3);
+  assert_string_equal(fl->detail,
+                      "duplicate identity: live conns taking turns");
+  assert_ptr_equal(vigil_hub_find_identity(f->hub, "twin", 4), f->rec[2].c);
+  close(f->client[3]);
+  f->client[3] = -1;
+  run_until_closed(f, 3);
+  assert_int_equal(f->rec[3].reason, VIGIL_REASON_IDENTITY_BANNED);
+  const gf_event *cl = gf_find(&f->log, VIGIL_EV_CLOSE, f->rec[3].id);
+  assert_non_null(cl);
+  assert_string_equal(cl->detail,
+                      "duplicate identity: live conns taking turns");
+  vigil_stats st;
+  vigil_hub_stats(f->hub, &st);
+  assert_int_equal(st.takeovers_by_class[VIGIL_PEER_LIVE], 2);
+}
+
+/* A device rebooting in a loop leaves ghosts (here: a ping unanswered for
+ * 250 ms): the same flapping, reported without that detail. */
+static void test_flapping_of_ghosts_is_no_duplicate(void **state) {
+  fixture *f = *state;
+  f->use_fake_clock = 1;
+  f->policy.flap_max = 2;
+  f->policy.flap_window_ms = 10000;
+  f->policy.flap_ban_ms = 5000;
+  f->policy.ping_interval_ms = 50;
+  hub_up(f);
+  for (int i = 0; i < 4; i++) {
+    open_conn(f, i);
+    f->rec[i].ping_sends = 1; /* the host pings; the clients never answer */
+  }
+  assert_int_equal(identify(f, 0, "rebooter"), VIGIL_OK);
+  for (int i = 1; i < 3; i++) {
+    advance(f, 60);  /* the holder's ping is asked... */
+    advance(f, 240); /* ...and left unanswered past 200 ms */
+    assert_int_equal(identify(f, i, "rebooter"), VIGIL_OK);
+    /* a ghost: reset inside the claim */
+    assert_int_equal(vigil_conn_get_state(f->rec[i - 1].c), VIGIL_CONN_CLOSED);
+  }
+  advance(f, 100);
+  assert_int_equal(identify(f, 3, "rebooter"), VIGIL_EBANNED);
+  const gf_event *fl = gf_find(&f->log, VIGIL_EV_FLAPPING, 0);
+  assert_non_null(fl);
+  assert_int_equal(fl->count, 3);
+  assert_string_equal(fl->detail, "");
+  vigil_stats st;
+  vigil_hub_stats(f->hub, &st);
+  assert_int_equal(st.takeovers_by_class[VIGIL_PEER_GHOST], 2);
 }
 
 static int conn_in_close_wait(void *c) {
@@ -537,7 +683,9 @@ static void test_many_identities(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_newest_wins_closes_old_with_rst,
+      cmocka_unit_test_setup_teardown(test_newest_wins_closes_live_old_gracefully,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_newest_wins_resets_a_ghost,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(
           test_newest_wins_without_abort_dead_sends_fin, setup, teardown),
@@ -554,6 +702,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_flapping_bans_identity, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_flapping_window_and_report_only,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_duplicate_identity_loop_reported,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(test_flapping_of_ghosts_is_no_duplicate,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_identify_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_binary_identity, setup, teardown),

@@ -26,6 +26,7 @@ void gf_on_event(vigil_hub *hub, const vigil_event *ev, void *data) {
   e->reason = ev->reason;
   e->count = ev->count;
   e->evidence = ev->evidence;
+  e->peer_class = ev->peer_class;
   e->last_rx_ms = ev->last_rx_ms;
   if (ev->tcp_info) {
     e->has_tcp_info = 1;

@@ -21,6 +21,7 @@ typedef struct gf_event {
   vigil_reason reason;
   uint32_t count;
   uint32_t evidence;
+  vigil_peer_class peer_class;
   int64_t last_rx_ms;
   int has_tcp_info;
   vigil_tcp_info tcp_info;

@@ -103,6 +103,7 @@ static const field fields[] = {
     F(vigil_stats, accept_paused, 288, 8),
     F(vigil_stats, takeovers, 296, 8),
     F(vigil_stats, takeovers_by_scope, 304, 32),
+    F(vigil_stats, takeovers_by_class, 336, 32),
 
     /* vigil_event */
     F(vigil_event, type, 0, 4),
@@ -133,6 +134,7 @@ static const field fields[] = {
     F(vigil_event, worker, 176, 4),
     F(vigil_event, scope, 180, 4),
     F(vigil_event, other_worker, 184, 4),
+    F(vigil_event, peer_class, 188, 4),
 
     /* vigil_sockopts */
     F(vigil_sockopts, keepalive, 0, 4),

@@ -262,6 +262,61 @@ static void test_flapping_and_bans_span_hubs(void **state) {
   assert_int_equal(vigil__dir_local_count(f->d), 0);
 }
 
+static void note_live(fixture *f, const char *id) {
+  f->d->ops->note(f->d, id, strlen(id), f->now, vigil__takeover_note_live,
+                  &f->policy);
+}
+
+/* Live takeovers noted after their evictions: the crossing claim's report
+ * names a duplicate identity when at least flap_max of them fall in the
+ * window (the window opens at the first and lasts flap_window_ms), and
+ * not when one of them was a ghost's. A note on an identity without a
+ * record changes nothing. */
+static void test_live_takeovers_name_a_duplicate(void **state) {
+  fixture *f = *state;
+  f->policy.flap_max = 2;
+  f->policy.flap_window_ms = 1000;
+  f->policy.flap_ban_ms = 0;
+  vigil__holder *h[8];
+  for (int i = 0; i < 8; i++) h[i] = holder(f, i % 2 ? HUB_B : HUB_A, 0);
+  note_live(f, "nobody");
+  assert_int_equal(vigil__dir_local_count(f->d), 0);
+  assert_int_equal(claim(f, "twin", h[0]), VIGIL__V_INSTALL);
+  assert_int_equal(claim(f, "twin", h[1]), VIGIL__V_EVICT);
+  note_live(f, "twin");
+  f->now += 100;
+  assert_int_equal(claim(f, "twin", h[2]), VIGIL__V_EVICT);
+  note_live(f, "twin");
+  f->now += 100;
+  vigil__claim_ctx x;
+  vigil__claim_ctx_init(&x, &f->policy);
+  vigil__holder *other = NULL;
+  assert_int_equal(claim_x(f, "twin", h[3], &x, &other), VIGIL__V_PAUSE);
+  assert_int_equal(x.flap_count, 3);
+  assert_string_equal(x.flap_detail, vigil__duplicate_identity);
+  assert_int_equal(claim_x(f, "twin", h[3], &x, &other), VIGIL__V_EVICT);
+  vigil__holder_unref(other);
+  vigil__holder_unref(other);
+  /* A new episode after the window: one live note and one ghost (no
+   * note) are not enough. */
+  f->now += 2000;
+  assert_int_equal(claim(f, "twin", h[4]), VIGIL__V_EVICT);
+  note_live(f, "twin");
+  f->now += 100;
+  assert_int_equal(claim(f, "twin", h[5]), VIGIL__V_EVICT); /* a ghost */
+  f->now += 100;
+  vigil__claim_ctx y;
+  vigil__claim_ctx_init(&y, &f->policy);
+  assert_int_equal(claim_x(f, "twin", h[6], &y, &other), VIGIL__V_PAUSE);
+  assert_int_equal(y.flap_count, 3);
+  assert_null(y.flap_detail);
+  vigil__holder_unref(other);
+  free(h[6]);
+  free(h[7]);
+  for (int i = 0; i < 6; i++) release(f, h[i]);
+  assert_int_equal(vigil__dir_local_count(f->d), 0);
+}
+
 /* Without a ban flapping is reported once per episode and the contest
  * goes on; a ban keeps the record alive while nobody holds it. */
 static void test_flapping_report_and_ban_memory(void **state) {
@@ -446,6 +501,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_oldest_wins_refuses, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_ask_recheck, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_live_takeovers_name_a_duplicate,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_flapping_and_bans_span_hubs,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_flapping_report_and_ban_memory,

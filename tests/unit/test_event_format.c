@@ -179,16 +179,16 @@ static const struct line_case line_cases[] = {
     {"suspect probes and an unknown bit",
      {.type = VIGIL_EV_SUSPECT, BASE, .age_ms = 1, .last_rx_ms = 2,
       .last_tx_ms = 3, .tcp_info = &ti_close_wait,
-      .evidence = VIGIL_SUSPECT_PROBES | 0x10u},
+      .evidence = VIGIL_SUSPECT_PROBES | 0x100u},
      TSL " event=suspect" CPL " age_ms=1 last_rx_ms=2 last_tx_ms=3"
          " tcp_state=CLOSE_WAIT rtt_us=40 rttvar_us=20 unacked=0"
          " retransmits=0 backoff=0 probes=2 last_data_recv_ms=7"
-         " last_ack_recv_ms=8 evidence=probes,0x10",
+         " last_ack_recv_ms=8 evidence=probes,0x100",
      TSJ ",\"event\":\"suspect\"" CPJ ",\"age_ms\":1,\"last_rx_ms\":2,"
          "\"last_tx_ms\":3,\"tcp_state\":\"CLOSE_WAIT\",\"rtt_us\":40,"
          "\"rttvar_us\":20,\"unacked\":0,\"retransmits\":0,\"backoff\":0,"
          "\"probes\":2,\"last_data_recv_ms\":7,\"last_ack_recv_ms\":8,"
-         "\"evidence\":\"probes,0x10\"}"},
+         "\"evidence\":\"probes,0x100\"}"},
     {"suspect without tcp_info or evidence",
      {.type = VIGIL_EV_SUSPECT, BASE, .age_ms = 5, .last_rx_ms = 4,
       .last_tx_ms = 3},
@@ -284,6 +284,48 @@ static const struct line_case line_cases[] = {
      TSJ ",\"event\":\"takeover\",\"worker\":1,\"conn\":9,"
          "\"identity\":\"dev-42\",\"other_conn\":7,\"scope\":\"worker\","
          "\"other_worker\":0}"},
+    /* Classified on this hub: a ghost with every evidence bit. */
+    {"takeover of a ghost",
+     {NW, .type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
+      .other_conn_id = 7, .peer_class = VIGIL_PEER_GHOST,
+      .evidence = VIGIL_SUSPECT_UNACKED_RETRANS | VIGIL_SUSPECT_PROBES |
+                  VIGIL_SUSPECT_ACK_SILENCE |
+                  VIGIL_EVIDENCE_PING_OUTSTANDING | VIGIL_EVIDENCE_SUSPECTED |
+                  0x400u},
+     TSL " event=takeover conn=9 other_conn=7 scope=hub class=ghost"
+         " evidence=unacked_retrans,probes,ack_silence,ping_outstanding,"
+         "suspected,0x400",
+     TSJ ",\"event\":\"takeover\",\"conn\":9,\"other_conn\":7,"
+         "\"scope\":\"hub\",\"class\":\"ghost\",\"evidence\":"
+         "\"unacked_retrans,probes,ack_silence,ping_outstanding,suspected,"
+         "0x400\"}"},
+    /* A live peer has no evidence: class alone. */
+    {"takeover of a live peer",
+     {NW, .type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
+      .other_conn_id = 7, .peer_class = VIGIL_PEER_LIVE},
+     TSL " event=takeover conn=9 other_conn=7 scope=hub class=live",
+     TSJ ",\"event\":\"takeover\",\"conn\":9,\"other_conn\":7,"
+         "\"scope\":\"hub\",\"class\":\"live\"}"},
+    {"takeover, class out of range",
+     {NW, .type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
+      .other_conn_id = 7, .peer_class = (vigil_peer_class)7,
+      .evidence = VIGIL_EVIDENCE_SUSPECTED},
+     TSL " event=takeover conn=9 other_conn=7 scope=hub class=unknown"
+         " evidence=suspected",
+     TSJ ",\"event\":\"takeover\",\"conn\":9,\"other_conn\":7,"
+         "\"scope\":\"hub\",\"class\":\"unknown\","
+         "\"evidence\":\"suspected\"}"},
+    {"close of a displaced ghost",
+     {.type = VIGIL_EV_CLOSE, BASE, .reason = VIGIL_REASON_TAKEOVER,
+      .peer_class = VIGIL_PEER_GHOST,
+      .evidence = VIGIL_EVIDENCE_PING_OUTSTANDING},
+     TSL " event=close" CPL " reason=takeover age_ms=0 last_rx_ms=0"
+         " last_tx_ms=0 bytes_in=0 bytes_out=0 class=ghost"
+         " evidence=ping_outstanding",
+     TSJ ",\"event\":\"close\"" CPJ ",\"reason\":\"takeover\","
+         "\"age_ms\":0,\"last_rx_ms\":0,\"last_tx_ms\":0,\"bytes_in\":0,"
+         "\"bytes_out\":0,\"class\":\"ghost\","
+         "\"evidence\":\"ping_outstanding\"}"},
     {"takeover, scope out of range",
      {NW, .type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
       .other_conn_id = 7, .scope = (vigil_takeover_scope)9,

@@ -31,6 +31,7 @@ static void known_snapshot(vigil__metrics_snapshot *s) {
   s->stats.accept_paused = 1;
   s->stats.takeovers = 1;
   s->takeovers[VIGIL_SCOPE_HUB] = 1;
+  s->stats.takeovers_by_class[VIGIL_PEER_LIVE] = 1;
   vigil__hist_observe(&s->takeover_latency[VIGIL_SCOPE_HUB],
                       &vigil__takeover_spec, 42);
   static const uint64_t overshoot_us[] = {3000, 3000, 120000, 1000,
@@ -85,7 +86,11 @@ static const char known_text[] =
     "vigil_takeovers_total{scope=\"hub\"} 1\n"
     "vigil_takeovers_total{scope=\"worker\"} 0\n"
     "vigil_takeovers_total{scope=\"cluster\"} 0\n"
-    "# HELP vigil_takeover_latency_seconds Time from an identity claim on the new connection to the reset of the connection it displaced.\n"
+    "# HELP vigil_takeovers_by_class_total Connections displaced by a newer claim of their identity, by what their peer was found to be: ghost (reset) or live (closed gracefully).\n"
+    "# TYPE vigil_takeovers_by_class_total counter\n"
+    "vigil_takeovers_by_class_total{class=\"ghost\"} 0\n"
+    "vigil_takeovers_by_class_total{class=\"live\"} 1\n"
+    "# HELP vigil_takeover_latency_seconds Time from an identity claim on the new connection to the close decision on the connection it displaced.\n"
     "# TYPE vigil_takeover_latency_seconds histogram\n"
     "vigil_takeover_latency_seconds_bucket{scope=\"hub\",le=\"0.00001\"} 0\n"
     "vigil_takeover_latency_seconds_bucket{scope=\"hub\",le=\"0.000025\"} 0\n"
@@ -400,7 +405,7 @@ static void test_worker_labels(void **state) {
   vigil__metrics_series v[2] = {{0, &a}, {7, &b}};
   char *text = render(v, 2);
   assert_int_equal(count_prefix(text, "# HELP vigil_connections_open "), 1);
-  assert_int_equal(count_prefix(text, "# TYPE "), 14);
+  assert_int_equal(count_prefix(text, "# TYPE "), 15);
   assert_non_null(strstr(text, "\nvigil_connections_open{worker=\"0\"} 3\n"
                                "vigil_connections_open{worker=\"7\"} 0\n"));
   assert_non_null(strstr(

@@ -138,10 +138,14 @@ class EchoAndHeartbeatTest(unittest.TestCase):
         takeovers = [e for e in self.srv.events if e["event"] == "takeover"]
         self.assertEqual(len(takeovers), 1)
         self.assertEqual(takeovers[0]["scope"], "hub")
+        # Both peers are alive: the old one is closed gracefully.
+        self.assertEqual(takeovers[0]["class"], "live")
         stats = self.hub.stats()
         self.assertEqual(stats["takeovers"], 1)
         self.assertEqual(stats["takeovers_by_scope"],
                          {"hub": 1, "worker": 0, "cluster": 0})
+        self.assertEqual(stats["takeovers_by_class"],
+                         {"ghost": 0, "live": 1})
 
     def test_ping_flood_guard_for_the_hosts_own_pings(self):
         server, client = tcp_pair()

@@ -166,6 +166,7 @@ _PROTOS = {
     "vigil_err_name": (_CSTR, [_INT]),
     "vigil_reason_name": (_CSTR, [_INT]),
     "vigil_scope_name": (_CSTR, [_INT]),
+    "vigil_peer_class_name": (_CSTR, [_INT]),
     "vigil_conn_state_name": (_CSTR, [_INT]),
     "vigil_idle_kind_name": (_CSTR, [_INT]),
     "vigil_tcp_state_name": (_CSTR, [_INT]),

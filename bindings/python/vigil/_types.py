@@ -160,6 +160,7 @@ class StatsStruct(C.Structure):
         ("accept_paused", C.c_uint64),
         ("takeovers", C.c_uint64),
         ("takeovers_by_scope", C.c_uint64 * 4),  # VIGIL_SCOPE_CAPACITY
+        ("takeovers_by_class", C.c_uint64 * 4),  # VIGIL_PEER_CAPACITY
     ]
 
 

@@ -352,7 +352,11 @@ class Hub:
                 "accept_paused": s.accept_paused, "takeovers": s.takeovers,
                 "takeovers_by_scope": {
                     text(lib.vigil_scope_name(k)): s.takeovers_by_scope[k]
-                    for k in range(3)}}
+                    for k in range(3)},
+                "takeovers_by_class": {
+                    text(lib.vigil_peer_class_name(k)):
+                        s.takeovers_by_class[k]
+                    for k in (1, 2)}}
 
     # ---- dispatch from C --------------------------------------------------
 

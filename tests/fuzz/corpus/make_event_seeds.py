@@ -6,8 +6,8 @@ pass NULL), i32 type reason cause sys_errno idle_kind truncated
 tls_resumed, u64 ts conn age bytes_in bytes_out other_conn, i64 last_rx
 last_tx, u32 retry evidence count, u8 presence bits (sockopts, tcp_info,
 state_counts) and those structs, then peer, identity, detail as u8 tag
-(0 = NULL), u16 length, bytes, then i32 worker scope other_worker. Little
-endian throughout.
+(0 = NULL), u16 length, bytes, then i32 worker scope other_worker
+peer_class. Little endian throughout.
 """
 import os
 import struct
@@ -34,7 +34,7 @@ def event(name, fmt, etype, buflen=200, reason=0, cause=0, errno=0, idle=0,
           bytes_out=20, other=0, rx=-1, tx=250, retry=0, evidence=0, count=0,
           sockopts=None, tcp_info=None, counts=None, peer=s("127.0.0.1:5000"),
           identity=NULL, detail=NULL, raw_fmt=None, worker=-1, scope=0,
-          other_worker=-1):
+          other_worker=-1, peer_class=0):
     data = struct.pack("<B", fmt if raw_fmt is None else 0xF0)
     if raw_fmt is not None:
         data += struct.pack("<I", raw_fmt)
@@ -54,7 +54,7 @@ def event(name, fmt, etype, buflen=200, reason=0, cause=0, errno=0, idle=0,
     if counts is not None:
         data += struct.pack("<13I", *counts)
     data += peer + identity + detail
-    data += struct.pack("<iii", worker, scope, other_worker)
+    data += struct.pack("<iiii", worker, scope, other_worker, peer_class)
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)
 
@@ -83,6 +83,11 @@ event("suspect_logfmt", LOGFMT, 11, reason=0, evidence=0x2)
 event("takeover", LOGFMT, 12, other=3, identity=s("dev 1"))
 event("takeover_worker", JSON, 12, other=3, identity=s("dev-1"), worker=1,
       scope=1, other_worker=0)
+event("takeover_ghost", LOGFMT, 12, other=3, peer_class=1, evidence=0x3F)
+event("takeover_live_json", JSON, 12, other=3, peer_class=2)
+event("close_takeover_ghost", JSON, 7, reason=14, peer_class=1, evidence=0x8)
+event("takeover_class_bad", LOGFMT, 12, other=3, peer_class=9,
+      evidence=0x400)
 event("takeover_scope_bad", LOGFMT, 12, other=3, worker=0, scope=77,
       other_worker=5)
 event("open_worker", LOGFMT, 1, worker=3)

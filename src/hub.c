@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "close.h"
+#include "cluster.h"
 #include "conn.h"
 #include "conn_deadline.h"
 #include "event.h"
@@ -175,6 +176,10 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
   if (opts->tick_ms < 1 || opts->tick_ms > 1000) return VIGIL_EINVAL;
   if (opts->policy && vigil_policy_validate(opts->policy, NULL, 0))
     return VIGIL_EINVAL;
+  if (opts->cluster) {
+    int rc = vigil__cluster_check(opts->cluster, NULL, 0);
+    if (rc != VIGIL_OK) return rc;
+  }
   vigil_hub *hub = calloc(1, sizeof *hub);
   if (!hub) return VIGIL_ENOMEM;
   hub->policy = vigil__policy_new(opts->policy);
@@ -199,6 +204,16 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
   ev_check_start(loop, &hub->clock_refresh);
   ev_unref(loop); /* the clock watcher alone must not keep ev_run alive */
   ev_prepare_init(&hub->deliver, deliver_cb);
+  /* The cluster copies what it needs; a group's hubs get theirs from the
+   * group, as workers (group_worker.c). */
+  hub->opts.cluster = NULL;
+  if (opts->cluster) {
+    int rc = vigil__cluster_attach(hub, opts->cluster, 0);
+    if (rc != VIGIL_OK) {
+      hub_destroy(hub);
+      return rc;
+    }
+  }
   census_start(hub);
   *out = hub;
   return VIGIL_OK;
@@ -248,6 +263,7 @@ static void hub_destroy(vigil_hub *hub) {
     vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
                       VIGIL__CLOSE_NOW);
   vigil__hub_deliver_closed(hub);
+  vigil__cluster_detach(hub); /* after the conns' releases went out */
   ev_timer_stop(hub->loop, &hub->tick);
   ev_timer_stop(hub->loop, &hub->shutdown_timer);
   census_stop(hub);

@@ -129,6 +129,8 @@ struct vigil_hub {
   const vigil__hub_link *link; /* NULL outside a group */
   void (*on_destroyed)(vigil_hub *hub); /* last act of hub_destroy: the
                                  counters are final; runs no host code */
+  struct vigil__cluster *cluster; /* link to the cluster directory
+                                 (cluster.h); NULL = none */
 };
 
 /* The hub's clock (monotonic ms): the injected one, or CLOCK_MONOTONIC.

@@ -49,7 +49,8 @@ set(VIGIL_MEMCHECK_NAMES
   test_takeover
   test_redis_dir        # tests/redis.cmake, built with hiredis
   test_redis_outage
-  test_redis_malformed)
+  test_redis_malformed
+  test_cluster)         # two cluster nodes in one process, real Redis
 # Matched above but left out, each for its reason:
 #   test_tls_interop    vigil runs in the spawned example servers, the test
 #                       process only drives openssl s_client and mosquitto

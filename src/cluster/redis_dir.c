@@ -685,6 +685,13 @@ static int validate(const vigil__redis_dir_config *c, vigil__redis_url *url,
   return 0;
 }
 
+int vigil__redis_dir_config_check(const vigil__redis_dir_config *c,
+                                  char *err, size_t errlen) {
+  vigil__redis_url url;
+  if (err && errlen) err[0] = '\0';
+  return validate(c, &url, err, errlen);
+}
+
 /* The incarnation must differ between two runs of a node, even across a
  * reboot, so the fallback mixes wall-clock time and the pid (a monotonic
  * clock restarts with the machine). */

@@ -208,6 +208,11 @@ typedef struct vigil__redis_dir_stats {
   uint64_t noscript;          /* EVALSHA answered NOSCRIPT */
 } vigil__redis_dir_stats;
 
+/* new()'s checks alone: VIGIL_OK, or VIGIL_EINVAL with a message naming
+ * the field into err. */
+int vigil__redis_dir_config_check(const vigil__redis_dir_config *c,
+                                  char *err, size_t errlen);
+
 /* Validates c (message naming the field into err), copies what it needs
  * and starts the first attempt from the loop (no callback before new()
  * returns). VIGIL_EINVAL, VIGIL_ENOMEM. */

@@ -550,7 +550,10 @@ static void dev_connect(device *d) {
     }
   }
   d->connect_us = now_us();
-  if (connect(fd, (struct sockaddr *)&s->o.dst, s->o.dstlen) < 0 &&
+  /* Several servers: each connection picks one, as a balancer would. */
+  const sim_target *t =
+      &s->o.targets[s->o.ntargets > 1 ? rnd(s) % s->o.ntargets : 0];
+  if (connect(fd, (const struct sockaddr *)&t->dst, t->dstlen) < 0 &&
       errno != EINPROGRESS) {
     int err = errno;
     close(fd);
@@ -642,8 +645,10 @@ static void take_census(sim *s, census_counts *out) {
   vigil_census *c;
   memset(out, 0, sizeof *out);
   vigil_census_query_init(&q);
-  q.ports = &s->o.port;
-  q.nports = 1;
+  uint16_t ports[SIM_MAX_TARGETS];
+  for (unsigned i = 0; i < s->o.ntargets; i++) ports[i] = s->o.targets[i].port;
+  q.ports = ports;
+  q.nports = s->o.ntargets;
   q.want_sockets = 0;
   q.want_self = 0;
   if (vigil_census_run(&q, &c) != VIGIL_OK) return;

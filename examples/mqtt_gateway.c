@@ -911,6 +911,7 @@ int main(int argc, char **argv) {
   vigil_hub_options_init(&ho);
   ho.policy = &app.policy;
   ho.on_event = on_vigil_event;
+  ho.cluster = app.cfg.cluster_options; /* --cluster */
   rc = app.cfg.workers > 1 ? run_workers(loop, &ho) : run_one(loop, &ho);
   SSL_CTX_free(app.tls);
   ev_loop_destroy(loop);

@@ -57,10 +57,12 @@ set(VIGIL_MEMCHECK_NAMES
 #                       clients (interop with foreign stacks, not vigil's
 #                       memory); the examples are not run under valgrind.
 #   test_mqtt_gateway   same: vigil runs in the spawned mqtt_gateway.
+#   test_cluster_gateway  same: two spawned mqtt_gateway nodes.
 # Never selected: fault/ (network namespaces and real-time loss, run as
 # root), fuzz/ (libFuzzer with its own ASan), python/ (the interpreter),
 # cli/ and the mosquitto scripts (shell and foreign clients).
-set(VIGIL_MEMCHECK_EXCLUDE test_tls_interop test_mqtt_gateway)
+set(VIGIL_MEMCHECK_EXCLUDE test_tls_interop test_mqtt_gateway
+  test_cluster_gateway)
 
 set(VIGIL_MEMCHECK_OPTIONS
   --tool=memcheck

@@ -644,12 +644,18 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
     ll_u64(&l, "takeovers", st.takeovers);
     ll_u64(&l, "takeovers_across_workers",
            st.takeovers_by_scope[VIGIL_SCOPE_WORKER]);
+    if (app.cfg.cluster_options)
+      ll_u64(&l, "takeovers_across_nodes",
+             st.takeovers_by_scope[VIGIL_SCOPE_CLUSTER]);
     ll_end(&l);
     return;
   }
   vigil_hub_stats(gw->hub, &st);
   ll_u64(&l, "sessions", gw->sessions);
   ll_u64(&l, "takeovers", st.takeovers);
+  if (app.cfg.cluster_options)
+    ll_u64(&l, "takeovers_across_nodes",
+           st.takeovers_by_scope[VIGIL_SCOPE_CLUSTER]);
   ll_u64(&l, "publishes", gw->publishes);
   ll_u64(&l, "deliveries", gw->deliveries);
   ll_end(&l);

@@ -28,9 +28,14 @@ int vigil__cluster_check(const vigil_cluster_options *o, char *msg,
 
 /* Gives hub (worker `worker` of its node; 0 for a hub alone) its link to
  * the store, which it starts connecting from the loop. Before any conn
- * exists. VIGIL_OK, VIGIL_EINVAL, VIGIL_ENOMEM, VIGIL_ENOTSUP. */
+ * exists. The workers of one node pass one seed (vigil__cluster_seed):
+ * the node has one incarnation in the store. VIGIL_OK, VIGIL_EINVAL,
+ * VIGIL_ENOMEM, VIGIL_ENOTSUP. */
 int vigil__cluster_attach(vigil_hub *hub, const vigil_cluster_options *o,
-                          uint32_t worker);
+                          uint32_t worker, uint64_t seed);
+
+/* A fresh random seed for a node's incarnation (never 0). */
+uint64_t vigil__cluster_seed(void);
 
 /* Frees the hub's link (from the hub's destruction, after its conns
  * closed). No-op without one. */

@@ -17,10 +17,11 @@ int vigil__cluster_check(const vigil_cluster_options *o, char *msg,
 }
 
 int vigil__cluster_attach(vigil_hub *hub, const vigil_cluster_options *o,
-                          uint32_t worker) {
+                          uint32_t worker, uint64_t seed) {
   (void)hub;
   (void)o;
   (void)worker;
+  (void)seed;
   return VIGIL_ENOTSUP;
 }
 

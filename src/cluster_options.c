@@ -5,6 +5,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "hub.h"
@@ -23,6 +26,17 @@ int vigil_cluster_options_validate(const vigil_cluster_options *o, char *msg,
 
 int vigil_hub_directory_up(vigil_hub *hub) {
   return hub ? vigil__cluster_up(hub) : -1;
+}
+
+uint64_t vigil__cluster_seed(void) {
+  uint64_t s = 0;
+  if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s || !s) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+        ((uint64_t)getpid() << 32);
+  }
+  return s ? s : 1;
 }
 
 static size_t string_size(const char *s) { return s ? strlen(s) + 1 : 0; }

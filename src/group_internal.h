@@ -190,6 +190,7 @@ struct vigil_group {
   vigil_cluster_options *cluster; /* [const] hub.cluster's copy; each
                                   worker's hub gets its own link to the
                                   store from it; NULL = none */
+  uint64_t cluster_seed;       /* [const] one incarnation for the node */
   vigil__hub_link link;        /* [const] what every worker's hub shares */
   vigil__fdset conn_fds;       /* [atomic] every worker's conn fds */
   pthread_mutex_t ports_lock;

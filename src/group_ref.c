@@ -101,6 +101,7 @@ int vigil__group_alloc(const vigil_group_options *opts, vigil_group **out) {
   g->dir = vigil__dir_local_new(1);
   if (g->hub_opts.cluster) {
     g->cluster = vigil__cluster_options_copy(g->hub_opts.cluster);
+    g->cluster_seed = vigil__cluster_seed();
     g->hub_opts.cluster = NULL; /* each worker attaches its own link */
     vigil__dir *wrapped =
         g->dir && g->cluster ? vigil__dir_cluster_new(g->dir) : NULL;

@@ -162,7 +162,8 @@ static int worker_open(vigil_worker *w) {
   if (rc != VIGIL_OK) return rc;
   vigil__hub_set_worker(w->hub, w, (int32_t)w->index, &g->link,
                         hub_destroyed);
-  return g->cluster ? vigil__cluster_attach(w->hub, g->cluster, w->index)
+  return g->cluster ? vigil__cluster_attach(w->hub, g->cluster, w->index,
+                                           g->cluster_seed)
                     : VIGIL_OK;
 }
 

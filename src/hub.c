@@ -208,7 +208,7 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
    * group, as workers (group_worker.c). */
   hub->opts.cluster = NULL;
   if (opts->cluster) {
-    int rc = vigil__cluster_attach(hub, opts->cluster, 0);
+    int rc = vigil__cluster_attach(hub, opts->cluster, 0, 0);
     if (rc != VIGIL_OK) {
       hub_destroy(hub);
       return rc;

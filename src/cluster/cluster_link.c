@@ -316,7 +316,7 @@ static void on_evict(vigil__redis_dir *d, const vigil__dir_eviction *ev,
 /* ---- the hub's link ---- */
 
 int vigil__cluster_attach(vigil_hub *hub, const vigil_cluster_options *o,
-                          uint32_t worker) {
+                          uint32_t worker, uint64_t seed) {
   vigil__cluster *cl = calloc(1, sizeof *cl);
   if (!cl) return VIGIL_ENOMEM;
   cl->hub = hub;
@@ -325,6 +325,7 @@ int vigil__cluster_attach(vigil_hub *hub, const vigil_cluster_options *o,
   cl->retry.data = cl;
   vigil__redis_dir_config c;
   to_config(o, worker, &c);
+  c.seed = seed;
   vigil__redis_dir_callbacks cb = {on_state, on_evict, cl};
   int rc = vigil__redis_dir_new(hub->loop, &c, &cb, &cl->rd, NULL, 0);
   if (rc != VIGIL_OK) {

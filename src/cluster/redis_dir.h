@@ -140,7 +140,10 @@ typedef struct vigil__redis_dir_config {
   vigil_client_backoff backoff; /* reconnects: initial 200 ms, x1.6, max
                                    5 s, jitter 0.2, connect timeout 2 s */
   uint32_t max_pending;        /* requests in flight, 1..1048576; 65536 */
-  uint64_t seed;               /* jitter and incarnation; 0 = random */
+  uint64_t seed;               /* jitter and incarnation; 0 = random. The
+                                  workers of one node pass one seed: they
+                                  share the node's incarnation (its
+                                  liveness key), each with its own jitter */
 } vigil__redis_dir_config;
 
 void vigil__redis_dir_config_init(vigil__redis_dir_config *c);

@@ -433,6 +433,127 @@ static void test_spoofed_claim(void **state) {
   SSL_CTX_free(d.ctx);
 }
 
+/* ---- a group as one node ---- */
+
+#define GROUP_DEVICES 24
+
+typedef struct gnode {
+  uint16_t port;      /* [atomic] worker 0's, joined by worker 1 */
+  int takeovers;      /* [atomic] conns closed with reason takeover */
+  int ups;            /* [atomic] directory_up events */
+  int lapses;         /* [atomic] directory_up saying the key was not ours */
+} gnode;
+
+static gnode G;
+
+static void g_on_data(vigil_conn *c, const void *data, size_t len, void *ud) {
+  (void)ud;
+  const char *p = data;
+  if (len > 0 && p[len - 1] == '\n' && !vigil_conn_identity(c))
+    vigil_conn_identify(c, data, len - 1);
+}
+
+static void g_on_close(vigil_conn *c, vigil_reason reason, void *ud) {
+  (void)c;
+  (void)ud;
+  if (reason == VIGIL_REASON_TAKEOVER)
+    __atomic_add_fetch(&G.takeovers, 1, __ATOMIC_SEQ_CST);
+}
+
+static const vigil_conn_callbacks g_callbacks = {.on_data = g_on_data,
+                                                 .on_close = g_on_close};
+
+static void g_on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
+  (void)hub;
+  (void)ud;
+  if (ev->type != VIGIL_EV_DIRECTORY_UP) return;
+  __atomic_add_fetch(&G.ups, 1, __ATOMIC_SEQ_CST);
+  if (ev->detail && strstr(ev->detail, "not ours"))
+    __atomic_add_fetch(&G.lapses, 1, __ATOMIC_SEQ_CST);
+}
+
+static int g_setup(vigil_worker *w, vigil_hub *hub, void *ud) {
+  (void)ud;
+  vigil_listen_options lo;
+  vigil_listen_options_init(&lo);
+  lo.host = "127.0.0.1";
+  lo.port = __atomic_load_n(&G.port, __ATOMIC_SEQ_CST);
+  lo.reuseport = 1;
+  lo.adopt.callbacks = &g_callbacks;
+  vigil_listener *l;
+  int rc = vigil_listen(hub, &lo, &l);
+  if (rc == VIGIL_OK && vigil_worker_index(w) == 0)
+    __atomic_store_n(&G.port, vigil_listener_port(l), __ATOMIC_SEQ_CST);
+  return rc;
+}
+
+static int g_count(void *arg) {
+  int *want = arg;
+  return __atomic_load_n(&G.takeovers, __ATOMIC_SEQ_CST) >= want[0] &&
+         __atomic_load_n(&G.ups, __ATOMIC_SEQ_CST) >= want[1];
+}
+
+/* The workers of a group are one node: they share its incarnation (no
+ * worker finds the node's liveness key "not ours"), and a ghost on either
+ * worker is ended by a claim on another node. */
+static void test_group_node(void **state) {
+  fx *f = *state;
+  memset(&G, 0, sizeof G);
+  vigil_cluster_options co;
+  vigil_cluster_options_init(&co);
+  co.url = g_redis.url;
+  co.node = "G";
+  co.command_timeout_ms = 100;
+  co.liveness_ttl_ms = 300; /* refreshed every 100 ms: a clash shows */
+  vigil_hub_options ho;
+  vigil_hub_options_init(&ho);
+  ho.on_event = g_on_event;
+  ho.cluster = &co;
+  vigil_group_options go;
+  vigil_group_options_init(&go);
+  go.workers = 2;
+  go.hub = &ho;
+  go.setup = g_setup;
+  vigil_group *g;
+  assert_int_equal(vigil_group_new(&go, &g), VIGIL_OK);
+  assert_int_equal(vigil_group_start(g), VIGIL_OK);
+  cn_start(&f->b, "B", g_redis.url, 0, NULL);
+  cnode *only_b[1] = {&f->b};
+  int want_up[2] = {0, 2};
+  assert_true(cn_run_until(only_b, 1, g_count, want_up, 10000, NULL, NULL));
+  assert_true(cn_wait_ups(only_b, 1, &f->b, 1, 10000));
+  int first[GROUP_DEVICES], second[GROUP_DEVICES];
+  char id[32];
+  for (int i = 0; i < GROUP_DEVICES; i++) {
+    snprintf(id, sizeof id, "gdev-%d", i);
+    int fd = vt_connect_loopback(G.port);
+    assert_true(fd >= 0);
+    char line[40];
+    int n = snprintf(line, sizeof line, "%s\n", id);
+    assert_int_equal(write(fd, line, (size_t)n), n);
+    first[i] = fd;
+  }
+  for (int i = 0; i < GROUP_DEVICES; i++) {
+    snprintf(id, sizeof id, "gdev-%d", i);
+    rec_arg r = {f, id, "G", 0};
+    assert_true(cn_run_until(only_b, 1, recorded, &r, 5000, NULL, NULL));
+  }
+  cn_run_for(only_b, 1, 400); /* a few liveness refreshes */
+  for (int i = 0; i < GROUP_DEVICES; i++) {
+    snprintf(id, sizeof id, "gdev-%d", i);
+    second[i] = cn_device(&f->b, id);
+  }
+  int want[2] = {GROUP_DEVICES, 2};
+  assert_true(cn_run_until(only_b, 1, g_count, want, 5000, NULL, NULL));
+  assert_int_equal(__atomic_load_n(&G.lapses, __ATOMIC_SEQ_CST), 0);
+  assert_int_equal(cn_open_count(&f->b), GROUP_DEVICES);
+  vigil_group_free(g);
+  for (int i = 0; i < GROUP_DEVICES; i++) {
+    close(first[i]);
+    close(second[i]);
+  }
+}
+
 /* Options: clear messages; the hub refuses bad ones. */
 static void test_options(void **state) {
   (void)state;
@@ -483,6 +604,7 @@ int main(void) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_late_eviction_fenced, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_group_node, setup, teardown),
       cmocka_unit_test_setup_teardown(test_spoofed_claim, setup, teardown),
       cmocka_unit_test_setup_teardown(test_malformed_answer, setup,
                                       teardown),

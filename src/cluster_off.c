@@ -11,7 +11,7 @@ int vigil__cluster_check(const vigil_cluster_options *o, char *msg,
   (void)o;
   if (msg && msglen)
     snprintf(msg, msglen,
-             "cluster: this build of vigil has no cluster directory "
+             "this build of vigil has no cluster directory "
              "(hiredis was not found)");
   return VIGIL_ENOTSUP;
 }

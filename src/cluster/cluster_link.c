@@ -49,6 +49,7 @@
 #include "hub.h"
 #include "identity.h"
 #include "redis_dir.h"
+#include "redis_url.h"
 #include "takeover.h"
 
 /* Re-assertions per reassert() call (a batch goes out pipelined). */
@@ -103,6 +104,13 @@ int vigil__cluster_check(const vigil_cluster_options *o, char *msg,
                          size_t msglen) {
   if (!o) {
     if (msg && msglen) snprintf(msg, msglen, "cluster options are NULL");
+    return VIGIL_EINVAL;
+  }
+  /* The URL parser's messages name the URL's part: say it is the url. */
+  vigil__redis_url url;
+  char why[200];
+  if (vigil__redis_url_parse(o->url, &url, why, sizeof why) != 0) {
+    if (msg && msglen) snprintf(msg, msglen, "url: %s", why);
     return VIGIL_EINVAL;
   }
   vigil__redis_dir_config c;

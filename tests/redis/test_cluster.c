@@ -554,52 +554,10 @@ static void test_group_node(void **state) {
   }
 }
 
-/* Options: clear messages; the hub refuses bad ones. */
-static void test_options(void **state) {
-  (void)state;
-  vigil_cluster_options co;
-  vigil_cluster_options_init(&co);
-  char msg[256];
-  assert_int_equal(vigil_cluster_options_validate(&co, msg, sizeof msg),
-                   VIGIL_EINVAL);
-  co.url = "redis://127.0.0.1:1";
-  assert_int_equal(vigil_cluster_options_validate(&co, msg, sizeof msg),
-                   VIGIL_EINVAL);
-  assert_non_null(strstr(msg, "node"));
-  co.node = "bad node";
-  assert_int_equal(vigil_cluster_options_validate(&co, msg, sizeof msg),
-                   VIGIL_EINVAL);
-  co.node = "n1";
-  co.liveness_ttl_ms = 100;
-  assert_int_equal(vigil_cluster_options_validate(&co, msg, sizeof msg),
-                   VIGIL_EINVAL);
-  assert_non_null(strstr(msg, "liveness_ttl_ms"));
-  co.liveness_ttl_ms = 10000;
-  assert_int_equal(vigil_cluster_options_validate(&co, msg, sizeof msg),
-                   VIGIL_OK);
-  co.url = "http://x";
-  struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-  vigil_hub_options ho;
-  vigil_hub_options_init(&ho);
-  ho.cluster = &co;
-  vigil_hub *hub = NULL;
-  assert_int_equal(vigil_hub_new(loop, &ho, &hub), VIGIL_EINVAL);
-  assert_null(hub);
-  vigil_group_options go;
-  vigil_group_options_init(&go);
-  go.hub = &ho;
-  go.setup = (vigil_worker_setup_cb)1;
-  assert_int_equal(vigil_group_options_validate(&go, msg, sizeof msg),
-                   VIGIL_EINVAL);
-  assert_non_null(strstr(msg, "hub.cluster: "));
-  ev_loop_destroy(loop);
-}
-
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (!vt_redis_available()) vt_skip("redis-server not installed");
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_options),
       cmocka_unit_test_setup_teardown(test_cross_node_takeover, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_late_eviction_fenced, setup,

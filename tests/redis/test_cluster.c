@@ -547,6 +547,19 @@ static void test_group_node(void **state) {
   assert_true(cn_run_until(only_b, 1, g_count, want, 5000, NULL, NULL));
   assert_int_equal(__atomic_load_n(&G.lapses, __ATOMIC_SEQ_CST), 0);
   assert_int_equal(cn_open_count(&f->b), GROUP_DEVICES);
+  /* The group's metrics: each worker's link and its cross-node count. */
+  static char text[65536];
+  assert_true(vigil_group_metrics_write(g, text, sizeof text) > 0);
+  assert_non_null(strstr(text, "vigil_directory_up{worker=\"0\"} 1"));
+  assert_non_null(strstr(text, "vigil_directory_up{worker=\"1\"} 1"));
+  /* The counters are published at the end of each worker's loop turn. */
+  vigil_stats st;
+  uint64_t until = vt_now_ms() + 2000;
+  do {
+    vigil_group_stats(g, &st, NULL, 0);
+  } while (st.takeovers_by_scope[VIGIL_SCOPE_CLUSTER] < GROUP_DEVICES &&
+           vt_now_ms() < until && usleep(1000) == 0);
+  assert_int_equal(st.takeovers_by_scope[VIGIL_SCOPE_CLUSTER], GROUP_DEVICES);
   vigil_group_free(g);
   for (int i = 0; i < GROUP_DEVICES; i++) {
     close(first[i]);

@@ -428,8 +428,17 @@ static void cd_destroy(vigil__dir *d) {
   free(cd);
 }
 
-static const vigil__dir_ops cluster_ops = {cd_claim, cd_update, cd_release,
-                                           cd_find, cd_destroy};
+/* The identity's rules live in the inner directory. */
+static void cd_note(vigil__dir *d, const void *id, size_t len, uint64_t now,
+                    vigil__dir_note note, void *ctx) {
+  cluster_dir *cd = (cluster_dir *)d;
+  if (cd->inner->ops->note)
+    cd->inner->ops->note(cd->inner, id, len, now, note, ctx);
+}
+
+static const vigil__dir_ops cluster_ops = {cd_claim,   cd_update,
+                                           cd_release, cd_find,
+                                           cd_destroy, cd_note};
 
 vigil__dir *vigil__dir_cluster_new(vigil__dir *inner) {
   cluster_dir *cd = calloc(1, sizeof *cd);

@@ -95,6 +95,12 @@ static void on_event(vigil_hub *hub, const vigil_event *ev, void *ud) {
 
 void cn_start(cnode *n, const char *name, const char *url,
               uint32_t command_timeout_ms, void *tls_ctx) {
+  cn_start_policy(n, name, url, command_timeout_ms, tls_ctx, NULL);
+}
+
+void cn_start_policy(cnode *n, const char *name, const char *url,
+                     uint32_t command_timeout_ms, void *tls_ctx,
+                     const vigil_policy *policy) {
   memset(n, 0, sizeof *n);
   snprintf(n->name, sizeof n->name, "%s", name);
   n->tls_ctx = tls_ctx;
@@ -114,6 +120,7 @@ void cn_start(cnode *n, const char *name, const char *url,
   ho.on_event = on_event;
   ho.event_data = n;
   ho.cluster = &co;
+  ho.policy = policy;
   assert_int_equal(vigil_hub_new(n->loop, &ho, &n->hub), VIGIL_OK);
   /* The listener keeps pointing at these options. */
   vigil_tls_options_init(&n->tls_opts);

@@ -45,6 +45,10 @@ typedef struct cnode {
  * claim their certificate's CN with identity_proof. */
 void cn_start(cnode *n, const char *name, const char *url,
               uint32_t command_timeout_ms, void *tls_ctx);
+/* The same with the hub's policy (NULL = defaults). */
+void cn_start_policy(cnode *n, const char *name, const char *url,
+                     uint32_t command_timeout_ms, void *tls_ctx,
+                     const vigil_policy *policy);
 void cn_stop(cnode *n);
 
 /* Runs every node's loop in turn until pred(arg) or timeout_ms; extra, if

@@ -37,8 +37,8 @@ int vigil__cluster_attach(vigil_hub *hub, const vigil_cluster_options *o,
 /* A fresh random seed for a node's incarnation (never 0). */
 uint64_t vigil__cluster_seed(void);
 
-/* Frees the hub's link (from the hub's destruction, after its conns
- * closed). No-op without one. */
+/* Frees the hub's link: hub->cluster_detach, run by the hub's destruction
+ * after its conns closed. No-op without one. */
 void vigil__cluster_detach(vigil_hub *hub);
 
 /* 1 up, 0 down, -1 no cluster. */

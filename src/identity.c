@@ -9,24 +9,13 @@
  * whose close completes later can never remove its successor's record (the
  * race where an old session's late FIN tore down the new one).
  */
-#include "cluster.h"
 #include "conn.h"
 #include "hub.h"
 #include "identity.h"
 
-/* A hub alone: a private in-process directory, behind the cluster layer
- * when the hub has a cluster link. */
-static vigil__dir *own_dir_new(const vigil_hub *hub) {
-  vigil__dir *d = vigil__dir_local_new(0);
-  if (!d || !hub->cluster) return d;
-  vigil__dir *wrapped = vigil__dir_cluster_new(d);
-  if (!wrapped) d->ops->destroy(d);
-  return wrapped;
-}
-
 vigil__dir *vigil__identity_dir(vigil_hub *hub) {
   if (hub->link) return hub->link->dir;
-  if (!hub->own_dir) hub->own_dir = own_dir_new(hub);
+  if (!hub->own_dir) hub->own_dir = vigil__dir_local_new(0);
   return hub->own_dir;
 }
 

@@ -340,7 +340,20 @@ int vigil__cluster_attach(vigil_hub *hub, const vigil_cluster_options *o,
     free(cl);
     return rc;
   }
+  /* A hub alone claims in its own directory: behind this layer. (A
+   * group's hubs share the group's, which the group wrapped.) */
+  if (!hub->link) {
+    vigil__dir *local = vigil__dir_local_new(0);
+    hub->own_dir = local ? vigil__dir_cluster_new(local) : NULL;
+    if (!hub->own_dir) {
+      if (local) local->ops->destroy(local);
+      vigil__redis_dir_free(cl->rd);
+      free(cl);
+      return VIGIL_ENOMEM;
+    }
+  }
   hub->cluster = cl;
+  hub->cluster_detach = vigil__cluster_detach;
   hub->metrics.generation++;
   return VIGIL_OK;
 }
@@ -352,6 +365,7 @@ void vigil__cluster_detach(vigil_hub *hub) {
   ev_timer_stop(hub->loop, &cl->retry);
   vigil__redis_dir_free(cl->rd);
   hub->cluster = NULL;
+  hub->cluster_detach = NULL;
   free(cl);
 }
 

@@ -34,6 +34,10 @@
 #ifndef VIGIL_CLUSTER_H
 #define VIGIL_CLUSTER_H
 
+#ifndef VIGIL_H
+#include "vigil.h"
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 

@@ -3,24 +3,26 @@
  * in-process directory and the Redis one (redis_dir.h), one per hub, on
  * the hub's loop and thread.
  *
- * A hold's life in the store (this file's state machine, per identity a
- * conn of this hub holds; the hold is holder->cluster):
+ * A hold's life in the store (this file's state machine, one per identity
+ * a conn of this hub holds; the hold is holder->cluster):
  *
- *   local claim installed (cluster_dir below)
- *        |  store UP: claim() ---------------+  store DOWN, or EAGAIN:
- *        v                                   |  epoch stays 0; sent by
- *     IN FLIGHT --- INSTALLED(epoch) ---> RECORDED   the next pass
- *        |  \                               |   ^
- *        |   +- REFUSED_PROVEN: the claimant|   | every UP (and a lapsed
- *        |      closes, takeover_rejected   |   | liveness key): a pass
- *        |   +- ERROR: directory_error event|   | re-asserts every hold
- *        |                                  |   | (reassert(), epoch 0 =
- *        |                                  |   | claim): KEPT, or FENCED
- *        |                                  v   | -> the conn is taken over
- *        +-------- eviction naming this conn, fenced by epoch -----------+
- *                  (vigil__dir_must_fence): takeover, scope cluster
- *   conn closes: release(identity, epoch), compare-and-delete; a hold whose
- *   claim was still in flight is released when its answer comes back.
+ *   local claim installed (cluster_dir, below)
+ *     |  store DOWN, or claim() refused (EAGAIN) ------------> UNSENT
+ *     v                                                   (epoch 0)
+ *   IN FLIGHT -- INSTALLED(epoch) --> RECORDED                |
+ *     |  REFUSED_PROVEN: the conn closes (takeover_rejected)  |
+ *     |  ERROR: directory_error event; UNSENT until next UP   |
+ *     |  TIMEOUT, DISCONNECTED (the store went down): UNSENT  |
+ *     |                                                        |
+ *   every UP (also a lapsed liveness key): a pass re-asserts each hold,
+ *     UNSENT as a claim (epoch 0): KEPT -> RECORDED; FENCED (a newer claim
+ *     elsewhere) -> the conn is taken over; a pass cut short by EAGAIN
+ *     resumes after PASS_RETRY_S
+ *   an eviction naming this conn, IN FLIGHT or RECORDED at an older epoch
+ *     than the claim's (vigil__dir_must_fence) -> taken over, scope cluster
+ *   the conn closes: release(identity, epoch), the store's
+ *     compare-and-delete; a hold still IN FLIGHT is released when its
+ *     answer comes back.
  *
  * Every answer is matched to the conn it names through the local directory
  * (identity -> this hub's holder -> the conn id the request carried), so

@@ -13,7 +13,7 @@
 
 #include "vigil.h"
 
-#define CN_MAX_CONNS 512
+#define CN_MAX_CONNS 1024
 
 typedef struct cn_conn {
   vigil_conn *conn;      /* NULL once closed */

@@ -325,6 +325,51 @@ static void test_store_killed_and_restarted(void **state) {
   for (int i = 0; i < 6; i++) close(fd[i]);
 }
 
+/* More identities than one re-assertion batch (256): a store restarted
+ * empty gets every one of them back, with its conn and epoch. */
+#define REFILL_N 600
+
+typedef struct refill_arg {
+  fx *f;
+  cn_conn **held;
+} refill_arg;
+
+static int all_refilled(void *arg) {
+  refill_arg *r = arg;
+  char id[32];
+  for (int i = 0; i < REFILL_N; i++) {
+    snprintf(id, sizeof id, "many-%d", i);
+    rec_arg one = {r->f, id, "A", r->held[i]->id};
+    if (!recorded(&one)) return 0;
+  }
+  return 1;
+}
+
+static void test_reassert_refills_an_empty_store(void **state) {
+  fx *f = *state;
+  cn_start(&f->a, "A", g_redis.url, 200, NULL);
+  cnode *only_a[1] = {&f->a};
+  assert_true(cn_wait_ups(only_a, 1, &f->a, 1, 10000));
+  static int fds[REFILL_N];
+  static cn_conn *held[REFILL_N];
+  char id[32];
+  for (int i = 0; i < REFILL_N; i++) {
+    snprintf(id, sizeof id, "many-%d", i);
+    held[i] = device_on(f, &f->a, id, &fds[i]);
+  }
+  refill_arg r = {f, held};
+  assert_true(cn_run_until(only_a, 1, all_refilled, &r, 10000, NULL, NULL));
+  vt_redis_kill(&g_redis);
+  assert_true(cn_wait_downs(only_a, 1, &f->a, 1, 5000));
+  assert_int_equal(vt_redis_restart(&g_redis), 0);
+  redisFree(f->sync);
+  f->sync = tn_sync(&g_redis);
+  assert_true(cn_wait_ups(only_a, 1, &f->a, 2, 10000));
+  assert_true(cn_run_until(only_a, 1, all_refilled, &r, 10000, NULL, NULL));
+  assert_int_equal(cn_open_count(&f->a), REFILL_N);
+  for (int i = 0; i < REFILL_N; i++) close(fds[i]);
+}
+
 /* A store that stops answering: commands time out, the event says so,
  * and the directory comes back when the store does. */
 static void test_slow_store(void **state) {
@@ -597,6 +642,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_malformed_answer, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_slow_store, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reassert_refills_an_empty_store,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_store_killed_and_restarted, setup,
                                       teardown),
   };

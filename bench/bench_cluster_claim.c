@@ -79,35 +79,6 @@ static int run_until_up(node *n) {
   return n->up;
 }
 
-static pid_t start_redis(uint16_t *port) {
-  struct sockaddr_in a;
-  socklen_t len = sizeof a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
-      getsockname(fd, (struct sockaddr *)&a, &len) < 0)
-    return -1;
-  close(fd);
-  *port = ntohs(a.sin_port);
-  char p[8];
-  snprintf(p, sizeof p, "%u", (unsigned)*port);
-  const char *server = getenv("VIGIL_REDIS_SERVER");
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = open("/dev/null", O_RDWR);
-    dup2(null, 1);
-    dup2(null, 2);
-    closefrom(3);
-    execlp(server && *server ? server : "redis-server", "redis-server",
-           "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-           "no", "--dir", "/tmp", (char *)NULL);
-    _exit(127);
-  }
-  return pid;
-}
-
 static int start_node(node *n, const char *url, const char *name) {
   vigil__redis_dir_config c;
   vigil__redis_dir_callbacks cb = {on_state, on_evict, n};
@@ -168,7 +139,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   loop = ev_loop_new(EVFLAG_AUTO);
   uint16_t port;
-  pid_t redis = start_redis(&port);
+  pid_t redis = bc_redis_start(&port);
   if (redis <= 0) {
     fprintf(stderr, "bench_cluster_claim: cannot start redis-server\n");
     return 1;

@@ -272,4 +272,37 @@ static inline void bc_clients_stop(bc_clients *c) {
   c->pid = 0;
 }
 
+/* A private redis-server on a free loopback port (no persistence, output
+ * to /dev/null): its pid, or -1. VIGIL_REDIS_SERVER names another binary.
+ * The caller waits until it answers, kills and reaps it. */
+static inline pid_t bc_redis_start(uint16_t *port) {
+  struct sockaddr_in a;
+  socklen_t len = sizeof a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+    return -1;
+  close(fd);
+  *port = ntohs(a.sin_port);
+  char p[8];
+  snprintf(p, sizeof p, "%u", (unsigned)*port);
+  const char *server = getenv("VIGIL_REDIS_SERVER");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 1);
+    dup2(null, 2);
+    closefrom(3);
+    execlp(server && *server ? server : "redis-server", "redis-server",
+           "--port", p, "--bind", "127.0.0.1", "--save", "", "--appendonly",
+           "no", "--dir", "/tmp", (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+
 #endif

@@ -204,9 +204,20 @@ else skip_json tls "bench/bench_tls.c has not landed"; fi
 done_section tls
 
 # ---- 8 takeover -----------------------------------------------------------------------------------
-header takeover "takeover: claim to the displaced conn's RST, within a hub and across workers"
+header takeover "takeover: claim to the displaced conn's RST, within a hub, across workers and across nodes"
 if have "$B/bench_takeover"; then
   run_part takeover '^  |^takeover' "$B/bench_takeover" $QUICK --json "$PARTS/takeover.json"
+  # The cluster directory's own costs: claims/s on one connection and
+  # redis-server CPU per claim, folded into the takeover section.
+  if have "$B/bench_cluster_claim" && [ -s "$PARTS/takeover.json" ]; then
+    if [ "$MODE" = quick ]; then cc_args=(--claims 300 --pipelined 5000); else cc_args=(); fi
+    run_part takeover '^  |^bench_cluster' "$B/bench_cluster_claim" "${cc_args[@]}" \
+      --json "$PARTS/cluster_claim.json"
+    python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); c=json.load(open(sys.argv[2]))
+t["takeover"]["cluster_claim"]=c.get("cluster_claim", c); json.dump(t, open(sys.argv[1], "w"))' \
+      "$PARTS/takeover.json" "$PARTS/cluster_claim.json" 2>/dev/null || true
+    rm -f "$PARTS/cluster_claim.json"
+  fi
 else skip_json takeover "bench_takeover did not build"; fi
 done_section takeover
 

@@ -100,6 +100,7 @@ typedef struct device {
   int ghost_fd;
   uint32_t connects;       /* times this device became ready */
   uint64_t connect_us;     /* when connect() was called */
+  uint64_t ghost_at_us;    /* when the standing ghost was abandoned */
   ev_tstamp next_ping, churn_at;
   uint32_t ping_seq;
   union {
@@ -132,6 +133,8 @@ typedef struct sim {
   stats st;
   uint32_t *lat_us;
   size_t nlat, caplat;
+  uint32_t *ghost_us;      /* reconnect's connect() to its ghost's end */
+  size_t nghost, capghost;
   ev_tstamp started;
 } sim;
 
@@ -273,20 +276,23 @@ static void arm_ready(device *d) {
   arm(d, at - now);
 }
 
-static void dev_ready(device *d) {
-  sim *s = d->sim;
-  uint64_t lat = now_us() - d->connect_us;
-  s->inflight--;
-  if (s->nlat == s->caplat) {
-    size_t cap = s->caplat ? s->caplat * 2 : 4096;
-    uint32_t *n = realloc(s->lat_us, cap * sizeof *n);
-    if (n) {
-      s->lat_us = n;
-      s->caplat = cap;
+/* Appends a latency sample (dropped when memory runs out). */
+static void sample(uint32_t **v, size_t *n, size_t *cap, uint64_t us) {
+  if (*n == *cap) {
+    size_t c = *cap ? *cap * 2 : 4096;
+    uint32_t *grown = realloc(*v, c * sizeof *grown);
+    if (grown) {
+      *v = grown;
+      *cap = c;
     }
   }
-  if (s->nlat < s->caplat)
-    s->lat_us[s->nlat++] = lat > UINT32_MAX ? UINT32_MAX : (uint32_t)lat;
+  if (*n < *cap) (*v)[(*n)++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static void dev_ready(device *d) {
+  sim *s = d->sim;
+  s->inflight--;
+  sample(&s->lat_us, &s->nlat, &s->caplat, now_us() - d->connect_us);
   s->st.ready++;
   if (d->connects++ == 0)
     s->st.first_connects++;
@@ -356,6 +362,7 @@ static void dev_reboot(device *d) {
   s->st.reboots++;
   ev_io_stop(s->loop, &d->io);
   d->ghost_fd = d->fd;
+  d->ghost_at_us = now_us();
   d->fd = -1;
   parser_release(d);
   ev_io_init(&d->ghost_io, ghost_cb, d->ghost_fd, EV_READ);
@@ -381,6 +388,12 @@ static void ghost_cb(struct ev_loop *loop, ev_io *w, int revents) {
       s->st.ghosts_ended_fin++;
     else
       s->st.ghosts_ended_rst++;
+    /* How long the server took to end the ghost once the device came
+     * back (its takeover latency as the device sees it, wherever the
+     * ghost lived). */
+    if (d->connect_us > d->ghost_at_us)
+      sample(&s->ghost_us, &s->nghost, &s->capghost,
+             now_us() - d->connect_us);
     ev_io_stop(loop, w);
     close(d->ghost_fd);
     d->ghost_fd = -1;
@@ -550,7 +563,10 @@ static void dev_connect(device *d) {
     }
   }
   d->connect_us = now_us();
-  if (connect(fd, (struct sockaddr *)&s->o.dst, s->o.dstlen) < 0 &&
+  /* Several servers: each connection picks one, as a balancer would. */
+  const sim_target *t =
+      &s->o.targets[s->o.ntargets > 1 ? rnd(s) % s->o.ntargets : 0];
+  if (connect(fd, (const struct sockaddr *)&t->dst, t->dstlen) < 0 &&
       errno != EINPROGRESS) {
     int err = errno;
     close(fd);
@@ -642,8 +658,10 @@ static void take_census(sim *s, census_counts *out) {
   vigil_census *c;
   memset(out, 0, sizeof *out);
   vigil_census_query_init(&q);
-  q.ports = &s->o.port;
-  q.nports = 1;
+  uint16_t ports[SIM_MAX_TARGETS];
+  for (unsigned i = 0; i < s->o.ntargets; i++) ports[i] = s->o.targets[i].port;
+  q.ports = ports;
+  q.nports = s->o.ntargets;
   q.want_sockets = 0;
   q.want_self = 0;
   if (vigil_census_run(&q, &c) != VIGIL_OK) return;
@@ -663,6 +681,7 @@ static void report(sim *s, const census_counts *cc) {
   qsort(s->lat_us, s->nlat, sizeof *s->lat_us, cmp_u32);
   double p50 = pct_ms(s->lat_us, s->nlat, 50), p99 = pct_ms(s->lat_us, s->nlat, 99);
   double pmax = s->nlat ? s->lat_us[s->nlat - 1] / 1000.0 : 0.0;
+  qsort(s->ghost_us, s->nghost, sizeof *s->ghost_us, cmp_u32);
   uint64_t errors = t->err_refused + t->err_addr + t->err_connect +
                     t->err_timeout + t->err_closed + t->err_rejected +
                     t->err_protocol + t->err_other;
@@ -700,6 +719,8 @@ static void report(sim *s, const census_counts *cc) {
   NUM("ghosts_ended_fin", t->ghosts_ended_fin);
   NUM("ghosts_open", t->ghosts_open);
   NUM("ghosts_max", t->ghosts_max);
+  DBL("ghost_end_p50_ms", pct_ms(s->ghost_us, s->nghost, 50));
+  DBL("ghost_end_p99_ms", pct_ms(s->ghost_us, s->nghost, 99));
   NUM("drops", t->drops);
   NUM("goodbyes", t->goodbyes);
   if (!s->o.json) printf("\nerrors: ");
@@ -846,5 +867,6 @@ int main(int argc, char **argv) {
   ev_run(s.loop, 0);
   free(s.dev);
   free(s.lat_us);
+  free(s.ghost_us);
   return 0;
 }

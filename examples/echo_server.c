@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "linelog.h"
+#include "cluster_flags.h"
 #include "metrics_http.h"
 #include "vigil.h"
 
@@ -201,8 +202,10 @@ static void usage_exit(const char *why, const char *arg) {
           "  [--tls-cert FILE --tls-key FILE [--tls-ca FILE]\n"
           "   [--require-client-cert] [--identity-from-cert]]\n"
           "  [--metrics HOST:PORT [--metrics-timeout MS]]\n"
+          "  [--cluster URL [--node NAME] [--cluster-prefix P]]\n"
           "--workers N: N threads (1..256), each its own loop and listener\n"
-          "on the same port (SO_REUSEPORT); default 1\n",
+          "on the same port (SO_REUSEPORT); default 1\n"
+          CLUSTER_FLAGS_USAGE,
           why, arg ? ": " : "", arg ? arg : "");
   exit(2);
 }
@@ -222,11 +225,14 @@ int main(int argc, char **argv) {
   vigil_policy_init(&p);
   metrics_http_config mcfg;
   metrics_http_config_init(&mcfg);
-  char why[256];
+  static cluster_flags cluster;
+  cluster_flags_init(&cluster);
+  char why[400];
   for (int i = 1; i < argc; i++) {
     const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) usage_exit("usage", NULL);
     int mf = metrics_http_flag(&mcfg, f, v, why, sizeof why);
+    if (mf == 0) mf = cluster_flags_parse(&cluster, f, v, why, sizeof why);
     if (mf < 0) usage_exit(why, NULL);
     if (mf > 0) {
       i++;
@@ -289,6 +295,10 @@ int main(int argc, char **argv) {
   }
   if (vigil_policy_validate(&p, why, sizeof why) != VIGIL_OK)
     usage_exit(why, NULL);
+  int bad;
+  const vigil_cluster_options *co =
+      cluster_flags_options(&cluster, &bad, why, sizeof why);
+  if (bad) usage_exit(why, NULL);
 
   vigil_tls_options_init(&cfg.tls_opts);
   if (id_from_cert) cfg.tls_opts.identity_from = VIGIL_TLS_ID_CN;
@@ -304,6 +314,7 @@ int main(int argc, char **argv) {
   vigil_hub_options_init(&ho);
   ho.policy = &p;
   ho.on_event = on_event; /* with --workers, on every worker's thread */
+  ho.cluster = co;        /* --cluster: every worker gets its own link */
   if (cfg.workers > 1) {
     int rc = run_group(loop, &ho, &mcfg);
     SSL_CTX_free(cfg.tls);

@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "linelog.h"
+#include "cluster_flags.h"
 #include "metrics_http.h"
 #include "vigil.h"
 
@@ -486,10 +487,12 @@ static void usage(const char *why) {
           "[--ping-interval MS] [--dead-after MS] [--rejoin-window MS] "
           "[--min-ping-interval MS] [--ping-strikes N] "
           "[--log json|logfmt] [--workers N] "
-          "[--metrics HOST:PORT [--metrics-timeout MS]]\n"
+          "[--metrics HOST:PORT [--metrics-timeout MS]] "
+          "[--cluster URL [--node NAME] [--cluster-prefix P]]\n"
           "--workers N: N threads (1..256) on one port (SO_REUSEPORT), each "
           "with its own rooms: players meet only players on the same "
-          "worker; an identity takes over its session on any worker\n",
+          "worker; an identity takes over its session on any worker\n"
+          CLUSTER_FLAGS_USAGE,
           why);
   exit(2);
 }
@@ -516,10 +519,13 @@ int main(int argc, char **argv) {
   g.rejoin_window_ms = 30000;
   metrics_http_config mcfg;
   metrics_http_config_init(&mcfg);
-  char msg[160];
+  static cluster_flags cluster;
+  cluster_flags_init(&cluster);
+  char msg[400];
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     int mf = metrics_http_flag(&mcfg, argv[i], v, msg, sizeof msg);
+    if (mf == 0) mf = cluster_flags_parse(&cluster, argv[i], v, msg, sizeof msg);
     if (mf < 0) usage(msg);
     if (mf > 0) {
       i++;
@@ -564,12 +570,17 @@ int main(int argc, char **argv) {
     i++;
   }
   if (vigil_policy_validate(&p, msg, sizeof msg) != VIGIL_OK) usage(msg);
+  int bad;
+  const vigil_cluster_options *co =
+      cluster_flags_options(&cluster, &bad, msg, sizeof msg);
+  if (bad) usage(msg);
 
   struct ev_loop *loop = EV_DEFAULT;
   vigil_hub_options ho;
   vigil_hub_options_init(&ho);
   ho.policy = &p;
   ho.on_event = on_event; /* with --workers, on every worker's thread */
+  ho.cluster = co;        /* --cluster: every worker gets its own link */
   ev_signal sig[2];
   ev_signal_init(&sig[0], signal_cb, SIGINT);
   ev_signal_init(&sig[1], signal_cb, SIGTERM);

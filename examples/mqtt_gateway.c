@@ -644,12 +644,18 @@ static void census_cb(struct ev_loop *loop, ev_timer *w, int revents) {
     ll_u64(&l, "takeovers", st.takeovers);
     ll_u64(&l, "takeovers_across_workers",
            st.takeovers_by_scope[VIGIL_SCOPE_WORKER]);
+    if (app.cfg.cluster_options)
+      ll_u64(&l, "takeovers_across_nodes",
+             st.takeovers_by_scope[VIGIL_SCOPE_CLUSTER]);
     ll_end(&l);
     return;
   }
   vigil_hub_stats(gw->hub, &st);
   ll_u64(&l, "sessions", gw->sessions);
   ll_u64(&l, "takeovers", st.takeovers);
+  if (app.cfg.cluster_options)
+    ll_u64(&l, "takeovers_across_nodes",
+           st.takeovers_by_scope[VIGIL_SCOPE_CLUSTER]);
   ll_u64(&l, "publishes", gw->publishes);
   ll_u64(&l, "deliveries", gw->deliveries);
   ll_end(&l);
@@ -911,6 +917,7 @@ int main(int argc, char **argv) {
   vigil_hub_options_init(&ho);
   ho.policy = &app.policy;
   ho.on_event = on_vigil_event;
+  ho.cluster = app.cfg.cluster_options; /* --cluster */
   rc = app.cfg.workers > 1 ? run_workers(loop, &ho) : run_one(loop, &ho);
   SSL_CTX_free(app.tls);
   ev_loop_destroy(loop);

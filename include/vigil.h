@@ -483,6 +483,13 @@ typedef enum vigil_event_type {
   VIGIL_EV_GHOSTS = 15,        /* census threshold crossed */
   VIGIL_EV_SHUTDOWN = 16,      /* hub shutdown started / finished */
   VIGIL_EV_CLIENT = 17,        /* vigil_client: connect/backoff (detail) */
+  VIGIL_EV_DIRECTORY_DOWN = 18,/* cluster directory unreachable (detail:
+                                  why) */
+  VIGIL_EV_DIRECTORY_UP = 19,  /* cluster directory reachable again; held
+                                  identities are being re-asserted */
+  VIGIL_EV_DIRECTORY_ERROR = 20, /* the cluster directory answered a claim
+                                  with an error or a malformed reply
+                                  (detail; conn = the claimant) */
   VIGIL_EV__COUNT
 } vigil_event_type;
 
@@ -553,6 +560,12 @@ typedef struct vigil_event {
                             reason takeover: what the displaced conn's
                             peer was found to be; evidence holds the
                             VIGIL_SUSPECT_* / VIGIL_EVIDENCE_* bits */
+  const char *other_node;/* takeover with scope cluster: the node whose
+                            claim displaced conn (vigil/cluster.h). Such
+                            an event is emitted on the displaced conn's
+                            node: conn is the displaced conn, and
+                            other_conn_id 0 (a conn id of another node
+                            means nothing here); NULL otherwise */
 } vigil_event;
 
 /* vigil_event.worker of a hub that is not in a group. */
@@ -627,6 +640,11 @@ typedef struct vigil_hub_options {
   vigil_clock_fn wall_clock;  /* ms since the Unix epoch for events' ts_ms;
                                  NULL = CLOCK_REALTIME */
   void *wall_clock_data;
+  const struct vigil_cluster_options *cluster; /* an identity directory
+                                 across nodes (vigil/cluster.h), copied;
+                                 NULL = none (default). VIGIL_EINVAL if
+                                 invalid, VIGIL_ENOTSUP in a build without
+                                 hiredis */
 } vigil_hub_options;
 
 VIGIL_EXPORT void vigil_hub_options_init(vigil_hub_options *o);
@@ -951,5 +969,6 @@ VIGIL_EXPORT int vigil_hub_census(vigil_hub *hub,
 #include "vigil/tls.h"
 #include "vigil/metrics.h"
 #include "vigil/group.h"
+#include "vigil/cluster.h"
 
 #endif /* VIGIL_H */

@@ -72,6 +72,9 @@ struct vigil__holder {
   uint8_t proven;        /* [lock] its certificate proves the identity */
   void *entry;           /* [lock] the record naming it; NULL once it was
                             displaced or released */
+  void *cluster;         /* [owner thread] the cluster layer's record of
+                            this hold (src/cluster/cluster.c); NULL
+                            without a cluster */
   uint32_t refs;         /* atomic */
 };
 

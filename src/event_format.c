@@ -505,12 +505,16 @@ static void append_type_fields(vigil__out *o, const vigil_event *ev) {
     append_u64(o, KEY("age_ms"), ev->age_ms);
     break;
   case VIGIL_EV_TAKEOVER:
-    append_u64(o, KEY("other_conn"), ev->other_conn_id);
+    /* Across nodes the claimant's conn id is another node's: not shown. */
+    if (ev->scope != VIGIL_SCOPE_CLUSTER)
+      append_u64(o, KEY("other_conn"), ev->other_conn_id);
     append_str(o, KEY("scope"), vigil_scope_name(ev->scope));
     /* A worker index says something only across workers; within one hub
      * it is the event's own worker. */
     if (ev->scope == VIGIL_SCOPE_WORKER && ev->other_worker >= 0)
       append_i64(o, KEY("other_worker"), ev->other_worker);
+    if (ev->scope == VIGIL_SCOPE_CLUSTER && ev->other_node != NULL)
+      append_str(o, KEY("other_node"), ev->other_node);
     append_class(o, ev);
     break;
   case VIGIL_EV_FLAPPING:
@@ -524,6 +528,9 @@ static void append_type_fields(vigil__out *o, const vigil_event *ev) {
   case VIGIL_EV_ACCEPT_RESUMED:
   case VIGIL_EV_SHUTDOWN:
   case VIGIL_EV_CLIENT:
+  case VIGIL_EV_DIRECTORY_DOWN: /* detail: why */
+  case VIGIL_EV_DIRECTORY_UP:
+  case VIGIL_EV_DIRECTORY_ERROR:
   default:
     break;
   }

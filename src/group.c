@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "group_internal.h"
 #include "hub.h"
 
@@ -65,6 +66,13 @@ int vigil_group_options_validate(const vigil_group_options *o, char *msg,
     if (o->hub->policy &&
         vigil_policy_validate(o->hub->policy, why, sizeof why) != VIGIL_OK)
       return fail(msg, msglen, "hub.policy: %s", why);
+    int rc = o->hub->cluster
+                 ? vigil__cluster_check(o->hub->cluster, why, sizeof why)
+                 : VIGIL_OK;
+    if (rc != VIGIL_OK) {
+      fail(msg, msglen, "hub.cluster: %s", why);
+      return rc; /* VIGIL_ENOTSUP in a build without hiredis */
+    }
   }
   return VIGIL_OK;
 }
@@ -72,8 +80,8 @@ int vigil_group_options_validate(const vigil_group_options *o, char *msg,
 int vigil_group_new(const vigil_group_options *o, vigil_group **out) {
   if (!out) return VIGIL_EINVAL;
   *out = NULL;
-  if (vigil_group_options_validate(o, NULL, 0) != VIGIL_OK)
-    return VIGIL_EINVAL;
+  int rc = vigil_group_options_validate(o, NULL, 0);
+  if (rc != VIGIL_OK) return rc;
   return vigil__group_alloc(o, out);
 }
 

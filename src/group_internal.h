@@ -104,6 +104,7 @@ typedef struct vigil__stats_cell {
 typedef struct vigil__metrics_pub {
   vigil__histogram takeover_latency[VIGIL_SCOPE__COUNT];
   vigil__histogram dead_overshoot;
+  uint64_t directory_up;  /* vigil__cluster_up() + 1: 0 none, 1 down, 2 up */
 } vigil__metrics_pub;
 
 typedef struct vigil__metrics_cell {
@@ -186,6 +187,10 @@ struct vigil_group {
   vigil_policy policy;         /* [const] */
   struct vigil__dir *dir;      /* [const] the identity directory the
                                   workers' hubs share (its own lock) */
+  vigil_cluster_options *cluster; /* [const] hub.cluster's copy; each
+                                  worker's hub gets its own link to the
+                                  store from it; NULL = none */
+  uint64_t cluster_seed;       /* [const] one incarnation for the node */
   vigil__hub_link link;        /* [const] what every worker's hub shares */
   vigil__fdset conn_fds;       /* [atomic] every worker's conn fds */
   pthread_mutex_t ports_lock;

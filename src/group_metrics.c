@@ -32,9 +32,9 @@ static void worker_snapshot(vigil_worker *w, vigil_worker *self,
       out->takeover_latency[k] = m.takeover_latency[k];
     }
     out->dead_overshoot = m.dead_overshoot;
+    out->directory_up = (int)m.directory_up - 1;
   }
   out->has_census = 0; /* the group's census stands for every worker */
-  out->directory_up = -1;
 }
 
 /* The group's last census as a census-only snapshot; 0 if none ran. */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "directory.h"
 #include "group_internal.h"
 
@@ -39,6 +40,7 @@ static void destroy(vigil_group *g) {
   }
   free(g->workers);
   if (g->dir) g->dir->ops->destroy(g->dir);
+  free(g->cluster);
   vigil__fdset_destroy(&g->conn_fds);
   free(g->ports);
   vigil__census_memory_free(&g->census_memory);
@@ -97,6 +99,15 @@ int vigil__group_alloc(const vigil_group_options *opts, vigil_group **out) {
   g->opts.hub = &g->hub_opts;
   g->nworkers = opts->workers;
   g->dir = vigil__dir_local_new(1);
+  if (g->hub_opts.cluster) {
+    g->cluster = vigil__cluster_options_copy(g->hub_opts.cluster);
+    g->cluster_seed = vigil__cluster_seed();
+    g->hub_opts.cluster = NULL; /* each worker attaches its own link */
+    vigil__dir *wrapped =
+        g->dir && g->cluster ? vigil__dir_cluster_new(g->dir) : NULL;
+    if (!wrapped && g->dir) g->dir->ops->destroy(g->dir);
+    g->dir = wrapped;
+  }
   g->link.dir = g->dir;
   g->link.conn_fds = &g->conn_fds;
   g->link.group = g;

@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "group_internal.h"
 #include "hub.h"
 #include "takeover.h"
@@ -58,6 +59,7 @@ static void publish(vigil_worker *w, vigil_hub *hub) {
     memcpy(m.takeover_latency, hub->metrics.takeover_latency,
            sizeof m.takeover_latency);
     m.dead_overshoot = hub->metrics.dead_overshoot;
+    m.directory_up = (uint64_t)(vigil__cluster_up(hub) + 1);
     vigil__metrics_publish(&w->metrics, &m);
   }
   vigil_stats s;
@@ -160,7 +162,9 @@ static int worker_open(vigil_worker *w) {
   if (rc != VIGIL_OK) return rc;
   vigil__hub_set_worker(w->hub, w, (int32_t)w->index, &g->link,
                         hub_destroyed);
-  return VIGIL_OK;
+  return g->cluster ? vigil__cluster_attach(w->hub, g->cluster, w->index,
+                                           g->cluster_seed)
+                    : VIGIL_OK;
 }
 
 static void worker_close(vigil_worker *w) {

@@ -163,15 +163,8 @@ static void census_stop(vigil_hub *hub) {
   ev_timer_stop(hub->loop, &hub->census_timer);
 }
 
-int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
-                  vigil_hub **out) {
-  if (!loop || !out) return VIGIL_EINVAL;
-  *out = NULL;
-  vigil_hub_options defaults;
-  if (!opts) {
-    vigil_hub_options_init(&defaults);
-    opts = &defaults;
-  }
+int vigil__hub_create(struct ev_loop *loop, const vigil_hub_options *opts,
+                      vigil_hub **out) {
   if (opts->tick_ms < 1 || opts->tick_ms > 1000) return VIGIL_EINVAL;
   if (opts->policy && vigil_policy_validate(opts->policy, NULL, 0))
     return VIGIL_EINVAL;
@@ -199,6 +192,7 @@ int vigil_hub_new(struct ev_loop *loop, const vigil_hub_options *opts,
   ev_check_start(loop, &hub->clock_refresh);
   ev_unref(loop); /* the clock watcher alone must not keep ev_run alive */
   ev_prepare_init(&hub->deliver, deliver_cb);
+  hub->opts.cluster = NULL; /* the cluster link copies what it needs */
   census_start(hub);
   *out = hub;
   return VIGIL_OK;
@@ -248,6 +242,9 @@ static void hub_destroy(vigil_hub *hub) {
     vigil__conn_close(hub->conns[hub->nconns - 1], VIGIL_REASON_SHUTDOWN,
                       VIGIL__CLOSE_NOW);
   vigil__hub_deliver_closed(hub);
+  /* After the conns' releases went out (a call through the hub's field:
+   * the cluster layer sits above the hub). */
+  if (hub->cluster_detach) hub->cluster_detach(hub);
   ev_timer_stop(hub->loop, &hub->tick);
   ev_timer_stop(hub->loop, &hub->shutdown_timer);
   census_stop(hub);
@@ -268,6 +265,8 @@ static void hub_destroy(vigil_hub *hub) {
   free(hub->rbuf);
   free(hub);
 }
+
+void vigil__hub_discard(vigil_hub *hub) { hub_destroy(hub); }
 
 void vigil_hub_free(vigil_hub *hub) {
   if (!hub || hub->freeing) return;

@@ -111,8 +111,8 @@ struct vigil_hub {
   uint64_t shutdown_deadline;  /* hub clock ms */
   vigil_shutdown_cb shutdown_done;
   void *shutdown_data;
-  /* identity directory of a hub alone (identity.c); a group's hubs use
-   * link->dir */
+  /* identity directory of a hub alone (identity.c; made by the cluster
+   * link, behind it, for a hub with one); a group's hubs use link->dir */
   struct vigil__dir *own_dir;
   /* census (hub_census.c) */
   ev_timer census_timer;
@@ -129,7 +129,20 @@ struct vigil_hub {
   const vigil__hub_link *link; /* NULL outside a group */
   void (*on_destroyed)(vigil_hub *hub); /* last act of hub_destroy: the
                                  counters are final; runs no host code */
+  struct vigil__cluster *cluster; /* link to the cluster directory
+                                 (cluster.h); NULL = none */
+  void (*cluster_detach)(vigil_hub *hub); /* frees that link: set with it
+                                 (hub_destroy runs it after the conns
+                                 closed) */
 };
+
+/* vigil_hub_new (hub_new.c) without the cluster link: checks tick_ms and
+ * the policy, makes the hub. VIGIL_OK, VIGIL_EINVAL, VIGIL_ENOMEM. */
+int vigil__hub_create(struct ev_loop *loop, const vigil_hub_options *opts,
+                      vigil_hub **out);
+/* Destroys a hub that vigil__hub_create just made (no conn, no callback
+ * ran on it yet). */
+void vigil__hub_discard(vigil_hub *hub);
 
 /* The hub's clock (monotonic ms): the injected one, or CLOCK_MONOTONIC.
  * Never runs backwards: deadlines assume it. */

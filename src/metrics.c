@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "cluster.h"
 #include "hub.h"
 
 void vigil__metrics_snapshot_take(vigil_hub *hub,
@@ -21,7 +22,7 @@ void vigil__metrics_snapshot_take(vigil_hub *hub,
     out->census = m->census;
     out->census_age_ms = vigil__hub_clock(hub) - m->census_at_ms;
   }
-  out->directory_up = -1;
+  out->directory_up = vigil__cluster_up(hub);
 }
 
 int vigil_metrics_write(vigil_hub *hub, char *buf, size_t len) {

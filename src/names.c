@@ -54,6 +54,9 @@ static const char *const event_names[VIGIL_EV__COUNT] = {
     [VIGIL_EV_GHOSTS] = "ghosts",
     [VIGIL_EV_SHUTDOWN] = "shutdown",
     [VIGIL_EV_CLIENT] = "client",
+    [VIGIL_EV_DIRECTORY_DOWN] = "directory_down",
+    [VIGIL_EV_DIRECTORY_UP] = "directory_up",
+    [VIGIL_EV_DIRECTORY_ERROR] = "directory_error",
 };
 
 static const char *const conn_state_names[] = {

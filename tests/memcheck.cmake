@@ -49,17 +49,20 @@ set(VIGIL_MEMCHECK_NAMES
   test_takeover
   test_redis_dir        # tests/redis.cmake, built with hiredis
   test_redis_outage
-  test_redis_malformed)
+  test_redis_malformed
+  test_cluster)         # two cluster nodes in one process, real Redis
 # Matched above but left out, each for its reason:
 #   test_tls_interop    vigil runs in the spawned example servers, the test
 #                       process only drives openssl s_client and mosquitto
 #                       clients (interop with foreign stacks, not vigil's
 #                       memory); the examples are not run under valgrind.
 #   test_mqtt_gateway   same: vigil runs in the spawned mqtt_gateway.
+#   test_cluster_gateway  same: two spawned mqtt_gateway nodes.
 # Never selected: fault/ (network namespaces and real-time loss, run as
 # root), fuzz/ (libFuzzer with its own ASan), python/ (the interpreter),
 # cli/ and the mosquitto scripts (shell and foreign clients).
-set(VIGIL_MEMCHECK_EXCLUDE test_tls_interop test_mqtt_gateway)
+set(VIGIL_MEMCHECK_EXCLUDE test_tls_interop test_mqtt_gateway
+  test_cluster_gateway)
 
 set(VIGIL_MEMCHECK_OPTIONS
   --tool=memcheck

@@ -19,7 +19,8 @@ foreach(src ${VIGIL_REDIS_TESTS})
     set(helpers "")
   else()
     set(kind integration)
-    set(helpers ${CMAKE_CURRENT_SOURCE_DIR}/redis/dirtest.c)
+    set(helpers ${CMAKE_CURRENT_SOURCE_DIR}/redis/dirtest.c
+                ${CMAKE_CURRENT_SOURCE_DIR}/redis/clusternode.c)
   endif()
   set(target ${kind}_${name})
   add_executable(${target} ${src} ${helpers})
@@ -33,3 +34,20 @@ foreach(src ${VIGIL_REDIS_TESTS})
     TIMEOUT 300 SKIP_RETURN_CODE 77
     ENVIRONMENT "VIGIL_BUILD_DIR=${PROJECT_BINARY_DIR};VIGIL_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endforeach()
+
+# test_cluster_gateway runs two examples/mqtt_gateway nodes with --cluster
+# and talks MQTT to them: the codec for its raw clients, and the gateway's
+# path (it SKIPs when the gateway was not built). Not under memcheck: vigil
+# runs in the spawned gateways.
+if(TARGET integration_test_cluster_gateway)
+  set(VIGIL_MQTT_DIR ${PROJECT_SOURCE_DIR}/examples/mqtt)
+  target_sources(integration_test_cluster_gateway PRIVATE
+    ${VIGIL_MQTT_DIR}/mqtt_codec.c ${VIGIL_MQTT_DIR}/mqtt_topic.c)
+  target_include_directories(integration_test_cluster_gateway PRIVATE
+    ${VIGIL_MQTT_DIR})
+  if(VIGIL_BUILD_EXAMPLES)
+    add_dependencies(integration_test_cluster_gateway mqtt_gateway)
+    set_property(TEST integration/test_cluster_gateway APPEND PROPERTY
+      ENVIRONMENT "MQTT_GATEWAY=$<TARGET_FILE:mqtt_gateway>")
+  endif()
+endif()

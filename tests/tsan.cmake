@@ -13,7 +13,9 @@
 # report is a vigil bug.
 # Also the example servers' log writer (examples/linelog), shared by
 # their worker threads.
-set(VIGIL_TSAN_PATTERN "^integration/test_group|^unit/test_linelog")
+# test_cluster runs a group as one cluster node (tests/redis.cmake).
+set(VIGIL_TSAN_PATTERN
+  "^integration/test_group|^unit/test_linelog|^integration/test_cluster$")
 
 function(vigil_label_tsan_tests)
   get_property(tests DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR} PROPERTY TESTS)

@@ -246,7 +246,8 @@ def sec_memory(m):
 
 
 STORM_ORDER = ["vigil_game_server", "vigil_game_server_w2", "bare_libev", "node",
-               "vigil_mqtt_gateway", "vigil_mqtt_gateway_w2", "mosquitto", "bare_libev_mqtt"]
+               "vigil_mqtt_gateway", "vigil_mqtt_gateway_w2", "vigil_mqtt_gateway_cluster",
+               "mosquitto", "bare_libev_mqtt"]
 
 
 def sec_storm(s, plot):
@@ -449,13 +450,29 @@ def sec_takeover(t):
               f"worker: the displaced conn on the other worker (the eviction goes through its "
               f"mailbox). Load 1m: {f(c.get('loadavg_1m'))}.\n")
     rows = []
-    for scope in ("hub", "worker"):
+    scopes = ["hub", "worker"] + (["cluster"] if t.get("cluster") and not skipped(t["cluster"]) else [])
+    for scope in scopes:
         r = t.get(scope) or {}
         rows.append([scope, f(r.get("n")), f(r.get("p50_us")), f(r.get("p99_us")),
                      f(r.get("max_us")), f((t.get("mean_us") or {}).get(scope)),
                      f"{r.get('reset_seen')} / {r.get('n')}"])
     md.append(table(["scope", "takeovers", "p50 µs", "p99 µs", "max µs", "mean µs",
                      "displaced clients that saw ECONNRESET"], rows))
+    cl = t.get("cluster") or {}
+    if skipped(cl):
+        md.append(f"Across nodes (cluster): skipped: {cl['skipped']}\n")
+    else:
+        md.append("cluster: the displaced conn on another node (two groups of one worker sharing a "
+                  "loopback redis-server): the claim goes to the store, whose script publishes the "
+                  "eviction to the other node. Target p99 <= 5 ms.\n")
+    cc = t.get("cluster_claim")
+    if cc:
+        rc = cc.get("redis_cpu_us_per_claim") or {}
+        md.append(f"Cluster directory (bench_cluster_claim): {f(cc.get('pipelined_claims_per_s'))} "
+                  f"claims/s pipelined on one connection; redis-server CPU per claim "
+                  f"{f(rc.get('sequential'))} µs one at a time, {f(rc.get('pipelined'))} µs pipelined; "
+                  f"client CPU per pipelined claim {f(cc.get('client_cpu_us_per_pipelined_claim'))} µs; "
+                  f"claim round trip p50 {f((cc.get('latency_ms') or {}).get('p50'))} ms.\n")
     return md
 
 
@@ -511,6 +528,11 @@ def targets(res):
                 add("storm", f"{w2}: no more SYN drops than one worker",
                     f"{f(med(sv.get(w2, {}), 'listen_drops'))} vs "
                     f"{f(med(sv.get(n, {}), 'listen_drops'))}", tg[f"{w2}_drops_le_one_worker"])
+        if "vigil_mqtt_gateway_cluster_cpu_within_20pct" in tg:
+            add("storm", "mqtt_gateway --cluster: server CPU / 1,000 conns within 20 % of without",
+                f"{f(med(sv.get('vigil_mqtt_gateway_cluster', {}), 'cpu_ms_per_1000'))} vs "
+                f"{f(med(sv.get('vigil_mqtt_gateway', {}), 'cpu_ms_per_1000'))} ms",
+                tg["vigil_mqtt_gateway_cluster_cpu_within_20pct"])
     i = res["idle"]
     if not skipped(i):
         for k, ok in i.get("targets", {}).items():
@@ -545,6 +567,10 @@ def targets(res):
         add("takeover", "across workers: claim to RST p99 <= 1 ms",
             f"{f((tk.get('worker') or {}).get('p99_us'))} µs",
             (tk.get("targets") or {}).get("worker_p99_le_1ms"))
+        if (tk.get("targets") or {}).get("cluster_p99_le_5ms") is not None:
+            add("takeover", "across nodes (Redis): claim to RST p99 <= 5 ms",
+                f"{f((tk.get('cluster') or {}).get('p99_us'))} µs",
+                tk["targets"]["cluster_p99_le_5ms"])
     st = res["stall"]
     if not skipped(st):
         for sc in ("ping", "dead"):

@@ -37,6 +37,33 @@ import benchlib as bl  # noqa: E402
 SRC_IPS = "127.0.0.2-127.0.0.9"
 
 
+REDIS_PORT = 16379  # inside the storm's private namespace
+
+
+def cluster_unavailable(ex):
+    """Why the --cluster run cannot happen, or None."""
+    if not shutil.which("redis-server"):
+        return "redis-server is not installed"
+    # A bad node name fails validation either way; the message says which.
+    r = subprocess.run([f"{ex}/mqtt_gateway", "--cluster", "redis://127.0.0.1:1",
+                        "--node", "bad/name"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if "no cluster directory" in r.stderr:
+        return "built without hiredis"
+    return None
+
+
+def start_redis(a, ns):
+    """A redis-server in the namespace for the --cluster run."""
+    log = open(os.path.join(a.logs, "storm-redis.log"), "w")
+    proc = bl.track(subprocess.Popen(bl.in_ns(ns, [
+        "redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no", "--dir", a.logs]),
+        stdout=log, stderr=subprocess.STDOUT))
+    time.sleep(0.5)
+    return proc
+
+
 def targets(a):
     ex, here = a.examples, a.servers
     node = shutil.which("node") or shutil.which("nodejs")
@@ -60,6 +87,13 @@ def targets(a):
         ("vigil_mqtt_gateway_w2", "mqtt", "vigil",
          [f"{ex}/mqtt_gateway", "--listen", "127.0.0.1:0", "--workers", "2"],
          None),
+        # The gateway with --cluster: every claim also goes to a Redis
+        # directory (a redis-server inside the namespace): what the cluster
+        # costs the server per connection.
+        ("vigil_mqtt_gateway_cluster", "mqtt", "vigil",
+         [f"{ex}/mqtt_gateway", "--listen", "127.0.0.1:0", "--cluster",
+          f"redis://127.0.0.1:{REDIS_PORT}", "--node", "storm"],
+         cluster_unavailable(ex)),
         ("mosquitto", "mqtt", "mosquitto", None,
          None if shutil.which("mosquitto") else "mosquitto is not installed"),
         ("bare_libev_mqtt", "mqtt", "bare",
@@ -216,6 +250,8 @@ def main():
         tg = [t for t in tg if t[0] in a.only.split(",")]
     runnable = [t for t in tg if t[4] is None]
     ns = bl.netns_single("storm")
+    redis = start_redis(a, ns) if any(t[0] == "vigil_mqtt_gateway_cluster"
+                                      for t in runnable) else None
     traced = 0 if a.quick or not shutil.which("strace") else len(runnable)
     prog = bl.Progress("storm", len(runnable) * a.reps + traced, a.duration + 1.5)
     runs = {t[0]: [] for t in runnable}
@@ -242,6 +278,9 @@ def main():
                                     "top": r["top_syscalls_per_conn"]}
             except Exception as e:
                 bl.log(f"  storm: {name} traced run failed: {str(e)[:200]}")
+    if redis:
+        redis.kill()
+        redis.wait()
     bl.netns_delete(ns)
     out = {"config": {"devices": a.devices, "duration_s": a.duration,
                       "reps": a.reps, "mode": "flap", "churn_ms": "10,10",
@@ -291,7 +330,8 @@ def main():
     for v, other in (("vigil_game_server", "node"), ("vigil_mqtt_gateway", "mosquitto"),
                      ("vigil_game_server", "mosquitto"),
                      ("vigil_game_server_w2", "vigil_game_server"),
-                     ("vigil_mqtt_gateway_w2", "vigil_mqtt_gateway")):
+                     ("vigil_mqtt_gateway_w2", "vigil_mqtt_gateway"),
+                     ("vigil_mqtt_gateway_cluster", "vigil_mqtt_gateway")):
         for k in ("conn_per_s", "p99_ms", "cpu_ms_per_1000"):
             if med(v, k) and med(other, k):
                 ratios[f"{v}_vs_{other}_{k}"] = round(med(v, k) / med(other, k), 3)
@@ -336,6 +376,11 @@ def main():
         d2, d1 = med(w2, "listen_drops"), med(n, "listen_drops")
         if d2 is not None and d1 is not None:
             tgt[f"{w2}_drops_le_one_worker"] = d2 <= d1
+    # The cluster directory: server CPU per 1,000 connections within 20 %
+    # of the same gateway without it.
+    c = ratios.get("vigil_mqtt_gateway_cluster_vs_vigil_mqtt_gateway_cpu_ms_per_1000")
+    if c is not None:
+        tgt["vigil_mqtt_gateway_cluster_cpu_within_20pct"] = c <= 1.20
     out["targets"] = tgt
     bl.write_json(a.out, {"storm": out})
 

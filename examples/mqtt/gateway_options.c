@@ -42,6 +42,7 @@ void gateway_usage(FILE *f) {
       "                           client id takes over its connection on\n"
       "                           any worker (default 1)\n"
       METRICS_HTTP_USAGE
+      CLUSTER_FLAGS_USAGE
       "  --help                   this text\n",
       DEFAULT_HANDSHAKE_MS, DEFAULT_MAX_PACKET);
 }
@@ -115,6 +116,9 @@ void gateway_parse_args(int argc, char **argv, config *cfg) {
       {"workers", required_argument, NULL, 'w'},
       {"metrics", required_argument, NULL, 'M'},
       {"metrics-timeout", required_argument, NULL, 'T'},
+      {"cluster", required_argument, NULL, 'X'},
+      {"node", required_argument, NULL, 'N'},
+      {"cluster-prefix", required_argument, NULL, 'P'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -129,6 +133,7 @@ void gateway_parse_args(int argc, char **argv, config *cfg) {
   cfg->max_packet = DEFAULT_MAX_PACKET;
   cfg->workers = 1;
   metrics_http_config_init(&cfg->metrics);
+  cluster_flags_init(&cfg->cluster);
   opterr = 0;
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -173,6 +178,18 @@ void gateway_parse_args(int argc, char **argv, config *cfg) {
         die_usage("%s", why);
       break;
     }
+    case 'X':
+    case 'N':
+    case 'P': {
+      char why[320];
+      const char *flag = ch == 'X'   ? "--cluster"
+                         : ch == 'N' ? "--node"
+                                     : "--cluster-prefix";
+      if (cluster_flags_parse(&cfg->cluster, flag, optarg, why, sizeof why) <
+          0)
+        die_usage("%s", why);
+      break;
+    }
     case 'h': gateway_usage(stdout); exit(0);
     default:
       if (optopt)
@@ -181,6 +198,11 @@ void gateway_parse_args(int argc, char **argv, config *cfg) {
     }
   }
   if (optind < argc) die_usage("unexpected argument '%s'", argv[optind]);
+  char why[400];
+  int bad;
+  cfg->cluster_options =
+      cluster_flags_options(&cfg->cluster, &bad, why, sizeof why);
+  if (bad) die_usage("%s", why);
 }
 
 

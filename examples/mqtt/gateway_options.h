@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cluster_flags.h"
 #include "metrics_http.h"
 #include "vigil.h"
 
@@ -29,6 +30,8 @@ typedef struct config {
   int require_client_cert, identity_from_cert;
   unsigned workers;              /* 1 = one loop; more = a vigil group */
   metrics_http_config metrics;   /* endpoint when metrics.host is set */
+  cluster_flags cluster;         /* --cluster, --node, --cluster-prefix */
+  const vigil_cluster_options *cluster_options; /* NULL = no cluster */
 } config;
 
 /* Fills cfg from the command line, defaults first. */

@@ -12,10 +12,13 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-      "usage: device_sim --connect HOST:PORT --devices N --duration S\n"
+      "usage: device_sim --connect HOST:PORT[,HOST:PORT...] --devices N\n"
+      "                  --duration S\n"
       "                  --protocol mqtt|vigil --mode steady|flap|silent-reboot\n"
       "                  [options]\n"
-      "Simulates N reconnecting devices on one event loop.\n"
+      "Simulates N reconnecting devices on one event loop. With several\n"
+      "servers each connection picks one at random, as a load balancer in\n"
+      "front of a cluster would (the census then covers every port).\n"
       "\n"
       "  --rate R            new connections per second (default 2000)\n"
       "  --source-ips A-B    bind each connection to one of these IPv4\n"
@@ -61,7 +64,7 @@ static long long parse_num(const char *s, long long min, long long max,
   return v;
 }
 
-static void parse_hostport(const char *arg, sim_options *o) {
+static void parse_hostport(const char *arg, sim_target *t) {
   const char *colon = strrchr(arg, ':');
   if (!colon || colon == arg || !colon[1])
     sim_die_usage("--connect '%s' is not HOST:PORT", arg);
@@ -71,10 +74,28 @@ static void parse_hostport(const char *arg, sim_options *o) {
     h++;
     n -= 2;
   }
-  if (n >= sizeof o->host) sim_die_usage("--connect '%s': host too long", arg);
-  memcpy(o->host, h, n);
-  o->host[n] = 0;
-  o->port = (uint16_t)parse_num(colon + 1, 1, 65535, "--connect port");
+  if (n >= sizeof t->host) sim_die_usage("--connect '%s': host too long", arg);
+  memcpy(t->host, h, n);
+  t->host[n] = 0;
+  t->port = (uint16_t)parse_num(colon + 1, 1, 65535, "--connect port");
+}
+
+/* --connect A or A,B,...: several servers behind one imagined balancer. */
+static void parse_targets(const char *arg, sim_options *o) {
+  char buf[SIM_MAX_TARGETS * 300];
+  if (strlen(arg) >= sizeof buf) sim_die_usage("--connect: too long");
+  snprintf(buf, sizeof buf, "%s", arg);
+  o->ntargets = 0;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok;
+       tok = strtok_r(NULL, ",", &save)) {
+    if (o->ntargets == SIM_MAX_TARGETS)
+      sim_die_usage("--connect: at most %d servers", SIM_MAX_TARGETS);
+    parse_hostport(tok, &o->targets[o->ntargets++]);
+  }
+  if (o->ntargets == 0) sim_die_usage("--connect '%s' is not HOST:PORT", arg);
+  snprintf(o->host, sizeof o->host, "%s", o->targets[0].host);
+  o->port = o->targets[0].port;
 }
 
 static void parse_flags(int argc, char **argv, sim_options *o) {
@@ -114,7 +135,7 @@ static void parse_flags(int argc, char **argv, sim_options *o) {
   int ch;
   while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (ch) {
-    case 'c': parse_hostport(optarg, o); have_connect = 1; break;
+    case 'c': parse_targets(optarg, o); have_connect = 1; break;
     case 'n':
       o->devices = (uint32_t)parse_num(optarg, 1, 1000000, "--devices");
       have_devices = 1;
@@ -236,19 +257,27 @@ static void parse_sources(sim_options *o) {
   }
 }
 
-/* Resolves --connect (numeric or a name; the first address wins). */
+/* Resolves each --connect server (numeric or a name; the first address
+ * wins); all must be of one address family (--source-ips binds). */
 static void resolve(sim_options *o) {
-  struct addrinfo hints, *res = NULL;
-  char port[8];
-  memset(&hints, 0, sizeof hints);
-  hints.ai_socktype = SOCK_STREAM;
-  snprintf(port, sizeof port, "%u", (unsigned)o->port);
-  int rc = getaddrinfo(o->host, port, &hints, &res);
-  if (rc != 0 || !res)
-    sim_die_usage("--connect host '%s': %s", o->host, gai_strerror(rc));
-  memcpy(&o->dst, res->ai_addr, res->ai_addrlen);
-  o->dstlen = res->ai_addrlen;
-  freeaddrinfo(res);
+  for (unsigned i = 0; i < o->ntargets; i++) {
+    sim_target *t = &o->targets[i];
+    struct addrinfo hints, *res = NULL;
+    char port[8];
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof port, "%u", (unsigned)t->port);
+    int rc = getaddrinfo(t->host, port, &hints, &res);
+    if (rc != 0 || !res)
+      sim_die_usage("--connect host '%s': %s", t->host, gai_strerror(rc));
+    memcpy(&t->dst, res->ai_addr, res->ai_addrlen);
+    t->dstlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (t->dst.ss_family != o->targets[0].dst.ss_family)
+      sim_die_usage("--connect: servers of one address family only");
+  }
+  o->dst = o->targets[0].dst;
+  o->dstlen = o->targets[0].dstlen;
 }
 
 

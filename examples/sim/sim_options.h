@@ -12,6 +12,16 @@
 
 #define SIM_EXIT_USAGE 2
 #define SIM_MAX_SOURCES 256
+#define SIM_MAX_TARGETS 16
+
+/* One server of --connect A,B,...: a reconnecting device picks one at
+ * random, as a load balancer in front of several nodes would. */
+typedef struct sim_target {
+  char host[256];
+  uint16_t port;
+  struct sockaddr_storage dst;
+  socklen_t dstlen;
+} sim_target;
 
 typedef enum { PROTO_MQTT, PROTO_VIGIL } sim_protocol;
 typedef enum { MODE_STEADY, MODE_FLAP, MODE_REBOOT } sim_mode;
@@ -41,6 +51,9 @@ typedef struct sim_options {
   socklen_t dstlen;
   struct sockaddr_in src[SIM_MAX_SOURCES]; /* bind addresses, round robin */
   unsigned nsrc;
+  sim_target targets[SIM_MAX_TARGETS]; /* --connect A,B,...; host, port,
+                                          dst above are the first's */
+  unsigned ntargets;
 } sim_options;
 
 /* Parses argv into o (defaults first), resolves --connect and

@@ -53,8 +53,8 @@
  *     (vigil_conn_identify, NEWEST_WINS or ASK), counted where the
  *     displaced connection lived (vigil_stats.takeovers_by_scope). scope
  *     says where the claim was made: "hub" (this hub), "worker" (another
- *     worker of the group), "cluster" (another node). All three are
- *     printed; cluster stays 0 until vigil has a cluster backend.
+ *     worker of the group), "cluster" (another node, vigil/cluster.h).
+ *     All three are printed.
  * vigil_takeovers_by_class_total{class="ghost|live"}
  *     The same takeovers by what the displaced connection's peer was found
  *     to be (vigil_stats.takeovers_by_class, docs/ghosts.md): "ghost"
@@ -71,7 +71,10 @@
  *     the host's on_takeover decision; observed where the displaced
  *     connection lived, on CLOCK_MONOTONIC. Within one hub this is
  *     microseconds; across workers it adds the trip through the owning
- *     worker's mailbox. Buckets (le, seconds): 0.00001 0.000025 0.00005
+ *     worker's mailbox. For scope "cluster" the claim was made on another
+ *     node, whose clock is not this one: the time runs from the eviction's
+ *     arrival on this node to the reset (the cross-node part is measured
+ *     by bench/bench_takeover). Buckets (le, seconds): 0.00001 0.000025 0.00005
  *     0.0001 0.00025 0.0005 0.001 0.0025 0.005 0.01 0.025 0.05 0.1 0.25
  *     0.5 1 2.5 5 10 +Inf. The hub scope is always printed, the others
  *     once they have an observation.
@@ -104,7 +107,8 @@
  *     values in place and this keeps growing. Only once a census ran.
  * vigil_directory_up
  *     1 while the cluster identity directory is reachable, else 0. Only
- *     with a cluster backend (none exists yet; never printed today).
+ *     for hubs with vigil_hub_options.cluster (vigil/cluster.h); in a
+ *     group's metrics, one series per worker (each has its own link).
  */
 #ifndef VIGIL_METRICS_H
 #define VIGIL_METRICS_H

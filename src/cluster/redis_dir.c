@@ -685,6 +685,13 @@ static int validate(const vigil__redis_dir_config *c, vigil__redis_url *url,
   return 0;
 }
 
+int vigil__redis_dir_config_check(const vigil__redis_dir_config *c,
+                                  char *err, size_t errlen) {
+  vigil__redis_url url;
+  if (err && errlen) err[0] = '\0';
+  return validate(c, &url, err, errlen);
+}
+
 /* The incarnation must differ between two runs of a node, even across a
  * reboot, so the fallback mixes wall-clock time and the pid (a monotonic
  * clock restarts with the machine). */
@@ -730,6 +737,9 @@ int vigil__redis_dir_new(struct ev_loop *loop,
   }
   d->rng = c->seed ? c->seed : incarnation_seed();
   snprintf(d->inc, sizeof d->inc, "%08x%08x", rand32(d), rand32(d));
+  /* The workers of one node share a seed, hence the incarnation (one
+   * liveness key per node); their reconnect jitter must still differ. */
+  d->rng ^= ((uint64_t)c->worker + 1) * 0x9E3779B97F4A7C15ull;
   snprintf(d->worker_str, sizeof d->worker_str, "%u", (unsigned)c->worker);
   snprintf(d->keep_str, sizeof d->keep_str, "%u",
            (unsigned)c->released_ttl_ms);

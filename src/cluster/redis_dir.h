@@ -140,7 +140,10 @@ typedef struct vigil__redis_dir_config {
   vigil_client_backoff backoff; /* reconnects: initial 200 ms, x1.6, max
                                    5 s, jitter 0.2, connect timeout 2 s */
   uint32_t max_pending;        /* requests in flight, 1..1048576; 65536 */
-  uint64_t seed;               /* jitter and incarnation; 0 = random */
+  uint64_t seed;               /* jitter and incarnation; 0 = random. The
+                                  workers of one node pass one seed: they
+                                  share the node's incarnation (its
+                                  liveness key), each with its own jitter */
 } vigil__redis_dir_config;
 
 void vigil__redis_dir_config_init(vigil__redis_dir_config *c);
@@ -207,6 +210,11 @@ typedef struct vigil__redis_dir_stats {
   uint64_t evictions, evictions_dropped;
   uint64_t noscript;          /* EVALSHA answered NOSCRIPT */
 } vigil__redis_dir_stats;
+
+/* new()'s checks alone: VIGIL_OK, or VIGIL_EINVAL with a message naming
+ * the field into err. */
+int vigil__redis_dir_config_check(const vigil__redis_dir_config *c,
+                                  char *err, size_t errlen);
 
 /* Validates c (message naming the field into err), copies what it needs
  * and starts the first attempt from the loop (no callback before new()

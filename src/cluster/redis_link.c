@@ -34,6 +34,7 @@ struct vigil__redis_link {
   int state;
   int fd;
   ev_io rio, wio;
+  ev_prepare flush;   /* sends what the loop turn queued, before it blocks */
   ev_timer timer;
   uint64_t connect_deadline_ms;
   char *out;
@@ -82,6 +83,7 @@ static void arm_timer(vigil__redis_link *l) {
 static void stop_io(vigil__redis_link *l) {
   ev_io_stop(l->loop, &l->rio);
   ev_io_stop(l->loop, &l->wio);
+  ev_prepare_stop(l->loop, &l->flush);
   ev_timer_stop(l->loop, &l->timer);
   if (l->fd >= 0) close(l->fd);
   l->fd = -1;
@@ -223,7 +225,14 @@ int vigil__redis_link_send(vigil__redis_link *l, vigil__redis_cmd *cmd,
   l->tail = cmd;
   l->pending++;
   if (l->state == LINK_OPEN) {
+    /* One send for everything this loop turn queued, from the prepare
+     * phase, without a trip through epoll for writability: the socket
+     * almost always takes it, and the write watcher, started and stopped
+     * again before libev applies fd changes, then costs no syscall. A
+     * command queued after the flush ran (by a later prepare watcher)
+     * goes out when the write watcher fires, as it would without. */
     ev_io_start(l->loop, &l->wio);
+    ev_prepare_start(l->loop, &l->flush);
     arm_timer(l);
   }
   return VIGIL_OK;
@@ -236,7 +245,10 @@ static int flush_out(vigil__redis_link *l) {
                      MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        ev_io_start(l->loop, &l->wio); /* the rest when the socket takes it */
+        return 0;
+      }
       set_why(l, "write to the store failed: %s", strerror(errno));
       fail(l, 0);
       return -1;
@@ -354,6 +366,14 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents) {
   leave(l);
 }
 
+static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents) {
+  vigil__redis_link *l = w->data;
+  ev_prepare_stop(loop, w);
+  enter(l);
+  if (l->state == LINK_OPEN) flush_out(l);
+  leave(l);
+}
+
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents) {
   vigil__redis_link *l = w->data;
   enter(l);
@@ -415,8 +435,9 @@ int vigil__redis_link_new(const vigil__redis_link_options *o,
   }
   ev_io_init(&l->rio, on_readable, l->fd, EV_READ);
   ev_io_init(&l->wio, on_writable, l->fd, EV_WRITE);
+  ev_prepare_init(&l->flush, on_flush);
   ev_timer_init(&l->timer, on_timer, 0.0, 0.0);
-  l->rio.data = l->wio.data = l->timer.data = l;
+  l->rio.data = l->wio.data = l->flush.data = l->timer.data = l;
   int rc;
   do {
     rc = connect(l->fd, o->addr, o->addrlen);

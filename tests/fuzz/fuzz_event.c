@@ -13,8 +13,9 @@
  *        from the input when present, else NULL)
  *   3 strings (peer, identity, detail): u8 tag (0 = NULL), u16 length
  *        (LE), that many bytes + a NUL; an embedded NUL cuts the string
- *   i32  worker, scope, other_worker, peer_class (last, in the order they
- *        were added to vigil_event, so older inputs read them as zeros)
+ *   i32  worker, scope, other_worker, peer_class, then the string
+ *        other_node (last, in the order they were added to vigil_event, so
+ *        older inputs read them as zeros and NULL)
  *
  * Invariants checked (abort on violation):
  * - snprintf semantics: the return value is the full length whatever the
@@ -32,7 +33,8 @@
  *   "worker" follows them exactly when the event's worker is >= 0;
  * - a takeover event carries "scope" (its name, or "unknown"), and
  *   "other_worker" exactly when the scope is worker and the index >= 0;
- *   other events carry neither;
+ *   "other_conn" exactly when the scope is not cluster, "other_node"
+ *   exactly when it is and other_node is set; other events carry none;
  * - a takeover or close event carries "class" (its name, or "unknown")
  *   exactly when peer_class is not VIGIL_PEER_UNKNOWN, with "evidence"
  *   only next to it; other events carry no class;
@@ -537,6 +539,14 @@ static void check_fields(const fields *f, const vigil_event *ev, int json) {
     CHECK(f->len[other] == (size_t)n &&
           memcmp(f->val[other], want, n) == 0);
   }
+  int oconn = field_find(f, "other_conn");
+  CHECK((oconn >= 0) == (ev->type == VIGIL_EV_TAKEOVER &&
+                         ev->scope != VIGIL_SCOPE_CLUSTER));
+  CHECK((field_find(f, "other_node") >= 0) ==
+        (ev->type == VIGIL_EV_TAKEOVER && ev->scope == VIGIL_SCOPE_CLUSTER &&
+         ev->other_node != NULL));
+  if (ev->type == VIGIL_EV_TAKEOVER && ev->scope == VIGIL_SCOPE_CLUSTER)
+    check_string_field(f, "other_node", ev->other_node, json);
   int cls = field_find(f, "class");
   CHECK((cls >= 0) == ((ev->type == VIGIL_EV_TAKEOVER ||
                         ev->type == VIGIL_EV_CLOSE) &&
@@ -681,6 +691,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ev.scope = (vigil_takeover_scope)take_u32(&in);
   ev.other_worker = (int32_t)take_u32(&in);
   ev.peer_class = (vigil_peer_class)(int32_t)take_u32(&in);
+  char *other_node = take_str(&in);
+  ev.other_node = other_node;
 
   check_format(&ev, fmt, buflen, pass_null);
   /* the other format too, when this one was valid */
@@ -694,5 +706,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   free(peer);
   free(identity);
   free(detail);
+  free(other_node);
   return 0;
 }

@@ -706,6 +706,8 @@ static void test_bad_flags_exit_2(void **s) {
       "--max-packet 8",            "--bogus",
       "stray",                     "--workers 0",
       "--workers 257",
+      "--node gw-1",               "--cluster http://x",
+      "--cluster redis://127.0.0.1:1 --node bad/name",
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     snprintf(cmd, sizeof cmd, "%s %s >/dev/null 2>&1", path, bad[i]);

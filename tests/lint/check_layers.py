@@ -38,6 +38,7 @@ import sys
 MAX_SCC = 3
 TLS_OFF = "tls_off.c"        # stands in for the TLS sources without TLS
 TLS_ALWAYS = "tls_options.c" # part of both builds, no OpenSSL
+REDIS_OFF = "cluster_off.c"  # stands in for src/cluster without hiredis
 HANDLE_TYPES = ("vigil_hub", "vigil_conn", "vigil_listener", "vigil_client")
 HUB_HOSTS = {"group_worker.c": {"vigil_hub_new", "vigil_hub_shutdown",
                                 "vigil_hub_free"}}
@@ -224,15 +225,22 @@ def main(argv):
     all_c = sorted(f for f in found if f.endswith(".c"))
     h_files = sorted(f for f in found if f.endswith(".h"))
     problems = []
-    # The two builds (cmake VIGIL_TLS): with TLS, and without, where
-    # tls_off.c stands in for the TLS sources but tls_options.c.
+    # The builds (cmake VIGIL_TLS, VIGIL_REDIS): with TLS, and without,
+    # where tls_off.c stands in for the TLS sources but tls_options.c;
+    # both with src/cluster (hiredis); and without it, where cluster_off.c
+    # stands in for src/cluster.
+    with_redis = [f for f in all_c if f != REDIS_OFF]
     builds = [
-        ("with TLS", [f for f in all_c if f != TLS_OFF]),
-        ("without TLS", [f for f in all_c
+        ("with TLS", [f for f in with_redis if f != TLS_OFF]),
+        ("without TLS", [f for f in with_redis
                          if not is_tls(f) or f in (TLS_OFF, TLS_ALWAYS)]),
+        ("without Redis", [f for f in all_c if f != TLS_OFF and
+                           not f.startswith("cluster" + os.sep)]),
     ]
     for name, c_files in builds:
         if TLS_OFF not in all_c and name == "without TLS":
+            continue
+        if REDIS_OFF not in all_c and name == "without Redis":
             continue
         check_graph(src, include, name, c_files, h_files, flags, problems)
     for p in problems:

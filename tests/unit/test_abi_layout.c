@@ -72,6 +72,7 @@ static const field fields[] = {
     F(vigil_hub_options, ghost_threshold, 68, 4),
     F(vigil_hub_options, wall_clock, 72, 8),
     F(vigil_hub_options, wall_clock_data, 80, 8),
+    F(vigil_hub_options, cluster, 88, 8),
 
     /* vigil_adopt_options */
     F(vigil_adopt_options, policy, 0, 8),
@@ -135,6 +136,7 @@ static const field fields[] = {
     F(vigil_event, scope, 180, 4),
     F(vigil_event, other_worker, 184, 4),
     F(vigil_event, peer_class, 188, 4),
+    F(vigil_event, other_node, 192, 8),
 
     /* vigil_sockopts */
     F(vigil_sockopts, keepalive, 0, 4),

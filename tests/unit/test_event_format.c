@@ -326,6 +326,17 @@ static const struct line_case line_cases[] = {
          "\"age_ms\":0,\"last_rx_ms\":0,\"last_tx_ms\":0,\"bytes_in\":0,"
          "\"bytes_out\":0,\"class\":\"ghost\","
          "\"evidence\":\"ping_outstanding\"}"},
+    /* Emitted on the displaced conn's node: the claimant is another
+     * node's, named by other_node; its conn id is not shown. */
+    {"takeover across nodes",
+     {.type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .worker = 0, .conn_id = 9,
+      .identity = "dev-42", .scope = VIGIL_SCOPE_CLUSTER,
+      .other_worker = VIGIL_WORKER_NONE, .other_node = "node-b"},
+     TSL " event=takeover worker=0 conn=9 identity=dev-42 scope=cluster"
+         " other_node=node-b",
+     TSJ ",\"event\":\"takeover\",\"worker\":0,\"conn\":9,"
+         "\"identity\":\"dev-42\",\"scope\":\"cluster\","
+         "\"other_node\":\"node-b\"}"},
     {"takeover, scope out of range",
      {NW, .type = VIGIL_EV_TAKEOVER, .ts_ms = TS, .conn_id = 9,
       .other_conn_id = 7, .scope = (vigil_takeover_scope)9,
@@ -368,6 +379,26 @@ static const struct line_case line_cases[] = {
      TSL " event=client peer=127.0.0.1:9000 detail=\"backoff_ms=1600\"",
      TSJ ",\"event\":\"client\",\"peer\":\"127.0.0.1:9000\","
          "\"detail\":\"backoff_ms=1600\"}"},
+    {"directory_down",
+     {NW, .type = VIGIL_EV_DIRECTORY_DOWN, .ts_ms = TS,
+      .detail = "did not answer within 500 ms"},
+     TSL " event=directory_down detail=\"did not answer within 500 ms\"",
+     TSJ ",\"event\":\"directory_down\","
+         "\"detail\":\"did not answer within 500 ms\"}"},
+    {"directory_up",
+     {NW, .type = VIGIL_EV_DIRECTORY_UP, .ts_ms = TS,
+      .detail = "redis://127.0.0.1:6379"},
+     TSL " event=directory_up detail=redis://127.0.0.1:6379",
+     TSJ ",\"event\":\"directory_up\","
+         "\"detail\":\"redis://127.0.0.1:6379\"}"},
+    {"directory_error",
+     {NW, .type = VIGIL_EV_DIRECTORY_ERROR, .ts_ms = TS, .conn_id = 3,
+      .identity = "dev-1", .detail = "the store answered an error: ERR x"},
+     TSL " event=directory_error conn=3 identity=dev-1"
+         " detail=\"the store answered an error: ERR x\"",
+     TSJ ",\"event\":\"directory_error\",\"conn\":3,"
+         "\"identity\":\"dev-1\","
+         "\"detail\":\"the store answered an error: ERR x\"}"},
     {"unknown event type",
      {.type = (vigil_event_type)0, BASE, .reason = VIGIL_REASON_SHUTDOWN,
       .age_ms = 3},

@@ -55,6 +55,9 @@ static const struct name_case event_cases[] = {
     {VIGIL_EV_GHOSTS, "ghosts"},
     {VIGIL_EV_SHUTDOWN, "shutdown"},
     {VIGIL_EV_CLIENT, "client"},
+    {VIGIL_EV_DIRECTORY_DOWN, "directory_down"},
+    {VIGIL_EV_DIRECTORY_UP, "directory_up"},
+    {VIGIL_EV_DIRECTORY_ERROR, "directory_error"},
 };
 
 static const struct name_case state_cases[] = {

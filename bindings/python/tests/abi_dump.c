@@ -49,6 +49,7 @@ int main(void) {
   F(vigil_hub_options, on_takeover); F(vigil_hub_options, census_interval_ms);
   F(vigil_hub_options, ghost_threshold); F(vigil_hub_options, wall_clock);
   F(vigil_hub_options, wall_clock_data);
+  F(vigil_hub_options, cluster);
   end();
   begin("ConnCallbacksStruct", sizeof(vigil_conn_callbacks));
   F(vigil_conn_callbacks, on_close); F(vigil_conn_callbacks, on_hello);

@@ -108,6 +108,7 @@ class HubOptionsStruct(C.Structure):
         ("ghost_threshold", C.c_uint32),
         ("wall_clock", C.c_void_p),
         ("wall_clock_data", C.c_void_p),
+        ("cluster", C.c_void_p),  # vigil_cluster_options *: not bound; NULL
     ]
 
 

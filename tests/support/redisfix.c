@@ -3,11 +3,13 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -68,9 +70,21 @@ static pid_t spawn(vt_redis *r) {
   int n = 19;
   for (int i = 0; r->extra[i] && n < 46; i++) argv[n++] = r->extra[i];
   argv[n] = NULL;
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid != 0) return pid;
-  /* Child: keep none of the test's sockets alive in the server. */
+  /* Child. A test that crashes must not leave its server behind: the
+   * kernel kills the server when the test's thread dies (and if the test
+   * died before prctl, the server is not started). The server's output
+   * goes to its log file, so it holds none of the test's pipes (ctest
+   * waits for those to close) and none of its sockets. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) _exit(127);
+  int null = open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+  }
   closefrom(3);
   execv(server_path, (char *const *)argv);
   _exit(127);

@@ -209,13 +209,15 @@ static run_result run_once(enum scenario sc, uint32_t batch, int n) {
   if (g.timed_out || g.adopted < g.target) goto out;
 
   /* Same rx/tx stamp everywhere (the cached hub time), then re-arm every
-   * node for stamp + period in one pass. */
+   * node for stamp + period in one pass. The measured policy goes on each
+   * conn: vigil_hub_set_policy only concerns conns adopted later. */
   vigil_hub *hub = g.hub;
   for (uint32_t i = 0; i < hub->nconns; i++) {
     vigil_conn_touch_rx(hub->conns[i], 0);
     vigil_conn_touch_tx(hub->conns[i], 0);
   }
-  vigil_hub_set_policy(hub, &p);
+  for (uint32_t i = 0; i < hub->nconns; i++)
+    if (vigil_conn_set_policy(hub->conns[i], &p) != VIGIL_OK) goto out;
   ev_check_init(&g.chk, check_cb);
   ev_set_priority(&g.chk, EV_MAXPRI);
   ev_check_start(g.loop, &g.chk);

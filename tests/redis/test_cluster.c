@@ -20,6 +20,7 @@
 
 #include "clusternode.h"
 #include "dirtest.h"
+#include "slack.h"
 #include "tlsfix.h"
 
 static vt_redis g_redis;
@@ -443,6 +444,18 @@ typedef struct tls_dev {
 
 static void step_peer(void *arg) { tf_peer_step(arg); }
 
+/* A device whose certificate's CN is identity (connected by the caller). */
+static void tls_dev_init(tls_dev *d, const char *identity) {
+  memset(d, 0, sizeof *d);
+  tf_pki_client(&tf_test_pki, identity, identity, NULL, 0, d->cert, d->key);
+  d->ctx = tf_client_ctx(&tf_test_pki, d->cert, d->key);
+}
+
+static void tls_dev_free(tls_dev *d) {
+  tf_peer_free(&d->peer);
+  SSL_CTX_free(d->ctx);
+}
+
 static int proven_held(void *arg) {
   cnode *n = arg;
   vigil_conn *c = vigil_hub_find_identity(n->hub, "dev-cert", 8);
@@ -459,10 +472,7 @@ static void test_spoofed_claim(void **state) {
   assert_true(cn_wait_ups(f->both, 2, &f->a, 1, 10000));
   assert_true(cn_wait_ups(f->both, 2, &f->b, 1, 10000));
   tls_dev d;
-  memset(&d, 0, sizeof d);
-  tf_pki_client(&tf_test_pki, "dev-cert", "dev-cert", NULL, 0, d.cert,
-                d.key);
-  d.ctx = tf_client_ctx(&tf_test_pki, d.cert, d.key);
+  tls_dev_init(&d, "dev-cert");
   int fd = vt_connect_loopback(f->a.port);
   tf_peer_init(&d.peer, d.ctx, fd, 1, "localhost");
   assert_true(cn_run_until(f->both, 2, proven_held, &f->a, 5000, step_peer,
@@ -492,8 +502,7 @@ static void test_spoofed_claim(void **state) {
   assert_int_equal(f->a.takeovers, 0);
   assert_false(d.peer.failed);
   wait_recorded(f, "dev-cert", &f->a, dev_id);
-  tf_peer_free(&d.peer);
-  SSL_CTX_free(d.ctx);
+  tls_dev_free(&d);
 }
 
 /* ---- a proof that comes after the claim ---- */
@@ -542,9 +551,7 @@ static void assert_field(fx *f, const char *identity, const char *field,
  * claim names it before the TLS handshake starts (the peer is not stepped
  * yet): the claim goes to the store unproven. Returns A's conn. */
 static cn_conn *early_claim_on_a(fx *f, tls_dev *d, const char *identity) {
-  memset(d, 0, sizeof *d);
-  tf_pki_client(&tf_test_pki, identity, identity, NULL, 0, d->cert, d->key);
-  d->ctx = tf_client_ctx(&tf_test_pki, d->cert, d->key);
+  tls_dev_init(d, identity);
   f->a.early_claim = identity;
   int fd = vt_connect_loopback(f->a.port);
   claim_arg c = {&f->a, f->a.ncn, NULL};
@@ -558,8 +565,14 @@ static cn_conn *early_claim_on_a(fx *f, tls_dev *d, const char *identity) {
 /* A plain-TCP claim on B for identity, which A holds with a proof the
  * store knows: B closes its claimant (takeover_rejected) and A's conn
  * stays. */
+static int dir_up(void *arg) {
+  return vigil_hub_directory_up(((cnode *)arg)->hub) == 1;
+}
+
 static void plain_claim_refused(fx *f, tls_dev *d, const char *identity,
                                 cn_conn *held) {
+  assert_true(cn_run_until(f->both, 2, dir_up, &f->b, 5000, step_peer,
+                           &d->peer));
   int spoof_fd;
   cn_conn *spoof = device_on(f, &f->b, identity, &spoof_fd);
   /* B's graceful close: its FIN, then the client's. */
@@ -601,24 +614,24 @@ static void test_proof_after_claim(void **state) {
   field_arg proven = {f, "dev-late", "proven", "1"};
   cn_run_until(f->both, 2, field_is, &proven, 2000, step_peer, &d.peer);
   plain_claim_refused(f, &d, "dev-late", held);
-  tf_peer_free(&d.peer);
-  SSL_CTX_free(d.ctx);
+  tls_dev_free(&d);
 }
 
 /* The proof arrives while the claim is still in flight (the store is
  * stopped): the update follows the claim's answer. */
 static void test_proof_during_claim(void **state) {
   fx *f = *state;
-  cn_start(&f->a, "A", g_redis.url, 3000, tf_test_mtls_sctx);
-  cn_start(&f->b, "B", g_redis.url, 0, NULL);
+  uint32_t stopped_ms = vt_slack_ms(2000); /* enough for a handshake */
+  cn_start(&f->a, "A", g_redis.url, stopped_ms + 1000, tf_test_mtls_sctx);
+  cn_start(&f->b, "B", g_redis.url, stopped_ms + 1000, NULL);
   assert_true(cn_wait_ups(f->both, 2, &f->a, 1, 10000));
   assert_true(cn_wait_ups(f->both, 2, &f->b, 1, 10000));
   assert_int_equal(vt_redis_signal(&g_redis, SIGSTOP), 0);
   tls_dev d;
   cn_conn *held = early_claim_on_a(f, &d, "dev-mid");
   held_arg h = {&f->a, "dev-mid"};
-  int opened =
-      cn_run_until(f->both, 2, held_open, &h, 2000, step_peer, &d.peer);
+  int opened = cn_run_until(f->both, 2, held_open, &h, stopped_ms, step_peer,
+                            &d.peer);
   assert_int_equal(vt_redis_signal(&g_redis, SIGCONT), 0);
   assert_true(opened);
   assert_int_equal(f->a.downs, 0); /* the claim was answered, late */
@@ -626,8 +639,7 @@ static void test_proof_during_claim(void **state) {
   field_arg proven = {f, "dev-mid", "proven", "1"};
   cn_run_until(f->both, 2, field_is, &proven, 2000, step_peer, &d.peer);
   plain_claim_refused(f, &d, "dev-mid", held);
-  tf_peer_free(&d.peer);
-  SSL_CTX_free(d.ctx);
+  tls_dev_free(&d);
 }
 
 /* The store refuses A's unproven claim (B holds the identity with a
@@ -636,15 +648,13 @@ static void test_proof_during_claim(void **state) {
  * proven claim does, instead of closing its own conn. */
 static void test_proof_during_refused_claim(void **state) {
   fx *f = *state;
-  cn_start(&f->a, "A", g_redis.url, 3000, tf_test_mtls_sctx);
-  cn_start(&f->b, "B", g_redis.url, 0, tf_test_mtls_sctx);
+  uint32_t stopped_ms = vt_slack_ms(2000); /* enough for a handshake */
+  cn_start(&f->a, "A", g_redis.url, stopped_ms + 1000, tf_test_mtls_sctx);
+  cn_start(&f->b, "B", g_redis.url, stopped_ms + 1000, tf_test_mtls_sctx);
   assert_true(cn_wait_ups(f->both, 2, &f->a, 1, 10000));
   assert_true(cn_wait_ups(f->both, 2, &f->b, 1, 10000));
   tls_dev on_b;
-  memset(&on_b, 0, sizeof on_b);
-  tf_pki_client(&tf_test_pki, "dev-two", "dev-two", NULL, 0, on_b.cert,
-                on_b.key);
-  on_b.ctx = tf_client_ctx(&tf_test_pki, on_b.cert, on_b.key);
+  tls_dev_init(&on_b, "dev-two");
   tf_peer_init(&on_b.peer, on_b.ctx, vt_connect_loopback(f->b.port), 1,
                "localhost");
   held_arg hb = {&f->b, "dev-two"};
@@ -659,8 +669,8 @@ static void test_proof_during_refused_claim(void **state) {
   tls_dev on_a;
   cn_conn *held = early_claim_on_a(f, &on_a, "dev-two");
   held_arg ha = {&f->a, "dev-two"};
-  int opened =
-      cn_run_until(f->both, 2, held_open, &ha, 2000, step_peer, &on_a.peer);
+  int opened = cn_run_until(f->both, 2, held_open, &ha, stopped_ms, step_peer,
+                            &on_a.peer);
   assert_int_equal(vt_redis_signal(&g_redis, SIGCONT), 0);
   assert_true(opened);
   /* B's conn is taken over; A's stays. */
@@ -675,10 +685,8 @@ static void test_proof_during_refused_claim(void **state) {
   assert_string_equal(f->b.last_other_node, "A");
   wait_recorded(f, "dev-two", &f->a, held->id);
   assert_field(f, "dev-two", "proven", "1");
-  tf_peer_free(&on_a.peer);
-  tf_peer_free(&on_b.peer);
-  SSL_CTX_free(on_a.ctx);
-  SSL_CTX_free(on_b.ctx);
+  tls_dev_free(&on_a);
+  tls_dev_free(&on_b);
 }
 
 /* Fencing: the update names the claim's epoch. A newer holder on B (a
@@ -719,8 +727,7 @@ static void test_proof_update_fenced(void **state) {
   char want_epoch[24];
   snprintf(want_epoch, sizeof want_epoch, "%llu", epoch + 1);
   assert_field(f, "dev-fence", "epoch", want_epoch);
-  tf_peer_free(&d.peer);
-  SSL_CTX_free(d.ctx);
+  tls_dev_free(&d);
 }
 
 /* ---- a group as one node ---- */

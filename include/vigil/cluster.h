@@ -14,7 +14,9 @@
  *     (other_node), and an RST under abort_dead;
  *   - a claim without a certificate never displaces a holder that proved
  *     the identity with one (vigil/tls.h identity_proof), on any node: the
- *     claimant closes with reason takeover_rejected;
+ *     claimant closes with reason takeover_rejected. A proof that comes
+ *     after the claim (a claim made before the TLS handshake finished)
+ *     reaches the store too, so it shields the identity the same way;
  *   - owners are fenced by epochs the store issues, never by clocks: a late
  *     or replayed eviction never closes a newer holder.
  *

@@ -18,6 +18,13 @@
  *     UNSENT as a claim (epoch 0): KEPT -> RECORDED; FENCED (a newer claim
  *     elsewhere) -> the conn is taken over; a pass cut short by EAGAIN
  *     resumes after PASS_RETRY_S
+ *   the conn proves its identity after its claim went out (a claim made
+ *     before the TLS handshake finished; the directory's update op):
+ *     RECORDED -> an assert at the hold's epoch with the proof (the store
+ *     marks the record proven only if it still names this conn at that
+ *     epoch; FENCED -> taken over); IN FLIGHT -> the same once INSTALLED
+ *     comes back, or, if REFUSED_PROVEN comes back, a claim again with
+ *     the proof; UNSENT -> the next pass carries it
  *   an eviction naming this conn, IN FLIGHT or RECORDED at an older epoch
  *     than the claim's (vigil__dir_must_fence) -> taken over, scope cluster
  *   the conn closes: release(identity, epoch), the store's
@@ -75,7 +82,8 @@ typedef struct cl_hold {
   uint64_t epoch;    /* the store's epoch for this hold; 0 = not known */
   uint64_t sent_gen; /* the UP generation it was last sent in */
   uint32_t inflight; /* claims and re-assertions not answered yet */
-  uint8_t proven;
+  uint8_t proven;    /* the local directory's: the certificate proves it */
+  uint8_t sent_proven; /* the proof the last request carried */
   size_t len;
   char id[];
 } cl_hold;
@@ -170,6 +178,9 @@ static void arm_retry(vigil__cluster *cl) {
   }
 }
 
+static void send_claim(vigil__cluster *cl, uint64_t conn_id, cl_hold *hold);
+static void send_proof(vigil__cluster *cl, uint64_t conn_id, cl_hold *hold);
+
 static void apply_result(vigil__cluster *cl, const vigil__dir_result *r) {
   vigil_hub *hub = cl->hub;
   vigil_conn *c = vigil__identity_holder(hub, r->identity, r->identity_len);
@@ -186,9 +197,15 @@ static void apply_result(vigil__cluster *cl, const vigil__dir_result *r) {
   switch (r->status) {
   case VIGIL__DIR_INSTALLED:
     if (r->epoch > hold->epoch) hold->epoch = r->epoch;
+    send_proof(cl, c->id, hold); /* proven while the claim was out */
     break;
   case VIGIL__DIR_REFUSED_PROVEN:
-    reject(c);
+    /* Refused without the proof that came meanwhile: a proven claim may
+     * displace a proven holder, as in the local directory. */
+    if (hold->proven && !hold->sent_proven)
+      send_claim(cl, c->id, hold);
+    else
+      reject(c);
     break;
   case VIGIL__DIR_FENCED:
     if (staying(c))
@@ -226,9 +243,11 @@ static void send_claim(vigil__cluster *cl, uint64_t conn_id, cl_hold *hold) {
   if (rc == VIGIL_OK) {
     hold->inflight++;
     hold->sent_gen = cl->gen;
-  } else if (rc == VIGIL_EAGAIN || rc == VIGIL_ENOMEM) {
-    arm_retry(cl);
+    hold->sent_proven = hold->proven;
+    return;
   }
+  hold->sent_gen = 0; /* the retry's pass (or the next UP's) sends it */
+  if (rc == VIGIL_EAGAIN || rc == VIGIL_ENOMEM) arm_retry(cl);
 }
 
 /* Sends n re-assertions; a batch too large for the output limit is split.
@@ -246,8 +265,26 @@ static int send_batch(vigil__cluster *cl, const vigil__dir_held *held,
   for (size_t i = 0; i < n; i++) {
     holds[i]->inflight++;
     holds[i]->sent_gen = cl->gen;
+    holds[i]->sent_proven = held[i].proven ? 1 : 0;
   }
   return VIGIL_OK;
+}
+
+/* The store was last sent this hold without the proof the local directory
+ * now has: an assert of the hold at its epoch, with the proof. The store
+ * marks its record proven only if it still names this conn at this epoch
+ * (a newer claim fences it: FENCED, and the conn is taken over). A hold
+ * whose request is in flight waits for the answer (apply_result); one
+ * never recorded is sent whole, proof included, by the next pass. */
+static void send_proof(vigil__cluster *cl, uint64_t conn_id, cl_hold *hold) {
+  if (!cl->up || hold->inflight || !hold->epoch || !hold->proven ||
+      hold->sent_proven)
+    return;
+  vigil__dir_held held = {hold->id, hold->len, conn_id, hold->epoch, 1};
+  if (send_batch(cl, &held, &hold, 1) != VIGIL_OK) {
+    hold->sent_gen = 0; /* the retry's pass sends it, proof included */
+    arm_retry(cl);
+  }
 }
 
 /* Re-asserts every identity this hub holds that was not sent since the
@@ -420,10 +457,22 @@ static vigil__verdict cd_claim(vigil__dir *d, const void *id, size_t len,
   return v;
 }
 
+/* On the owner's thread: h's conn proved its identity after the claim
+ * (a claim made before the TLS handshake finished). */
+static void proved(vigil__holder *h) {
+  cl_hold *hold = h->cluster;
+  vigil__cluster *cl = h->hub->cluster;
+  if (!hold || !cl || hold->proven) return;
+  hold->proven = 1;
+  send_proof(cl, h->conn_id, hold);
+}
+
 static void cd_update(vigil__dir *d, vigil__holder *h, int staying_now,
                       int proven) {
   cluster_dir *cd = (cluster_dir *)d;
+  int newly_proven = proven && !h->proven; /* the owner may read it */
   cd->inner->ops->update(cd->inner, h, staying_now, proven);
+  if (newly_proven) proved(h);
 }
 
 static void cd_release(vigil__dir *d, vigil__holder *h, uint64_t now) {

@@ -53,11 +53,17 @@
  *       Answer: installed at epoch, with the previous holder (alive or
  *       not).
  *   assert(identity, conn, epoch, proven), the re-assertion after a
- *     reconnect or a liveness lapse, for each identity the host holds:
+ *     reconnect or a liveness lapse, for each identity the host holds,
+ *     and the proof update: a conn that proves its identity after its
+ *     claim was recorded unproven (a claim made before its TLS handshake
+ *     finished) is asserted at once at its epoch with proven = 1:
  *     - epoch 0 (claimed while the store was down): as claim;
  *     - the store's epoch is higher: fenced (a newer claim happened; the
- *       local conn is the older one and must be taken over);
- *     - the record is this very conn at this epoch: kept;
+ *       local conn is the older one and must be taken over), nothing
+ *       changes: a late proof never marks a newer holder proven;
+ *     - the record is this very conn at this epoch: kept, its proven
+ *       field rewritten (compare-and-set on node, incarnation, worker,
+ *       conn and epoch: how a proof update reaches the record);
  *     - another live holder (possible only after the store lost its
  *       data): fenced, unless this conn is proven and the holder is not:
  *       then recorded at max(epoch, store epoch + 1), the holder evicted;

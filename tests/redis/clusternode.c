@@ -55,6 +55,16 @@ static void on_close(vigil_conn *c, vigil_reason reason, void *ud) {
   s->conn = NULL;
 }
 
+static void on_accept(vigil_listener *l, vigil_conn *c, void *ud) {
+  cnode *n = ud;
+  (void)l;
+  if (!n->early_claim) return;
+  cn_conn *s = slot_new(n, c);
+  snprintf(s->identity, sizeof s->identity, "%s", n->early_claim);
+  s->got = strlen(s->identity);
+  s->claim_rc = vigil_conn_identify(c, s->identity, s->got);
+}
+
 static const vigil_conn_callbacks callbacks = {
     .on_data = on_data, .on_close = on_close};
 
@@ -130,6 +140,8 @@ void cn_start_policy(cnode *n, const char *name, const char *url,
   lo.host = "127.0.0.1";
   lo.adopt.callbacks = &callbacks;
   lo.adopt.user_data = n;
+  lo.on_accept = on_accept;
+  lo.accept_data = n;
   if (tls_ctx) {
     lo.adopt.tls_ctx = tls_ctx;
     lo.adopt.tls = &n->tls_opts;

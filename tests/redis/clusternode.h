@@ -38,6 +38,10 @@ typedef struct cnode {
   cn_conn conns[CN_MAX_CONNS];
   void *tls_ctx;         /* SSL_CTX for the listener, NULL = plain */
   vigil_tls_options tls_opts;
+  /* Set after cn_start: every conn accepted from then on claims this
+   * identity at once, before any data (with TLS: before its handshake, so
+   * the claim is unproven until the certificate proves it). */
+  const char *early_claim;
 } cnode;
 
 /* Starts node `name` against url (prefix NULL = default; command timeout

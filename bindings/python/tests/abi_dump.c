@@ -51,6 +51,12 @@ int main(void) {
   F(vigil_hub_options, wall_clock_data);
   F(vigil_hub_options, cluster);
   end();
+  begin("ClusterOptionsStruct", sizeof(vigil_cluster_options));
+  F(vigil_cluster_options, url); F(vigil_cluster_options, prefix);
+  F(vigil_cluster_options, node);
+  F(vigil_cluster_options, command_timeout_ms);
+  F(vigil_cluster_options, liveness_ttl_ms);
+  end();
   begin("ConnCallbacksStruct", sizeof(vigil_conn_callbacks));
   F(vigil_conn_callbacks, on_close); F(vigil_conn_callbacks, on_hello);
   end();

@@ -12,6 +12,7 @@ from ._lib import LibraryError
 from ._lib import path as library_path
 from ._lib import version as _found
 from ._census import Census, CensusSocket, census
+from .cluster import ClusterOptions
 from ._version import __version__
 from .conn import Conn
 from .errors import ClosedError, VigilError
@@ -26,7 +27,8 @@ from .tcp_state import TcpState
 library_version = "%d.%d.%d" % _found
 
 __all__ = [
-    "Census", "CensusSocket", "CallbackError", "ClosedError", "Conn", "Hub",
+    "Census", "CensusSocket", "CallbackError", "ClosedError",
+    "ClusterOptions", "Conn", "Hub",
     "IdleAction", "LibraryError", "Listener", "METRICS_CONTENT_TYPE",
     "OverflowAction", "Policy", "SUSPECT_AUTO", "SockOpts", "Takeover",
     "TcpInfo", "TcpState", "USER_TIMEOUT_AUTO", "USER_TIMEOUT_OFF",

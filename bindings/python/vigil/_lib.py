@@ -189,6 +189,11 @@ _PROTOS = {
     "vigil_hub_census": (_INT, [_P, C.POINTER(T.HubCensusStruct)]),
     "vigil_metrics_write": (_INT, [_P, C.c_char_p, C.c_size_t]),
     "vigil_hub_find_identity": (_P, [_P, C.c_char_p, C.c_size_t]),
+    "vigil_cluster_options_init": (None,
+                                   [C.POINTER(T.ClusterOptionsStruct)]),
+    "vigil_cluster_options_validate": (_INT, [
+        C.POINTER(T.ClusterOptionsStruct), C.c_char_p, C.c_size_t]),
+    "vigil_hub_directory_up": (_INT, [_P]),
     "vigil_adopt_options_init": (None, [C.POINTER(T.AdoptOptionsStruct)]),
     "vigil_adopt": (_INT, [_P, _INT, C.POINTER(T.AdoptOptionsStruct),
                            C.POINTER(_P)]),

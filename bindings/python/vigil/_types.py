@@ -1,4 +1,5 @@
-"""ctypes mirrors of the C structs in include/vigil.h and vigil/census.h.
+"""ctypes mirrors of the C structs in include/vigil.h, vigil/census.h and
+vigil/cluster.h.
 
 Field order and types follow the headers exactly; tests/test_abi.py
 compares sizes and offsets against the C compiler's (abi_dump.c).
@@ -93,6 +94,17 @@ IDLE_CB = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_void_p)
 CLOSE_CB = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_void_p)
 
 
+class ClusterOptionsStruct(C.Structure):
+    """vigil_cluster_options (vigil/cluster.h)."""
+    _fields_ = [
+        ("url", C.c_char_p),
+        ("prefix", C.c_char_p),
+        ("node", C.c_char_p),
+        ("command_timeout_ms", C.c_uint32),
+        ("liveness_ttl_ms", C.c_uint32),
+    ]
+
+
 class HubOptionsStruct(C.Structure):
     _fields_ = [
         ("policy", C.POINTER(PolicyStruct)),
@@ -108,7 +120,7 @@ class HubOptionsStruct(C.Structure):
         ("ghost_threshold", C.c_uint32),
         ("wall_clock", C.c_void_p),
         ("wall_clock_data", C.c_void_p),
-        ("cluster", C.c_void_p),  # vigil_cluster_options *: not bound; NULL
+        ("cluster", C.POINTER(ClusterOptionsStruct)),
     ]
 
 

@@ -24,6 +24,7 @@ import weakref
 from . import _ev
 from . import _types as T
 from ._lib import lib, text
+from .cluster import cluster_ref
 from .conn import Conn
 from .errors import EINVAL, VigilError, check
 from .policy import policy_ref
@@ -90,10 +91,14 @@ class Hub:
     policy: default vigil.Policy for conns (None = library defaults);
     tick_ms: deadline granularity; on_event(event_dict) sees every event;
     on_error(CallbackError) sees callback exceptions; on_takeover(old, new)
-    -> bool decides takeover in Takeover.ASK mode."""
+    -> bool decides takeover in Takeover.ASK mode; cluster: a
+    vigil.ClusterOptions to run the hub as a node of a cluster (identity
+    takeover across nodes through Redis; see directory_up)."""
 
     def __init__(self, policy=None, tick_ms=10, on_event=None, on_error=None,
-                 on_takeover=None, census_interval_ms=0, ghost_threshold=0):
+                 on_takeover=None, census_interval_ms=0, ghost_threshold=0,
+                 cluster=None):
+        cluster_ptr = cluster_ref(cluster)  # TypeError before any C object
         self._hub = None
         self._loop = _ev.Loop()
         self._conns = {}       # C pointer -> Conn
@@ -110,6 +115,7 @@ class Hub:
         self.on_event, self.on_error = on_event, on_error
         self.on_takeover = on_takeover
         self.policy = policy
+        self.cluster = cluster
         ref = weakref.ref(self)
         # C holds these function pointers for the hub's whole life.
         self._cb = {
@@ -134,6 +140,7 @@ class Hub:
         opts.on_takeover = self._cb["takeover"]
         opts.census_interval_ms = census_interval_ms
         opts.ghost_threshold = ghost_threshold
+        opts.cluster = cluster_ptr  # copied by vigil_hub_new
         out = C.c_void_p()
         rc = lib.vigil_hub_new(self._loop.ptr, C.byref(opts), C.byref(out))
         if rc != 0:
@@ -329,6 +336,14 @@ class Hub:
         ptr = lib.vigil_hub_find_identity(self._c("find_identity"), identity,
                                           len(identity))
         return self._conn(ptr) if ptr else None
+
+    @property
+    def directory_up(self):
+        """The cluster directory: True while the store is reachable, False
+        while not (claims then go on locally), None for a hub without a
+        cluster (vigil_hub_directory_up)."""
+        up = lib.vigil_hub_directory_up(self._c("directory_up"))
+        return None if up < 0 else bool(up)
 
     def census(self):
         """Census of the hub's ports (vigil_hub_census): counts per state

@@ -107,12 +107,19 @@ typedef struct vigil_client_options {
 
 VIGIL_EXPORT void vigil_client_options_init(vigil_client_options *o);
 
+/* Checks the options as vigil_client_new will (o->policy with frame_codec
+ * forced on; a NULL policy means the hub's, valid already). Returns
+ * VIGIL_OK, or VIGIL_EINVAL and writes a message naming the first bad
+ * field and its allowed range, e.g. "backoff.jitter: 2 is not in
+ * 0.0..1.0" or "port: 0 is not in 1..65535". msg may be NULL. */
+VIGIL_EXPORT int vigil_client_options_validate(const vigil_client_options *o,
+                                               char *msg, size_t msglen);
+
 /*
  * Creates a client on hub and starts connecting (the first attempt runs
  * from the loop, not inside this call). Returns VIGIL_OK and *out, or
  * VIGIL_EINVAL (no host, port 0, identity empty or too long, bad backoff
- * or policy; vigil_last_error()'s message names the field and its range,
- * e.g. "backoff.jitter: 2 is not in 0.0..1.0"), VIGIL_ENOMEM.
+ * or policy: see vigil_client_options_validate), VIGIL_ENOMEM.
  */
 VIGIL_EXPORT int vigil_client_new(vigil_hub *hub,
                                   const vigil_client_options *o,

@@ -308,12 +308,18 @@ static void test_bad_options(void **state) {
     vt_row_int_equal(rows[i].name, vigil_client_new(f->hub, &o, &cl),
                      VIGIL_EINVAL);
     vt_row_int_equal(rows[i].name, cl == NULL, 1);
-    const vigil_error_info *e = vigil_last_error();
-    if (!strstr(e->message, rows[i].says))
-      fail_msg("%s: last error \"%s\" does not say \"%s\"", rows[i].name,
-               e->message, rows[i].says);
-    vt_row_int_equal(rows[i].name, strcmp(e->call, "vigil_client_new"), 0);
+    char why[256] = "";
+    vt_row_int_equal(rows[i].name,
+                     vigil_client_options_validate(&o, why, sizeof why),
+                     VIGIL_EINVAL);
+    if (!strstr(why, rows[i].says))
+      fail_msg("%s: \"%s\" does not say \"%s\"", rows[i].name, why,
+               rows[i].says);
   }
+  client_opts(&o, 1234, &r, "ok");
+  assert_int_equal(vigil_client_options_validate(&o, NULL, 0), VIGIL_OK);
+  assert_int_equal(vigil_client_options_validate(NULL, NULL, 0),
+                   VIGIL_EINVAL);
   assert_int_equal(vigil_client_new(NULL, &o, &cl), VIGIL_EINVAL);
   assert_int_equal(vigil_client_send_data(NULL, "x", 1), VIGIL_EINVAL);
   assert_int_equal(vigil_client_close(NULL), VIGIL_EINVAL);

@@ -5,6 +5,10 @@ A device that reconnects displaces its old connection (identity takeover).
 
     PYTHONPATH=bindings/python python3 examples/python/device_server.py
     nc 127.0.0.1 7000   # type: HELLO dev-1
+
+With --cluster redis://HOST:PORT --node NAME, several servers share one
+identity directory: a device that comes back through another server ends
+its old connection there too (docs/cluster.md).
 """
 import argparse
 import json
@@ -33,9 +37,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=7000)
+    ap.add_argument("--cluster", metavar="URL",
+                    help="share identities with other nodes through Redis")
+    ap.add_argument("--node", default="py-node",
+                    help="this node's name in the cluster (unique)")
     args = ap.parse_args()
-    hub = vigil.Hub(POLICY, on_event=lambda ev: print(json.dumps(
-        {k: v for k, v in ev.items() if k != "conn_obj"}), flush=True))
+    cluster = (vigil.ClusterOptions(args.cluster, args.node)
+               if args.cluster else None)
+    hub = vigil.Hub(POLICY, cluster=cluster, on_event=lambda ev: print(
+        json.dumps({k: v for k, v in ev.items() if k != "conn_obj"}),
+        flush=True))
     listener = hub.listen(args.host, args.port, on_data=on_data,
                           on_ping_due=lambda conn: conn.send(b"PING\n"))
     print("listening on %s:%d" % (args.host, listener.port), flush=True)

@@ -100,40 +100,6 @@ static void send_all(int fd, const void *b, size_t n) {
   assert_int_equal(send(fd, b, n, MSG_NOSIGNAL), (ssize_t)n);
 }
 
-/* Reads exactly n bytes unless EOF, error or timeout comes first; returns
- * the bytes read. */
-static size_t recv_n(int fd, void *buf, size_t n, uint32_t timeout_ms) {
-  size_t got = 0;
-  uint64_t until = vt_now_ms() + timeout_ms;
-  while (got < n) {
-    uint64_t now = vt_now_ms();
-    if (now >= until) break;
-    struct pollfd pfd = {fd, POLLIN, 0};
-    if (poll(&pfd, 1, (int)(until - now)) != 1) break;
-    ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  return got;
-}
-
-enum { STILL_OPEN = 0, GOT_FIN = 1, GOT_RST = 2 };
-
-/* Waits for the server's end of the connection, discarding data. */
-static int wait_closed(int fd, uint32_t timeout_ms) {
-  uint64_t until = vt_now_ms() + timeout_ms;
-  char buf[512];
-  for (;;) {
-    uint64_t now = vt_now_ms();
-    if (now >= until) return STILL_OPEN;
-    struct pollfd pfd = {fd, POLLIN, 0};
-    if (poll(&pfd, 1, (int)(until - now)) != 1) return STILL_OPEN;
-    ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r == 0) return GOT_FIN;
-    if (r < 0) return errno == ECONNRESET ? GOT_RST : STILL_OPEN;
-  }
-}
-
 static int encode_connect(uint8_t *b, size_t cap, const char *id,
                           uint16_t ka, int clean) {
   mqtt_connect_opts o = {id, ka, clean, NULL};
@@ -149,7 +115,7 @@ static int client_at(uint16_t port, const char *id, uint16_t ka) {
   uint8_t b[256];
   send_all(fd, b, (size_t)encode_connect(b, sizeof b, id, ka, 1));
   uint8_t ack[4];
-  assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
+  assert_int_equal(vt_recv_n(fd, ack, 4, 2000), 4);
   assert_memory_equal(ack, "\x20\x02\x00\x00", 4);
   return fd;
 }
@@ -165,7 +131,7 @@ static void subscribe(int fd, uint16_t pid, const char *filter,
   int n = mqtt_encode_subscribe(pid, filter, 0, b, sizeof b);
   send_all(fd, b, (size_t)n);
   uint8_t ack[5];
-  assert_int_equal(recv_n(fd, ack, 5, 2000), 5);
+  assert_int_equal(vt_recv_n(fd, ack, 5, 2000), 5);
   uint8_t want[5] = {0x90, 3, (uint8_t)(pid >> 8), (uint8_t)pid, want_code};
   assert_memory_equal(ack, want, 5);
 }
@@ -195,13 +161,13 @@ static void expect_publish(int fd, const char *topic, const char *msg) {
   m.payload = (const uint8_t *)msg;
   m.payload_len = (uint32_t)strlen(msg);
   int n = mqtt_encode_publish(&m, want, sizeof want);
-  assert_int_equal(recv_n(fd, got, (size_t)n, 2000), (size_t)n);
+  assert_int_equal(vt_recv_n(fd, got, (size_t)n, 2000), (size_t)n);
   assert_memory_equal(got, want, (size_t)n);
 }
 
 static void expect_nothing(int fd, uint32_t ms) {
   uint8_t b[16];
-  assert_int_equal(recv_n(fd, b, 1, ms), 0);
+  assert_int_equal(vt_recv_n(fd, b, 1, ms), 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -218,7 +184,7 @@ static void test_silent_client_dropped_at_one_and_a_half_keepalive(void **s) {
   assert_int_equal(field(line, "keepalive_s"), 2);
   assert_int_equal(field(line, "dead_after_ms"), 3000);
   /* Silence. A dead peer is reset, not sent a FIN it would never ack. */
-  assert_int_equal(wait_closed(fd, 5000), GOT_RST);
+  assert_int_equal(vt_wait_closed(fd, 5000), VT_GOT_RST);
   uint64_t took = vt_now_ms() - t0;
   assert_in_range(took, 2950, 3250);
   assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 1000, "event=dead",
@@ -239,7 +205,7 @@ static void test_pings_keep_a_client_alive(void **s) {
   for (int i = 0; i < 6; i++) { /* 6 x 500 ms: twice the deadline */
     usleep(500000);
     send_all(fd, ping, 2);
-    assert_int_equal(recv_n(fd, pong, 2, 1000), 2);
+    assert_int_equal(vt_recv_n(fd, pong, 2, 1000), 2);
     assert_memory_equal(pong, "\xD0\x00", 2);
   }
   char line[4096];
@@ -262,9 +228,9 @@ static void test_pingreq_flood_closed(void **s) {
   int fd = client("flooder", 30);
   send_all(fd, "\xC0\x00\xC0\x00\xC0\x00\xC0\x00", 8);
   uint8_t got[8];
-  assert_int_equal(recv_n(fd, got, 8, 2000), 6);
+  assert_int_equal(vt_recv_n(fd, got, 8, 2000), 6);
   assert_memory_equal(got, "\xD0\x00\xD0\x00\xD0\x00", 6);
-  assert_int_equal(wait_closed(fd, 2000), GOT_FIN);
+  assert_int_equal(vt_wait_closed(fd, 2000), VT_GOT_FIN);
   close(fd); /* the gateway's close completes with our FIN */
   assert_true(vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=close",
                            "identity=flooder", "reason=ping_flood",
@@ -279,7 +245,7 @@ static void test_handshake_timeout(void **s) {
     assert_true(fd >= 0);
     if (partial) send_all(fd, "\x10\x10\x00", 3);
     uint64_t t0 = vt_now_ms();
-    assert_int_equal(wait_closed(fd, 3000), GOT_FIN);
+    assert_int_equal(vt_wait_closed(fd, 3000), VT_GOT_FIN);
     assert_in_range(vt_now_ms() - t0, 450, 900);
     close(fd);
   }
@@ -292,7 +258,7 @@ static void test_first_packet_must_be_connect(void **s) {
   (void)s;
   int fd = vt_connect_loopback(G.p.port);
   send_all(fd, "\xC0\x00", 2); /* PINGREQ */
-  assert_int_equal(wait_closed(fd, 2000), GOT_FIN);
+  assert_int_equal(vt_wait_closed(fd, 2000), VT_GOT_FIN);
   close(fd);
   assert_true(vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=mqtt_protocol_error",
                            "first packet is PINGREQ, not CONNECT", NULL));
@@ -304,7 +270,7 @@ static int connack_code_for(const uint8_t *pkt, size_t n) {
   int fd = vt_connect_loopback(G.p.port);
   send_all(fd, pkt, n);
   uint8_t ack[4];
-  size_t got = recv_n(fd, ack, 4, 2000);
+  size_t got = vt_recv_n(fd, ack, 4, 2000);
   int code = -1;
   if (got == 4) {
     assert_memory_equal(ack, "\x20\x02\x00", 3);
@@ -312,7 +278,7 @@ static int connack_code_for(const uint8_t *pkt, size_t n) {
   } else {
     assert_int_equal(got, 0);
   }
-  assert_int_equal(wait_closed(fd, 2000), GOT_FIN);
+  assert_int_equal(vt_wait_closed(fd, 2000), VT_GOT_FIN);
   close(fd);
   return code;
 }
@@ -341,7 +307,7 @@ static void test_connack_refusals(void **s) {
   int fd = vt_connect_loopback(G.p.port);
   send_all(fd, b, (size_t)n);
   uint8_t ack[4];
-  assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
+  assert_int_equal(vt_recv_n(fd, ack, 4, 2000), 4);
   assert_memory_equal(ack, "\x20\x02\x00\x00", 4);
   close(fd);
   assert_true(vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=mqtt_connack_refused",
@@ -355,7 +321,7 @@ static void expect_protocol_error(const void *bytes, size_t n,
                                   const char *detail) {
   int fd = client("bad-actor", 30);
   send_all(fd, bytes, n);
-  assert_int_equal(wait_closed(fd, 2000), GOT_FIN);
+  assert_int_equal(vt_wait_closed(fd, 2000), VT_GOT_FIN);
   close(fd);
   if (!vt_proc_wait_line(&G.p, NULL, 0, 1000, "event=mqtt_protocol_error", detail,
                     NULL))
@@ -395,7 +361,7 @@ static void test_split_and_coalesced_packets(void **s) {
     usleep(5000);
   }
   uint8_t ack[4];
-  assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
+  assert_int_equal(vt_recv_n(fd, ack, 4, 2000), 4);
   assert_memory_equal(ack, "\x20\x02\x00\x00", 4);
   /* Three PINGREQs and a SUBSCRIBE in one segment. */
   uint8_t burst[64];
@@ -403,7 +369,7 @@ static void test_split_and_coalesced_packets(void **s) {
   int k = mqtt_encode_subscribe(9, "x/y", 0, burst + 6, sizeof burst - 6);
   send_all(fd, burst, 6 + (size_t)k);
   uint8_t got[11];
-  assert_int_equal(recv_n(fd, got, 11, 2000), 11);
+  assert_int_equal(vt_recv_n(fd, got, 11, 2000), 11);
   assert_memory_equal(got, "\xD0\x00\xD0\x00\xD0\x00\x90\x03\x00\x09\x00",
                       11);
   close(fd);
@@ -420,7 +386,7 @@ static void test_publish_subscribe_fanout(void **s) {
    * the publisher its PUBACK. */
   publish(c, "t/x", "hello", 1, 77, 1);
   uint8_t puback[4];
-  assert_int_equal(recv_n(c, puback, 4, 2000), 4);
+  assert_int_equal(vt_recv_n(c, puback, 4, 2000), 4);
   assert_memory_equal(puback, "\x40\x02\x00\x4d", 4);
   expect_publish(a, "t/x", "hello");
   expect_publish(b, "t/x", "hello");
@@ -434,7 +400,7 @@ static void test_publish_subscribe_fanout(void **s) {
   int n = mqtt_encode_unsubscribe(5, "t/+", unsub, sizeof unsub);
   send_all(a, unsub, (size_t)n);
   uint8_t ack[4];
-  assert_int_equal(recv_n(a, ack, 4, 2000), 4);
+  assert_int_equal(vt_recv_n(a, ack, 4, 2000), 4);
   assert_memory_equal(ack, "\xB0\x02\x00\x05", 4);
   publish(c, "t/x", "again", 0, 0, 0);
   expect_publish(b, "t/x", "again");
@@ -471,7 +437,7 @@ static int client_with_will(const char *id, const char *topic,
   int fd = vt_connect_loopback(G.p.port);
   send_all(fd, pkt, n + 2);
   uint8_t ack[4];
-  assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
+  assert_int_equal(vt_recv_n(fd, ack, 4, 2000), 4);
   assert_memory_equal(ack, "\x20\x02\x00\x00", 4);
   return fd;
 }
@@ -490,7 +456,7 @@ static void test_will_published_unless_disconnect(void **s) {
   /* DISCONNECT first: the Will is discarded (MQTT-3.14.4-3). */
   int w2 = client_with_will("w2", "status/w2", "gone");
   send_all(w2, "\xE0\x00", 2);
-  assert_int_equal(wait_closed(w2, 2000), GOT_FIN);
+  assert_int_equal(vt_wait_closed(w2, 2000), VT_GOT_FIN);
   close(w2);
   expect_nothing(watcher, 300);
   close(watcher);
@@ -507,7 +473,7 @@ static void test_takeover_closes_the_old_connection(void **s) {
   int fresh = client("twin", 30);
   /* The old connection shows no loss evidence (a live client that reads):
    * closed cleanly (MQTT-3.1.4-2), a FIN, not a reset. */
-  assert_int_equal(wait_closed(old, 2000), GOT_FIN);
+  assert_int_equal(vt_wait_closed(old, 2000), VT_GOT_FIN);
   close(old);
   assert_true(vt_proc_wait_line(&G.p, line, sizeof line, 1000, "event=takeover",
                            "identity=twin", "class=live", NULL));
@@ -527,7 +493,7 @@ static void test_takeover_closes_the_old_connection(void **s) {
   expect_nothing(fresh, 200);
   send_all(fresh, "\xC0\x00", 2);
   uint8_t pong[2];
-  assert_int_equal(recv_n(fresh, pong, 2, 1000), 2);
+  assert_int_equal(vt_recv_n(fresh, pong, 2, 1000), 2);
   close(fresh);
   close(c);
 }
@@ -542,7 +508,7 @@ static void test_json_log_format(void **s) {
   uint8_t b[256];
   send_all(fd, b, (size_t)encode_connect(b, sizeof b, "json \"q\"", 7, 1));
   uint8_t ack[4];
-  assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
+  assert_int_equal(vt_recv_n(fd, ack, 4, 2000), 4);
   char line[4096], v[64];
   assert_true(vt_proc_wait_line(&j.p, line, sizeof line, 2000,
                            "\"event\":\"mqtt_connect\"", NULL));
@@ -660,8 +626,8 @@ static void test_workers_reboot_storm(void **s) {
   for (int i = 0; i < STORM_DEVICES; i++) {
     uint64_t now = vt_now_ms();
     int left = t0 + 1000 > now ? (int)(t0 + 1000 - now) : 0;
-    int end = wait_closed(first[i], (uint32_t)left);
-    if (end == STILL_OPEN)
+    int end = vt_wait_closed(first[i], (uint32_t)left);
+    if (end == VT_STILL_OPEN)
       fail_msg("device %d's first socket was not closed within 1 s of the "
                "reconnects", i);
   }
@@ -680,7 +646,7 @@ static void test_workers_reboot_storm(void **s) {
          (unsigned long long)(fins - t0), (unsigned long long)(done - t0));
   for (int i = 0; i < STORM_DEVICES; i++) close(first[i]);
   for (int i = 0; i < STORM_DEVICES; i++)
-    assert_int_equal(wait_closed(second[i], 1), STILL_OPEN);
+    assert_int_equal(vt_wait_closed(second[i], 1), VT_STILL_OPEN);
   assert_int_equal(established_on(two.p.port), STORM_DEVICES);
   /* Takeovers crossed workers (half of them on average) ... */
   assert_true(vt_proc_wait_line(&two.p, NULL, 0, 2000, "event=takeover",

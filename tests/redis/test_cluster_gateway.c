@@ -75,37 +75,6 @@ static int teardown(void **s) {
 
 /* ---- a raw MQTT client ---- */
 
-static size_t recv_n(int fd, void *buf, size_t n, uint32_t timeout_ms) {
-  size_t got = 0;
-  uint64_t until = vt_now_ms() + timeout_ms;
-  while (got < n) {
-    uint64_t now = vt_now_ms();
-    if (now >= until) break;
-    struct pollfd pfd = {fd, POLLIN, 0};
-    if (poll(&pfd, 1, (int)(until - now)) != 1) break;
-    ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  return got;
-}
-
-enum { STILL_OPEN = 0, GOT_FIN = 1, GOT_RST = 2 };
-
-static int wait_closed(int fd, uint32_t timeout_ms) {
-  uint64_t until = vt_now_ms() + timeout_ms;
-  char buf[512];
-  for (;;) {
-    uint64_t now = vt_now_ms();
-    if (now >= until) return STILL_OPEN;
-    struct pollfd pfd = {fd, POLLIN, 0};
-    if (poll(&pfd, 1, (int)(until - now)) != 1) return STILL_OPEN;
-    ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r == 0) return GOT_FIN;
-    if (r < 0) return errno == ECONNRESET ? GOT_RST : STILL_OPEN;
-  }
-}
-
 /* CONNECT with id, CONNACK 0 expected. */
 static int client_at(uint16_t port, const char *id) {
   int fd = vt_connect_loopback(port);
@@ -116,7 +85,7 @@ static int client_at(uint16_t port, const char *id) {
   assert_true(n > 0);
   assert_int_equal(send(fd, b, (size_t)n, MSG_NOSIGNAL), n);
   uint8_t ack[4];
-  assert_int_equal(recv_n(fd, ack, 4, 2000), 4);
+  assert_int_equal(vt_recv_n(fd, ack, 4, 2000), 4);
   assert_memory_equal(ack, "\x20\x02\x00\x00", 4);
   return fd;
 }
@@ -157,10 +126,10 @@ static int takeover_across(uint16_t from, uint16_t to, const char *id,
   /* Let the first claim reach the store before the second. */
   usleep(20 * 1000);
   int b = client_at(to, id);
-  int end = wait_closed(a, timeout_ms);
+  int end = vt_wait_closed(a, timeout_ms);
   close(a);
   close(b);
-  return end != STILL_OPEN;
+  return end != VT_STILL_OPEN;
 }
 
 static void test_done_when(void **s) {
@@ -197,11 +166,11 @@ static void test_done_when(void **s) {
   for (int i = 0; i < DEVICES; i++) {
     uint64_t now = vt_now_ms();
     int left = t0 + 1000 > now ? (int)(t0 + 1000 - now) : 0;
-    int end = wait_closed(first[i], (uint32_t)left);
-    if (end == STILL_OPEN)
+    int end = vt_wait_closed(first[i], (uint32_t)left);
+    if (end == VT_STILL_OPEN)
       fail_msg("device %d's first socket on node 1 was not closed within 1 s",
                i);
-    fins += end == GOT_FIN;
+    fins += end == VT_GOT_FIN;
   }
   uint64_t all_closed = vt_now_ms();
   while (sockets_on(p1, 0) > 0 && vt_now_ms() < t0 + 1000) usleep(2000);
@@ -209,7 +178,7 @@ static void test_done_when(void **s) {
   assert_int_equal(sockets_on(p1, 0), 0);
   for (int i = 0; i < DEVICES; i++) close(first[i]);
   for (int i = 0; i < DEVICES; i++)
-    assert_int_equal(wait_closed(second[i], 1), STILL_OPEN);
+    assert_int_equal(vt_wait_closed(second[i], 1), VT_STILL_OPEN);
   assert_int_equal(sockets_on(p2, VIGIL_TCP_ESTABLISHED), DEVICES);
   assert_true(vt_proc_wait_line(&n1->p, NULL, 0, 2000, "event=takeover",
                                 "scope=cluster", "other_node=gw-2", NULL));
@@ -231,8 +200,8 @@ static void test_done_when(void **s) {
   for (int k = 0; k < 2; k++) {
     int ghost = client_at(ports[k], "local-1");
     int back = client_at(ports[k], "local-1");
-    assert_true(wait_closed(ghost, 1000) != STILL_OPEN);
-    assert_int_equal(wait_closed(back, 1), STILL_OPEN);
+    assert_true(vt_wait_closed(ghost, 1000) != VT_STILL_OPEN);
+    assert_int_equal(vt_wait_closed(back, 1), VT_STILL_OPEN);
     close(ghost);
     close(back);
   }

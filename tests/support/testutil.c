@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,4 +202,33 @@ void vt_skip(const char *why) {
   printf("SKIP: %s\n", why);
   fflush(stdout);
   exit(77);
+}
+
+size_t vt_recv_n(int fd, void *buf, size_t n, uint32_t timeout_ms) {
+  size_t got = 0;
+  uint64_t until = vt_now_ms() + timeout_ms;
+  while (got < n) {
+    uint64_t now = vt_now_ms();
+    if (now >= until) break;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (poll(&pfd, 1, (int)(until - now)) != 1) break;
+    ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  return got;
+}
+
+int vt_wait_closed(int fd, uint32_t timeout_ms) {
+  uint64_t until = vt_now_ms() + timeout_ms;
+  char buf[512];
+  for (;;) {
+    uint64_t now = vt_now_ms();
+    if (now >= until) return VT_STILL_OPEN;
+    struct pollfd pfd = {fd, POLLIN, 0};
+    if (poll(&pfd, 1, (int)(until - now)) != 1) return VT_STILL_OPEN;
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r == 0) return VT_GOT_FIN;
+    if (r < 0) return errno == ECONNRESET ? VT_GOT_RST : VT_STILL_OPEN;
+  }
 }

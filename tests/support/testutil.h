@@ -58,6 +58,14 @@ int vt_thread_count(const char *prefix);
  * 0 on EOF seen (sets *eof), -1 on error (errno). */
 long vt_read_avail(int fd, void *buf, size_t cap, int *eof);
 
+/* Blocking-style reads for raw test clients, bounded by timeout_ms:
+ * vt_recv_n reads exactly n bytes unless EOF, an error or the deadline
+ * comes first, and returns the bytes read; vt_wait_closed discards data
+ * until the server's end of the connection and says how it ended. */
+size_t vt_recv_n(int fd, void *buf, size_t n, uint32_t timeout_ms);
+enum { VT_STILL_OPEN = 0, VT_GOT_FIN = 1, VT_GOT_RST = 2 };
+int vt_wait_closed(int fd, uint32_t timeout_ms);
+
 /* Kernel TCP state of fd via TCP_INFO, or -1. */
 int vt_tcp_state(int fd);
 

@@ -44,6 +44,7 @@
 #include "close.h"
 #include "conn.h"
 #include "conn_io.h"
+#include "error.h"
 #include "event.h"
 #include "hub.h"
 #include "proto_frame.h"
@@ -370,46 +371,36 @@ static uint64_t random_seed(const void *salt) {
          (uint64_t)(uintptr_t)salt ^ ((uint64_t)getpid() << 16);
 }
 
-/* Writes why the options are refused to msg (msglen bytes, msg may be
- * NULL); VIGIL_EINVAL. */
-static int refuse(char *msg, size_t msglen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int refuse(char *msg, size_t msglen, const char *fmt, ...) {
-  if (msg && msglen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-  }
-  return VIGIL_EINVAL;
-}
-
 /* Checks o; the policy checked is o->policy, or fallback when it is NULL
  * (the hub's, already valid), with frame_codec forced on. */
 static int check_options(const vigil_client_options *o,
                          const vigil_policy *fallback, char *msg,
                          size_t msglen) {
   char why[200];
-  if (!o) return refuse(msg, msglen, "options: NULL");
-  if (!o->host || !o->host[0]) return refuse(msg, msglen, "host: required");
-  if (o->port == 0) return refuse(msg, msglen, "port: 0 is not in 1..65535");
+  if (!o) return vigil__textf(msg, msglen, VIGIL_EINVAL, "options: NULL");
+  if (!o->host || !o->host[0]) return vigil__textf(msg, msglen, VIGIL_EINVAL,
+      "host: required");
+  if (o->port == 0) return vigil__textf(msg, msglen, VIGIL_EINVAL,
+      "port: 0 is not in 1..65535");
   if (!vigil__backoff_check(&o->backoff, why, sizeof why))
-    return refuse(msg, msglen, "%s", why);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL, "%s", why);
   if (o->connect_timeout_ms > VIGIL_MAX_DURATION_MS)
-    return refuse(msg, msglen, "connect_timeout_ms: %u is not in 0..%u",
-                  o->connect_timeout_ms, VIGIL_MAX_DURATION_MS);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "connect_timeout_ms: %u is not in 0..%u",
+        o->connect_timeout_ms, VIGIL_MAX_DURATION_MS);
   if (o->identity) {
     size_t n = strlen(o->identity);
     if (n < 1 || n > VIGIL_FRAME_IDENTITY_MAX)
-      return refuse(msg, msglen, "identity: %zu bytes is not in 1..%u", n,
-                    VIGIL_FRAME_IDENTITY_MAX);
+      return vigil__textf(msg, msglen, VIGIL_EINVAL,
+          "identity: %zu bytes is not in 1..%u", n,
+          VIGIL_FRAME_IDENTITY_MAX);
   }
   const vigil_policy *p = o->policy ? o->policy : fallback;
   if (p) {
     vigil_policy forced = *p;
     forced.frame_codec = 1;
     if (vigil_policy_validate(&forced, why, sizeof why) != VIGIL_OK)
-      return refuse(msg, msglen, "policy: %s", why);
+      return vigil__textf(msg, msglen, VIGIL_EINVAL, "policy: %s", why);
   }
   return VIGIL_OK;
 }

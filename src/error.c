@@ -7,6 +7,7 @@
  * catches a table that falls out of step with the enum.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -125,4 +126,14 @@ int vigil__err_from_errno(int e) {
 
 int vigil__error_sys(const char *call, int err) {
   return vigil__error_set(vigil__err_from_errno(err), call, err);
+}
+
+int vigil__textf(char *buf, size_t len, int rc, const char *fmt, ...) {
+  if (buf && len) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
 }

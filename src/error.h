@@ -15,6 +15,11 @@ int vigil__error_set(int code, const char *call, int err);
 /* Records a failure OpenSSL (or another library without errno) described
  * in detail: message "call: detail"; returns code. */
 int vigil__error_detail(int code, const char *call, const char *detail);
+/* Formats into buf (NUL-terminated when len > 0; NULL buf is fine) and
+ * returns rc, so that a check can say why and fail in one statement:
+ * every validator's "names the field and its range" message. */
+int vigil__textf(char *buf, size_t len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Maps an errno value to a vigil_err: EBADF, ENOTSOCK, ENOTCONN,
  * ENOMEM/ENOBUFS, EPERM/EACCES, ENOPROTOOPT/EOPNOTSUPP (-> VIGIL_ENOTSUP)
  * get their own codes; everything else is VIGIL_ESYS. */

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "cluster.h"
+#include "error.h"
 #include "group_internal.h"
 #include "hub.h"
 
@@ -36,41 +37,31 @@ void vigil_group_options_init(vigil_group_options *o) {
   o->workers = 1;
 }
 
-/* Writes the message (msg may be NULL) and returns VIGIL_EINVAL. */
-__attribute__((format(printf, 3, 4))) static int
-fail(char *msg, size_t msglen, const char *fmt, ...) {
-  if (msg && msglen > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-  }
-  return VIGIL_EINVAL;
-}
-
 int vigil_group_options_validate(const vigil_group_options *o, char *msg,
                                  size_t msglen) {
   if (msg && msglen > 0) msg[0] = '\0';
-  if (!o) return fail(msg, msglen, "options are NULL");
+  if (!o) return vigil__textf(msg, msglen, VIGIL_EINVAL, "options are NULL");
   if (o->workers < 1 || o->workers > VIGIL_GROUP_MAX_WORKERS)
-    return fail(msg, msglen, "workers = %u is out of range: allowed 1..%u",
-                (unsigned)o->workers, VIGIL_GROUP_MAX_WORKERS);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "workers = %u is out of range: allowed 1..%u",
+        (unsigned)o->workers, VIGIL_GROUP_MAX_WORKERS);
   if (!o->setup)
-    return fail(msg, msglen, "setup is NULL: a setup callback is required");
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "setup is NULL: a setup callback is required");
   if (o->hub) {
     if (o->hub->tick_ms < 1 || o->hub->tick_ms > 1000)
-      return fail(msg, msglen,
-                  "hub.tick_ms = %u is out of range: allowed 1..1000",
-                  (unsigned)o->hub->tick_ms);
+      return vigil__textf(msg, msglen, VIGIL_EINVAL,
+                          "hub.tick_ms = %u is out of range: allowed 1..1000",
+                          (unsigned)o->hub->tick_ms);
     char why[200];
     if (o->hub->policy &&
         vigil_policy_validate(o->hub->policy, why, sizeof why) != VIGIL_OK)
-      return fail(msg, msglen, "hub.policy: %s", why);
+      return vigil__textf(msg, msglen, VIGIL_EINVAL, "hub.policy: %s", why);
     int rc = o->hub->cluster
                  ? vigil__cluster_check(o->hub->cluster, why, sizeof why)
                  : VIGIL_OK;
     if (rc != VIGIL_OK) {
-      fail(msg, msglen, "hub.cluster: %s", why);
+      vigil__textf(msg, msglen, VIGIL_EINVAL, "hub.cluster: %s", why);
       return rc; /* VIGIL_ENOTSUP in a build without hiredis */
     }
   }

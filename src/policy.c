@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
 #include "vigil.h"
 
 /* Kernel limits for the per-socket keepalive options (net/ipv4/tcp.c:
@@ -159,19 +160,6 @@ static const field_rule k_rules[] = {
     {F(path_idle_max_s), KIND_U32, 0, PATH_IDLE_MAX_S, NULL, NULL, 0},
 };
 
-/* Writes a formatted message if there is room; always NUL-terminates when
- * msglen > 0. Returns VIGIL_EINVAL so callers can `return fail(...)`. */
-__attribute__((format(printf, 3, 4))) static int
-fail(char *msg, size_t msglen, const char *fmt, ...) {
-  if (msg && msglen > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, msglen, fmt, ap);
-    va_end(ap);
-  }
-  return VIGIL_EINVAL;
-}
-
 /* Checks one field against its rule; VIGIL_OK or VIGIL_EINVAL + message.
  * The value is formatted only for the message: the MQTT gateway validates
  * a policy per CONNECT (vigil_conn_set_policy), so a valid policy must
@@ -219,10 +207,12 @@ static int check_rule(const vigil_policy *p, const field_rule *r, char *msg,
   else
     snprintf(range, sizeof range, "%lld..%lld", r->lo, r->hi);
   if (r->anchor)
-    return fail(msg, msglen, "%s = %s is out of range: allowed %s (%s)",
-                r->name, value, range, r->anchor);
-  return fail(msg, msglen, "%s = %s is out of range: allowed %s", r->name,
-              value, range);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "%s = %s is out of range: allowed %s (%s)",
+        r->name, value, range, r->anchor);
+  return vigil__textf(msg, msglen, VIGIL_EINVAL,
+      "%s = %s is out of range: allowed %s", r->name,
+      value, range);
 }
 
 /* ---- relation pass ----------------------------------------------------- */
@@ -236,22 +226,22 @@ static int check_path_idle(const vigil_policy *p, char *msg, size_t msglen) {
   uint32_t limit = p->path_idle_max_s;
   if (limit == 0) return VIGIL_OK;
   if (p->keepalive && (uint32_t)p->keepalive_idle_s > limit)
-    return fail(msg, msglen,
-                "keepalive_idle_s = %d exceeds path_idle_max_s = %" PRIu32
-                " (first probe after the middlebox drops the flow)",
-                p->keepalive_idle_s, limit);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "keepalive_idle_s = %d exceeds path_idle_max_s = %" PRIu32
+        " (first probe after the middlebox drops the flow)",
+        p->keepalive_idle_s, limit);
   if (p->ping_interval_ms > 0 && p->ping_interval_ms > limit * 1000u)
-    return fail(msg, msglen,
-                "ping_interval_ms = %" PRIu32
-                " exceeds path_idle_max_s = %" PRIu32
-                " (first ping after the middlebox drops the flow)",
-                p->ping_interval_ms, limit);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+                        "ping_interval_ms = %" PRIu32
+                        " exceeds path_idle_max_s = %" PRIu32
+                        " (first ping after the middlebox drops the flow)",
+                        p->ping_interval_ms, limit);
   if (!p->keepalive && p->ping_interval_ms == 0)
-    return fail(msg, msglen,
-                "path_idle_max_s = %" PRIu32
-                " needs keepalive or ping_interval_ms: with neither, an idle "
-                "flow sends nothing and the middlebox drops it silently",
-                limit);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "path_idle_max_s = %" PRIu32
+        " needs keepalive or ping_interval_ms: with neither, an idle "
+        "flow sends nothing and the middlebox drops it silently",
+        limit);
   return VIGIL_OK;
 }
 
@@ -261,47 +251,47 @@ static int check_relations(const vigil_policy *p, char *msg, size_t msglen) {
    * quiet peer dead before we ever asked it to speak. */
   if (p->dead_after_ms > 0 && p->ping_interval_ms > 0 &&
       p->ping_interval_ms >= p->dead_after_ms)
-    return fail(msg, msglen,
-                "ping_interval_ms = %" PRIu32
-                " must be less than dead_after_ms = %" PRIu32,
-                p->ping_interval_ms, p->dead_after_ms);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+                        "ping_interval_ms = %" PRIu32
+                        " must be less than dead_after_ms = %" PRIu32,
+                        p->ping_interval_ms, p->dead_after_ms);
 
   /* Suspicion is the early warning before death; at or after dead_after it
    * would never get to run. */
   if (p->dead_after_ms > 0 && p->suspect_after_ms != VIGIL_SUSPECT_AUTO &&
       p->suspect_after_ms > 0 && p->suspect_after_ms >= p->dead_after_ms)
-    return fail(msg, msglen,
-                "suspect_after_ms = %" PRIu32
-                " must be less than dead_after_ms = %" PRIu32,
-                p->suspect_after_ms, p->dead_after_ms);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+                        "suspect_after_ms = %" PRIu32
+                        " must be less than dead_after_ms = %" PRIu32,
+                        p->suspect_after_ms, p->dead_after_ms);
 
   /* linger_max caps the whole graceful close, drain included; a cap below
    * the drain timeout would make drain_timeout meaningless. */
   if (p->linger_max_ms > 0 && p->linger_max_ms < p->drain_timeout_ms)
-    return fail(msg, msglen,
-                "linger_max_ms = %" PRIu32
-                " must be 0 (no cap) or at least drain_timeout_ms = %" PRIu32,
-                p->linger_max_ms, p->drain_timeout_ms);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "linger_max_ms = %" PRIu32
+        " must be 0 (no cap) or at least drain_timeout_ms = %" PRIu32,
+        p->linger_max_ms, p->drain_timeout_ms);
   /* FLUSHING is bounded by drain_timeout (no byte taken for that long)
    * or linger_max; with neither, a peer that stops reading would hold a
    * closing conn and its queued output forever. */
   if (p->linger_max_ms == 0 && p->drain_timeout_ms == 0)
-    return fail(msg, msglen,
-                "linger_max_ms = 0 (no cap) needs drain_timeout_ms > 0: "
-                "with both 0 a graceful close to a peer that stops reading "
-                "would never end");
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "linger_max_ms = 0 (no cap) needs drain_timeout_ms > 0: "
+        "with both 0 a graceful close to a peer that stops reading "
+        "would never end");
 
   if (p->flap_max > 0 && p->flap_window_ms == 0)
-    return fail(msg, msglen,
-                "flap_window_ms = 0 is out of range: allowed 1..%u when "
-                "flap_max > 0",
-                (unsigned)VIGIL_MAX_DURATION_MS);
+    return vigil__textf(msg, msglen, VIGIL_EINVAL,
+        "flap_window_ms = 0 is out of range: allowed 1..%u when "
+        "flap_max > 0",
+        (unsigned)VIGIL_MAX_DURATION_MS);
   return check_path_idle(p, msg, msglen);
 }
 
 int vigil_policy_validate(const vigil_policy *p, char *msg, size_t msglen) {
   if (msg && msglen > 0) msg[0] = '\0';
-  if (!p) return fail(msg, msglen, "policy is NULL");
+  if (!p) return vigil__textf(msg, msglen, VIGIL_EINVAL, "policy is NULL");
   for (size_t i = 0; i < sizeof k_rules / sizeof k_rules[0]; i++) {
     int rc = check_rule(p, &k_rules[i], msg, msglen);
     if (rc != VIGIL_OK) return rc;

@@ -17,6 +17,7 @@
 #include "backoff.h"
 #include "redis_link.h"
 #include "redis_reply.h"
+#include "error.h"
 #include "redis_text.h"
 #include "redis_url.h"
 
@@ -89,7 +90,7 @@ static uint64_t now_ms(const vigil__redis_dir *d) {
 }
 
 #define note_error(d, ...)                                                   \
-  vigil__redis_textf((d)->last_error, sizeof (d)->last_error, 0, __VA_ARGS__)
+  vigil__textf((d)->last_error, sizeof (d)->last_error, 0, __VA_ARGS__)
 
 const char *vigil__dir_status_name(int status) {
   static const char *names[] = {"installed", "refused_proven", "fenced",
@@ -646,7 +647,7 @@ void vigil__redis_dir_config_init(vigil__redis_dir_config *c) {
 }
 
 #define invalid(err, errlen, ...)                                            \
-  vigil__redis_textf(err, errlen, VIGIL_EINVAL, __VA_ARGS__)
+  vigil__textf(err, errlen, VIGIL_EINVAL, __VA_ARGS__)
 
 static int validate(const vigil__redis_dir_config *c, vigil__redis_url *url,
                     char *err, size_t errlen) {

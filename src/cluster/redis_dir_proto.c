@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "redis_reply.h"
+#include "error.h"
 #include "redis_text.h"
 #include "sha1.h"
 
@@ -106,7 +107,7 @@ int vigil__dir_script_sha1(char out[41]) {
   return 0;
 }
 
-#define fail(err, errlen, ...) vigil__redis_textf(err, errlen, -1, __VA_ARGS__)
+#define fail(err, errlen, ...) vigil__textf(err, errlen, -1, __VA_ARGS__)
 
 static int node_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -341,7 +342,7 @@ static int is_confirmation(const redisReply *r, const char *channel) {
          r->element[2]->integer >= 1;
 }
 
-#define WRONG(...) vigil__redis_textf(why, len, VIGIL__DIR_ANSWER_WRONG, __VA_ARGS__)
+#define WRONG(...) vigil__textf(why, len, VIGIL__DIR_ANSWER_WRONG, __VA_ARGS__)
 
 int vigil__dir_check_answer(vigil__dir_step step, const redisReply *r,
                             const vigil__dir_expect *e, char *why,
@@ -380,10 +381,10 @@ int vigil__dir_check_answer(vigil__dir_step step, const redisReply *r,
         memcmp(r->str, e->inc, VIGIL__DIR_INC_LEN) == 0)
       return VIGIL__DIR_ANSWER_OK;
     if (r->type == REDIS_REPLY_NIL)
-      return vigil__redis_textf(why, len, VIGIL__DIR_ANSWER_LAPSED,
+      return vigil__textf(why, len, VIGIL__DIR_ANSWER_LAPSED,
                                 "the liveness key had expired");
     if (r->type == REDIS_REPLY_STRING && r->len <= 64)
-      return vigil__redis_textf(
+      return vigil__textf(
           why, len, VIGIL__DIR_ANSWER_LAPSED,
           "the liveness key held incarnation %.*s, not ours: is node id %s "
           "in use twice?",

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "redis_reply.h"
+#include "error.h"
 #include "redis_text.h"
 #include "vigil.h"
 
@@ -59,7 +60,7 @@ static uint64_t now_ms(const vigil__redis_link *l) {
   return vigil__redis_now_ms();
 }
 
-#define set_why(l, ...) vigil__redis_textf((l)->why, sizeof (l)->why, 0, __VA_ARGS__)
+#define set_why(l, ...) vigil__textf((l)->why, sizeof (l)->why, 0, __VA_ARGS__)
 
 /* ---- timer: the connect deadline, then the oldest command's ------------ */
 

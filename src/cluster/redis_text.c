@@ -1,8 +1,6 @@
 /* Text helpers; see redis_text.h. */
 #include "redis_text.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 
 int vigil__redis_parse_u64(const char *s, size_t len, uint64_t max,
                            uint64_t *out) {
@@ -16,14 +14,4 @@ int vigil__redis_parse_u64(const char *s, size_t len, uint64_t max,
   }
   *out = v;
   return 0;
-}
-
-int vigil__redis_textf(char *buf, size_t len, int rc, const char *fmt, ...) {
-  if (buf && len) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
 }

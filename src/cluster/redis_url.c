@@ -5,12 +5,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "error.h"
 #include "redis_text.h"
 #include "vigil.h"
 
 /* Every message starts with "redis URL: " (fmt must be a literal). */
 #define fail(err, errlen, ...)                                               \
-  vigil__redis_textf(err, errlen, VIGIL_EINVAL, "redis URL: " __VA_ARGS__)
+  vigil__textf(err, errlen, VIGIL_EINVAL, "redis URL: " __VA_ARGS__)
 
 static int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';
